@@ -1,0 +1,113 @@
+package vm
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// TailLines is how many console lines an error carries.
+const TailLines = 40
+
+// console collects the serial output line by line, logs it with host
+// timestamps and lets Expect wait for lines.
+type console struct {
+	path  string
+	log   io.Writer
+	start time.Time
+
+	mu      sync.Mutex
+	all     []string
+	cursor  int           // lines before it were consumed by Expect
+	changed chan struct{} // closed and replaced on every new line
+	done    bool
+	exitMsg func() string // extra detail for "QEMU exited" errors
+}
+
+func newConsole(log io.Writer, path string) *console {
+	return &console{path: path, log: log, start: time.Now(), changed: make(chan struct{})}
+}
+
+// read consumes QEMU's serial output until EOF. Carriage returns are dropped
+// and a final partial line still counts as a line.
+func (c *console) read(r io.Reader, onLine func(string)) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		s, err := br.ReadString('\n')
+		if s != "" {
+			line := strings.TrimRight(strings.ReplaceAll(s, "\r", ""), "\n")
+			fmt.Fprintf(c.log, "[%9.3f] %s\n", time.Since(c.start).Seconds(), line)
+			c.mu.Lock()
+			c.all = append(c.all, line)
+			close(c.changed)
+			c.changed = make(chan struct{})
+			c.mu.Unlock()
+			onLine(line)
+		}
+		if err != nil {
+			break
+		}
+	}
+	c.mu.Lock()
+	c.done = true
+	close(c.changed)
+	c.mu.Unlock()
+}
+
+func (c *console) expect(rx *regexp.Regexp, what string, timeout time.Duration, exited <-chan struct{}) ([]string, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		for i := c.cursor; i < len(c.all); i++ {
+			if sm := rx.FindStringSubmatch(c.all[i]); sm != nil {
+				c.cursor = i + 1
+				c.mu.Unlock()
+				return sm, nil
+			}
+		}
+		c.cursor = len(c.all)
+		done, changed := c.done, c.changed
+		c.mu.Unlock()
+		if done {
+			<-exited // QEMU's exit status is known by then
+			extra := ""
+			if c.exitMsg != nil {
+				extra = c.exitMsg()
+			}
+			return nil, fmt.Errorf("vm: QEMU exited before %q appeared%s%s", what, extra, c.tail(TailLines))
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return nil, fmt.Errorf("vm: %q did not appear within %v%s", what, timeout, c.tail(TailLines))
+		}
+	}
+}
+
+// tail formats the last n lines for an error message, with the log path.
+func (c *console) tail(n int) string {
+	lines := c.lines()
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return fmt.Sprintf("\n--- console %s, last %d lines:\n%s\n---", c.path, len(lines), strings.Join(lines, "\n"))
+}
+
+func (c *console) lines() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.all...)
+}
+
+func (c *console) text() string {
+	l := c.lines()
+	if len(l) == 0 {
+		return ""
+	}
+	return strings.Join(l, "\n") + "\n"
+}

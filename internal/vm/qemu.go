@@ -1,0 +1,385 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Config describes one QEMU machine. Only Kernel is required.
+type Config struct {
+	Name   string // names the run directory; default "vm"
+	Kernel string // bzImage/vmlinuz for -kernel
+	Initrd string // optional -initrd
+	// Append is the kernel command line. "console=ttyS0" and "panic=-1"
+	// (reboot at once, which ends QEMU because of -no-reboot) are added
+	// unless the line sets console= or panic= itself.
+	Append string
+	MemMiB int    // default 1024
+	SMP    int    // default 1
+	CPU    string // -cpu model; default QEMU's (qemu64)
+
+	Disks   []string // raw images attached as virtio-blk (vda, vdb, ...)
+	Net     *Net     // optional virtio-net on a 127.0.0.1 socket
+	Monitor bool     // HMP monitor on a unix socket, see Machine.Monitor
+	// Debug logs CPU resets and guest errors (triple faults) to
+	// qemu-debug.log in the run directory; KJUMP_QEMU_DEBUG=1 forces it.
+	Debug bool
+	Extra []string // further QEMU arguments
+
+	RunDir string // where logs go; default NewRunDir(Name)
+}
+
+// Net connects the machine's virtio-net NIC to another VM through a QEMU
+// socket netdev on 127.0.0.1: one VM listens on Port, the other connects.
+// Nothing else is reachable.
+type Net struct {
+	Listen bool
+	Port   int
+	MAC    string // default 52:54:00:12:34:56 (listener) / :57 (connector)
+}
+
+// Machine is a running QEMU.
+type Machine struct {
+	RunDir string
+
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	console *console
+	sockDir string
+	monitor string // monitor socket path, "" without Config.Monitor
+
+	exited  chan struct{} // closed when QEMU has exited and the console is drained
+	waitErr error         // QEMU's exit status, valid after exited
+	stderr  *tailBuffer
+	killed  bool // by Kill, a timeout or ctx, not by the guest
+	mu      sync.Mutex
+}
+
+// Start boots a machine. The context bounds its whole life: when ctx is done
+// QEMU is killed. Call Kill (or Wait) when done with it.
+func Start(ctx context.Context, cfg Config) (*Machine, error) {
+	if cfg.Kernel == "" {
+		return nil, errors.New("vm: Config.Kernel is empty")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "vm"
+	}
+	if cfg.MemMiB == 0 {
+		cfg.MemMiB = 1024
+	}
+	if cfg.SMP == 0 {
+		cfg.SMP = 1
+	}
+	if cfg.RunDir == "" {
+		d, err := NewRunDir(cfg.Name)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RunDir = d
+	}
+	// Unix socket paths are limited to 108 bytes, so they live in a short
+	// temporary directory rather than the run directory.
+	sockDir, err := os.MkdirTemp("", "kjvm")
+	if err != nil {
+		return nil, err
+	}
+	m := &Machine{RunDir: cfg.RunDir, sockDir: sockDir, exited: make(chan struct{}), stderr: &tailBuffer{max: 8192}}
+	args, err := m.args(cfg)
+	if err != nil {
+		os.RemoveAll(sockDir)
+		return nil, err
+	}
+	os.WriteFile(filepath.Join(cfg.RunDir, "qemu.cmd"), []byte(shellQuote(append([]string{"qemu-system-x86_64"}, args...))+"\n"), 0o644)
+
+	logf, err := os.Create(filepath.Join(cfg.RunDir, "console.log"))
+	if err != nil {
+		os.RemoveAll(sockDir)
+		return nil, err
+	}
+	errf, err := os.Create(filepath.Join(cfg.RunDir, "qemu.stderr"))
+	if err != nil {
+		logf.Close()
+		os.RemoveAll(sockDir)
+		return nil, err
+	}
+	m.cmd = exec.Command("qemu-system-x86_64", args...)
+	// QEMU must not outlive a crashed or interrupted test run.
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	m.cmd.Stderr = io.MultiWriter(errf, m.stderr)
+	stdout, err := m.cmd.StdoutPipe()
+	if err == nil {
+		m.stdin, err = m.cmd.StdinPipe()
+	}
+	if err == nil {
+		err = m.cmd.Start()
+	}
+	if err != nil {
+		logf.Close()
+		errf.Close()
+		os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("vm: starting qemu-system-x86_64 (apt-get install qemu-system-x86): %w", err)
+	}
+	m.console = newConsole(logf, filepath.Join(cfg.RunDir, "console.log"))
+	m.console.exitMsg = func() string {
+		if m.waitErr == nil {
+			return ""
+		}
+		return fmt.Sprintf(" (qemu: %v: %s)", m.waitErr, lastLine(m.stderr.String()))
+	}
+	go func() {
+		m.console.read(stdout, m.onLine)
+		m.waitErr = m.cmd.Wait()
+		logf.Close()
+		errf.Close()
+		os.RemoveAll(sockDir)
+		close(m.exited)
+	}()
+	go func() {
+		select {
+		case <-ctx.Done():
+			m.Kill()
+		case <-m.exited:
+		}
+	}()
+	return m, nil
+}
+
+func (m *Machine) args(cfg Config) ([]string, error) {
+	appendLine := cfg.Append
+	if !hasParam(appendLine, "console") {
+		appendLine += " console=ttyS0"
+	}
+	if !hasParam(appendLine, "panic") {
+		appendLine += " panic=-1"
+	}
+	a := []string{
+		"-accel", "tcg", // KVM hangs on the CI machines
+		"-m", fmt.Sprint(cfg.MemMiB),
+		"-smp", fmt.Sprint(cfg.SMP),
+		"-kernel", cfg.Kernel,
+		"-append", strings.TrimSpace(appendLine),
+		"-nodefaults", "-display", "none", "-no-reboot",
+		"-serial", "stdio",
+	}
+	if cfg.CPU != "" {
+		a = append(a, "-cpu", cfg.CPU)
+	}
+	if cfg.Initrd != "" {
+		a = append(a, "-initrd", cfg.Initrd)
+	}
+	for _, d := range cfg.Disks {
+		if strings.Contains(d, ",") {
+			return nil, fmt.Errorf("vm: disk path %q contains a comma", d)
+		}
+		a = append(a, "-drive", "file="+d+",format=raw,if=virtio,cache=unsafe")
+	}
+	if n := cfg.Net; n != nil {
+		mode, mac := "connect", "52:54:00:12:34:57"
+		if n.Listen {
+			mode, mac = "listen", "52:54:00:12:34:56"
+		}
+		if n.MAC != "" {
+			mac = n.MAC
+		}
+		a = append(a, "-netdev", fmt.Sprintf("socket,id=n0,%s=127.0.0.1:%d", mode, n.Port),
+			"-device", "virtio-net-pci,netdev=n0,mac="+mac)
+	}
+	if cfg.Monitor {
+		m.monitor = filepath.Join(m.sockDir, "monitor.sock")
+		a = append(a, "-monitor", "unix:"+m.monitor+",server=on,wait=off")
+	}
+	if cfg.Debug || os.Getenv("KJUMP_QEMU_DEBUG") == "1" {
+		a = append(a, "-d", "cpu_reset,guest_errors", "-D", filepath.Join(cfg.RunDir, "qemu-debug.log"))
+	}
+	return append(a, cfg.Extra...), nil
+}
+
+func hasParam(cmdline, name string) bool {
+	for _, f := range strings.Fields(cmdline) {
+		if strings.HasPrefix(f, name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// Messages the kernel prints as its very last words.
+var (
+	powerDownRE = regexp.MustCompile(`reboot: (Power down|Restarting system)|System halted`)
+	panicRE     = regexp.MustCompile(`Kernel panic - not syncing`)
+)
+
+// onLine runs for each console line. A guest that said it powers down but
+// whose QEMU stays (no ACPI in that kernel, say) is ended after a grace period.
+func (m *Machine) onLine(line string) {
+	if powerDownRE.MatchString(line) {
+		time.AfterFunc(10*time.Second, func() {
+			select {
+			case <-m.exited:
+			default:
+				m.cmd.Process.Kill()
+			}
+		})
+	}
+}
+
+// Console returns the console output so far, without the log's timestamps.
+func (m *Machine) Console() string { return m.console.text() }
+
+// ConsolePath is the console log file (each line prefixed with host seconds
+// since start).
+func (m *Machine) ConsolePath() string { return m.console.path }
+
+// Expect waits until a console line after the previous match matches the
+// regular expression re and returns its submatches. On timeout or QEMU exit
+// the error names the pattern and carries the last console lines.
+func (m *Machine) Expect(re string, timeout time.Duration) ([]string, error) {
+	rx, err := regexp.Compile(re)
+	if err != nil {
+		return nil, err
+	}
+	return m.console.expect(rx, re, timeout, m.exited)
+}
+
+// ExpectString waits for a console line containing s and returns the line.
+func (m *Machine) ExpectString(s string, timeout time.Duration) (string, error) {
+	rx := regexp.MustCompile(".*" + regexp.QuoteMeta(s) + ".*")
+	sm, err := m.console.expect(rx, s, timeout, m.exited)
+	if err != nil {
+		return "", err
+	}
+	return sm[0], nil
+}
+
+// SendConsole types s on the serial console.
+func (m *Machine) SendConsole(s string) error {
+	_, err := io.WriteString(m.stdin, s)
+	return err
+}
+
+// Exit says how a machine ended.
+type Exit struct {
+	PowerDown bool   // the kernel printed "reboot: Power down"
+	Panic     string // the kernel panic line, if any
+	Killed    bool   // ended by Kill, timeout or context, not by the guest
+	Status    error  // QEMU's exit status (nil = 0)
+}
+
+// WaitExit waits up to timeout for QEMU to end (killing it after that) and
+// reports how it ended. The error is only for the timeout.
+func (m *Machine) WaitExit(timeout time.Duration) (Exit, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	var err error
+	select {
+	case <-m.exited:
+	case <-t.C:
+		err = fmt.Errorf("vm: QEMU still running after %v; killed%s", timeout, m.console.tail(40))
+		m.Kill()
+	}
+	<-m.exited
+	m.mu.Lock()
+	killed := m.killed
+	m.mu.Unlock()
+	e := Exit{Killed: killed, Status: m.waitErr}
+	for _, l := range m.console.lines() {
+		if strings.Contains(l, "reboot: Power down") {
+			e.PowerDown = true
+		}
+		if e.Panic == "" && panicRE.MatchString(l) {
+			e.Panic = l
+		}
+	}
+	return e, err
+}
+
+// Wait waits for the guest to power off and QEMU to exit. Anything else — a
+// panic, a reset without power-down (a triple fault ends QEMU too, because of
+// -no-reboot), QEMU failing or the timeout — is an error.
+func (m *Machine) Wait(timeout time.Duration) error {
+	e, err := m.WaitExit(timeout)
+	switch {
+	case err != nil:
+		return err
+	case e.Panic != "":
+		return fmt.Errorf("vm: guest kernel panic: %s%s", strings.TrimSpace(e.Panic), m.console.tail(40))
+	case e.Killed:
+		return fmt.Errorf("vm: QEMU was killed before the guest powered off%s", m.console.tail(40))
+	case e.Status != nil && !e.PowerDown:
+		return fmt.Errorf("vm: QEMU failed: %v: %s%s", e.Status, lastLine(m.stderr.String()), m.console.tail(40))
+	case !e.PowerDown:
+		return fmt.Errorf("vm: guest reset without powering off (triple fault? rerun with KJUMP_QEMU_DEBUG=1)%s", m.console.tail(40))
+	}
+	return nil
+}
+
+// Kill ends QEMU (if still running) and waits for it. It is safe to call
+// more than once and after the guest powered off.
+func (m *Machine) Kill() {
+	select {
+	case <-m.exited:
+		return
+	default:
+	}
+	m.mu.Lock()
+	m.killed = true
+	m.mu.Unlock()
+	m.cmd.Process.Kill()
+	<-m.exited
+}
+
+// Exited is closed once QEMU has exited.
+func (m *Machine) Exited() <-chan struct{} { return m.exited }
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+func shellQuote(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=/.,:") == "" {
+			q[i] = a
+		} else {
+			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(q, " ")
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	b   []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = t.b[len(t.b)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
