@@ -1,13 +1,21 @@
 // Command hibernate saves the running machine through a kexec jump into a
 // helper kernel. Subcommands live in their own files and register in init.
+// The same static binary is PID 1 of the helper kernel.
 package main
 
 import (
 	"os"
 
 	"github.com/kjump/kjump/internal/cli"
+	"github.com/kjump/kjump/internal/helper"
 )
 
 var commands = &cli.Set{Prog: "hibernate"}
 
-func main() { os.Exit(commands.Main(os.Args[1:])) }
+func main() {
+	if helper.IsHelper() {
+		helper.Main()
+		os.Exit(1)
+	}
+	os.Exit(commands.Main(os.Args[1:]))
+}

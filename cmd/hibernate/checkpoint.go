@@ -1,0 +1,49 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/kjump/kjump/internal/cli"
+	"github.com/kjump/kjump/internal/hibernate"
+)
+
+func init() {
+	commands.Register(cli.Command{Name: "checkpoint", Summary: "save the machine and keep running (jump to the helper and back)",
+		Run: func(args []string) error { return runJump("checkpoint", args) }})
+}
+
+// helperFlags are the options every jumping command shares.
+func helperFlags(fs *flag.FlagSet, o *hibernate.Options) {
+	fs.StringVar(&o.HelperKernel, "kernel", "/boot/kjump/helper.bzImage", "helper kernel `bzImage`")
+	fs.StringVar(&o.HelperInitrd, "initrd", "/boot/kjump/helper.cpio.gz", "helper `initramfs` (from 'hibernate prepare')")
+	fs.StringVar(&o.HelperArgs, "helper-args", "", "extra helper kernel command line")
+	fs.StringVar(&o.Target, "to", "", "image `target`: file, directory, block device, UUID=, LABEL=")
+	fs.StringVar(&o.Level, "level", "fast", "compression level: fast, default or best")
+	fs.IntVar(&o.Threads, "threads", 0, "compression threads in the helper (0: all CPUs)")
+}
+
+func runJump(mode string, args []string) error {
+	o := hibernate.Options{Mode: mode, Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "hibernate: "+f+"\n", a...) }}
+	fs := commands.FlagSet(mode, "")
+	helperFlags(fs, &o)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "hibernate: %s: jumping to the helper kernel\n", mode)
+	out, err := hibernate.Jump(o)
+	if err != nil {
+		return err
+	}
+	r := out.Result
+	fmt.Printf("hibernate: back after %s: helper (%d CPUs) read %s of RAM in %.2fs\n",
+		out.Away.Round(time.Millisecond), r.CPUs, humanize.IBytes(r.RAMBytes), r.Seconds)
+	for k, v := range r.Details {
+		fmt.Printf("hibernate: helper %s=%s\n", k, v)
+	}
+	return nil
+}

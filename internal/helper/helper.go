@@ -1,0 +1,223 @@
+// Package helper is kjump's PID 1 inside the helper kernel: it reads its
+// instructions from the handoff area, captures the stopped original
+// kernel's RAM through /proc/vmcore, reports, and jumps back (or powers off
+// once a hibernation image is committed).
+package helper
+
+import (
+		"debug/elf"
+	"hash/crc64"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/jump/purgatory"
+	"github.com/kjump/kjump/internal/physmem"
+)
+
+// IsHelper reports whether this process is PID 1 of a kjump helper kernel:
+// kjump's binary is init only there (the kernel passes unknown command
+// line words such as "nokaslr" as arguments, so they cannot decide).
+func IsHelper() bool { return os.Getpid() == 1 }
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "kjump-helper: "+format+"\n", args...)
+}
+
+// Main runs the helper. It only returns if it could not even jump back.
+func Main() error {
+	if err := mountBasics(); err != nil {
+		logf("%v", err)
+	}
+	start := time.Now()
+	addr, err := handoffAddr()
+	if err != nil {
+		return fatal(err)
+	}
+	mem, err := physmem.Open("/dev/mem", true)
+	if err != nil {
+		return fatal(err)
+	}
+	buf := make([]byte, jump.HandoffSize)
+	if _, err := mem.ReadAt(buf, int64(addr)); err != nil {
+		return fatal(fmt.Errorf("reading the handoff area at %#x: %w", addr, err))
+	}
+	h, err := jump.DecodeHandoff(buf)
+	if err != nil {
+		return fatal(err)
+	}
+	in := h.Instructions
+	logf("up in %.2fs on %d CPUs: mode %s, jump-back entry %#x", uptime(), runtime.NumCPU(), in.Mode, h.Entry)
+
+	res := jump.Result{Mode: in.Mode, CPUs: runtime.NumCPU(), Details: map[string]string{}}
+	work := func() error {
+		switch in.Mode {
+		case "probe", "checkpoint":
+			return sampleOriginal(&res)
+		}
+		return fmt.Errorf("mode %q is not supported by this helper", in.Mode)
+	}
+	if err := work(); err != nil {
+		res.Error = err.Error()
+		logf("failed: %v; jumping back", err)
+	} else {
+		res.OK = true
+	}
+	res.Seconds = time.Since(start).Seconds()
+	if err := jump.SetResult(buf, res); err != nil {
+		return fatal(err)
+	}
+	if _, err := mem.WriteAt(buf, int64(addr)); err != nil {
+		return fatal(fmt.Errorf("writing the report: %w", err))
+	}
+	return fatal(jumpBack(mem, h))
+}
+
+// jumpBack loads the jump-back image and executes it; it returns only on
+// failure.
+func jumpBack(mem *physmem.Mem, h jump.Handoff) error {
+	in := h.Instructions
+	var gdt purgatory.GDTDesc
+	if in.SavedContext != 0 {
+		ctx := make([]byte, 1024)
+		if _, err := mem.ReadAt(ctx, int64(in.SavedContext)); err != nil {
+			return fmt.Errorf("reading the original's saved_context: %w", err)
+		}
+		d, err := jump.FindSavedGDT(ctx)
+		if err != nil && strings.HasPrefix(in.Convention, "classic") {
+			return err
+		}
+		gdt = d
+	}
+	entryPage := make([]byte, jump.PageSize)
+	if _, err := mem.ReadAt(entryPage, int64(h.Entry&^(jump.PageSize-1))); err != nil {
+		return fmt.Errorf("reading the original's entry page: %w", err)
+	}
+	low := make([]byte, jump.LowMemSize)
+	if _, err := mem.ReadAt(low, int64(in.Backup)); err != nil {
+		return fmt.Errorf("reading the low-memory backup: %w", err)
+	}
+	im, err := jump.JumpBack{Entry: h.Entry, GDT: gdt, StubAddr: in.JumpStub, EntryPage: entryPage, LowMem: low}.Image()
+	if err != nil {
+		return err
+	}
+	if err := im.Load(); err != nil {
+		return err
+	}
+	logf("jumping back to %#x (GDT %#x/%#x)", h.Entry, gdt.Limit, gdt.Base)
+	return jump.Jump()
+}
+
+// sampleOriginal reads all of the original's RAM through /proc/vmcore,
+// counts zero pages and checksums every 64th page: proof that the helper
+// sees the stopped kernel's memory, cheap enough for an emulated CPU.
+func sampleOriginal(res *jump.Result) error {
+	f, err := os.Open("/proc/vmcore")
+	if err != nil {
+		return fmt.Errorf("opening /proc/vmcore: %w (the helper was not given an elfcorehdr)", err)
+	}
+	defer f.Close()
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return fmt.Errorf("parsing /proc/vmcore: %w", err)
+	}
+	h := crc64.New(crc64.MakeTable(crc64.ECMA))
+	zero := make([]byte, jump.PageSize)
+	page := make([]byte, 1<<20)
+	var total, zeros uint64
+	t0 := time.Now()
+	for _, p := range ef.Progs {
+		if p.Type != elf.PT_LOAD {
+			continue
+		}
+		r := io.NewSectionReader(f, int64(p.Off), int64(p.Filesz))
+		for {
+			n, err := io.ReadFull(r, page)
+			for off := 0; off+jump.PageSize <= n; off += jump.PageSize {
+				pg := page[off : off+jump.PageSize]
+				if string(pg) == string(zero) {
+					zeros++
+				}
+				if (total+uint64(off))/jump.PageSize%64 == 0 {
+					h.Write(pg)
+				}
+			}
+			total += uint64(n)
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("reading /proc/vmcore at paddr %#x: %w", p.Paddr, err)
+			}
+		}
+	}
+	secs := time.Since(t0).Seconds()
+	res.RAMBytes = total
+	res.Details["sample_crc64"] = strconv.FormatUint(h.Sum64(), 16)
+	res.Details["zero_pages"] = strconv.FormatUint(zeros, 10)
+	res.Details["read_seconds"] = strconv.FormatFloat(secs, 'f', 2, 64)
+	logf("read %d MiB of the original's RAM in %.2fs (%d zero pages)", total>>20, secs, zeros)
+	return nil
+}
+
+func handoffAddr() (uint64, error) {
+	b, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return 0, err
+	}
+	for _, a := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(a, "kjump.handoff="); ok {
+			return strconv.ParseUint(v, 0, 64)
+		}
+	}
+	return 0, fmt.Errorf("no kjump.handoff= on the helper's command line")
+}
+
+func mountBasics() error {
+	for _, m := range []struct{ src, dst, fs string }{
+		{"proc", "/proc", "proc"}, {"sysfs", "/sys", "sysfs"}, {"devtmpfs", "/dev", "devtmpfs"}, {"tmpfs", "/tmp", "tmpfs"},
+	} {
+		os.MkdirAll(m.dst, 0o755)
+		if err := unix.Mount(m.src, m.dst, m.fs, 0, ""); err != nil && err != unix.EBUSY {
+			return fmt.Errorf("mounting %s: %w", m.dst, err)
+		}
+	}
+	if c, err := os.OpenFile("/dev/console", os.O_RDWR, 0); err == nil {
+		for fd := 0; fd <= 2; fd++ {
+			unix.Dup2(int(c.Fd()), fd)
+		}
+	}
+	return nil
+}
+
+func uptime() float64 {
+	b, _ := os.ReadFile("/proc/uptime")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// fatal is the end of the road: the helper cannot return to the original.
+// Say so loudly and power off rather than hang; the original's memory is
+// lost, but no half-written image is committed.
+func fatal(err error) error {
+	logf("FATAL: %v", err)
+	if b, err := os.ReadFile("/proc/iomem"); err == nil {
+		logf("helper's /proc/iomem:\n%s", b)
+	}
+	logf("cannot return to the original kernel; powering off in 10s")
+	unix.Sync()
+	time.Sleep(10 * time.Second)
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	return err
+}

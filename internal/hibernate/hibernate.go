@@ -1,0 +1,234 @@
+// Package hibernate is the original kernel's side of a kexec-jump
+// hibernation: check the machine, lay out and load the helper kernel, hand
+// it its instructions, jump, and report what the helper did once it returns.
+package hibernate
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/physmem"
+)
+
+// Options select the helper and what it does.
+type Options struct {
+	Mode         string // "checkpoint", "now" or "probe"
+	HelperKernel string // bzImage of the helper kernel
+	HelperInitrd string // its initramfs (kjump's static binary as /init)
+	HelperArgs   string // extra helper command line; console= is inherited
+	Target       string
+	Level        string
+	Threads      int
+	Log          func(format string, args ...any)
+}
+
+// Outcome is what a completed jump reports.
+type Outcome struct {
+	Result   jump.Result
+	Away     time.Duration // wall time between jump and return
+	Plan     *jump.HelperPlan
+	Symbols  jump.Symbols
+	Returned bool
+}
+
+// System is a snapshot of what the running kernel tells about itself.
+type System struct {
+	Cmdline    string
+	IOMem      []jump.Resource
+	Firmware   []jump.FirmwareEntry
+	Symbols    jump.Symbols
+	VMCoreInfo jump.Range
+}
+
+// ReadSystem gathers the kernel facts a plan needs.
+func ReadSystem() (*System, error) {
+	s := &System{}
+	b, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return nil, err
+	}
+	s.Cmdline = strings.TrimSpace(string(b))
+	if s.IOMem, err = jump.ReadIOMem(); err != nil {
+		return nil, err
+	}
+	if s.Firmware, err = jump.ReadFirmwareMemmap("/sys/firmware/memmap"); err != nil {
+		return nil, err
+	}
+	if s.Symbols, err = jump.ReadKallsyms(jump.KernelSymbolsWanted...); err != nil {
+		return nil, err
+	}
+	if r, err := jump.ReadVMCoreInfo(); err == nil {
+		s.VMCoreInfo = r
+	}
+	return s, nil
+}
+
+// CheckKernel refuses kernels that cannot kexec-jump, naming the fix.
+func CheckKernel() error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("must run as root")
+	}
+	if _, err := os.Stat("/sys/kernel/kexec_loaded"); err != nil {
+		return fmt.Errorf("kernel %s has no kexec support (CONFIG_KEXEC): use a kernel built with CONFIG_KEXEC=y and CONFIG_KEXEC_JUMP=y", jump.KernelRelease())
+	}
+	cfg, ok, err := jump.ReadKernelConfig()
+	if err != nil {
+		return err
+	}
+	if ok && !cfg.Enabled("CONFIG_KEXEC_JUMP") {
+		return noKexecJump(cfg.Source)
+	}
+	if !ok {
+		// No config to read: ask the kernel. kexec_load rejects the
+		// preserve-context flag outright when KEXEC_JUMP is not built in.
+		if err := probePreserveContext(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func noKexecJump(source string) error {
+	return fmt.Errorf("kernel %s was built without CONFIG_KEXEC_JUMP (%s): kjump needs a kernel with CONFIG_KEXEC_JUMP=y (see docs/setup.md); nothing was changed", jump.KernelRelease(), source)
+}
+
+func probePreserveContext() error {
+	probe := jump.Image{Entry: 16 << 20, PreserveContext: true,
+		Segments: []jump.Segment{jump.NewSegment(make([]byte, jump.PageSize), 16<<20)}}
+	err := probe.Load()
+	jump.Unload()
+	if errors.Is(err, unix.EINVAL) {
+		return noKexecJump("kexec_load refused KEXEC_PRESERVE_CONTEXT")
+	}
+	return err
+}
+
+// consoleArgs keeps the console settings of the original for the helper.
+func consoleArgs(cmdline string) string {
+	var keep []string
+	for _, a := range strings.Fields(cmdline) {
+		if strings.HasPrefix(a, "console=") || strings.HasPrefix(a, "earlyprintk=") || strings.HasPrefix(a, "loglevel=") {
+			keep = append(keep, a)
+		}
+	}
+	return strings.Join(keep, " ")
+}
+
+// Plan lays out the helper for this machine.
+func Plan(sys *System, o Options) (*jump.HelperPlan, error) {
+	k, err := jump.ReadBzImage(o.HelperKernel)
+	if err != nil {
+		return nil, err
+	}
+	initrd, err := os.ReadFile(o.HelperInitrd)
+	if err != nil {
+		return nil, fmt.Errorf("reading helper initramfs: %w (run 'hibernate prepare')", err)
+	}
+	region, err := jump.FindReservation(sys.Cmdline, sys.IOMem, 64<<20)
+	if err != nil {
+		return nil, err
+	}
+	return jump.PlanHelper(jump.HelperConfig{Kernel: k, Initrd: initrd, Region: region,
+		Cmdline: consoleArgs(sys.Cmdline) + " " + o.HelperArgs, Firmware: sys.Firmware,
+		IOMem: sys.IOMem, VMCoreInfo: sys.VMCoreInfo, ACPIRSDP: acpiRSDP()})
+}
+
+// acpiRSDP reads the RSDP from the EFI system table when there is one; BIOS
+// machines let the helper scan for it.
+func acpiRSDP() uint64 {
+	b, err := os.ReadFile("/sys/firmware/efi/systab")
+	if err != nil {
+		return 0
+	}
+	var v uint64
+	for _, line := range strings.Fields(string(b)) {
+		for _, key := range []string{"ACPI20=", "ACPI="} {
+			if s, ok := strings.CutPrefix(line, key); ok && v == 0 {
+				fmt.Sscanf(s, "0x%x", &v)
+			}
+		}
+	}
+	return v
+}
+
+// Jump runs one kexec jump: it returns when the helper jumps back. A helper
+// told to power off never returns.
+func Jump(o Options) (*Outcome, error) {
+	logf := o.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	if err := CheckKernel(); err != nil {
+		return nil, err
+	}
+	sys, err := ReadSystem()
+	if err != nil {
+		return nil, err
+	}
+	plan, err := Plan(sys, o)
+	if err != nil {
+		return nil, err
+	}
+	conv := sys.Symbols.JumpConvention()
+	savedCtx, err := sys.Symbols.SavedContextAddr(sys.IOMem)
+	if err != nil && conv == jump.ConventionClassic {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	in := jump.Instructions{Mode: o.Mode, SavedContext: savedCtx, Convention: conv.String(),
+		Backup: plan.Backup.Start, JumpStub: plan.JumpStub, Target: o.Target, Level: o.Level,
+		Threads: o.Threads, Release: jump.KernelRelease(), Hostname: host,
+		BootID: strings.TrimSpace(string(bootID)), Issued: time.Now().UTC()}
+	handoff, err := jump.EncodeHandoff(in)
+	if err != nil {
+		return nil, err
+	}
+	mem, err := physmem.Open("/dev/mem", true)
+	if err != nil {
+		return nil, err
+	}
+	defer mem.Close()
+	if _, err := mem.WriteAt(handoff, int64(plan.Handoff)); err != nil {
+		return nil, fmt.Errorf("writing the handoff area: %w", err)
+	}
+	if err := plan.Image.Load(); err != nil {
+		return nil, err
+	}
+	logf("helper loaded: region %v, helper RAM %v, handoff %#x, %s", plan.Tail, plan.HelperRAM, plan.Handoff, conv)
+	unix.Sync()
+	// Wall clock, not monotonic: the original's monotonic clock stands
+	// still while it is away.
+	start := time.Now().Round(0)
+	jerr := jump.Jump()
+	away := time.Now().Round(0).Sub(start)
+	// The loaded image now starts at the helper's re-entry point, which
+	// skips the jump-back stub: never run it again.
+	jump.Unload()
+	if jerr != nil {
+		return nil, jerr
+	}
+	out := &Outcome{Away: away, Plan: plan, Symbols: sys.Symbols, Returned: true}
+	buf := make([]byte, jump.HandoffSize)
+	if _, err := mem.ReadAt(buf, int64(plan.Handoff)); err != nil {
+		return out, fmt.Errorf("reading the helper's report: %w", err)
+	}
+	h, err := jump.DecodeHandoff(buf)
+	if err != nil {
+		return out, err
+	}
+	if h.Result == nil {
+		return out, fmt.Errorf("the helper returned without a report")
+	}
+	out.Result = *h.Result
+	if !h.Result.OK {
+		return out, fmt.Errorf("helper failed: %s", h.Result.Error)
+	}
+	return out, nil
+}

@@ -1,0 +1,189 @@
+package jump
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kjump/kjump/internal/jump/purgatory"
+)
+
+// LowMemSize is the low memory [0, 640 KiB) the helper kernel reuses (its SMP
+// trampoline lives there): the purgatory backs it up, the helper reads the
+// original's copy from the backup, and the jump back puts it in place again.
+const LowMemSize = 0xa0000
+
+// DefaultMinWorkRAM is the least memory the helper needs beyond its kernel
+// and initramfs to run the image writer.
+const DefaultMinWorkRAM = 48 << 20
+
+// HelperConfig is everything needed to plan the helper image.
+type HelperConfig struct {
+	Kernel     *BzImage
+	Initrd     []byte
+	Cmdline    string // appended to the helper's command line (console=, loglevel=)
+	Region     Reservation
+	Firmware   []FirmwareEntry // /sys/firmware/memmap of the original
+	IOMem      []Resource      // /proc/iomem of the original
+	VMCoreInfo Range           // the original's VMCOREINFO note; may be empty
+	ACPIRSDP   uint64
+	MinWorkRAM uint64 // 0: DefaultMinWorkRAM
+}
+
+// HelperPlan is the laid-out helper image.
+type HelperPlan struct {
+	Image     Image
+	Handoff   uint64 // physical address of the handoff area
+	JumpStub  uint64 // page reserved for the helper's jump-back stub
+	Backup    Range  // where the purgatory saves [0, LowMemSize)
+	HelperRAM Range  // the part of the region the helper may use
+	Tail      Range  // top of the region, reserved for kjump's own pages
+	E820      []E820Entry
+	Loads     []CoreLoad // the original's RAM as the helper's /proc/vmcore shows it
+	Cmdline   string
+}
+
+// OriginalRAM is the memory a hibernation image must hold: the kernel's
+// System RAM, page aligned, minus the helper's reservation.
+func OriginalRAM(iomem []Resource, region Range) Ranges {
+	var rs Ranges
+	for _, r := range SystemRAM(iomem) {
+		if a := r.PageAligned(); !a.Empty() {
+			rs = append(rs, a)
+		}
+	}
+	return rs.Subtract(region).Normalize()
+}
+
+// PlanHelper lays out the reserved region, top down:
+//
+//	region.End  ┬ handoff area (HandoffSize)
+//	            │ jump-back stub page, purgatory, boot_params, command line,
+//	            │ ELF core header, identity page tables
+//	tail.Start  ┴ low-memory backup (LowMemSize)
+//	            ┬ initrd (top of the helper's RAM)
+//	            │ free: the helper's working memory
+//	region.Start┴ kernel (aligned load address, init_size bytes)
+func PlanHelper(c HelperConfig) (*HelperPlan, error) {
+	if c.MinWorkRAM == 0 {
+		c.MinWorkRAM = DefaultMinWorkRAM
+	}
+	region := c.Region.Range
+	if region.Start%PageSize != 0 || region.End%PageSize != 0 {
+		return nil, fmt.Errorf("reserved region %v is not page aligned", region)
+	}
+	if region.Start < 1<<20 {
+		return nil, fmt.Errorf("reserved region %v starts below 1 MiB; reserve memory above 16 MiB", region)
+	}
+	loads, err := coreLoads(OriginalRAM(c.IOMem, region), 0)
+	if err != nil {
+		return nil, err
+	}
+	// Sizes first, addresses second: the tail's size depends on the ELF
+	// header and page tables, which do not depend on where they sit.
+	elfProbe, err := ElfCoreHeader(loads, c.VMCoreInfo)
+	if err != nil {
+		return nil, err
+	}
+	mapped := Ranges{{0, LowMemSize}, region}
+	ptSize := uint64(len(NewIdentityMap(0, mapped).Pages))
+	cmdlineSize := alignUp(uint64(max(c.Kernel.CmdlineSize, 2048)), PageSize)
+	p := &HelperPlan{}
+	top := region.End
+	take := func(size uint64) uint64 { top -= alignUp(size, PageSize); return top }
+	p.Handoff = take(HandoffSize)
+	p.JumpStub = take(PageSize)
+	purgAddr := take(uint64(purgatory.Size()))
+	bpAddr := take(PageSize)
+	cmdAddr := take(cmdlineSize)
+	elfAddr := take(uint64(len(elfProbe)))
+	ptAddr := take(ptSize)
+	p.Backup = RangeOf(take(LowMemSize), LowMemSize)
+	p.Tail = Range{top, region.End}
+
+	if loads, err = coreLoads(OriginalRAM(c.IOMem, region), p.Backup.Start); err != nil {
+		return nil, err
+	}
+	p.Loads = loads
+	elfHdr, err := ElfCoreHeader(loads, c.VMCoreInfo)
+	if err != nil {
+		return nil, err
+	}
+	if len(elfHdr) != len(elfProbe) {
+		return nil, fmt.Errorf("internal: ELF core header size changed while planning")
+	}
+	pt := NewIdentityMap(ptAddr, mapped)
+
+	kernelAddr := alignUp(region.Start, c.Kernel.KernelAlignment)
+	kernelEnd := kernelAddr + alignUp(c.Kernel.InitSize, PageSize)
+	initrd := RangeOf(alignDown(p.Tail.Start-uint64(len(c.Initrd)), PageSize), uint64(len(c.Initrd)))
+	p.HelperRAM = Range{region.Start, p.Tail.Start}
+	if initrd.Start < kernelEnd || initrd.Start-kernelEnd < c.MinWorkRAM {
+		need := (kernelEnd - region.Start) + alignUp(uint64(len(c.Initrd)), PageSize) + c.MinWorkRAM + p.Tail.Size()
+		return nil, fmt.Errorf("reserved region %v (%d MiB) is too small for the helper: its kernel needs %d MiB, its initramfs %d MiB, kjump %d MiB, plus %d MiB to work; reserve at least %d MiB",
+			region, region.Size()>>20, (kernelEnd-kernelAddr)>>20, uint64(len(c.Initrd))>>20, p.Tail.Size()>>20, c.MinWorkRAM>>20, need>>20+1)
+	}
+
+	p.Cmdline = strings.Join(strings.Fields(fmt.Sprintf("%s nokaslr elfcorehdr=%#x@%#x kjump.handoff=%#x panic=-1",
+		c.Cmdline, len(elfHdr), elfAddr, p.Handoff)), " ")
+	if uint64(len(p.Cmdline)) >= cmdlineSize {
+		return nil, fmt.Errorf("helper command line is %d bytes, limit %d", len(p.Cmdline), cmdlineSize-1)
+	}
+	var lowRAM Ranges
+	for _, f := range c.Firmware {
+		if FirmwareType(f.Type) == E820RAM {
+			if r := f.Intersect(Range{0, LowMemSize}).PageAligned(); !r.Empty() {
+				lowRAM = append(lowRAM, r)
+			}
+		}
+	}
+	if len(lowRAM) == 0 {
+		return nil, fmt.Errorf("firmware memory map has no RAM below 640 KiB for the helper's SMP trampoline")
+	}
+	p.E820 = HelperMemoryMap(c.Firmware, append(lowRAM, p.HelperRAM), Ranges{p.Tail})
+	bp, err := BootParams{Kernel: c.Kernel, Cmdline: cmdAddr, CmdlineLen: len(p.Cmdline), Initrd: initrd,
+		E820: p.E820, ACPIRSDP: c.ACPIRSDP}.Build()
+	if err != nil {
+		return nil, err
+	}
+	purg, err := purgatory.Build(purgatory.Params{Handoff: p.Handoff, BackupSrc: 0, BackupDst: p.Backup.Start,
+		BackupLen: LowMemSize, PML4: pt.PML4, PML5: pt.PML5, BootParams: bpAddr, KernelEntry: kernelAddr + entry64Offset})
+	if err != nil {
+		return nil, err
+	}
+	p.Image = Image{
+		Entry:           purgAddr,
+		PreserveContext: true,
+		Segments: []Segment{
+			{Buf: c.Kernel.Payload, Mem: kernelAddr, MemSize: kernelEnd - kernelAddr},
+			NewSegment(c.Initrd, initrd.Start),
+			NewSegment(elfHdr, elfAddr),
+			NewSegment(pt.Pages, ptAddr),
+			NewSegment(append([]byte(p.Cmdline), 0), cmdAddr),
+			NewSegment(bp, bpAddr),
+			NewSegment(purg, purgAddr),
+		},
+	}
+	if err := p.Image.Validate(); err != nil {
+		return nil, fmt.Errorf("internal: helper image: %w", err)
+	}
+	return p, nil
+}
+
+// coreLoads describes ram for the ELF core header; the low-memory part is
+// read from the backup area at backup (0 while only sizing).
+func coreLoads(ram Ranges, backup uint64) ([]CoreLoad, error) {
+	if len(ram) == 0 {
+		return nil, fmt.Errorf("no System RAM found in /proc/iomem")
+	}
+	var loads []CoreLoad
+	low := Range{0, LowMemSize}
+	for _, r := range ram {
+		if l := r.Intersect(low); !l.Empty() {
+			loads = append(loads, CoreLoad{PAddr: l.Start, Source: backup + l.Start, Size: l.Size()})
+		}
+		for _, h := range (Ranges{r}).Subtract(low) {
+			loads = append(loads, CoreLoad{PAddr: h.Start, Source: h.Start, Size: h.Size()})
+		}
+	}
+	return loads, nil
+}
