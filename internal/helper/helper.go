@@ -5,9 +5,9 @@
 package helper
 
 import (
-		"debug/elf"
-	"hash/crc64"
+	"debug/elf"
 	"fmt"
+	"hash/crc64"
 	"io"
 	"os"
 	"runtime"

@@ -22,12 +22,12 @@ const (
 // BootParams describes the zero page handed to a kernel entered through the
 // 64-bit boot protocol.
 type BootParams struct {
-	Kernel      *BzImage
-	Cmdline     uint64 // physical address of the NUL-terminated command line
-	CmdlineLen  int    // bytes, without the NUL
-	Initrd      Range
-	E820        []E820Entry
-	ACPIRSDP    uint64 // 0: let the kernel find it (BIOS scan)
+	Kernel     *BzImage
+	Cmdline    uint64 // physical address of the NUL-terminated command line
+	CmdlineLen int    // bytes, without the NUL
+	Initrd     Range
+	E820       []E820Entry
+	ACPIRSDP   uint64 // 0: let the kernel find it (BIOS scan)
 }
 
 // Build returns the 4 KiB zero page.
