@@ -1,0 +1,507 @@
+package image
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"time"
+)
+
+// On-disk layout; docs/image-format.md is the specification and must change
+// together with this file. All integers are little endian.
+const (
+	versionMajor = 1 // readers refuse other majors
+	versionMinor = 0 // readers accept newer minors (additions only)
+
+	headerMagic = "KJUMPIMG"
+	chunkMagic  = "KJCK"
+	indexMagic  = "KJIX"
+	commitMagic = "KJCOMMIT"
+
+	headerFixedLen = 64
+	chunkFixedLen  = 32
+	extentLen      = 12 // paddr uint64, pages uint32
+	indexFixedLen  = 16
+	indexEntryLen  = 16 // offset uint64, length uint32, crc uint32
+	commitLen      = 128
+	crcLen         = 4
+
+	compressionZstd = 1
+
+	defaultPageSize  = 4096
+	defaultChunkSize = 2 << 20
+
+	// Parser limits: far above anything Write produces, low enough that a
+	// damaged length field cannot make a reader allocate without bound.
+	maxRanges       = 1 << 16
+	maxMetadataLen  = 1 << 20
+	maxChunkSize    = 64 << 20
+	minChunkSize    = 4096
+	maxPageSize     = 1 << 21
+	maxChunkCount   = 1 << 28
+	stateCommitted  = 1
+	stateInvalid    = 2
+	commitDigestLen = 32
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+var le = binary.LittleEndian
+
+// Metadata describes the saved system. It is stored as JSON inside the
+// checksummed header so fields can be added without a format change;
+// readers ignore fields they do not know.
+type Metadata struct {
+	KernelRelease string    `json:"kernel_release"`
+	BootID        string    `json:"boot_id"`
+	Hostname      string    `json:"hostname"`
+	Created       time.Time `json:"created"`
+	// PageSize is the saved kernel's page size; 0 means 4096.
+	PageSize    uint32        `json:"page_size"`
+	JumpBack    JumpBack      `json:"jump_back"`
+	Filesystems []Fingerprint `json:"filesystems,omitempty"`
+	// Extra holds anything else a caller wants to carry (tool versions,
+	// kernel command line); the image does not interpret it.
+	Extra map[string]string `json:"extra,omitempty"`
+}
+
+// JumpBack is where the helper kernel re-enters the original kernel and the
+// GDT descriptor it needs; the image stores it without interpreting it.
+type JumpBack struct {
+	Entry    uint64 `json:"entry"`
+	GDTLimit uint16 `json:"gdt_limit"`
+	GDTBase  uint64 `json:"gdt_base"`
+	Flags    uint32 `json:"flags"`
+}
+
+// Fingerprint identifies the state of a mounted filesystem at hibernation,
+// so resume can refuse when the disk changed underneath the image.
+type Fingerprint struct {
+	Device     string `json:"device"`
+	UUID       string `json:"uuid"`
+	Type       string `json:"type"`
+	Generation string `json:"generation"` // e.g. ext4 s_wtime/s_mtime, btrfs generation
+}
+
+// header is the first record of an image.
+//
+//	off len field
+//	  0   8 magic "KJUMPIMG"
+//	  8   2 version major
+//	 10   2 version minor
+//	 12   4 header length (whole record incl. CRC)
+//	 16  16 image id (random; the commit record repeats it)
+//	 32   4 page size
+//	 36   4 chunk size (RAM bytes covered by one chunk)
+//	 40   4 compression (1 = zstd)
+//	 44   4 range count
+//	 48   4 metadata length
+//	 52   4 chunk count (0 until the writer finishes)
+//	 56   8 RAM bytes (sum of ranges)
+//	 64  16*n ranges (start, end)
+//	  .   m metadata JSON
+//	  .   4 CRC32C of all preceding header bytes
+type header struct {
+	ID          [16]byte
+	PageSize    uint32
+	ChunkSize   uint32
+	Compression uint32
+	ChunkCount  uint32
+	Ranges      []Range
+	Meta        Metadata
+	metaJSON    []byte
+	Minor       uint16
+}
+
+func (h *header) encode() ([]byte, error) {
+	meta, err := json.Marshal(h.Meta)
+	if err != nil {
+		return nil, fmt.Errorf("encoding metadata: %w", err)
+	}
+	if len(meta) > maxMetadataLen {
+		return nil, fmt.Errorf("metadata is %d bytes, more than the %d allowed: drop Extra entries or filesystem fingerprints", len(meta), maxMetadataLen)
+	}
+	if len(h.Ranges) > maxRanges {
+		return nil, fmt.Errorf("%d RAM ranges, more than the %d an image can hold", len(h.Ranges), maxRanges)
+	}
+	n := headerFixedLen + 16*len(h.Ranges) + len(meta) + crcLen
+	b := make([]byte, n)
+	copy(b, headerMagic)
+	le.PutUint16(b[8:], versionMajor)
+	le.PutUint16(b[10:], versionMinor)
+	le.PutUint32(b[12:], uint32(n))
+	copy(b[16:32], h.ID[:])
+	le.PutUint32(b[32:], h.PageSize)
+	le.PutUint32(b[36:], h.ChunkSize)
+	le.PutUint32(b[40:], h.Compression)
+	le.PutUint32(b[44:], uint32(len(h.Ranges)))
+	le.PutUint32(b[48:], uint32(len(meta)))
+	le.PutUint32(b[52:], h.ChunkCount)
+	le.PutUint64(b[56:], totalSize(h.Ranges))
+	p := b[headerFixedLen:]
+	for _, r := range h.Ranges {
+		le.PutUint64(p, r.Start)
+		le.PutUint64(p[8:], r.End)
+		p = p[16:]
+	}
+	copy(p, meta)
+	le.PutUint32(b[n-crcLen:], crc(b[:n-crcLen]))
+	h.metaJSON = meta
+	return b, nil
+}
+
+// headerLen validates the fixed part of a header and returns the length of
+// the whole record, so a reader knows how much to read.
+func headerLen(b []byte) (int, error) {
+	if len(b) < headerFixedLen {
+		return 0, corrupt("header", 0, "image is %d bytes, shorter than a header", len(b))
+	}
+	if string(b[:8]) != headerMagic {
+		return 0, ErrNotImage
+	}
+	if major := le.Uint16(b[8:]); major != versionMajor {
+		return 0, &VersionError{Major: major, Minor: le.Uint16(b[10:])}
+	}
+	n := int64(le.Uint32(b[12:]))
+	nr, nm := int64(le.Uint32(b[44:])), int64(le.Uint32(b[48:]))
+	if nr > maxRanges || nm > maxMetadataLen || n != headerFixedLen+16*nr+nm+crcLen {
+		return 0, corrupt("header", 12, "header length %d does not match %d ranges and %d metadata bytes", n, nr, nm)
+	}
+	return int(n), nil
+}
+
+// parseHeader checks and decodes a complete header record.
+func parseHeader(b []byte) (*header, error) {
+	n, err := headerLen(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < n {
+		return nil, corrupt("header", int64(len(b)), "header is truncated: %d of %d bytes", len(b), n)
+	}
+	b = b[:n]
+	if got, want := crc(b[:n-crcLen]), le.Uint32(b[n-crcLen:]); got != want {
+		return nil, corrupt("header", 0, "header checksum mismatch (stored %08x, computed %08x)", want, got)
+	}
+	h := &header{
+		PageSize:    le.Uint32(b[32:]),
+		ChunkSize:   le.Uint32(b[36:]),
+		Compression: le.Uint32(b[40:]),
+		ChunkCount:  le.Uint32(b[52:]),
+		Minor:       le.Uint16(b[10:]),
+	}
+	copy(h.ID[:], b[16:32])
+	if h.PageSize < 512 || h.PageSize > maxPageSize || h.PageSize&(h.PageSize-1) != 0 {
+		return nil, corrupt("header", 32, "page size %d is not a power of two between 512 and %d", h.PageSize, maxPageSize)
+	}
+	if h.ChunkSize < minChunkSize || h.ChunkSize > maxChunkSize || h.ChunkSize%h.PageSize != 0 {
+		return nil, corrupt("header", 36, "chunk size %d is not a multiple of the page size within [%d, %d]", h.ChunkSize, minChunkSize, maxChunkSize)
+	}
+	if h.Compression != compressionZstd {
+		return nil, corrupt("header", 40, "unknown compression %d: this image needs a newer kjump", h.Compression)
+	}
+	nr := int(le.Uint32(b[44:]))
+	p := b[headerFixedLen:]
+	h.Ranges = make([]Range, nr)
+	for i := range h.Ranges {
+		h.Ranges[i] = Range{le.Uint64(p), le.Uint64(p[8:])}
+		p = p[16:]
+	}
+	if err := checkRanges(h.Ranges, uint64(h.PageSize)); err != nil {
+		return nil, corrupt("header", headerFixedLen, "%v", err)
+	}
+	if ram := le.Uint64(b[56:]); ram != totalSize(h.Ranges) {
+		return nil, corrupt("header", 56, "RAM size %d does not match the ranges (%d)", ram, totalSize(h.Ranges))
+	}
+	if max := maxChunks(h.Ranges, uint64(h.ChunkSize)); uint64(h.ChunkCount) > max {
+		return nil, corrupt("header", 52, "chunk count %d exceeds the %d chunks the ranges allow", h.ChunkCount, max)
+	}
+	h.metaJSON = p[:len(p)-crcLen]
+	if err := json.Unmarshal(h.metaJSON, &h.Meta); err != nil {
+		return nil, corrupt("header", int64(n-crcLen-len(h.metaJSON)), "metadata is not valid JSON: %v", err)
+	}
+	return h, nil
+}
+
+// maxChunks is the number of chunks Write cuts ranges into; all-zero chunks
+// are not stored, so an image has at most this many.
+func maxChunks(rs []Range, chunkSize uint64) uint64 {
+	var n uint64
+	for _, r := range rs {
+		n += (r.Size() + chunkSize - 1) / chunkSize
+	}
+	return n
+}
+
+// extent is a run of consecutive non-zero pages stored in a chunk.
+type extent struct {
+	Addr  uint64
+	Pages uint32
+}
+
+// chunk record, one per stored chunk, back to back after the header.
+//
+//	off len field
+//	  0   4 magic "KJCK"
+//	  4   4 chunk slot: index of the chunkSize piece of RAM it covers
+//	        (ranges cut in order); strictly increasing in file order
+//	  8   4 extent count
+//	 12   4 compressed payload length
+//	 16   4 raw length (stored pages * page size)
+//	 20   4 CRC32C of the raw (decompressed) pages
+//	 24   8 reserved, zero
+//	 32  12*n extents (paddr, page count)
+//	  .   c zstd frame of the pages, in extent order
+//	  .   4 CRC32C of all preceding record bytes
+type chunk struct {
+	Number  uint32
+	Extents []extent
+	RawLen  uint32
+	RawCRC  uint32
+	Payload []byte // aliases the record buffer
+}
+
+func chunkOverhead(extents int) int { return chunkFixedLen + extents*extentLen + crcLen }
+
+// putChunkHeader writes the fixed part and extents into b, which must have
+// room for chunkOverhead(len(c.Extents)) - crcLen bytes; the payload follows.
+func putChunkHeader(b []byte, c *chunk, payloadLen int) int {
+	copy(b, chunkMagic)
+	le.PutUint32(b[4:], c.Number)
+	le.PutUint32(b[8:], uint32(len(c.Extents)))
+	le.PutUint32(b[12:], uint32(payloadLen))
+	le.PutUint32(b[16:], c.RawLen)
+	le.PutUint32(b[20:], c.RawCRC)
+	le.PutUint64(b[24:], 0)
+	p := chunkFixedLen
+	for _, e := range c.Extents {
+		le.PutUint64(b[p:], e.Addr)
+		le.PutUint32(b[p+8:], e.Pages)
+		p += extentLen
+	}
+	return p
+}
+
+// parseChunk checks a chunk record's framing and CRC and decodes its
+// extents, validating them against the image geometry. It does not
+// decompress; the caller checks RawCRC after decoding.
+func parseChunk(b []byte, h *header, ext []extent) (*chunk, error) {
+	if len(b) < chunkFixedLen+crcLen {
+		return nil, fmt.Errorf("record is %d bytes, shorter than a chunk header", len(b))
+	}
+	if string(b[:4]) != chunkMagic {
+		return nil, fmt.Errorf("bad chunk magic %q", b[:4])
+	}
+	if got, want := crc(b[:len(b)-crcLen]), le.Uint32(b[len(b)-crcLen:]); got != want {
+		return nil, fmt.Errorf("chunk checksum mismatch (stored %08x, computed %08x)", want, got)
+	}
+	c := &chunk{Number: le.Uint32(b[4:]), RawLen: le.Uint32(b[16:]), RawCRC: le.Uint32(b[20:])}
+	ne, nc := uint64(le.Uint32(b[8:])), uint64(le.Uint32(b[12:]))
+	maxPages := uint64(h.ChunkSize / h.PageSize)
+	if ne == 0 || ne > maxPages {
+		return nil, fmt.Errorf("extent count %d outside [1, %d]", ne, maxPages)
+	}
+	if uint64(chunkOverhead(int(ne)))+nc != uint64(len(b)) {
+		return nil, fmt.Errorf("record length %d does not match %d extents and %d payload bytes", len(b), ne, nc)
+	}
+	if le.Uint64(b[24:]) != 0 {
+		return nil, fmt.Errorf("reserved field is not zero")
+	}
+	ext = ext[:0]
+	var pages uint64
+	p := chunkFixedLen
+	for i := uint64(0); i < ne; i++ {
+		e := extent{Addr: le.Uint64(b[p:]), Pages: le.Uint32(b[p+8:])}
+		p += extentLen
+		if e.Pages == 0 || e.Addr%uint64(h.PageSize) != 0 {
+			return nil, fmt.Errorf("extent %d at %#x: empty or not page aligned", i, e.Addr)
+		}
+		if i > 0 {
+			prev := ext[i-1]
+			if e.Addr < prev.Addr+uint64(prev.Pages)*uint64(h.PageSize) {
+				return nil, fmt.Errorf("extent %d at %#x overlaps or precedes the previous one", i, e.Addr)
+			}
+		}
+		if !inRanges(h.Ranges, e.Addr, uint64(e.Pages)*uint64(h.PageSize)) {
+			return nil, fmt.Errorf("extent %d [%#x, +%d pages) lies outside the saved RAM ranges", i, e.Addr, e.Pages)
+		}
+		pages += uint64(e.Pages)
+		ext = append(ext, e)
+	}
+	if pages > maxPages || pages*uint64(h.PageSize) != uint64(c.RawLen) {
+		return nil, fmt.Errorf("raw length %d does not match %d pages in the extents", c.RawLen, pages)
+	}
+	c.Extents = ext
+	c.Payload = b[p : p+int(nc)]
+	return c, nil
+}
+
+// inRanges reports whether [addr, addr+n) lies inside one of rs (sorted).
+func inRanges(rs []Range, addr, n uint64) bool {
+	lo, hi := 0, len(rs)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if rs[m].End <= addr {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == len(rs) {
+		return false
+	}
+	r := rs[lo]
+	return addr >= r.Start && n <= r.End-addr
+}
+
+// indexEntry locates one chunk record.
+type indexEntry struct {
+	Offset uint64
+	Length uint32
+	CRC    uint32 // the record's trailing CRC, repeated
+}
+
+// index follows the last chunk.
+//
+//	off len field
+//	  0   4 magic "KJIX"
+//	  4   4 entry count
+//	  8   8 reserved, zero
+//	 16  16*n entries (record offset, record length, record CRC)
+//	  .   4 CRC32C of all preceding index bytes
+func encodeIndex(entries []indexEntry) []byte {
+	b := make([]byte, indexFixedLen+indexEntryLen*len(entries)+crcLen)
+	copy(b, indexMagic)
+	le.PutUint32(b[4:], uint32(len(entries)))
+	p := indexFixedLen
+	for _, e := range entries {
+		le.PutUint64(b[p:], e.Offset)
+		le.PutUint32(b[p+8:], e.Length)
+		le.PutUint32(b[p+12:], e.CRC)
+		p += indexEntryLen
+	}
+	le.PutUint32(b[p:], crc(b[:p]))
+	return b
+}
+
+func indexLen(n uint32) uint64 { return indexFixedLen + indexEntryLen*uint64(n) + crcLen }
+
+// parseIndex checks an index and that its records tile [start, end) exactly,
+// so every byte between the header and the index belongs to a checked chunk.
+func parseIndex(b []byte, count uint32, start, end uint64) ([]indexEntry, error) {
+	if uint64(len(b)) != indexLen(count) {
+		return nil, fmt.Errorf("index is %d bytes, want %d for %d chunks", len(b), indexLen(count), count)
+	}
+	if string(b[:4]) != indexMagic {
+		return nil, fmt.Errorf("bad index magic %q", b[:4])
+	}
+	if got, want := crc(b[:len(b)-crcLen]), le.Uint32(b[len(b)-crcLen:]); got != want {
+		return nil, fmt.Errorf("index checksum mismatch (stored %08x, computed %08x)", want, got)
+	}
+	if le.Uint32(b[4:]) != count || le.Uint64(b[8:]) != 0 {
+		return nil, fmt.Errorf("index entry count %d does not match the commit record's %d", le.Uint32(b[4:]), count)
+	}
+	entries := make([]indexEntry, count)
+	off := start
+	p := indexFixedLen
+	for i := range entries {
+		e := indexEntry{Offset: le.Uint64(b[p:]), Length: le.Uint32(b[p+8:]), CRC: le.Uint32(b[p+12:])}
+		p += indexEntryLen
+		if e.Offset != off || e.Length < chunkFixedLen+extentLen+crcLen || uint64(e.Length) > end-off {
+			return nil, fmt.Errorf("index entry %d (offset %d, length %d) does not continue the previous record at %d", i, e.Offset, e.Length, off)
+		}
+		off += uint64(e.Length)
+		entries[i] = e
+	}
+	if off != end {
+		return nil, fmt.Errorf("chunks end at %d but the index starts at %d", off, end)
+	}
+	return entries, nil
+}
+
+// commit is the last record of an image; an image without a valid one was
+// never completely written.
+//
+//	off len field
+//	  0   8 magic "KJCOMMIT"
+//	  8   2 version major
+//	 10   2 version minor
+//	 12   4 state (1 committed, 2 invalidated)
+//	 16  16 image id (must equal the header's)
+//	 32   8 image length (this record ends the image)
+//	 40   8 index offset
+//	 48   4 chunk count
+//	 52   4 reserved, zero
+//	 56   8 stored pages
+//	 64   8 zero pages
+//	 72  32 SHA-256 of header record || index record
+//	104  20 reserved, zero
+//	124   4 CRC32C of bytes 0..123
+type commit struct {
+	State       uint32
+	ID          [16]byte
+	Length      uint64
+	IndexOffset uint64
+	ChunkCount  uint32
+	StoredPages uint64
+	ZeroPages   uint64
+	Digest      [commitDigestLen]byte
+}
+
+func (c *commit) encode() []byte {
+	b := make([]byte, commitLen)
+	copy(b, commitMagic)
+	le.PutUint16(b[8:], versionMajor)
+	le.PutUint16(b[10:], versionMinor)
+	le.PutUint32(b[12:], c.State)
+	copy(b[16:32], c.ID[:])
+	le.PutUint64(b[32:], c.Length)
+	le.PutUint64(b[40:], c.IndexOffset)
+	le.PutUint32(b[48:], c.ChunkCount)
+	le.PutUint64(b[56:], c.StoredPages)
+	le.PutUint64(b[64:], c.ZeroPages)
+	copy(b[72:104], c.Digest[:])
+	le.PutUint32(b[124:], crc(b[:124]))
+	return b
+}
+
+// parseCommit decodes a commit record. A missing magic means the image was
+// never committed; anything else wrong is corruption.
+func parseCommit(b []byte) (*commit, error) {
+	if len(b) != commitLen || string(b[:8]) != commitMagic {
+		return nil, ErrNotCommitted
+	}
+	if got, want := crc(b[:124]), le.Uint32(b[124:]); got != want {
+		return nil, corrupt("commit record", 124, "commit record checksum mismatch (stored %08x, computed %08x)", want, got)
+	}
+	if major := le.Uint16(b[8:]); major != versionMajor {
+		return nil, corrupt("commit record", 8, "commit record version %d does not match the header's %d", major, versionMajor)
+	}
+	for _, f := range [][]byte{b[52:56], b[104:124]} {
+		for _, x := range f {
+			if x != 0 {
+				return nil, corrupt("commit record", 52, "reserved commit record bytes are not zero")
+			}
+		}
+	}
+	c := &commit{
+		State:       le.Uint32(b[12:]),
+		Length:      le.Uint64(b[32:]),
+		IndexOffset: le.Uint64(b[40:]),
+		ChunkCount:  le.Uint32(b[48:]),
+		StoredPages: le.Uint64(b[56:]),
+		ZeroPages:   le.Uint64(b[64:]),
+	}
+	copy(c.ID[:], b[16:32])
+	copy(c.Digest[:], b[72:104])
+	if c.State != stateCommitted && c.State != stateInvalid {
+		return nil, corrupt("commit record", 12, "unknown commit state %d", c.State)
+	}
+	if c.ChunkCount > maxChunkCount {
+		return nil, corrupt("commit record", 48, "chunk count %d is implausible", c.ChunkCount)
+	}
+	return c, nil
+}

@@ -1,0 +1,106 @@
+package image
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Level trades capture speed against image size.
+type Level int
+
+const (
+	LevelFast    Level = iota + 1 // zstd "fastest": about zstd -1, the hibernate default
+	LevelDefault                  // zstd "default": about zstd -3
+	LevelBest                     // zstd "better": about zstd -7; "best" proper is too slow for hibernation
+)
+
+// ParseLevel accepts "fast", "default" and "best".
+func ParseLevel(s string) (Level, error) {
+	switch s {
+	case "fast":
+		return LevelFast, nil
+	case "default":
+		return LevelDefault, nil
+	case "best":
+		return LevelBest, nil
+	}
+	return 0, fmt.Errorf("unknown compression level %q: use fast, default or best", s)
+}
+
+func (l Level) String() string {
+	switch l {
+	case LevelFast:
+		return "fast"
+	case LevelDefault:
+		return "default"
+	case LevelBest:
+		return "best"
+	}
+	return fmt.Sprintf("Level(%d)", int(l))
+}
+
+func (l Level) zstd() zstd.EncoderLevel {
+	switch l {
+	case LevelDefault:
+		return zstd.SpeedDefault
+	case LevelBest:
+		return zstd.SpeedBetterCompression
+	}
+	return zstd.SpeedFastest
+}
+
+// Option configures Write, Verify and Restore.
+type Option func(*options)
+
+type options struct {
+	level     Level
+	threads   int
+	chunkSize int
+	progress  func(done, total uint64)
+	force     bool
+}
+
+// WithLevel selects the compression level (Write only).
+func WithLevel(l Level) Option { return func(o *options) { o.level = l } }
+
+// WithThreads sets the number of compression or decompression workers;
+// n <= 0 means one per CPU. Threads are capped so memory stays under
+// MemoryCeiling.
+func WithThreads(n int) Option { return func(o *options) { o.threads = n } }
+
+// WithProgress calls fn from a single goroutine as work completes, with
+// bytes of RAM (Write) or image bytes (Verify, Restore) done so far.
+func WithProgress(fn func(done, total uint64)) Option { return func(o *options) { o.progress = fn } }
+
+// WithChunkSize sets how many bytes of RAM one chunk covers (Write only; a
+// multiple of the page size, default 2 MiB). Tests use small chunks.
+func WithChunkSize(n int) Option { return func(o *options) { o.chunkSize = n } }
+
+// WithForce lets Verify and Restore accept an invalidated image (resume
+// --force). It never accepts an uncommitted or corrupt one.
+func WithForce() Option { return func(o *options) { o.force = true } }
+
+// MaxThreads bounds the worker count so the pipeline fits in MemoryCeiling.
+const MaxThreads = 8
+
+// MemoryCeiling is the most memory the Write and Restore pipelines hold in
+// buffers and codec state at the default chunk size, whatever the input
+// size: per worker one chunk of input, two output records in flight and the
+// codec's state (see docs/image-format.md).
+const MemoryCeiling = MaxThreads * perThreadMemory
+
+const perThreadMemory = 3*defaultChunkSize + 2<<20 // + zstd state, measured below 2 MiB
+
+func buildOptions(opts []Option) options {
+	o := options{level: LevelFast, chunkSize: defaultChunkSize}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.threads <= 0 {
+		o.threads = runtime.NumCPU()
+	}
+	o.threads = min(o.threads, MaxThreads)
+	return o
+}

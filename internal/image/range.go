@@ -1,0 +1,81 @@
+package image
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Range is a half-open physical address range [Start, End). Ranges stored in
+// an image are page aligned.
+type Range struct {
+	Start, End uint64
+}
+
+// Size is the number of bytes in r.
+func (r Range) Size() uint64 {
+	if r.End <= r.Start {
+		return 0
+	}
+	return r.End - r.Start
+}
+
+// Contains reports whether addr lies in r.
+func (r Range) Contains(addr uint64) bool { return addr >= r.Start && addr < r.End }
+
+func (r Range) String() string { return fmt.Sprintf("[%#x-%#x)", r.Start, r.End) }
+
+// totalSize sums the sizes of rs.
+func totalSize(rs []Range) uint64 {
+	var n uint64
+	for _, r := range rs {
+		n += r.Size()
+	}
+	return n
+}
+
+// normalize widens every range to whole pages, sorts them and merges
+// overlapping or touching ones. Core files list the same RAM twice (the
+// kernel text segment duplicates part of a RAM segment) and firmware ranges
+// need not end on a page boundary; the image stores each page once.
+func normalize(rs []Range, pageSize uint64) []Range {
+	out := make([]Range, 0, len(rs))
+	for _, r := range rs {
+		if r.End <= r.Start {
+			continue
+		}
+		s := r.Start &^ (pageSize - 1)
+		e := r.End
+		if e > ^uint64(0)-pageSize {
+			e = ^uint64(0) &^ (pageSize - 1)
+		} else {
+			e = (e + pageSize - 1) &^ (pageSize - 1)
+		}
+		out = append(out, Range{s, e})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start })
+	merged := out[:0]
+	for _, r := range out {
+		if n := len(merged); n > 0 && r.Start <= merged[n-1].End {
+			merged[n-1].End = max(merged[n-1].End, r.End)
+			continue
+		}
+		merged = append(merged, r)
+	}
+	return merged
+}
+
+// checkRanges reports whether rs is sorted, disjoint and page aligned: the
+// form Write stores and Open accepts.
+func checkRanges(rs []Range, pageSize uint64) error {
+	var prevEnd uint64
+	for i, r := range rs {
+		if r.Start%pageSize != 0 || r.End%pageSize != 0 || r.End <= r.Start {
+			return fmt.Errorf("range %d %v is empty or not aligned to %d-byte pages", i, r, pageSize)
+		}
+		if i > 0 && r.Start < prevEnd {
+			return fmt.Errorf("range %d %v overlaps or precedes the previous range", i, r)
+		}
+		prevEnd = r.End
+	}
+	return nil
+}

@@ -1,0 +1,391 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Input is a stored image: offset 0 is the image start and Size its length.
+type Input interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// Reader reads one image. Open checks the header; the commit record and
+// index are checked by Open too but their failure is kept for Verify and
+// Restore, so an unfinished image can still be inspected.
+type Reader struct {
+	in      Input
+	h       *header
+	hdrLen  uint64
+	commit  *commit
+	entries []indexEntry
+	status  error // nil, ErrNotCommitted, ErrInvalidated or a *CorruptError
+}
+
+// Info is what `resume image info` shows.
+type Info struct {
+	Version     string    `json:"version"`
+	ID          string    `json:"id"`
+	Status      string    `json:"status"` // "committed", "invalidated", "not committed", "corrupt: ..."
+	Metadata    Metadata  `json:"metadata"`
+	PageSize    uint32    `json:"page_size"`
+	ChunkSize   uint32    `json:"chunk_size"`
+	Chunks      uint32    `json:"chunks"`
+	Ranges      []Range   `json:"ranges"`
+	RAMBytes    uint64    `json:"ram_bytes"`
+	StoredPages uint64    `json:"stored_pages"`
+	ZeroPages   uint64    `json:"zero_pages"`
+	ImageBytes  int64     `json:"image_bytes"`
+	Created     time.Time `json:"created"`
+}
+
+// Open parses and checks the header of the image in in, then the commit
+// record and index. It fails only if there is no readable header; use
+// Status, Verify or Restore to learn whether the image is resumable.
+func Open(in Input) (*Reader, error) {
+	size := in.Size()
+	fixed := make([]byte, headerFixedLen)
+	if err := readFull(in, fixed, 0, size); err != nil {
+		return nil, err
+	}
+	n, err := headerLen(fixed)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, n)
+	if err := readFull(in, buf, 0, size); err != nil {
+		return nil, err
+	}
+	h, err := parseHeader(buf)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reader{in: in, h: h, hdrLen: uint64(n)}
+	r.status = r.openCommit(buf, size)
+	return r, nil
+}
+
+// readFull reads len(b) bytes at off, reporting a short image as corruption.
+func readFull(in Input, b []byte, off, size int64) error {
+	if off+int64(len(b)) > size {
+		return corrupt("image", size, "image is truncated: need %d bytes at offset %d but it is %d bytes long", len(b), off, size)
+	}
+	if _, err := in.ReadAt(b, off); err != nil && !(errors.Is(err, io.EOF) && off+int64(len(b)) == size) {
+		return fmt.Errorf("reading image at offset %d: %w", off, err)
+	}
+	return nil
+}
+
+func (r *Reader) openCommit(hdr []byte, size int64) error {
+	if size < int64(r.hdrLen)+commitLen {
+		return ErrNotCommitted
+	}
+	cb := make([]byte, commitLen)
+	off := size - commitLen
+	if err := readFull(r.in, cb, off, size); err != nil {
+		return err
+	}
+	c, err := parseCommit(cb)
+	if err != nil {
+		if ce, ok := err.(*CorruptError); ok {
+			ce.Offset += off
+		}
+		return err
+	}
+	if c.ID != r.h.ID {
+		return ErrNotCommitted // a commit record left from another image
+	}
+	if c.Length != uint64(size) {
+		return corrupt("commit record", off, "image length %d does not match the recorded %d: the image was truncated or extended", size, c.Length)
+	}
+	if c.ChunkCount != r.h.ChunkCount {
+		return corrupt("commit record", off, "chunk count %d does not match the header's %d", c.ChunkCount, r.h.ChunkCount)
+	}
+	ilen := indexLen(c.ChunkCount)
+	if c.IndexOffset < r.hdrLen || c.IndexOffset+ilen != uint64(off) {
+		return corrupt("commit record", off, "index offset %d and %d chunks do not fit between header and commit record", c.IndexOffset, c.ChunkCount)
+	}
+	ib := make([]byte, ilen)
+	if err := readFull(r.in, ib, int64(c.IndexOffset), size); err != nil {
+		return err
+	}
+	entries, err := parseIndex(ib, c.ChunkCount, r.hdrLen, c.IndexOffset)
+	if err != nil {
+		return corrupt("index", int64(c.IndexOffset), "%v", err)
+	}
+	if digest(hdr, ib) != c.Digest {
+		return corrupt("commit record", off+72, "digest of header and index does not match the commit record")
+	}
+	if c.StoredPages+c.ZeroPages != totalSize(r.h.Ranges)/uint64(r.h.PageSize) {
+		return corrupt("commit record", off+56, "stored %d + zero %d pages do not add up to the saved RAM", c.StoredPages, c.ZeroPages)
+	}
+	r.commit, r.entries = c, entries
+	if c.State == stateInvalid {
+		return ErrInvalidated
+	}
+	return nil
+}
+
+// Metadata returns the saved system's description from the header.
+func (r *Reader) Metadata() Metadata { return r.h.Meta }
+
+// Ranges returns the saved physical RAM ranges.
+func (r *Reader) Ranges() []Range { return r.h.Ranges }
+
+// Status is nil for a committed image, ErrNotCommitted, ErrInvalidated, or
+// the corruption found in the commit record or index. It does not read
+// chunks; Verify does.
+func (r *Reader) Status() error { return r.status }
+
+// Info summarizes the image without reading chunks.
+func (r *Reader) Info() Info {
+	i := Info{
+		Version:    fmt.Sprintf("%d.%d", versionMajor, r.h.Minor),
+		ID:         fmt.Sprintf("%x", r.h.ID),
+		Metadata:   r.h.Meta,
+		PageSize:   r.h.PageSize,
+		ChunkSize:  r.h.ChunkSize,
+		Chunks:     r.h.ChunkCount,
+		Ranges:     r.h.Ranges,
+		RAMBytes:   totalSize(r.h.Ranges),
+		Created:    r.h.Meta.Created,
+		ImageBytes: r.in.Size(),
+	}
+	switch {
+	case r.status == nil:
+		i.Status = "committed"
+	case errors.Is(r.status, ErrInvalidated):
+		i.Status = "invalidated"
+	case errors.Is(r.status, ErrNotCommitted):
+		i.Status = "not committed"
+	default:
+		i.Status = "corrupt: " + r.status.Error()
+	}
+	if r.commit != nil {
+		i.StoredPages, i.ZeroPages = r.commit.StoredPages, r.commit.ZeroPages
+	}
+	return i
+}
+
+// usable reports whether chunks may be read: committed, or invalidated with
+// WithForce.
+func (r *Reader) usable(o options) error {
+	if r.status == nil || (o.force && errors.Is(r.status, ErrInvalidated)) {
+		return nil
+	}
+	return r.status
+}
+
+// Verify reads and checks every chunk (record CRC, extents, decompression,
+// CRC of the pages) and the commit record. It returns nil only for a fully
+// valid committed image (or an invalidated one with WithForce).
+func (r *Reader) Verify(ctx context.Context, opts ...Option) (Stats, error) {
+	return r.each(ctx, nil, buildOptions(opts))
+}
+
+// Restore writes every saved page to sink at its physical address, checking
+// each chunk before any of its pages is written. It refuses, before writing
+// anything, an image that is not committed, is invalidated (unless
+// WithForce) or whose commit record or index is damaged. A chunk found
+// corrupt stops the restore with a *CorruptError after other chunks may
+// have been written; callers that need all-or-nothing call Verify first.
+// Zero pages are not written: sink must read as zero where nothing is
+// written (a fresh sparse file), or be cleared by the caller.
+func (r *Reader) Restore(ctx context.Context, sink io.WriterAt, opts ...Option) (Stats, error) {
+	return r.each(ctx, sink, buildOptions(opts))
+}
+
+func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options) (Stats, error) {
+	start := time.Now()
+	if err := r.usable(o); err != nil {
+		return Stats{}, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := len(r.entries)
+	slots := make([]uint32, n)
+	var (
+		next     atomic.Int64
+		done     atomic.Uint64
+		firstErr error
+		errOnce  sync.Once
+		wg       sync.WaitGroup
+		progMu   sync.Mutex
+		total    = uint64(r.in.Size())
+	)
+	fail := func(err error) { errOnce.Do(func() { firstErr = err; cancel() }) }
+	for range min(o.threads, max(n, 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dec, err := zstd.NewReader(nil,
+				zstd.WithDecoderConcurrency(1),
+				zstd.WithDecoderMaxMemory(uint64(r.h.ChunkSize)),
+				zstd.WithDecodeAllCapLimit(true),
+			)
+			if err != nil {
+				fail(err)
+				return
+			}
+			defer dec.Close()
+			var rec, raw []byte
+			var ext []extent
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				e := r.entries[i]
+				if cap(rec) < int(e.Length) {
+					rec = make([]byte, e.Length)
+				}
+				rec = rec[:e.Length]
+				if _, err := r.in.ReadAt(rec, int64(e.Offset)); err != nil && !errors.Is(err, io.EOF) {
+					fail(fmt.Errorf("reading chunk %d at offset %d: %w", i, e.Offset, err))
+					return
+				}
+				if raw == nil {
+					raw = make([]byte, 0, r.h.ChunkSize)
+				}
+				c, err := r.checkChunk(rec, e, dec, raw[:0], ext[:0])
+				if err != nil {
+					fail(&CorruptError{Region: "chunk", Chunk: i, Offset: int64(e.Offset), Reason: err.Error()})
+					return
+				}
+				ext = c.Extents
+				slots[i] = c.Number
+				if sink != nil {
+					if err := writeExtents(sink, c, r.h.PageSize); err != nil {
+						fail(err)
+						return
+					}
+				}
+				d := done.Add(uint64(e.Length))
+				if o.progress != nil {
+					progMu.Lock()
+					o.progress(d, total)
+					progMu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return Stats{}, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return Stats{}, err
+	}
+	for i := 1; i < n; i++ {
+		if slots[i] <= slots[i-1] {
+			return Stats{}, &CorruptError{Region: "chunk", Chunk: i, Offset: int64(r.entries[i].Offset), Reason: "chunk slot does not follow the previous chunk's"}
+		}
+	}
+	return Stats{
+		RAMBytes:    totalSize(r.h.Ranges),
+		ZeroPages:   r.commit.ZeroPages,
+		StoredPages: r.commit.StoredPages,
+		ImageBytes:  uint64(r.in.Size()),
+		Chunks:      n,
+		Duration:    time.Since(start),
+	}, nil
+}
+
+// checkChunk parses and checks one record, decompresses it into raw and
+// checks the pages' CRC. c.Payload is replaced by the decoded pages.
+func (r *Reader) checkChunk(rec []byte, e indexEntry, dec *zstd.Decoder, raw []byte, ext []extent) (*chunk, error) {
+	if got := le.Uint32(rec[len(rec)-crcLen:]); got != e.CRC {
+		return nil, fmt.Errorf("record CRC %08x does not match the index's %08x", got, e.CRC)
+	}
+	c, err := parseChunk(rec, r.h, ext)
+	if err != nil {
+		return nil, err
+	}
+	slot, ok := r.slot(c.Number)
+	if !ok {
+		return nil, fmt.Errorf("chunk slot %d is beyond the saved RAM", c.Number)
+	}
+	last := c.Extents[len(c.Extents)-1]
+	if c.Extents[0].Addr < slot.Start || last.Addr+uint64(last.Pages)*uint64(r.h.PageSize) > slot.End {
+		return nil, fmt.Errorf("extents lie outside the chunk's RAM %v", slot)
+	}
+	out, err := dec.DecodeAll(c.Payload, raw[:0:c.RawLen])
+	if err != nil {
+		return nil, fmt.Errorf("decompressing: %v", err)
+	}
+	if len(out) != int(c.RawLen) {
+		return nil, fmt.Errorf("decompressed to %d bytes, want %d", len(out), c.RawLen)
+	}
+	if got := crc(out); got != c.RawCRC {
+		return nil, fmt.Errorf("page data CRC mismatch after decompression (stored %08x, computed %08x)", c.RawCRC, got)
+	}
+	c.Payload = out
+	return c, nil
+}
+
+// slot returns the RAM covered by chunk slot n.
+func (r *Reader) slot(n uint32) (Range, bool) {
+	cs := uint64(r.h.ChunkSize)
+	left := uint64(n)
+	for _, rg := range r.h.Ranges {
+		k := (rg.Size() + cs - 1) / cs
+		if left < k {
+			s := rg.Start + left*cs
+			return Range{s, min(s+cs, rg.End)}, true
+		}
+		left -= k
+	}
+	return Range{}, false
+}
+
+// writeExtents writes the decoded pages of c at their physical addresses.
+func writeExtents(sink io.WriterAt, c *chunk, pageSize uint32) error {
+	p := c.Payload
+	for _, e := range c.Extents {
+		n := int(e.Pages) * int(pageSize)
+		if _, err := sink.WriteAt(p[:n], int64(e.Addr)); err != nil {
+			return fmt.Errorf("writing %d pages at physical address %#x: %w", e.Pages, e.Addr, err)
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// Invalidate makes the committed image in rw non-resumable by rewriting
+// its commit record's state, then syncs. The data stays intact, so
+// Verify/Restore WithForce can still use it. Invalidating an invalidated
+// image is a no-op; an uncommitted or damaged one is left alone and its
+// problem returned (it is not resumable anyway).
+func Invalidate(rw ReadWriter) error {
+	r, err := Open(rw)
+	if err != nil {
+		return err
+	}
+	if r.commit == nil {
+		return r.status
+	}
+	if r.commit.State == stateInvalid {
+		return nil
+	}
+	c := *r.commit
+	c.State = stateInvalid
+	if _, err := rw.WriteAt(c.encode(), rw.Size()-commitLen); err != nil {
+		return err
+	}
+	return rw.Sync()
+}
+
+// ReadWriter is a stored image opened for in-place update.
+type ReadWriter interface {
+	Input
+	io.WriterAt
+	Sync() error
+}

@@ -1,0 +1,138 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func TestRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		size      int
+		ranges    []Range
+		chunkSize int
+		level     Level
+		threads   int
+	}{
+		{"one range", 1 << 20, []Range{{0, 1 << 20}}, 64 << 10, LevelFast, 2},
+		{"holes", 4 << 20, []Range{{0x1000, 0x9f000}, {0x100000, 0x2f0000}, {0x300000, 4 << 20}}, 128 << 10, LevelDefault, 3},
+		{"chunk larger than ranges", 1 << 20, []Range{{0x3000, 0x5000}, {0x80000, 0x81000}}, 2 << 20, LevelBest, 1},
+		{"default chunk, many threads", 6 << 20, []Range{{0, 6 << 20}}, 0, LevelFast, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := testMemory(uint64(len(tc.name)), tc.size)
+			src := RangeSource(bytes.NewReader(mem), tc.ranges)
+			opts := []Option{WithLevel(tc.level), WithThreads(tc.threads)}
+			if tc.chunkSize != 0 {
+				opts = append(opts, WithChunkSize(tc.chunkSize))
+			}
+			img, st := writeImage(t, src, opts...)
+			var pages uint64
+			for _, r := range src.Ranges() {
+				pages += r.Size() / 4096
+			}
+			if st.ZeroPages+st.StoredPages != pages || st.ZeroPages == 0 || st.ImageBytes != uint64(len(img.b)) {
+				t.Fatalf("stats %+v do not add up to %d pages / %d image bytes", st, pages, len(img.b))
+			}
+			r, err := Open(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Verify(context.Background(), WithThreads(tc.threads)); err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if md := r.Metadata(); md.KernelRelease != "6.1.0-test" || md.PageSize != 4096 || md.Created.IsZero() {
+				t.Fatalf("metadata %+v", md)
+			}
+			expectRestored(t, src, restore(t, img, WithThreads(tc.threads)))
+		})
+	}
+}
+
+// Property: for many random memories and geometries, restore(write(m)) == m.
+func TestRoundTripRandom(t *testing.T) {
+	for seed := uint64(0); seed < 40; seed++ {
+		size := int(1+seed%7) << 16
+		mem := testMemory(seed, size)
+		var ranges []Range
+		for a := uint64(0); a < uint64(size); a += 4096 * (1 + seed%5) {
+			if (a/4096+seed)%3 != 0 {
+				ranges = append(ranges, Range{a, min(a+4096*(1+seed%4), uint64(size))})
+			}
+		}
+		if len(ranges) == 0 {
+			continue
+		}
+		src := RangeSource(bytes.NewReader(mem), ranges)
+		cs := 4096 * int(1+seed%9)
+		img, _ := writeImage(t, src, WithChunkSize(cs), WithThreads(int(1+seed%4)))
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { expectRestored(t, src, restore(t, img)) })
+	}
+}
+
+func TestAllZeroMemory(t *testing.T) {
+	src := RangeSource(bytes.NewReader(make([]byte, 1<<20)), []Range{{0, 1 << 20}})
+	img, st := writeImage(t, src, WithChunkSize(64<<10))
+	if st.Chunks != 0 || st.StoredPages != 0 {
+		t.Fatalf("all-zero memory stored %d chunks", st.Chunks)
+	}
+	expectRestored(t, src, restore(t, img))
+}
+
+func TestInvalidate(t *testing.T) {
+	mem := testMemory(7, 256<<10)
+	src := RangeSource(bytes.NewReader(mem), []Range{{0, 256 << 10}})
+	img, _ := writeImage(t, src, WithChunkSize(16<<10))
+	before := bytes.Clone(img.b)
+	if err := Invalidate(img); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before[:len(before)-commitLen], img.b[:len(img.b)-commitLen]) {
+		t.Fatal("Invalidate changed bytes outside the commit record")
+	}
+	r, err := Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(r.Status(), ErrInvalidated) {
+		t.Fatalf("status %v, want ErrInvalidated", r.Status())
+	}
+	if _, err := r.Verify(context.Background()); !errors.Is(err, ErrInvalidated) {
+		t.Fatalf("Verify: %v, want ErrInvalidated", err)
+	}
+	sink := &sparseMem{}
+	if _, err := r.Restore(context.Background(), sink); !errors.Is(err, ErrInvalidated) || len(sink.b) != 0 {
+		t.Fatalf("Restore of invalidated image: %v, wrote %d bytes", err, len(sink.b))
+	}
+	if _, err := r.Verify(context.Background(), WithForce()); err != nil {
+		t.Fatalf("Verify WithForce: %v", err)
+	}
+	expectRestored(t, src, restore(t, img, WithForce()))
+	if err := Invalidate(img); err != nil {
+		t.Fatalf("second Invalidate: %v", err)
+	}
+}
+
+func TestUncommittedRefused(t *testing.T) {
+	mem := testMemory(8, 256<<10)
+	src := RangeSource(bytes.NewReader(mem), []Range{{0, 256 << 10}})
+	img, _ := writeImage(t, src, WithChunkSize(16<<10))
+	partial := &memImage{b: img.b[:len(img.b)-commitLen]} // crash before the commit record
+	r, err := Open(partial)
+	if err != nil {
+		t.Fatalf("Open of an uncommitted image must still show its header: %v", err)
+	}
+	if r.Info().Status != "not committed" {
+		t.Fatalf("status %q", r.Info().Status)
+	}
+	sink := &sparseMem{}
+	if _, err := r.Restore(context.Background(), sink, WithForce()); !errors.Is(err, ErrNotCommitted) || len(sink.b) != 0 {
+		t.Fatalf("Restore of uncommitted image: %v, wrote %d bytes", err, len(sink.b))
+	}
+	if err := Invalidate(partial); !errors.Is(err, ErrNotCommitted) {
+		t.Fatalf("Invalidate uncommitted: %v", err)
+	}
+}

@@ -1,0 +1,354 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Output is where Write puts an image: offset 0 is the image start. Write
+// issues sequential WriteAt calls, rewrites the header at the end, and
+// calls Sync before and after the commit record.
+type Output interface {
+	io.WriterAt
+	Sync() error
+}
+
+// Stats summarizes a Write, Verify or Restore.
+type Stats struct {
+	RAMBytes    uint64 // bytes in the saved ranges
+	ZeroPages   uint64 // pages not stored because they were all zero
+	StoredPages uint64 // pages stored (compressed) in chunks
+	ImageBytes  uint64 // total image length
+	Chunks      int
+	Duration    time.Duration
+}
+
+// MaxImageSize bounds the length of an image of src: every page stored
+// incompressible plus framing. Storage checks free space against it.
+func MaxImageSize(src Source, md Metadata, opts ...Option) uint64 {
+	o := buildOptions(opts)
+	rs := src.Ranges()
+	chunks := maxChunks(rs, uint64(o.chunkSize))
+	pages := uint64(o.chunkSize) / pageSizeOf(md)
+	perChunk := uint64(chunkOverhead(int(pages))) + uint64(frameBound(o.chunkSize)-o.chunkSize)
+	meta := uint64(headerFixedLen + 16*len(rs) + maxMetadataLen + crcLen)
+	return meta + totalSize(rs) + chunks*perChunk + indexLen(uint32(chunks)) + commitLen
+}
+
+func pageSizeOf(md Metadata) uint64 {
+	if md.PageSize == 0 {
+		return defaultPageSize
+	}
+	return uint64(md.PageSize)
+}
+
+// Write saves the RAM of src into out as a complete image: header, one
+// chunk per chunkSize bytes of RAM that holds any non-zero page, index,
+// and, after a Sync, the commit record followed by another Sync. Until Write
+// returns nil the image is not resumable. Chunks are compressed by a bounded
+// pool of workers and written in order.
+func Write(ctx context.Context, out Output, src Source, md Metadata, opts ...Option) (Stats, error) {
+	start := time.Now()
+	o := buildOptions(opts)
+	ps := pageSizeOf(md)
+	md.PageSize = uint32(ps)
+	if md.Created.IsZero() {
+		md.Created = start
+	}
+	if o.chunkSize < minChunkSize || o.chunkSize > maxChunkSize || uint64(o.chunkSize)%ps != 0 {
+		return Stats{}, fmt.Errorf("chunk size %d must be a multiple of the %d-byte page size within [%d, %d]", o.chunkSize, ps, minChunkSize, maxChunkSize)
+	}
+	ranges := src.Ranges()
+	if err := checkRanges(ranges, ps); err != nil {
+		return Stats{}, fmt.Errorf("source ranges: %w", err)
+	}
+	if len(ranges) == 0 {
+		return Stats{}, errors.New("source has no RAM ranges: nothing to save")
+	}
+	if uint64(maxChunks(ranges, uint64(o.chunkSize))) > maxChunkCount {
+		return Stats{}, fmt.Errorf("%d bytes of RAM need more than %d chunks: use a larger chunk size", totalSize(ranges), maxChunkCount)
+	}
+	h := &header{PageSize: uint32(ps), ChunkSize: uint32(o.chunkSize), Compression: compressionZstd, Ranges: ranges, Meta: md}
+	if _, err := rand.Read(h.ID[:]); err != nil {
+		return Stats{}, fmt.Errorf("image id: %w", err)
+	}
+	hdr, err := h.encode()
+	if err != nil {
+		return Stats{}, err
+	}
+	if _, err := out.WriteAt(hdr, 0); err != nil {
+		return Stats{}, err
+	}
+
+	w := &pipeline{o: o, src: src, ps: ps, ranges: ranges}
+	entries, st, err := w.run(ctx, out, uint64(len(hdr)))
+	if err != nil {
+		return Stats{}, err
+	}
+	idxOff := uint64(len(hdr))
+	if n := len(entries); n > 0 {
+		idxOff = entries[n-1].Offset + uint64(entries[n-1].Length)
+	}
+	idx := encodeIndex(entries)
+	if _, err := out.WriteAt(idx, int64(idxOff)); err != nil {
+		return Stats{}, err
+	}
+	// The header is rewritten with the final chunk count; same length.
+	h.ChunkCount = uint32(len(entries))
+	if hdr, err = h.encode(); err != nil {
+		return Stats{}, err
+	}
+	if _, err := out.WriteAt(hdr, 0); err != nil {
+		return Stats{}, err
+	}
+	if err := out.Sync(); err != nil {
+		return Stats{}, err
+	}
+	c := &commit{
+		State:       stateCommitted,
+		ID:          h.ID,
+		IndexOffset: idxOff,
+		Length:      idxOff + uint64(len(idx)) + commitLen,
+		ChunkCount:  uint32(len(entries)),
+		StoredPages: st.StoredPages,
+		ZeroPages:   st.ZeroPages,
+		Digest:      digest(hdr, idx),
+	}
+	if _, err := out.WriteAt(c.encode(), int64(idxOff)+int64(len(idx))); err != nil {
+		return Stats{}, err
+	}
+	if err := out.Sync(); err != nil {
+		return Stats{}, err
+	}
+	st.RAMBytes = totalSize(ranges)
+	st.ImageBytes = c.Length
+	st.Chunks = len(entries)
+	st.Duration = time.Since(start)
+	return st, nil
+}
+
+func digest(hdr, idx []byte) [32]byte {
+	d := sha256.New()
+	d.Write(hdr)
+	d.Write(idx)
+	var out [32]byte
+	d.Sum(out[:0])
+	return out
+}
+
+// pipeline is the capture worker pool. A dispatcher hands out chunk jobs in
+// order, each carrying an output buffer taken from a fixed pool; workers
+// read, drop zero pages and compress; the caller's goroutine writes records
+// in chunk order and returns the buffers. Because a job gets its buffer
+// before it is handed out, the oldest unwritten job always holds one, so the
+// bounded pool cannot deadlock and memory stays at
+// threads*(input chunk + zstd state) + 2*threads output buffers.
+type pipeline struct {
+	o      options
+	src    Source
+	ps     uint64
+	ranges []Range
+}
+
+type job struct {
+	seq  int
+	addr uint64
+	size int
+	out  []byte
+}
+
+type result struct {
+	seq         int
+	rec         []byte // nil: chunk held only zero pages
+	out         []byte // buffer to recycle
+	ram         uint64
+	zero, store uint64
+	err         error
+}
+
+func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntry, Stats, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	nthreads := p.o.threads
+	maxRec := chunkOverhead(p.o.chunkSize/int(p.ps)) + frameBound(p.o.chunkSize)
+	pool := make(chan []byte, 2*nthreads)
+	for range cap(pool) {
+		pool <- make([]byte, maxRec)
+	}
+	jobs := make(chan job)
+	results := make(chan result, 2*nthreads)
+
+	go func() { // dispatcher
+		defer close(jobs)
+		seq := 0
+		for _, r := range p.ranges {
+			for a := r.Start; a < r.End; a += uint64(p.o.chunkSize) {
+				var buf []byte
+				select {
+				case buf = <-pool:
+				case <-ctx.Done():
+					return
+				}
+				select {
+				case jobs <- job{seq: seq, addr: a, size: int(min(uint64(p.o.chunkSize), r.End-a)), out: buf}:
+				case <-ctx.Done():
+					return
+				}
+				seq++
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range nthreads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.worker(ctx, jobs, results)
+		}()
+	}
+	go func() { wg.Wait(); close(results) }()
+
+	var (
+		entries []indexEntry
+		st      Stats
+		pending = map[int]result{}
+		next    = 0
+		done    uint64
+		total   = totalSize(p.ranges)
+		firstE  error
+	)
+	for r := range results {
+		if firstE != nil {
+			continue // drain so workers exit
+		}
+		if r.err != nil {
+			firstE = r.err
+			cancel()
+			continue
+		}
+		pending[r.seq] = r
+		for {
+			r, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			next++
+			if r.rec != nil {
+				if _, err := out.WriteAt(r.rec, int64(off)); err != nil {
+					firstE = err
+					cancel()
+					break
+				}
+				entries = append(entries, indexEntry{Offset: off, Length: uint32(len(r.rec)), CRC: le.Uint32(r.rec[len(r.rec)-crcLen:])})
+				off += uint64(len(r.rec))
+			}
+			st.ZeroPages += r.zero
+			st.StoredPages += r.store
+			done += r.ram
+			pool <- r.out
+			if p.o.progress != nil {
+				p.o.progress(done, total)
+			}
+		}
+	}
+	if firstE == nil {
+		firstE = ctx.Err()
+	}
+	if firstE != nil {
+		return nil, Stats{}, firstE
+	}
+	return entries, st, nil
+}
+
+// worker compresses jobs. Each worker owns its input buffer and a
+// single-threaded zstd encoder reused across chunks.
+func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- result) {
+	enc, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(p.o.level.zstd()),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(false), // the record carries CRC32C of the raw pages
+		zstd.WithWindowSize(windowFor(p.o.chunkSize)),
+	)
+	if err != nil {
+		results <- result{err: err}
+		return
+	}
+	defer enc.Close()
+	in := make([]byte, p.o.chunkSize)
+	zero := make([]byte, p.ps)
+	var ext []extent
+	for j := range jobs {
+		r := result{seq: j.seq, out: j.out, ram: uint64(j.size)}
+		buf := in[:j.size]
+		if _, err := p.src.ReadAt(buf, int64(j.addr)); err != nil && !errors.Is(err, io.EOF) {
+			r.err = fmt.Errorf("reading RAM at %#x: %w", j.addr, err)
+		} else {
+			r.rec, r.zero, r.store = p.compress(enc, buf, j, zero, ext[:0])
+		}
+		select {
+		case results <- r:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// compress drops zero pages from buf (compacting the rest in place, so each
+// page is read once from the source and copied at most once) and builds the
+// chunk record in j.out.
+func (p *pipeline) compress(enc *zstd.Encoder, buf []byte, j job, zero []byte, ext []extent) (rec []byte, zeroPages, stored uint64) {
+	ps := int(p.ps)
+	n := 0 // bytes of non-zero pages compacted at buf[:n]
+	for off := 0; off < len(buf); off += ps {
+		page := buf[off : off+ps]
+		if bytes.Equal(page, zero) {
+			zeroPages++
+			continue
+		}
+		addr := j.addr + uint64(off)
+		if k := len(ext); k > 0 && ext[k-1].Addr+uint64(ext[k-1].Pages)*p.ps == addr {
+			ext[k-1].Pages++
+		} else {
+			ext = append(ext, extent{Addr: addr, Pages: 1})
+		}
+		if n != off {
+			copy(buf[n:], page)
+		}
+		n += ps
+	}
+	if n == 0 {
+		return nil, zeroPages, 0
+	}
+	raw := buf[:n]
+	c := &chunk{Number: uint32(j.seq), Extents: ext, RawLen: uint32(n), RawCRC: crc(raw)}
+	hdrLen := chunkOverhead(len(ext)) - crcLen
+	rec = enc.EncodeAll(raw, j.out[:hdrLen])
+	payload := len(rec) - hdrLen
+	putChunkHeader(rec, c, payload)
+	rec = le.AppendUint32(rec, crc(rec))
+	return rec, zeroPages, uint64(n / ps)
+}
+
+// frameBound is more than the largest zstd frame EncodeAll makes of n
+// bytes (zstd's own bound is n + n/256 + 128 KiB margin for small inputs).
+func frameBound(n int) int { return n + n>>7 + 1024 }
+
+// windowFor picks a zstd window covering a whole chunk (chunks are
+// independent frames, so a larger window would only cost memory).
+func windowFor(chunkSize int) int {
+	w := zstd.MinWindowSize
+	for w < chunkSize && w < zstd.MaxWindowSize {
+		w <<= 1
+	}
+	return w
+}
