@@ -1,0 +1,44 @@
+package jump
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestHelperMemoryMap(t *testing.T) {
+	helperRAM := Range{0x30000000, 0x37f00000}
+	tail := Range{0x37f00000, 0x38000000}
+	got := HelperMemoryMap(qemuFirmware, Ranges{{0, 0x9f000}, helperRAM}, Ranges{tail})
+	want := []E820Entry{
+		{Range{0x0, 0x9f000}, E820RAM},
+		{Range{0x9f000, 0x9fc00}, E820Reserved}, // original's partial low page
+		{Range{0x9fc00, 0xa0000}, E820Reserved}, // EBDA
+		{Range{0xf0000, 0x100000}, E820Reserved},
+		{Range{0x101000, 0x30000000}, E820Reserved}, // original's RAM, one-page hole at 1 MiB
+		{Range{0x30000000, 0x37f00000}, E820RAM},
+		{Range{0x37f00000, 0x38000000}, E820Reserved},
+		{Range{0x38000000, 0x3ffe0000}, E820Reserved},
+		{Range{0x3ffe0000, 0x40000000}, E820Reserved},
+		{Range{0xfffc0000, 0x100000000}, E820Reserved},
+		{Range{0xfd00000000, 0x10000000000}, E820Reserved},
+	}
+	// The original's RAM stays a separate entry from firmware ranges (the
+	// helper kernel merges them itself, except across the 1 MiB hole).
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %v\nwant %v", got, want)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Start < got[i-1].End {
+			t.Errorf("entries overlap: %v %v", got[i-1], got[i])
+		}
+	}
+}
+
+func TestFirmwareType(t *testing.T) {
+	for name, want := range map[string]E820Type{"System RAM": E820RAM, "ACPI Tables": E820ACPI,
+		"ACPI Non-volatile Storage": E820NVS, "Reserved": E820Reserved, "something new": E820Reserved} {
+		if got := FirmwareType(name); got != want {
+			t.Errorf("%q = %d, want %d", name, got, want)
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package jump
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// qemuFirmware is the e820 map SeaBIOS gives a 1 GiB QEMU q35/pc guest
+// (captured from a test VM's dmesg).
+var qemuFirmware = []FirmwareEntry{
+	{Range{0x0, 0x9fc00}, "System RAM"},
+	{Range{0x9fc00, 0xa0000}, "Reserved"},
+	{Range{0xf0000, 0x100000}, "Reserved"},
+	{Range{0x100000, 0x3ffe0000}, "System RAM"},
+	{Range{0x3ffe0000, 0x40000000}, "Reserved"},
+	{Range{0xfffc0000, 0x100000000}, "Reserved"},
+	{Range{0xfd00000000, 0x10000000000}, "Reserved"},
+}
+
+// qemuIOMem is /proc/iomem of that guest booted with memmap=128M$0x30000000.
+func qemuIOMem(t testing.TB) []Resource {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", "qemu-1g.iomem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := ParseIOMem(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// writeFirmwareMemmap lays entries out like /sys/firmware/memmap.
+func writeFirmwareMemmap(t testing.TB, entries []FirmwareEntry) string {
+	t.Helper()
+	dir := t.TempDir()
+	for i, e := range entries {
+		d := filepath.Join(dir, itoa(i))
+		os.Mkdir(d, 0o755)
+		os.WriteFile(filepath.Join(d, "start"), []byte(hex(e.Start)+"\n"), 0o644)
+		os.WriteFile(filepath.Join(d, "end"), []byte(hex(e.End-1)+"\n"), 0o644)
+		os.WriteFile(filepath.Join(d, "type"), []byte(e.Type+"\n"), 0o644)
+	}
+	return dir
+}
