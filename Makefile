@@ -19,7 +19,21 @@ vet:
 unit:
 	$(GO) test -count=1 ./...
 
-test: vet unit
+test: vet unit e2e
+
+# Test kernel (built once, cached under $(KJUMP_CACHE)/kernel/<key>/); prints its path.
+kernel:
+	@kernel/build.sh
+
+# VM scenarios: one "SCENARIO name: PASS|FAIL reason" line each; fails if any
+# failed. Pending scenarios run only when named: make e2e KJUMP_E2E=all (or
+# KJUMP_E2E=name,name). The test kernel is built on first use.
+KJUMP_E2E ?=
+export KJUMP_E2E
+e2e:
+	$(GO) vet -tags e2e ./e2e/...
+	$(GO) test -tags e2e -c -o out/e2e.test ./e2e
+	out/e2e.test -test.run '^TestScenarios$$' -test.timeout 80m
 
 clean:
 	rm -rf $(BIN)
