@@ -179,6 +179,7 @@ func TestScenarios(t *testing.T) {
 	failed := 0
 	for _, sc := range list {
 		var runErr error
+		var runDir string
 		skipped := false
 		passed := t.Run(sc.Name, func(t *testing.T) {
 			defer func() { skipped = t.Skipped() }()
@@ -193,6 +194,7 @@ func TestScenarios(t *testing.T) {
 				runErr = err
 				t.Fatal(err)
 			}
+			runDir = dir
 			s := &S{Name: sc.Name, Ctx: ctx, T: t, Dir: dir}
 			runErr = sc.Run(s)
 			if runErr != nil {
@@ -213,6 +215,9 @@ func TestScenarios(t *testing.T) {
 			t.Errorf("scenario %s was skipped", sc.Name)
 		}
 		fmt.Printf("SCENARIO %s: FAIL %s\n", sc.Name, reason)
+		if runDir != "" {
+			fmt.Printf("  logs: %s\n", runDir)
+		}
 	}
 	var pending []string
 	for _, sc := range scenarios {

@@ -131,10 +131,21 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 	}
 	m.console = newConsole(logf, filepath.Join(cfg.RunDir, "console.log"))
 	m.console.exitMsg = func() string {
-		if m.waitErr == nil {
-			return ""
+		m.mu.Lock()
+		killed := m.killed
+		m.mu.Unlock()
+		for _, l := range m.console.lines() {
+			if panicRE.MatchString(l) {
+				return " (guest kernel panic: " + strings.TrimSpace(l) + ")"
+			}
 		}
-		return fmt.Sprintf(" (qemu: %v: %s)", m.waitErr, lastLine(m.stderr.String()))
+		switch {
+		case killed:
+			return " (killed: Kill called or the context ended)"
+		case m.waitErr != nil:
+			return fmt.Sprintf(" (qemu: %v: %s)", m.waitErr, lastLine(m.stderr.String()))
+		}
+		return ""
 	}
 	go func() {
 		m.console.read(stdout, m.onLine)
