@@ -28,6 +28,7 @@ type Reader struct {
 	commit  *commit
 	entries []indexEntry
 	status  error // nil, ErrNotCommitted, ErrInvalidated or a *CorruptError
+	closer  io.Closer
 }
 
 // Info is what `resume image info` shows.

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/kjump/kjump/internal/cli"
+	"github.com/kjump/kjump/internal/image"
+	"github.com/kjump/kjump/internal/image/progress"
+	"github.com/kjump/kjump/internal/storage"
+)
+
+func init() {
+	commands.Register(cli.Command{
+		Name:    "image",
+		Summary: "offline image tools: 'image create' saves an ELF core file as an image",
+		Run:     runImage,
+	})
+}
+
+func runImage(args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(os.Stderr, "usage: hibernate image create --from CORE.elf --to TARGET [--level fast|default|best] [--threads N]")
+		if len(args) == 0 {
+			return &cli.ExitError{Code: 2, Err: errors.New("missing subcommand: use 'image create'")}
+		}
+		return flag.ErrHelp
+	}
+	if args[0] != "create" {
+		return &cli.ExitError{Code: 2, Err: fmt.Errorf("unknown image subcommand %q: use 'image create'", args[0])}
+	}
+	return imageCreate(args[1:])
+}
+
+func imageCreate(args []string) error {
+	fs := commands.FlagSet("image create", "--from CORE.elf --to TARGET")
+	from := fs.String("from", "", "ELF core file with the memory to save (/proc/vmcore, kdump, QEMU dump-guest-memory)")
+	to := fs.String("to", "", "target: file, directory, /dev/ block device, UUID=, LABEL=, PARTUUID= or PARTLABEL=")
+	level := fs.String("level", "fast", "compression level: fast, default or best")
+	threads := fs.Int("threads", 0, fmt.Sprintf("compression workers (0: one per CPU, at most %d)", image.MaxThreads))
+	release := fs.String("kernel-release", "", "kernel release to record (default: the core's VMCOREINFO OSRELEASE)")
+	hostname := fs.String("hostname", "", "hostname to record")
+	bootID := fs.String("boot-id", "", "boot id to record")
+	if err := fs.Parse(args); err != nil {
+		return &cli.ExitError{Code: 2, Err: err}
+	}
+	if *from == "" || *to == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return &cli.ExitError{Code: 2, Err: errors.New("need --from CORE.elf and --to TARGET and nothing else")}
+	}
+	lvl, err := image.ParseLevel(*level)
+	if err != nil {
+		return &cli.ExitError{Code: 2, Err: err}
+	}
+	f, err := os.Open(*from)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	src, err := image.OpenELF(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *from, err)
+	}
+	md := image.Metadata{KernelRelease: *release, Hostname: *hostname, BootID: *bootID}
+	if md.KernelRelease == "" {
+		md.KernelRelease = src.VMCoreInfo()["OSRELEASE"]
+	}
+	t, err := storage.Open(*to)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	m := progress.New("saving")
+	st, err := image.WriteTarget(ctx, t, src, md, image.WithLevel(lvl), image.WithThreads(*threads), image.WithProgress(m.Update))
+	m.Done()
+	if err != nil {
+		return err
+	}
+	secs := max(st.Duration.Seconds(), 1e-9)
+	pages := st.ZeroPages + st.StoredPages
+	fmt.Printf("saved %s of RAM to %s: %s image (%.2fx), %d chunks, %.1f%% zero pages, %s in %s (%s/s)\n",
+		humanize.IBytes(st.RAMBytes), t, humanize.IBytes(st.ImageBytes), float64(st.RAMBytes)/float64(max(st.ImageBytes, 1)),
+		st.Chunks, 100*float64(st.ZeroPages)/float64(max(pages, 1)), "level "+lvl.String(),
+		st.Duration.Round(time.Millisecond), humanize.IBytes(uint64(float64(st.RAMBytes)/secs)))
+	return nil
+}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/kjump/kjump/internal/cli"
+	"github.com/kjump/kjump/internal/image"
+	"github.com/kjump/kjump/internal/image/progress"
+	"github.com/kjump/kjump/internal/storage"
+)
+
+func init() {
+	commands.Register(cli.Command{
+		Name:    "image",
+		Summary: "inspect images offline: image info|verify|restore TARGET",
+		Run:     runImage,
+	})
+}
+
+const imageUsage = `usage:
+  resume image info TARGET [--json]
+  resume image verify TARGET [--force]          exit 0 only if the image is fully valid
+  resume image restore TARGET --to-file OUT [--force] [--threads N]
+exit status: 0 valid, 1 error or corrupt, 2 usage, 3 not committed, 4 invalidated`
+
+func runImage(args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(os.Stderr, imageUsage)
+		if len(args) == 0 {
+			return &cli.ExitError{Code: 2, Err: errors.New("missing subcommand")}
+		}
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "info":
+		return imageInfo(args[1:])
+	case "verify":
+		return imageVerify(args[1:])
+	case "restore":
+		return imageRestore(args[1:])
+	}
+	return &cli.ExitError{Code: 2, Err: fmt.Errorf("unknown image subcommand %q:\n%s", args[0], imageUsage)}
+}
+
+// imageParse parses flags before and after the single TARGET argument.
+func imageParse(fs *flag.FlagSet, args []string) (string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return "", &cli.ExitError{Code: 2, Err: err}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return "", &cli.ExitError{Code: 2, Err: fmt.Errorf("need exactly one TARGET, got %d", len(pos))}
+	}
+	return pos[0], nil
+}
+
+// imageExit maps image states to the documented exit codes.
+func imageExit(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, image.ErrNotCommitted):
+		return &cli.ExitError{Code: 3, Err: err}
+	case errors.Is(err, image.ErrInvalidated):
+		return &cli.ExitError{Code: 4, Err: err}
+	}
+	return err
+}
+
+func imageOpen(spec string) (*image.Reader, storage.Target, error) {
+	t, err := storage.Open(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := image.OpenTarget(t)
+	if err != nil {
+		return nil, nil, imageExit(fmt.Errorf("%s: %w", t, err))
+	}
+	return r, t, nil
+}
+
+func imageInfo(args []string) error {
+	fs := commands.FlagSet("image info", "TARGET")
+	asJSON := fs.Bool("json", false, "print JSON")
+	spec, err := imageParse(fs, args)
+	if err != nil {
+		return err
+	}
+	r, t, err := imageOpen(spec)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	info := r.Info()
+	if *asJSON {
+		e := json.NewEncoder(os.Stdout)
+		e.SetIndent("", "  ")
+		return e.Encode(info)
+	}
+	md := info.Metadata
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	pages := info.StoredPages + info.ZeroPages
+	fmt.Fprintf(w, "target:\t%s\n", t)
+	fmt.Fprintf(w, "status:\t%s\n", info.Status)
+	fmt.Fprintf(w, "format:\t%s, id %s\n", info.Version, info.ID)
+	fmt.Fprintf(w, "kernel:\t%s\n", orDash(md.KernelRelease))
+	fmt.Fprintf(w, "hostname:\t%s\n", orDash(md.Hostname))
+	fmt.Fprintf(w, "boot id:\t%s\n", orDash(md.BootID))
+	fmt.Fprintf(w, "created:\t%s\n", info.Created.Format(time.RFC3339))
+	fmt.Fprintf(w, "RAM:\t%s in %d ranges, %d-byte pages\n", humanize.IBytes(info.RAMBytes), len(info.Ranges), info.PageSize)
+	if pages > 0 {
+		fmt.Fprintf(w, "pages:\t%d stored, %d zero (%.1f%%)\n", info.StoredPages, info.ZeroPages, 100*float64(info.ZeroPages)/float64(pages))
+	}
+	fmt.Fprintf(w, "chunks:\t%d of %s RAM each\n", info.Chunks, humanize.IBytes(uint64(info.ChunkSize)))
+	fmt.Fprintf(w, "image size:\t%s (%.2fx)\n", humanize.IBytes(uint64(info.ImageBytes)), float64(info.RAMBytes)/float64(max(info.ImageBytes, 1)))
+	fmt.Fprintf(w, "jump back:\tentry %#x, GDT %#x/%#x, flags %#x\n", md.JumpBack.Entry, md.JumpBack.GDTBase, md.JumpBack.GDTLimit, md.JumpBack.Flags)
+	for _, f := range md.Filesystems {
+		fmt.Fprintf(w, "filesystem:\t%s %s uuid %s generation %s\n", f.Device, f.Type, f.UUID, f.Generation)
+	}
+	rs := make([]string, len(info.Ranges))
+	for i, rg := range info.Ranges {
+		rs[i] = rg.String()
+	}
+	fmt.Fprintf(w, "ranges:\t%s\n", strings.Join(rs, " "))
+	return w.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func imageVerify(args []string) error {
+	fs := commands.FlagSet("image verify", "TARGET")
+	force := fs.Bool("force", false, "accept an invalidated image whose data is intact")
+	threads := fs.Int("threads", 0, "decompression workers (0: one per CPU)")
+	spec, err := imageParse(fs, args)
+	if err != nil {
+		return err
+	}
+	r, t, err := imageOpen(spec)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	opts := []image.Option{image.WithThreads(*threads)}
+	if *force {
+		opts = append(opts, image.WithForce())
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	m := progress.New("verifying")
+	st, err := r.Verify(ctx, append(opts, image.WithProgress(m.Update))...)
+	m.Done()
+	if err != nil {
+		return imageExit(fmt.Errorf("%s: %w", t, err))
+	}
+	fmt.Printf("%s: valid: %d chunks, %s of RAM, %s image, checked in %s\n", t, st.Chunks,
+		humanize.IBytes(st.RAMBytes), humanize.IBytes(st.ImageBytes), st.Duration.Round(time.Millisecond))
+	return nil
+}
+
+func imageRestore(args []string) error {
+	fs := commands.FlagSet("image restore", "TARGET --to-file OUT")
+	out := fs.String("to-file", "", "sparse file to write pages into, at offset = physical address")
+	force := fs.Bool("force", false, "accept an invalidated image whose data is intact")
+	threads := fs.Int("threads", 0, "decompression workers (0: one per CPU)")
+	spec, err := imageParse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		fs.Usage()
+		return &cli.ExitError{Code: 2, Err: errors.New("need --to-file OUT")}
+	}
+	r, t, err := imageOpen(spec)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	opts := []image.Option{image.WithThreads(*threads)}
+	if *force {
+		opts = append(opts, image.WithForce())
+	}
+	// Refuse before creating the output, so a bad image leaves nothing behind.
+	if st := r.Status(); st != nil && !(*force && errors.Is(st, image.ErrInvalidated)) {
+		return imageExit(fmt.Errorf("%s: %w", t, st))
+	}
+	f, err := os.OpenFile(*out, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	m := progress.New("restoring")
+	st, err := r.Restore(ctx, f, append(opts, image.WithProgress(m.Update))...)
+	m.Done()
+	if err == nil {
+		// The file spans all of RAM, so it compares byte for byte with a
+		// flat memory dump even when the top pages were zero.
+		rs := r.Ranges()
+		err = f.Truncate(int64(rs[len(rs)-1].End))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return imageExit(fmt.Errorf("restoring %s to %s: %w", t, *out, err))
+	}
+	secs := max(st.Duration.Seconds(), 1e-9)
+	fmt.Printf("restored %d pages (%s) from %s to %s in %s (%s/s of RAM)\n", st.StoredPages,
+		humanize.IBytes(st.StoredPages*uint64(r.Metadata().PageSize)), t, *out, st.Duration.Round(time.Millisecond),
+		humanize.IBytes(uint64(float64(st.RAMBytes)/secs)))
+	return nil
+}

@@ -1,0 +1,74 @@
+package image
+
+import (
+	"context"
+	"errors"
+
+	"github.com/kjump/kjump/internal/storage"
+)
+
+// WriteTarget writes src as a new image on t and commits it: the image's
+// own commit record first, then the target's publish step (rename, or the
+// device signature block). Any previous image on t stops being resumable
+// before the first byte is written. On error nothing resumable is left.
+func WriteTarget(ctx context.Context, t storage.Target, src Source, md Metadata, opts ...Option) (Stats, error) {
+	w, err := t.Create(MaxImageSize(src, md, opts...))
+	if err != nil {
+		return Stats{}, err
+	}
+	st, err := Write(ctx, w, src, md, opts...)
+	if err != nil {
+		w.Abort()
+		return Stats{}, err
+	}
+	if err := w.Commit(); err != nil {
+		return Stats{}, err
+	}
+	return st, nil
+}
+
+// OpenTarget opens the committed image on t; Close the Reader when done.
+// A target with no published image gives an error matching ErrNotCommitted.
+func OpenTarget(t storage.Target) (*Reader, error) {
+	img, err := t.Open(false)
+	if err != nil {
+		if errors.Is(err, storage.ErrNoImage) {
+			return nil, &notCommitted{err}
+		}
+		return nil, err
+	}
+	r, err := Open(img)
+	if err != nil {
+		img.Close()
+		return nil, err
+	}
+	r.closer = img
+	return r, nil
+}
+
+// InvalidateTarget invalidates the image on t (see Invalidate).
+func InvalidateTarget(t storage.Target) error {
+	img, err := t.Open(true)
+	if err != nil {
+		if errors.Is(err, storage.ErrNoImage) {
+			return &notCommitted{err}
+		}
+		return err
+	}
+	defer img.Close()
+	return Invalidate(img)
+}
+
+// Close releases the target a Reader from OpenTarget holds.
+func (r *Reader) Close() error {
+	if r.closer == nil {
+		return nil
+	}
+	return r.closer.Close()
+}
+
+// notCommitted keeps the storage layer's message and matches ErrNotCommitted.
+type notCommitted struct{ err error }
+
+func (e *notCommitted) Error() string   { return e.err.Error() }
+func (e *notCommitted) Unwrap() []error { return []error{e.err, ErrNotCommitted} }

@@ -1,0 +1,210 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// A raw block device holds, at offset 0, a signature block written last on
+// commit, and the image from SignatureSize on.
+//
+//	off len field
+//	  0   8 magic "KJUMPDEV"
+//	  8   4 version (1)
+//	 12   4 reserved, zero
+//	 16   8 image offset (SignatureSize)
+//	 24   8 image length
+//	 32   4 CRC32C of bytes 0..31
+//	 36   . zero up to SignatureSize
+const (
+	SignatureSize  = 4096
+	signatureMagic = "KJUMPDEV"
+	sigVersion     = 1
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+type blockTarget struct {
+	dev, spec string
+}
+
+func openBlock(dev, spec string) (*blockTarget, error) {
+	fi, err := os.Stat(dev)
+	if err != nil {
+		return nil, wrap(spec, "open device", err)
+	}
+	if fi.Mode()&os.ModeDevice == 0 || fi.Mode()&os.ModeCharDevice != 0 {
+		return nil, fmt.Errorf("target %s is not a block device: give a partition such as /dev/sdb2", spec)
+	}
+	return &blockTarget{dev: dev, spec: spec}, nil
+}
+
+func (t *blockTarget) String() string {
+	if t.spec == t.dev {
+		return t.dev
+	}
+	return t.dev + " (" + t.spec + ")"
+}
+
+func encodeSignature(length uint64) []byte {
+	b := make([]byte, SignatureSize)
+	copy(b, signatureMagic)
+	binary.LittleEndian.PutUint32(b[8:], sigVersion)
+	binary.LittleEndian.PutUint64(b[16:], SignatureSize)
+	binary.LittleEndian.PutUint64(b[24:], length)
+	binary.LittleEndian.PutUint32(b[32:], crc32.Checksum(b[:32], castagnoli))
+	return b
+}
+
+// parseSignature returns the image length, or ErrNoImage.
+func parseSignature(b []byte, devSize int64) (int64, error) {
+	if string(b[:8]) != signatureMagic {
+		return 0, ErrNoImage
+	}
+	if crc32.Checksum(b[:32], castagnoli) != binary.LittleEndian.Uint32(b[32:]) {
+		return 0, errors.New("kjump signature block is corrupt (checksum mismatch); the image cannot be trusted")
+	}
+	if v := binary.LittleEndian.Uint32(b[8:]); v != sigVersion {
+		return 0, fmt.Errorf("kjump signature version %d is not supported; resume with the kjump version that wrote it", v)
+	}
+	off, n := binary.LittleEndian.Uint64(b[16:]), binary.LittleEndian.Uint64(b[24:])
+	if off != SignatureSize || n > uint64(devSize-SignatureSize) {
+		return 0, fmt.Errorf("kjump signature block describes an image (%d bytes at %d) larger than the device (%d bytes)", n, off, devSize)
+	}
+	return int64(n), nil
+}
+
+func (t *blockTarget) open(flag int) (*os.File, int64, error) {
+	f, err := os.OpenFile(t.dev, flag, 0)
+	if err != nil {
+		return nil, 0, wrap(t.String(), "open device", err)
+	}
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		f.Close()
+		return nil, 0, wrap(t.String(), "get size of", err)
+	}
+	return f, size, nil
+}
+
+func (t *blockTarget) Create(maxSize uint64) (Writer, error) {
+	// O_EXCL on a block device refuses a mounted filesystem or active swap.
+	f, size, err := t.open(os.O_RDWR | os.O_EXCL)
+	if err != nil {
+		return nil, err
+	}
+	if size < SignatureSize || uint64(size-SignatureSize) < maxSize {
+		f.Close()
+		return nil, &SpaceError{Target: t.String(), Need: maxSize, Have: uint64(max(size-SignatureSize, 0))}
+	}
+	// Clear the signature first so an interrupted write is never resumable.
+	if _, err := f.WriteAt(make([]byte, SignatureSize), 0); err != nil {
+		f.Close()
+		return nil, wrap(t.String(), "clear signature on", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, wrap(t.String(), "sync", err)
+	}
+	return &blockWriter{t: t, f: f, limit: int64(maxSize)}, nil
+}
+
+type blockWriter struct {
+	t     *blockTarget
+	f     *os.File
+	limit int64
+	end   int64
+}
+
+func (w *blockWriter) WriteAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > w.limit {
+		return 0, &Error{Target: w.t.String(), Op: "write image to", Err: unix.ENOSPC}
+	}
+	n, err := w.f.WriteAt(p, SignatureSize+off)
+	w.end = max(w.end, off+int64(n))
+	return n, wrap(w.t.String(), "write image to", err)
+}
+
+func (w *blockWriter) Sync() error { return wrap(w.t.String(), "sync", w.f.Sync()) }
+
+func (w *blockWriter) Commit() error {
+	defer w.f.Close()
+	if err := w.f.Sync(); err != nil {
+		return wrap(w.t.String(), "sync", err)
+	}
+	if _, err := w.f.WriteAt(encodeSignature(uint64(w.end)), 0); err != nil {
+		return wrap(w.t.String(), "write signature to", err)
+	}
+	return wrap(w.t.String(), "sync", w.f.Sync())
+}
+
+func (w *blockWriter) Abort() error { return w.f.Close() }
+
+func (t *blockTarget) Open(writable bool) (Image, error) {
+	flag := os.O_RDONLY
+	if writable {
+		flag = os.O_RDWR
+	}
+	f, size, err := t.open(flag)
+	if err != nil {
+		return nil, err
+	}
+	sig := make([]byte, SignatureSize)
+	if size < SignatureSize {
+		f.Close()
+		return nil, &Error{Target: t.String(), Op: "open image on", Err: ErrNoImage}
+	}
+	if _, err := f.ReadAt(sig, 0); err != nil {
+		f.Close()
+		return nil, wrap(t.String(), "read signature from", err)
+	}
+	n, err := parseSignature(sig, size)
+	if err != nil {
+		f.Close()
+		return nil, &Error{Target: t.String(), Op: "open image on", Err: err}
+	}
+	return &blockImage{f: f, size: n, name: t.String()}, nil
+}
+
+// blockImage is the image section of a device.
+type blockImage struct {
+	f    *os.File
+	size int64
+	name string
+}
+
+func (i *blockImage) ReadAt(p []byte, off int64) (int, error) {
+	if off >= i.size {
+		return 0, io.EOF
+	}
+	short := off+int64(len(p)) > i.size
+	if short {
+		p = p[:i.size-off]
+	}
+	n, err := i.f.ReadAt(p, SignatureSize+off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return n, wrap(i.name, "read image from", err)
+	}
+	if short {
+		return n, io.EOF
+	}
+	return n, err
+}
+
+func (i *blockImage) WriteAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > i.size {
+		return 0, fmt.Errorf("write past the end of the image on %s", i.name)
+	}
+	n, err := i.f.WriteAt(p, SignatureSize+off)
+	return n, wrap(i.name, "write image to", err)
+}
+
+func (i *blockImage) Size() int64  { return i.size }
+func (i *blockImage) Sync() error  { return wrap(i.name, "sync", i.f.Sync()) }
+func (i *blockImage) Close() error { return i.f.Close() }

@@ -1,0 +1,161 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultName is the image file name in a directory target.
+const DefaultName = "kjump.img"
+
+// fileTarget stores the image as one file, written under a temporary name
+// and renamed into place on Commit.
+type fileTarget struct {
+	path, spec string
+}
+
+func newFileTarget(path, spec string) (*fileTarget, error) {
+	path = filepath.Clean(path)
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = unix.ENOTDIR
+		}
+		return nil, &Error{Target: spec, Op: "open directory of", Err: err}
+	}
+	return &fileTarget{path: path, spec: spec}, nil
+}
+
+func (t *fileTarget) String() string {
+	if t.spec == t.path {
+		return t.path
+	}
+	return t.path + " (" + t.spec + ")"
+}
+
+func (t *fileTarget) tmp() string { return t.path + ".tmp" }
+
+func (t *fileTarget) Create(maxSize uint64) (Writer, error) {
+	dir := filepath.Dir(t.path)
+	// The old image goes first: a crash while writing the new one must not
+	// leave an older image looking resumable.
+	if err := os.Remove(t.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, wrap(t.String(), "remove old image", err)
+	}
+	if err := os.Remove(t.tmp()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, wrap(t.String(), "remove stale temporary image", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, wrap(t.String(), "sync directory of", err)
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		return nil, wrap(t.String(), "check free space on", err)
+	}
+	if fs.Flags&unix.ST_RDONLY != 0 {
+		return nil, &Error{Target: t.String(), Op: "create image on", Err: unix.EROFS}
+	}
+	if have := fs.Bavail * uint64(fs.Bsize); have < maxSize {
+		return nil, &SpaceError{Target: t.String(), Need: maxSize, Have: have}
+	}
+	f, err := os.OpenFile(t.tmp(), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, wrap(t.String(), "create image", err)
+	}
+	return &fileWriter{t: t, f: f}, nil
+}
+
+type fileWriter struct {
+	t *fileTarget
+	f *os.File
+}
+
+func (w *fileWriter) WriteAt(p []byte, off int64) (int, error) {
+	n, err := w.f.WriteAt(p, off)
+	return n, wrap(w.t.String(), "write image to", err)
+}
+
+func (w *fileWriter) Sync() error { return wrap(w.t.String(), "sync image on", w.f.Sync()) }
+
+func (w *fileWriter) Commit() error {
+	if err := w.f.Sync(); err != nil {
+		w.Abort()
+		return wrap(w.t.String(), "sync image on", err)
+	}
+	if err := w.f.Close(); err != nil {
+		os.Remove(w.t.tmp())
+		return wrap(w.t.String(), "close image on", err)
+	}
+	if err := os.Rename(w.t.tmp(), w.t.path); err != nil {
+		os.Remove(w.t.tmp())
+		return wrap(w.t.String(), "publish image on", err)
+	}
+	return wrap(w.t.String(), "sync directory of", syncDir(filepath.Dir(w.t.path)))
+}
+
+func (w *fileWriter) Abort() error {
+	w.f.Close()
+	return wrap(w.t.String(), "remove unfinished image", os.Remove(w.t.tmp()))
+}
+
+func (t *fileTarget) Open(writable bool) (Image, error) {
+	flag := os.O_RDONLY
+	if writable {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(t.path, flag, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		if _, terr := os.Stat(t.tmp()); terr == nil {
+			return nil, &Error{Target: t.String(), Op: "open image on", Err: errUnfinished}
+		}
+		return nil, &Error{Target: t.String(), Op: "open image on", Err: ErrNoImage}
+	}
+	if err != nil {
+		return nil, wrap(t.String(), "open image on", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, wrap(t.String(), "stat image on", err)
+	}
+	return &fileImage{f: f, size: fi.Size(), name: t.String()}, nil
+}
+
+var errUnfinished = fmt.Errorf("%w (only an unfinished temporary image, left by an interrupted write; it cannot be resumed)", ErrNoImage)
+
+type fileImage struct {
+	f    *os.File
+	size int64
+	name string
+}
+
+func (i *fileImage) ReadAt(p []byte, off int64) (int, error) {
+	n, err := i.f.ReadAt(p, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return n, wrap(i.name, "read image from", err)
+	}
+	return n, err
+}
+func (i *fileImage) WriteAt(p []byte, off int64) (int, error) {
+	n, err := i.f.WriteAt(p, off)
+	return n, wrap(i.name, "write image to", err)
+}
+func (i *fileImage) Size() int64  { return i.size }
+func (i *fileImage) Sync() error  { return wrap(i.name, "sync image on", i.f.Sync()) }
+func (i *fileImage) Close() error { return i.f.Close() }
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
+		return err // EINVAL: filesystems that cannot sync directories
+	}
+	return nil
+}
