@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -40,10 +41,26 @@ func runJump(mode string, args []string) error {
 		return err
 	}
 	r := out.Result
-	fmt.Printf("hibernate: back after %s: helper (%d CPUs) read %s of RAM in %.2fs\n",
-		out.Away.Round(time.Millisecond), r.CPUs, humanize.IBytes(r.RAMBytes), r.Seconds)
-	for k, v := range r.Details {
-		fmt.Printf("hibernate: helper %s=%s\n", k, v)
+	switch {
+	case r.Mode == "resumed":
+		fmt.Printf("hibernate: RESUMED from image %s on %s (hibernated at %s, away %s); restore kernel wrote %s in %.2fs\n",
+			r.Details["image_id"], r.Details["target"], r.Details["hibernated_at"], out.Away.Round(time.Second),
+			humanize.IBytes(r.RAMBytes), r.Seconds)
+	case r.ImageBytes > 0:
+		fmt.Printf("hibernate: checkpoint committed to %s: %s of RAM in a %s image; helper (%d CPUs) took %.2fs; back after %s\n",
+			r.Details["target"], humanize.IBytes(r.RAMBytes), humanize.IBytes(r.ImageBytes), r.CPUs, r.Seconds,
+			out.Away.Round(time.Millisecond))
+	default:
+		fmt.Printf("hibernate: back after %s: helper (%d CPUs) read %s of RAM in %.2fs\n",
+			out.Away.Round(time.Millisecond), r.CPUs, humanize.IBytes(r.RAMBytes), r.Seconds)
+	}
+	keys := make([]string, 0, len(r.Details))
+	for k := range r.Details {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Printf("hibernate: helper %s=%s\n", k, r.Details[k])
 	}
 	return nil
 }

@@ -32,7 +32,10 @@ func (e *ExitError) Unwrap() error { return e.Err }
 
 // Set is a program's registered subcommands.
 type Set struct {
-	Prog     string
+	Prog string
+	// Default runs when no command is named (no arguments, or only
+	// options): `resume` alone resumes.
+	Default  string
 	commands map[string]Command
 }
 
@@ -66,6 +69,9 @@ func (s *Set) Usage(w io.Writer) {
 // Main runs the subcommand named by args[0] and returns the process exit code.
 // Errors are printed as "prog: message" on stderr.
 func (s *Set) Main(args []string) int {
+	if s.Default != "" && (len(args) == 0 || strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help") {
+		args = append([]string{s.Default}, args...)
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		s.Usage(os.Stderr)
 		if len(args) == 0 {

@@ -57,45 +57,99 @@ func Main() error {
 	logf("up in %.2fs on %d CPUs: mode %s, jump-back entry %#x", uptime(), runtime.NumCPU(), in.Mode, h.Entry)
 
 	res := jump.Result{Mode: in.Mode, CPUs: runtime.NumCPU(), Details: map[string]string{}}
-	work := func() error {
-		switch in.Mode {
-		case "probe", "checkpoint":
-			return sampleOriginal(&res)
-		}
-		return fmt.Errorf("mode %q is not supported by this helper", in.Mode)
+	if in.Mode == "restore" {
+		return restoreAndJump(mem, buf, addr, h, &res, start)
 	}
-	if err := work(); err != nil {
-		res.Error = err.Error()
-		logf("failed: %v; jumping back", err)
+	// Find the way back first: a helper that cannot return must not
+	// write an image that promises a return.
+	gdt, err := savedGDT(mem, in)
+	if err != nil {
+		return fatal(err)
+	}
+	var werr error
+	switch {
+	case in.Mode == "probe" || in.Mode == "checkpoint" && in.Target.Spec == "":
+		werr = sampleOriginal(&res)
+	case in.Mode == "checkpoint" || in.Mode == "now":
+		werr = capture(h, gdt, &res)
+	default:
+		werr = fmt.Errorf("mode %q is not supported by this helper", in.Mode)
+	}
+	if werr != nil {
+		res.Error = werr.Error()
+		logf("failed: %v; jumping back", werr)
 	} else {
 		res.OK = true
 	}
 	res.Seconds = time.Since(start).Seconds()
-	if err := jump.SetResult(buf, res); err != nil {
+	if err := report(mem, buf, addr, res); err != nil {
 		return fatal(err)
 	}
-	if _, err := mem.WriteAt(buf, int64(addr)); err != nil {
-		return fatal(fmt.Errorf("writing the report: %w", err))
+	if res.OK && in.Mode == "now" {
+		logf("image committed; powering off")
+		unix.Sync()
+		unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+		return fatal(fmt.Errorf("power off failed"))
 	}
-	return fatal(jumpBack(mem, h))
+	return fatal(jumpBack(mem, h, gdt))
+}
+
+// restoreAndJump is the restore kernel's job: pages back, then into the
+// original. On failure it reboots; the image stays invalidated but intact.
+func restoreAndJump(mem *physmem.Mem, buf []byte, addr uint64, h jump.Handoff, res *jump.Result, start time.Time) error {
+	jb, err := restore(h, mem, res)
+	if err == nil {
+		res.OK = true
+		res.Mode = "resumed"
+		res.Seconds = time.Since(start).Seconds()
+		if err = report(mem, buf, addr, *res); err == nil {
+			var im jump.Image
+			if im, err = jb.Image(); err == nil {
+				if err = im.Load(); err == nil {
+					logf("jumping into the restored kernel at %#x", jb.Entry)
+					err = jump.Jump()
+				}
+			}
+		}
+	}
+	logf("RESTORE FAILED: %v", err)
+	logf("rebooting into a normal boot in 5s; the image is invalidated but intact ('resume --force' can retry)")
+	time.Sleep(5 * time.Second)
+	unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+	return err
+}
+
+func report(mem *physmem.Mem, buf []byte, addr uint64, res jump.Result) error {
+	if err := jump.SetResult(buf, res); err != nil {
+		return err
+	}
+	if _, err := mem.WriteAt(buf, int64(addr)); err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	return nil
+}
+
+// savedGDT reads the original's GDT descriptor, which kernels before 6.13
+// need reloaded on the way back.
+func savedGDT(mem *physmem.Mem, in jump.Instructions) (purgatory.GDTDesc, error) {
+	if in.SavedContext == 0 {
+		return purgatory.GDTDesc{}, nil
+	}
+	ctx := make([]byte, 1024)
+	if _, err := mem.ReadAt(ctx, int64(in.SavedContext)); err != nil {
+		return purgatory.GDTDesc{}, fmt.Errorf("reading the original's saved_context: %w", err)
+	}
+	d, err := jump.FindSavedGDT(ctx)
+	if err != nil && strings.HasPrefix(in.Convention, "classic") {
+		return d, err
+	}
+	return d, nil
 }
 
 // jumpBack loads the jump-back image and executes it; it returns only on
 // failure.
-func jumpBack(mem *physmem.Mem, h jump.Handoff) error {
+func jumpBack(mem *physmem.Mem, h jump.Handoff, gdt purgatory.GDTDesc) error {
 	in := h.Instructions
-	var gdt purgatory.GDTDesc
-	if in.SavedContext != 0 {
-		ctx := make([]byte, 1024)
-		if _, err := mem.ReadAt(ctx, int64(in.SavedContext)); err != nil {
-			return fmt.Errorf("reading the original's saved_context: %w", err)
-		}
-		d, err := jump.FindSavedGDT(ctx)
-		if err != nil && strings.HasPrefix(in.Convention, "classic") {
-			return err
-		}
-		gdt = d
-	}
 	entryPage := make([]byte, jump.PageSize)
 	if _, err := mem.ReadAt(entryPage, int64(h.Entry&^(jump.PageSize-1))); err != nil {
 		return fmt.Errorf("reading the original's entry page: %w", err)

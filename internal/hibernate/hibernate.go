@@ -121,7 +121,13 @@ func consoleArgs(cmdline string) string {
 }
 
 // Plan lays out the helper for this machine.
-func Plan(sys *System, o Options) (*jump.HelperPlan, error) {
+func Plan(sys *System, o Options) (*jump.HelperPlan, error) { return plan(sys, o, false) }
+
+// PlanRestore lays out the restore kernel: the same helper, started by a
+// plain kexec from a freshly booted kernel.
+func PlanRestore(sys *System, o Options) (*jump.HelperPlan, error) { return plan(sys, o, true) }
+
+func plan(sys *System, o Options, restore bool) (*jump.HelperPlan, error) {
 	k, err := jump.ReadBzImage(o.HelperKernel)
 	if err != nil {
 		return nil, err
@@ -136,7 +142,7 @@ func Plan(sys *System, o Options) (*jump.HelperPlan, error) {
 	}
 	return jump.PlanHelper(jump.HelperConfig{Kernel: k, Initrd: initrd, Region: region,
 		Cmdline: consoleArgs(sys.Cmdline) + " " + o.HelperArgs, Firmware: sys.Firmware,
-		IOMem: sys.IOMem, VMCoreInfo: sys.VMCoreInfo, ACPIRSDP: acpiRSDP()})
+		IOMem: sys.IOMem, VMCoreInfo: sys.VMCoreInfo, ACPIRSDP: acpiRSDP(), Restore: restore})
 }
 
 // acpiRSDP reads the RSDP from the EFI system table when there is one; BIOS
@@ -180,12 +186,22 @@ func Jump(o Options) (*Outcome, error) {
 	if err != nil && conv == jump.ConventionClassic {
 		return nil, err
 	}
+	var target jump.TargetSpec
+	if o.Target != "" {
+		if target, err = ResolveTarget(o.Target); err != nil {
+			return nil, err
+		}
+	} else if o.Mode == "now" {
+		return nil, fmt.Errorf("no target: give --to with a raw partition, UUID=, LABEL= or an NFS path")
+	}
 	host, _ := os.Hostname()
 	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	in := jump.Instructions{Mode: o.Mode, SavedContext: savedCtx, Convention: conv.String(),
-		Backup: plan.Backup.Start, JumpStub: plan.JumpStub, Target: o.Target, Level: o.Level,
+		Backup: plan.Backup.Start, JumpStub: plan.JumpStub, Target: target, Level: o.Level,
 		Threads: o.Threads, Release: jump.KernelRelease(), Hostname: host,
-		BootID: strings.TrimSpace(string(bootID)), Issued: time.Now().UTC()}
+		BootID: strings.TrimSpace(string(bootID)), Issued: time.Now().UTC(),
+		Extra: map[string]string{}}
+	in.Extra["region"] = fmt.Sprintf("%#x-%#x", plan.HelperRAM.Start, plan.Tail.End)
 	handoff, err := jump.EncodeHandoff(in)
 	if err != nil {
 		return nil, err

@@ -42,9 +42,11 @@ type Instructions struct {
 	Convention   string `json:"convention"`
 	// Backup and JumpStub are where the purgatory saved low memory and
 	// where the helper may put its jump-back stub.
-	Backup   uint64    `json:"backup"`
-	JumpStub uint64    `json:"jump_stub"`
-	Target   string    `json:"target,omitempty"`
+	Backup   uint64     `json:"backup"`
+	JumpStub uint64     `json:"jump_stub"`
+	Target   TargetSpec `json:"target"`
+	// ImageID names the verified image a restore kernel must restore.
+	ImageID  string    `json:"image_id,omitempty"`
 	Level    string    `json:"level,omitempty"`
 	Threads  int       `json:"threads,omitempty"`
 	Release  string    `json:"release"`
@@ -53,6 +55,18 @@ type Instructions struct {
 	Issued   time.Time `json:"issued"`
 	// Extra carries mode-specific settings (network for NFS, fingerprints).
 	Extra map[string]string `json:"extra,omitempty"`
+}
+
+// TargetSpec tells the helper where the image goes, in terms it can act on
+// without udev or the original's mounts: the original resolves UUID=,
+// LABEL= and file paths before the jump.
+type TargetSpec struct {
+	Spec   string `json:"spec"`             // as the user gave it, for messages
+	Device string `json:"device,omitempty"` // kernel block device (/dev/vda2) of a raw target or of the filesystem
+	FSType string `json:"fstype,omitempty"` // filesystem to mount; empty for raw targets
+	Source string `json:"source,omitempty"` // mount source when not a device (NFS: server:/export)
+	Opts   string `json:"opts,omitempty"`   // mount options
+	Path   string `json:"path,omitempty"`   // image file relative to the filesystem root
 }
 
 // Result is what the helper reports back.

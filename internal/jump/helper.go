@@ -27,6 +27,9 @@ type HelperConfig struct {
 	VMCoreInfo Range           // the original's VMCOREINFO note; may be empty
 	ACPIRSDP   uint64
 	MinWorkRAM uint64 // 0: DefaultMinWorkRAM
+	// Restore plans a restore kernel for a plain kexec from a freshly
+	// booted kernel instead of a preserve-context helper.
+	Restore bool
 }
 
 // HelperPlan is the laid-out helper image.
@@ -152,7 +155,7 @@ func PlanHelper(c HelperConfig) (*HelperPlan, error) {
 	}
 	p.Image = Image{
 		Entry:           purgAddr,
-		PreserveContext: true,
+		PreserveContext: !c.Restore,
 		Segments: []Segment{
 			{Buf: c.Kernel.Payload, Mem: kernelAddr, MemSize: kernelEnd - kernelAddr},
 			NewSegment(c.Initrd, initrd.Start),

@@ -1,0 +1,10 @@
+package main
+
+import (
+	"github.com/kjump/kjump/internal/cli"
+)
+
+func init() {
+	commands.Register(cli.Command{Name: "now", Summary: "hibernate: save the machine to the target and power off",
+		Run: func(args []string) error { return runJump("now", args) }})
+}

@@ -1,0 +1,94 @@
+package helper
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/kjump/kjump/internal/image"
+	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/jump/purgatory"
+)
+
+// capture writes the original's RAM, as /proc/vmcore shows it, to the
+// target as a committed image.
+func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
+	in := h.Instructions
+	f, err := os.Open("/proc/vmcore")
+	if err != nil {
+		return fmt.Errorf("opening /proc/vmcore: %w (the helper was not given an elfcorehdr)", err)
+	}
+	defer f.Close()
+	src, err := image.OpenELF(f)
+	if err != nil {
+		return fmt.Errorf("parsing /proc/vmcore: %w", err)
+	}
+	t, cleanup, err := openTarget(in.Target)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	level, err := image.ParseLevel(in.Level)
+	if err != nil {
+		level = image.LevelFast
+	}
+	threads := in.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	md := image.Metadata{
+		KernelRelease: in.Release, BootID: in.BootID, Hostname: in.Hostname, Created: in.Issued,
+		JumpBack: image.JumpBack{Entry: h.Entry, GDTLimit: gdt.Limit, GDTBase: gdt.Base},
+		Extra: map[string]string{
+			"saved_context": strconv.FormatUint(in.SavedContext, 16),
+			"convention":    in.Convention,
+			"mode":          in.Mode,
+		},
+	}
+	for k, v := range in.Extra {
+		md.Extra[k] = v
+	}
+	logf("writing image of %s to %s (level %s, %d threads)", humanize.IBytes(totalRAM(src.Ranges())), t, level, threads)
+	st, err := image.WriteTarget(context.Background(), t, src, md,
+		image.WithLevel(level), image.WithThreads(threads), image.WithProgress(progress("saved")))
+	if err != nil {
+		return err
+	}
+	res.RAMBytes, res.ImageBytes = st.RAMBytes, st.ImageBytes
+	res.Details["zero_pages"] = strconv.FormatUint(st.ZeroPages, 10)
+	res.Details["stored_pages"] = strconv.FormatUint(st.StoredPages, 10)
+	res.Details["write_seconds"] = strconv.FormatFloat(st.Duration.Seconds(), 'f', 2, 64)
+	res.Details["target"] = t.String()
+	logf("image committed: %s of RAM in %s (%.0f%% zero pages) in %.2fs, %s/s",
+		humanize.IBytes(st.RAMBytes), humanize.IBytes(st.ImageBytes), 100*float64(st.ZeroPages*jump.PageSize)/float64(max(st.RAMBytes, 1)),
+		st.Duration.Seconds(), humanize.IBytes(uint64(float64(st.RAMBytes)/max(st.Duration.Seconds(), 1e-3))))
+	return nil
+}
+
+func totalRAM(rs []image.Range) uint64 {
+	var n uint64
+	for _, r := range rs {
+		n += r.Size()
+	}
+	return n
+}
+
+// progress prints a console line every 10% so a person watching the
+// machine sees it working.
+func progress(verb string) func(done, total uint64) {
+	start := time.Now()
+	next := uint64(0)
+	return func(done, total uint64) {
+		if total == 0 || done*10/total < next && done != total {
+			return
+		}
+		next = done*10/total + 1
+		secs := max(time.Since(start).Seconds(), 1e-3)
+		logf("%s %3d%%  %s of %s  %s/s", verb, done*100/total, humanize.IBytes(done), humanize.IBytes(total), humanize.IBytes(uint64(float64(done)/secs)))
+	}
+}

@@ -1,0 +1,99 @@
+package helper
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/kjump/kjump/internal/image"
+	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/jump/purgatory"
+	"github.com/kjump/kjump/internal/physmem"
+)
+
+// restore writes the image's pages back to the original's physical memory
+// and returns how to jump into it. The image was verified and invalidated
+// by resume before this kernel was started; every chunk is checked again as
+// it is written.
+func restore(h jump.Handoff, mem *physmem.Mem, res *jump.Result) (jump.JumpBack, error) {
+	in := h.Instructions
+	t, cleanup, err := openTarget(in.Target)
+	if err != nil {
+		return jump.JumpBack{}, err
+	}
+	defer cleanup()
+	r, err := image.OpenTarget(t)
+	if err != nil {
+		return jump.JumpBack{}, err
+	}
+	defer r.Close()
+	info := r.Info()
+	if info.ID != in.ImageID {
+		return jump.JumpBack{}, fmt.Errorf("image on %s is %s, but resume verified %s: refusing to restore a different image", t, info.ID, in.ImageID)
+	}
+	md := r.Metadata()
+	sink := &ramSink{mem: mem, low: make([]byte, jump.LowMemSize)}
+	// Pages that were zero are not stored; the memory under them holds
+	// whatever the kernels booted since left there.
+	if err := sink.zero(r.Ranges()); err != nil {
+		return jump.JumpBack{}, err
+	}
+	logf("restoring %s from image %s on %s", humanize.IBytes(info.RAMBytes), info.ID, t)
+	st, err := r.Restore(context.Background(), sink, image.WithForce(), image.WithThreads(runtime.NumCPU()),
+		image.WithProgress(progress("restored")))
+	if err != nil {
+		return jump.JumpBack{}, err
+	}
+	res.RAMBytes, res.ImageBytes = st.RAMBytes, st.ImageBytes
+	res.Details["image_id"] = info.ID
+	res.Details["hibernated_at"] = md.Created.Format("2006-01-02T15:04:05Z07:00")
+	res.Details["restore_seconds"] = strconv.FormatFloat(st.Duration.Seconds(), 'f', 2, 64)
+	res.Details["target"] = t.String()
+
+	entry := md.JumpBack.Entry
+	page := make([]byte, jump.PageSize)
+	if base := entry &^ (jump.PageSize - 1); base+jump.PageSize <= jump.LowMemSize {
+		copy(page, sink.low[base:])
+	} else if _, err := mem.ReadAt(page, int64(base)); err != nil {
+		return jump.JumpBack{}, fmt.Errorf("reading back the entry page: %w", err)
+	}
+	return jump.JumpBack{Entry: entry, GDT: purgatory.GDTDesc{Limit: md.JumpBack.GDTLimit, Base: md.JumpBack.GDTBase},
+		StubAddr: in.JumpStub, EntryPage: page, LowMem: sink.low}, nil
+}
+
+// ramSink writes restored pages to physical memory; low memory, which this
+// kernel itself is using, is collected for the jump-back image instead.
+type ramSink struct {
+	mem *physmem.Mem
+	low []byte
+}
+
+func (s *ramSink) WriteAt(p []byte, off int64) (int, error) {
+	n := 0
+	if off < jump.LowMemSize {
+		k := copy(s.low[off:], p)
+		n, p, off = k, p[k:], off+int64(k)
+	}
+	if len(p) == 0 {
+		return n, nil
+	}
+	k, err := s.mem.WriteAt(p, off)
+	return n + k, err
+}
+
+func (s *ramSink) zero(ranges []image.Range) error {
+	z := make([]byte, 4<<20)
+	for _, r := range ranges {
+		for a := r.Start; a < r.End; {
+			n := min(uint64(len(z)), r.End-a)
+			if _, err := s.WriteAt(z[:n], int64(a)); err != nil {
+				return fmt.Errorf("clearing memory at %#x: %w", a, err)
+			}
+			a += n
+		}
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package hibernate
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/storage"
+)
+
+// ResolveTarget turns the user's target into terms the helper can act on
+// without udev or the original's mounts.
+func ResolveTarget(spec string) (jump.TargetSpec, error) {
+	ts := jump.TargetSpec{Spec: spec}
+	if k, _, ok := strings.Cut(spec, "="); ok && k == strings.ToUpper(k) && !strings.Contains(k, "/") {
+		dev, err := storage.Resolve(spec)
+		if err != nil {
+			return ts, err
+		}
+		spec = dev
+	}
+	if fi, err := os.Stat(spec); err == nil && fi.Mode()&os.ModeDevice != 0 {
+		dev, err := filepath.EvalSymlinks(spec)
+		if err != nil {
+			return ts, err
+		}
+		if m, ok := mountOf(dev); ok {
+			return ts, fmt.Errorf("target %s is mounted on %s: a raw target must be a partition nothing uses (or give a file path)", dev, m)
+		}
+		ts.Device = dev
+		return ts, nil
+	}
+	abs, err := filepath.Abs(spec)
+	if err != nil {
+		return ts, err
+	}
+	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+		abs = filepath.Join(abs, storage.DefaultName)
+	}
+	m, err := findMount(filepath.Dir(abs))
+	if err != nil {
+		return ts, err
+	}
+	rel, _ := filepath.Rel(m.point, abs)
+	ts.FSType, ts.Path = m.fstype, filepath.Join(m.root, rel)
+	switch {
+	case strings.HasPrefix(m.fstype, "nfs"):
+		ts.Source = m.source
+		ts.Opts = nfsOptions(m.superOpts)
+	default:
+		// Writing a file into a filesystem the sleeping kernel has mounted
+		// would change it behind that kernel's back.
+		return ts, fmt.Errorf("target %s is on %s (%s), which this system has mounted: use a raw partition, an NFS export, or a filesystem that is not mounted", spec, m.point, m.fstype)
+	}
+	return ts, nil
+}
+
+type mount struct {
+	point, root, fstype, source, superOpts, majMin string
+}
+
+// findMount returns the mount holding path (longest mount point prefix).
+func findMount(path string) (mount, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return mount{}, err
+	}
+	defer f.Close()
+	var best mount
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// ID PARENT MAJ:MIN ROOT POINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		a, b := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(a) < 5 || len(b) < 3 {
+			continue
+		}
+		point := unescapeMount(a[4])
+		if path != point && !strings.HasPrefix(path, strings.TrimSuffix(point, "/")+"/") {
+			continue
+		}
+		if len(point) >= len(best.point) {
+			best = mount{point: point, root: unescapeMount(a[3]), fstype: b[0], source: b[1], superOpts: b[2], majMin: a[2]}
+		}
+	}
+	if best.point == "" {
+		return best, fmt.Errorf("no filesystem holds %s", path)
+	}
+	return best, sc.Err()
+}
+
+func mountOf(dev string) (string, bool) {
+	f, err := os.Open("/proc/self/mounts")
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if fl := strings.Fields(sc.Text()); len(fl) > 1 && fl[0] == dev {
+			return unescapeMount(fl[1]), true
+		}
+	}
+	return "", false
+}
+
+func unescapeMount(s string) string {
+	return strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(s)
+}
+
+// nfsOptions keeps the mount options the helper's own mount needs.
+func nfsOptions(super string) string {
+	var keep []string
+	for _, o := range strings.Split(super, ",") {
+		k, _, _ := strings.Cut(o, "=")
+		switch k {
+		case "vers", "proto", "port", "addr", "mountport", "mountproto", "mountaddr", "nolock", "sec":
+			keep = append(keep, o)
+		}
+	}
+	return strings.Join(append(keep, "nolock"), ",")
+}

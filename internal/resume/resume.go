@@ -1,0 +1,142 @@
+// Package resume is the boot side of kjump: find a committed image, check
+// it completely, invalidate it, and kexec a restore kernel confined to the
+// reserved region that writes it back and jumps into the saved kernel.
+package resume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kjump/kjump/internal/hibernate"
+	"github.com/kjump/kjump/internal/image"
+	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/physmem"
+	"github.com/kjump/kjump/internal/storage"
+)
+
+// Options select the image and the restore kernel.
+type Options struct {
+	Target       string
+	HelperKernel string
+	HelperInitrd string
+	HelperArgs   string
+	Force        bool // restore an invalidated image (after a failed resume)
+	Log          func(format string, args ...any)
+}
+
+// ErrNothingToResume means the target holds no committed image: boot on.
+var ErrNothingToResume = errors.New("no image to resume")
+
+// Run resumes from o.Target. It does not return when the restore kernel
+// starts; it returns ErrNothingToResume when there is no image, or an error
+// explaining why an image was refused (the machine then boots normally).
+func Run(o Options) error {
+	logf := o.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("must run as root")
+	}
+	t, err := storage.Open(o.Target)
+	if err != nil {
+		return err
+	}
+	r, err := image.OpenTarget(t)
+	if errors.Is(err, image.ErrNotCommitted) {
+		return fmt.Errorf("%w on %s", ErrNothingToResume, t)
+	}
+	if err != nil {
+		return fmt.Errorf("image on %s is unusable, booting normally: %w", t, err)
+	}
+	info := r.Info()
+	status := r.Status()
+	switch {
+	case errors.Is(status, image.ErrInvalidated) && !o.Force:
+		r.Close()
+		return fmt.Errorf("%w: image %s on %s was already used or refused (invalidated); 'resume --force' restores it anyway", ErrNothingToResume, info.ID, t)
+	case status != nil && !errors.Is(status, image.ErrInvalidated):
+		r.Close()
+		return fmt.Errorf("image %s on %s is not resumable, booting normally: %w", info.ID, t, status)
+	}
+	logf("verifying image %s on %s (%s, hibernated %s)", info.ID, t, info.Metadata.KernelRelease, info.Created.Format("2006-01-02 15:04:05"))
+	var vopts []image.Option
+	if o.Force {
+		vopts = append(vopts, image.WithForce())
+	}
+	if _, err := r.Verify(context.Background(), vopts...); err != nil {
+		r.Close()
+		return fmt.Errorf("image %s on %s failed verification, it will not be resumed: %w", info.ID, t, err)
+	}
+	r.Close()
+
+	sys, err := hibernate.ReadSystem()
+	if err != nil {
+		return err
+	}
+	hopts := hibernate.Options{HelperKernel: o.HelperKernel, HelperInitrd: o.HelperInitrd, HelperArgs: o.HelperArgs}
+	plan, err := hibernate.PlanRestore(sys, hopts)
+	if err != nil {
+		return err
+	}
+	if err := sameMachine(info, plan, sys); err != nil {
+		return err
+	}
+	tspec, err := hibernate.ResolveTarget(o.Target)
+	if err != nil {
+		return err
+	}
+	// Point of no return: from here a crash must not resume this image
+	// twice, so invalidate it before the restore kernel starts.
+	if status == nil {
+		if err := image.InvalidateTarget(t); err != nil {
+			return fmt.Errorf("cannot invalidate image %s before resuming (refusing to risk resuming it twice): %w", info.ID, err)
+		}
+	}
+	in := jump.Instructions{Mode: "restore", ImageID: info.ID, Target: tspec, Backup: plan.Backup.Start,
+		JumpStub: plan.JumpStub, Release: jump.KernelRelease()}
+	handoff, err := jump.EncodeHandoff(in)
+	if err != nil {
+		return err
+	}
+	mem, err := physmem.Open("/dev/mem", true)
+	if err != nil {
+		return err
+	}
+	defer mem.Close()
+	if _, err := mem.WriteAt(handoff, int64(plan.Handoff)); err != nil {
+		return fmt.Errorf("writing the handoff area: %w", err)
+	}
+	if err := plan.Image.Load(); err != nil {
+		return err
+	}
+	logf("image %s verified and invalidated; starting the restore kernel", info.ID)
+	unix.Sync()
+	return jump.Jump()
+}
+
+// sameMachine refuses an image whose RAM layout or reserved region differ
+// from this machine's: its pages would land on the wrong memory.
+func sameMachine(info image.Info, plan *jump.HelperPlan, sys *hibernate.System) error {
+	region := fmt.Sprintf("%#x-%#x", plan.HelperRAM.Start, plan.Tail.End)
+	if got := info.Metadata.Extra["region"]; got != "" && got != region {
+		return fmt.Errorf("image %s was made with the helper region %s but this boot reserves %s: boot with the same memmap= as when hibernating", info.ID, got, region)
+	}
+	now := jump.OriginalRAM(sys.IOMem, jump.Range{Start: plan.HelperRAM.Start, End: plan.Tail.End})
+	var saved jump.Ranges
+	for _, r := range info.Ranges {
+		saved = append(saved, jump.Range{Start: r.Start, End: r.End})
+	}
+	if fmt.Sprint(saved.Normalize()) != fmt.Sprint(now) {
+		return fmt.Errorf("image %s holds RAM %v but this machine has %v: it was made on another machine or with other memory; booting normally", info.ID, saved.Normalize(), now)
+	}
+	if rel := info.Metadata.KernelRelease; rel != "" && strings.TrimSpace(rel) == "" {
+		return fmt.Errorf("image %s has no kernel release", info.ID)
+	}
+	return nil
+}
