@@ -1,0 +1,85 @@
+package image
+
+import (
+	"context"
+	"os"
+	"testing"
+)
+
+// BenchmarkWriteDump captures the ELF dump named by $KJUMP_BENCH_DUMP (make
+// bench builds one) to $KJUMP_BENCH_OUT or a temp file.
+func BenchmarkWriteDump(b *testing.B) {
+	path := os.Getenv("KJUMP_BENCH_DUMP")
+	if path == "" {
+		b.Skip("set KJUMP_BENCH_DUMP to an ELF memory dump (make bench builds one)")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	src, err := OpenELF(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := os.Create(b.TempDir() + "/img")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close()
+	b.SetBytes(int64(totalSize(src.Ranges())))
+	for b.Loop() {
+		if _, err := Write(context.Background(), out, src, Metadata{}, WithThreads(2)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRestoreDump restores an image of $KJUMP_BENCH_DUMP into a sparse file.
+func BenchmarkRestoreDump(b *testing.B) {
+	path := os.Getenv("KJUMP_BENCH_DUMP")
+	if path == "" {
+		b.Skip("set KJUMP_BENCH_DUMP to an ELF memory dump (make bench builds one)")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	src, err := OpenELF(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	img, err := os.Create(dir + "/img")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer img.Close()
+	if _, err := Write(context.Background(), img, src, Metadata{}); err != nil {
+		b.Fatal(err)
+	}
+	fi, _ := img.Stat()
+	b.SetBytes(int64(totalSize(src.Ranges())))
+	for b.Loop() {
+		out, err := os.Create(dir + "/mem")
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := Open(sized{img, fi.Size()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := r.Restore(context.Background(), out, WithThreads(2)); err != nil {
+			b.Fatal(err)
+		}
+		out.Close()
+	}
+}
+
+type sized struct {
+	*os.File
+	n int64
+}
+
+func (s sized) Size() int64 { return s.n }

@@ -1,0 +1,110 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+)
+
+// smallImage is an image small enough to corrupt at every byte: 96 KiB of
+// RAM in three ranges, 16 KiB chunks, some all-zero.
+func smallImage(t testing.TB) ([]byte, Source, []byte) {
+	mem := testMemory(42, 96<<10)
+	clear(mem[32<<10 : 48<<10]) // one all-zero chunk
+	src := RangeSource(bytes.NewReader(mem), []Range{{0, 40 << 10}, {48 << 10, 64 << 10}, {72 << 10, 96 << 10}})
+	img, _ := writeImage(t, src, WithChunkSize(16<<10), WithThreads(1))
+	return img.b, src, mem
+}
+
+// checkDetected opens, verifies and restores a damaged image and fails the
+// test unless one of them reports an error. It also checks that no wrong
+// byte ever reached the sink: a chunk is checked before it is written.
+func checkDetected(t *testing.T, what string, img, mem []byte) {
+	t.Helper()
+	r, err := Open(&memImage{b: img})
+	if err != nil {
+		return // header damage: nothing can be read
+	}
+	_, verr := r.Verify(context.Background(), WithThreads(1))
+	sink := &sparseMem{}
+	_, rerr := r.Restore(context.Background(), sink, WithThreads(1), WithForce())
+	if verr == nil || rerr == nil {
+		t.Fatalf("%s: not detected (verify %v, restore %v)", what, verr, rerr)
+	}
+	for i, b := range sink.b {
+		if b != 0 && b != mem[i] {
+			t.Fatalf("%s: restore wrote a wrong byte at physical %#x before detecting: %v", what, i, rerr)
+		}
+	}
+}
+
+func TestEverySingleByteCorruptionDetected(t *testing.T) {
+	img, _, mem := smallImage(t)
+	t.Logf("image is %d bytes", len(img))
+	bad := bytes.Clone(img)
+	for off := range img {
+		for _, x := range []byte{0xff, 0x01, 0x80} {
+			bad[off] = img[off] ^ x
+			checkDetected(t, "byte "+itoa(off), bad, mem)
+		}
+		bad[off] = img[off]
+	}
+}
+
+func TestEveryTruncationDetected(t *testing.T) {
+	img, _, mem := smallImage(t)
+	for n := 0; n < len(img); n++ {
+		r, err := Open(&memImage{b: img[:n]})
+		if err != nil {
+			continue
+		}
+		if r.Status() == nil {
+			t.Fatalf("truncated to %d of %d bytes: status nil", n, len(img))
+		}
+		checkDetected(t, "truncation to "+itoa(n), img[:n], mem)
+	}
+	// Extending an image is detected too: the commit record must end it.
+	checkDetected(t, "extension", append(bytes.Clone(img), 0), mem)
+}
+
+func TestCorruptErrorNamesChunk(t *testing.T) {
+	img, _, _ := smallImage(t)
+	r, _ := Open(&memImage{b: img})
+	e := r.entries[1]
+	bad := bytes.Clone(img)
+	bad[e.Offset+uint64(e.Length)/2] ^= 0x55
+	r, err := Open(&memImage{b: bad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Verify(context.Background())
+	var ce *CorruptError
+	if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) || ce.Chunk != 1 || ce.Offset != int64(e.Offset) {
+		t.Fatalf("got %v (%#v)", err, ce)
+	}
+}
+
+func TestNotAnImage(t *testing.T) {
+	if _, err := Open(&memImage{b: make([]byte, 4096)}); !errors.Is(err, ErrNotImage) {
+		t.Fatalf("zeros: %v", err)
+	}
+	img, _, _ := smallImage(t)
+	img = bytes.Clone(img)
+	img[8] = 9 // major version
+	var ve *VersionError
+	if _, err := Open(&memImage{b: img}); !errors.As(err, &ve) {
+		t.Fatalf("future major version: %v", err)
+	}
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
