@@ -37,3 +37,15 @@ e2e:
 
 clean:
 	rm -rf $(BIN)
+
+# bench: kjump image capture/restore vs zstd on a realistic guest memory dump
+# (built once under $(KJUMP_CACHE)/bench by bench/mkdump.sh). See docs/benchmarks.md.
+bench:
+	bench/bench.sh
+
+# fuzz: run each image parser fuzzer for FUZZTIME (default 1m).
+FUZZTIME ?= 1m
+fuzz:
+	for f in FuzzHeader FuzzChunk FuzzImage; do $(GO) test ./internal/image -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
+
+.PHONY: fuzz

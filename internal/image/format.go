@@ -262,6 +262,7 @@ type chunk struct {
 	RawLen  uint32
 	RawCRC  uint32
 	Payload []byte // aliases the record buffer
+	Slot    Range  // RAM the chunk covers, set by the reader
 }
 
 func chunkOverhead(extents int) int { return chunkFixedLen + extents*extentLen + crcLen }

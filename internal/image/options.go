@@ -60,6 +60,7 @@ type options struct {
 	chunkSize int
 	progress  func(done, total uint64)
 	force     bool
+	zeroFill  bool
 }
 
 // WithLevel selects the compression level (Write only).
@@ -81,6 +82,11 @@ func WithChunkSize(n int) Option { return func(o *options) { o.chunkSize = n } }
 // WithForce lets Verify and Restore accept an invalidated image (resume
 // --force). It never accepts an uncommitted or corrupt one.
 func WithForce() Option { return func(o *options) { o.force = true } }
+
+// WithZeroFill makes Restore also write the zero pages, for sinks that do
+// not read as zero where nothing is written (/dev/mem: the booted kernel's
+// RAM holds its own data, and the saved kernel expects its zero pages).
+func WithZeroFill() Option { return func(o *options) { o.zeroFill = true } }
 
 // MaxThreads bounds the worker count so the pipeline fits in MemoryCeiling.
 const MaxThreads = 8

@@ -198,8 +198,8 @@ func (r *Reader) Verify(ctx context.Context, opts ...Option) (Stats, error) {
 // WithForce) or whose commit record or index is damaged. A chunk found
 // corrupt stops the restore with a *CorruptError after other chunks may
 // have been written; callers that need all-or-nothing call Verify first.
-// Zero pages are not written: sink must read as zero where nothing is
-// written (a fresh sparse file), or be cleared by the caller.
+// Zero pages are not written unless WithZeroFill is given: without it the
+// sink must read as zero where nothing is written (a fresh sparse file).
 func (r *Reader) Restore(ctx context.Context, sink io.WriterAt, opts ...Option) (Stats, error) {
 	return r.each(ctx, sink, buildOptions(opts))
 }
@@ -264,7 +264,7 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options) (Stats, 
 				ext = c.Extents
 				slots[i] = c.Number
 				if sink != nil {
-					if err := writeExtents(sink, c, r.h.PageSize); err != nil {
+					if err := writeExtents(sink, c, r.h.PageSize, o.zeroFill, c.Slot); err != nil {
 						fail(err)
 						return
 					}
@@ -290,6 +290,11 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options) (Stats, 
 			return Stats{}, &CorruptError{Region: "chunk", Chunk: i, Offset: int64(r.entries[i].Offset), Reason: "chunk slot does not follow the previous chunk's"}
 		}
 	}
+	if sink != nil && o.zeroFill {
+		if err := r.zeroMissingSlots(ctx, sink, slots); err != nil {
+			return Stats{}, err
+		}
+	}
 	return Stats{
 		RAMBytes:    totalSize(r.h.Ranges),
 		ZeroPages:   r.commit.ZeroPages,
@@ -311,6 +316,7 @@ func (r *Reader) checkChunk(rec []byte, e indexEntry, dec *zstd.Decoder, raw []b
 		return nil, err
 	}
 	slot, ok := r.slot(c.Number)
+	c.Slot = slot
 	if !ok {
 		return nil, fmt.Errorf("chunk slot %d is beyond the saved RAM", c.Number)
 	}
@@ -347,15 +353,60 @@ func (r *Reader) slot(n uint32) (Range, bool) {
 	return Range{}, false
 }
 
-// writeExtents writes the decoded pages of c at their physical addresses.
-func writeExtents(sink io.WriterAt, c *chunk, pageSize uint32) error {
+// writeExtents writes the decoded pages of c at their physical addresses,
+// and with zeroFill the zero pages between them within the chunk's slot.
+func writeExtents(sink io.WriterAt, c *chunk, pageSize uint32, zeroFill bool, slot Range) error {
 	p := c.Payload
+	at := slot.Start
 	for _, e := range c.Extents {
+		if zeroFill && e.Addr > at {
+			if err := writeZeros(sink, at, e.Addr); err != nil {
+				return err
+			}
+		}
 		n := int(e.Pages) * int(pageSize)
 		if _, err := sink.WriteAt(p[:n], int64(e.Addr)); err != nil {
 			return fmt.Errorf("writing %d pages at physical address %#x: %w", e.Pages, e.Addr, err)
 		}
 		p = p[n:]
+		at = e.Addr + uint64(n)
+	}
+	if zeroFill && at < slot.End {
+		return writeZeros(sink, at, slot.End)
+	}
+	return nil
+}
+
+var zeros = make([]byte, 1<<20)
+
+func writeZeros(sink io.WriterAt, start, end uint64) error {
+	for a := start; a < end; {
+		n := min(end-a, uint64(len(zeros)))
+		if _, err := sink.WriteAt(zeros[:n], int64(a)); err != nil {
+			return fmt.Errorf("zeroing physical address %#x: %w", a, err)
+		}
+		a += n
+	}
+	return nil
+}
+
+// zeroMissingSlots zeroes the slots no chunk was stored for (all-zero RAM).
+// slots lists the stored ones in increasing order.
+func (r *Reader) zeroMissingSlots(ctx context.Context, sink io.WriterAt, slots []uint32) error {
+	total := maxChunks(r.h.Ranges, uint64(r.h.ChunkSize))
+	next := 0
+	for s := uint64(0); s < total; s++ {
+		if next < len(slots) && uint64(slots[next]) == s {
+			next++
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rg, _ := r.slot(uint32(s))
+		if err := writeZeros(sink, rg.Start, rg.End); err != nil {
+			return err
+		}
 	}
 	return nil
 }

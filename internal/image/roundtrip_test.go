@@ -136,3 +136,38 @@ func TestUncommittedRefused(t *testing.T) {
 		t.Fatalf("Invalidate uncommitted: %v", err)
 	}
 }
+
+// A sink full of old data (like the booted kernel's RAM under /dev/mem)
+// ends up equal to the saved memory only with WithZeroFill.
+func TestRestoreZeroFill(t *testing.T) {
+	mem := testMemory(11, 1<<20)
+	clear(mem[256<<10 : 512<<10]) // whole all-zero chunks
+	ranges := []Range{{0, 600 << 10}, {640 << 10, 1 << 20}}
+	src := RangeSource(bytes.NewReader(mem), ranges)
+	img, _ := writeImage(t, src, WithChunkSize(64<<10))
+	r, err := Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirty := func() *sparseMem {
+		s := &sparseMem{b: bytes.Repeat([]byte{0xee}, 1<<20)}
+		return s
+	}
+	sink := dirty()
+	if _, err := r.Restore(context.Background(), sink, WithZeroFill()); err != nil {
+		t.Fatal(err)
+	}
+	expectRestored(t, src, sink.b)
+	for a := 600 << 10; a < 640<<10; a++ {
+		if sink.b[a] != 0xee {
+			t.Fatalf("zero fill wrote outside the saved ranges at %#x", a)
+		}
+	}
+	sink = dirty()
+	if _, err := r.Restore(context.Background(), sink); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(sink.b[256<<10:512<<10], mem[256<<10:512<<10]) {
+		t.Fatal("without zero fill the zero pages should keep the sink's old bytes")
+	}
+}

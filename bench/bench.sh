@@ -1,0 +1,76 @@
+#!/bin/sh
+# bench.sh — `make bench`: capture and restore speed of kjump images against
+# the zstd CLI on the same realistic memory dump, alternating runs and
+# reporting medians. Not a test: numbers depend on the machine and its load.
+#
+#   KJUMP_CACHE   cache root (default /var/cache/kjump); the dump and scratch
+#                 files live in $KJUMP_CACHE/bench, never in the repository
+#   BENCH_DUMP    ELF dump to use (default: build one with bench/mkdump.sh)
+#   BENCH_REPEAT  runs of each command (default 5, at least 3)
+set -eu
+cd "$(dirname "$0")/.."
+cache=${KJUMP_CACHE:-/var/cache/kjump}/bench
+dump=${BENCH_DUMP:-$cache/guest-1g.elf}
+repeat=${BENCH_REPEAT:-5}
+[ "$repeat" -ge 3 ] || repeat=3
+threads=$(nproc)
+run=$cache/run
+mkdir -p "$run"
+for t in zstd /usr/bin/time; do
+	command -v $t >/dev/null || { echo "bench: $t is missing: apt-get install zstd time" >&2; exit 1; }
+done
+[ -f "$dump" ] || bench/mkdump.sh "$dump"
+
+CGO_ENABLED=0 go build -trimpath -o "$run/" ./cmd/hibernate ./cmd/resume
+cat "$dump" >/dev/null # same page-cache state for every contender
+
+# timed NAME CMD...: run CMD, append "seconds maxrss_kb" to $run/NAME.times
+timed() {
+	name=$1; shift
+	/usr/bin/time -f "%e %M" -o "$run/$name.t" "$@" >/dev/null 2>"$run/$name.err" || {
+		echo "bench: $name failed:" >&2; cat "$run/$name.err" >&2; exit 1; }
+	cat "$run/$name.t" >>"$run/$name.times"
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+col() { awk -v c="$2" '{ print $c }' "$run/$1.times" | median; }
+
+rm -f "$run"/*.times
+img=$run/kjump.img
+for i in $(seq "$repeat"); do
+	timed kjump_create "$run/hibernate" image create --from "$dump" --to "$img" --level fast --threads "$threads"
+	timed zstd_compress zstd -1 -T"$threads" -q -f "$dump" -o "$run/dump.zst"
+	rm -f "$run/restored.mem"
+	timed kjump_restore "$run/resume" image restore "$img" --to-file "$run/restored.mem" --threads "$threads"
+	rm -f "$run/dump.out"
+	timed zstd_decompress zstd -d -T"$threads" -q -f "$run/dump.zst" -o "$run/dump.out"
+	timed kjump_create_1thread "$run/hibernate" image create --from "$dump" --to "$img" --level fast --threads 1
+done
+timed kjump_create_default "$run/hibernate" image create --from "$dump" --to "$run/kjump-default.img" --level default --threads "$threads"
+"$run/resume" image verify "$img" >/dev/null || { echo "bench: image does not verify" >&2; exit 1; }
+"$run/resume" image verify "$run/kjump-default.img" >/dev/null
+
+size() { stat -c %s "$1"; }
+ram=$("$run/resume" image info "$img" --json | awk -F'[:,]' '/"ram_bytes"/ { print $2 + 0 }')
+kc=$(col kjump_create 1); zc=$(col zstd_compress 1)
+kr=$(col kjump_restore 1); zd=$(col zstd_decompress 1)
+k1=$(col kjump_create_1thread 1); kd=$(col kjump_create_default 1)
+ks=$(size "$img"); zs=$(size "$run/dump.zst"); ds=$(size "$dump"); kds=$(size "$run/kjump-default.img")
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "dump: $dump, $ds bytes, RAM $ram bytes; $repeat alternating runs, medians"
+"$run/resume" image info "$img" | grep -E 'pages:|chunks:'
+awk -v kc="$kc" -v zc="$zc" -v kr="$kr" -v zd="$zd" -v k1="$k1" -v kd="$kd" -v ks="$ks" -v zs="$zs" -v ds="$ds" -v kds="$kds" \
+	-v krss="$(col kjump_create 2)" -v k1rss="$(col kjump_create_1thread 2)" -v rrss="$(col kjump_restore 2)" -v zrss="$(col zstd_compress 2)" -v t="$threads" 'BEGIN {
+	m = 1048576
+	printf "%-38s %8s %10s %9s %9s\n", "command", "seconds", "MiB/s", "out MiB", "RSS MiB"
+	printf "%-38s %8.2f %10.0f %9.1f %9.1f\n", "hibernate image create --level fast -T" t, kc, ds/m/kc, ks/m, krss/1024
+	printf "%-38s %8.2f %10.0f %9.1f %9.1f\n", "zstd -1 -T" t, zc, ds/m/zc, zs/m, zrss/1024
+	printf "%-38s %8.2f %10.0f %9.1f %9.1f\n", "hibernate image create --level fast -T1", k1, ds/m/k1, ks/m, k1rss/1024
+	printf "%-38s %8.2f %10.0f %9.1f\n", "hibernate image create --level default", kd, ds/m/kd, kds/m
+	printf "%-38s %8.2f %10.0f %9s %9.1f\n", "resume image restore -T" t, kr, ds/m/kr, "", rrss/1024
+	printf "%-38s %8.2f %10.0f\n", "zstd -d -T" t, zd, ds/m/zd
+	printf "capture speedup vs zstd -1:   %.2fx (target >= 1.5x)\n", zc/kc
+	printf "image size vs zstd -1 output: %.3f (target <= 1)  ratio dump/image %.2f, dump/zstd %.2f\n", ks/zs, ds/ks, ds/zs
+	printf "restore speedup vs zstd -d:   %.2fx (target >= 1)\n", zd/kr
+	printf "thread scaling create T1 -> T%d: %.2fx\n", t, k1/kc
+}'
+rm -f "$run/restored.mem" "$run/dump.out"
