@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/kjump/kjump/internal/cli"
+	"github.com/kjump/kjump/internal/image"
+	"github.com/kjump/kjump/internal/storage"
+)
+
+func exitCode(err error) int {
+	var ee *cli.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.Code
+	}
+	return 1
+}
+
+func TestImageCommands(t *testing.T) {
+	dir := t.TempDir()
+	mem := bytes.Repeat([]byte("resume image restore "), 50000)
+	mem = append(mem, make([]byte, 3<<20)...) // zero tail
+	mem = mem[:len(mem)/4096*4096]
+	src := image.RangeSource(bytes.NewReader(mem), []image.Range{{Start: 0, End: uint64(len(mem))}})
+	tg, err := storage.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := image.WriteTarget(context.Background(), tg, src, image.Metadata{KernelRelease: "6.1.0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := runImage([]string{"verify", dir}); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	if err := runImage([]string{"info", dir, "--json"}); err != nil {
+		t.Fatalf("info --json: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "mem")
+	if err := runImage([]string{"restore", dir, "--to-file", out}); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil || !bytes.Equal(got, mem) {
+		t.Fatalf("restored file differs from memory (%d vs %d bytes, %v)", len(got), len(mem), err)
+	}
+	if c := exitCode(runImage([]string{"verify"})); c != 2 {
+		t.Fatalf("verify without target: exit %d", c)
+	}
+
+	// Invalidated: exit 4, accepted with --force.
+	if err := image.InvalidateTarget(tg); err != nil {
+		t.Fatal(err)
+	}
+	if c := exitCode(runImage([]string{"verify", dir})); c != 4 {
+		t.Fatalf("verify invalidated: exit %d", c)
+	}
+	if err := runImage([]string{"verify", "--force", dir}); err != nil {
+		t.Fatalf("verify --force: %v", err)
+	}
+
+	// Corrupt: exit 1, and restore leaves no output behind for a damaged index.
+	path := filepath.Join(dir, storage.DefaultName)
+	b, _ := os.ReadFile(path)
+	b[len(b)/2] ^= 1
+	os.WriteFile(path, b, 0o600)
+	if c := exitCode(runImage([]string{"verify", "--force", dir})); c != 1 {
+		t.Fatalf("verify corrupt: exit %d", c)
+	}
+
+	// Uncommitted (no image published): exit 3.
+	if c := exitCode(runImage([]string{"verify", t.TempDir()})); c != 3 {
+		t.Fatalf("verify empty dir: exit %d", c)
+	}
+	b = b[:len(b)-1]
+	os.WriteFile(path, b, 0o600)
+	out2 := filepath.Join(t.TempDir(), "mem2")
+	if c := exitCode(runImage([]string{"restore", dir, "--to-file", out2})); c != 3 && c != 1 {
+		t.Fatalf("restore truncated: exit %d", c)
+	}
+	if _, err := os.Stat(out2); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("restore of a bad image created its output file")
+	}
+}
