@@ -68,6 +68,7 @@ func imageCreate(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", *from, err)
 	}
+	defer src.Close()
 	md := image.Metadata{KernelRelease: *release, Hostname: *hostname, BootID: *bootID}
 	if md.KernelRelease == "" {
 		md.KernelRelease = src.VMCoreInfo()["OSRELEASE"]

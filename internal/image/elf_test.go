@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"os"
 	"testing"
 )
 
@@ -127,6 +128,42 @@ func TestELFSource(t *testing.T) {
 	}
 	if !bytes.Equal(restored[:len(flat)], flat) {
 		t.Fatal("restored memory differs from the core file's")
+	}
+}
+
+// The same core as a file: OpenELF mmaps the segments (at unaligned file
+// offsets here) and Write reads pages in place.
+func TestELFSourceMapped(t *testing.T) {
+	mem := testMemory(5, 2<<20)
+	segs := []testSeg{
+		{0x1000, 0x9e000, 0x9ec00, mem[0x1000:0x9f000]},
+		{0x100000, 0x100000, 0x120000, mem[0x100000:0x200000]},
+	}
+	path := t.TempDir() + "/core"
+	if err := os.WriteFile(path, buildCore(segs, "OSRELEASE=x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	src, err := OpenELF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if len(src.maps) != len(segs) {
+		t.Fatalf("mapped %d of %d segments", len(src.maps), len(segs))
+	}
+	flat := make([]byte, 0x220000)
+	copy(flat[0x1000:0x9f000], mem[0x1000:])
+	copy(flat[0x100000:0x200000], mem[0x100000:])
+	img, _ := writeImage(t, src, WithChunkSize(64<<10), WithThreads(2))
+	restored := restore(t, img)
+	restored = append(restored, make([]byte, len(flat)-len(restored))...)
+	if !bytes.Equal(restored, flat) {
+		t.Fatal("restored memory differs from the mapped core file's")
 	}
 }
 

@@ -14,21 +14,40 @@ import (
 
 var updateCorpus = flag.Bool("update", false, "rewrite the fuzz seed corpus in testdata/fuzz")
 
-// FuzzHeader: parseHeader never panics, and what it accepts re-encodes to
-// the same bytes (no field is silently ignored).
+// withCRC returns b with its last four bytes replaced by the CRC32C of the
+// rest, so the fuzzer also reaches the checks behind the checksum.
+func withCRC(b []byte) []byte {
+	if len(b) < crcLen {
+		return b
+	}
+	c := bytes.Clone(b)
+	le.PutUint32(c[len(c)-crcLen:], crc(c[:len(c)-crcLen]))
+	return c
+}
+
+// FuzzHeader: parseHeader never panics, and what it accepts parses the same
+// again from exactly its own length. Each input is tried as is and with its
+// CRC fixed up.
 func FuzzHeader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := parseHeader(b)
-		if err != nil {
-			return
-		}
-		n, _ := headerLen(b)
-		// Metadata JSON may be re-encoded differently; compare the rest.
-		h2, err := parseHeader(b[:n])
-		if err != nil || h2.ChunkCount != h.ChunkCount || len(h2.Ranges) != len(h.Ranges) {
-			t.Fatalf("header parses inconsistently: %v", err)
+		fuzzHeader(t, b)
+		if n, err := headerLen(b); err == nil && n <= len(b) {
+			fuzzHeader(t, withCRC(b[:n]))
 		}
 	})
+}
+
+func fuzzHeader(t *testing.T, b []byte) {
+	h, err := parseHeader(b)
+	if err != nil {
+		return
+	}
+	n, _ := headerLen(b)
+	// Metadata JSON may be re-encoded differently; compare the rest.
+	h2, err := parseHeader(b[:n])
+	if err != nil || h2.ChunkCount != h.ChunkCount || len(h2.Ranges) != len(h.Ranges) {
+		t.Fatalf("header parses inconsistently: %v", err)
+	}
 }
 
 // fuzzGeometry is the image geometry chunk records are parsed against.
@@ -45,22 +64,27 @@ func FuzzChunk(f *testing.F) {
 	}
 	r := &Reader{h: fuzzGeometry}
 	f.Fuzz(func(t *testing.T, rec []byte) {
-		if len(rec) < crcLen {
-			return
-		}
-		e := indexEntry{Length: uint32(len(rec)), CRC: le.Uint32(rec[len(rec)-crcLen:])}
-		c, err := r.checkChunk(rec, e, dec, make([]byte, 0, 16<<10), nil)
-		if err != nil {
-			return
-		}
-		pages := 0
-		for _, x := range c.Extents {
-			pages += int(x.Pages)
-		}
-		if len(c.Payload) != pages*4096 {
-			t.Fatalf("accepted chunk decodes to %d bytes for %d pages", len(c.Payload), pages)
-		}
+		fuzzChunk(t, r, dec, rec)
+		fuzzChunk(t, r, dec, withCRC(rec))
 	})
+}
+
+func fuzzChunk(t *testing.T, r *Reader, dec *zstd.Decoder, rec []byte) {
+	if len(rec) < crcLen {
+		return
+	}
+	e := indexEntry{Length: uint32(len(rec)), CRC: le.Uint32(rec[len(rec)-crcLen:])}
+	c, err := r.checkChunk(rec, e, dec, make([]byte, 0, 16<<10), nil)
+	if err != nil {
+		return
+	}
+	pages := 0
+	for _, x := range c.Extents {
+		pages += int(x.Pages)
+	}
+	if len(c.Payload) != pages*4096 {
+		t.Fatalf("accepted chunk decodes to %d bytes for %d pages", len(c.Payload), pages)
+	}
 }
 
 // discard is a restore sink that keeps nothing, so fuzzed physical

@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Source is physical memory to save: ReadAt reads at a physical address, and
@@ -42,11 +46,13 @@ type ELFSource struct {
 	segments []segment // sorted by paddr
 	ranges   []Range
 	info     map[string]string
+	maps     [][]byte // mmapped regions to unmap on Close
 }
 
 type segment struct {
 	paddr, filesz, memsz uint64
 	off                  int64
+	mapped               []byte // the segment's filesz bytes, if mmapped
 }
 
 // OpenELF parses the program headers of an ELF core file.
@@ -80,7 +86,75 @@ func OpenELF(r io.ReaderAt) (*ELFSource, error) {
 	}
 	sort.SliceStable(s.segments, func(i, j int) bool { return s.segments[i].paddr < s.segments[j].paddr })
 	s.ranges = normalize(rs, defaultPageSize)
+	if f, ok := r.(*os.File); ok {
+		s.mapSegments(f)
+	}
 	return s, nil
+}
+
+// mapSegments mmaps the segments of a core file so Write can check pages
+// for zero in place and copy only non-zero ones: reading /proc/vmcore
+// through read() copies every page, mmap does not (makedumpfile does the
+// same). Segments that cannot be mapped are read with ReadAt.
+func (s *ELFSource) mapSegments(f *os.File) {
+	pg := int64(os.Getpagesize())
+	for i := range s.segments {
+		sg := &s.segments[i]
+		if sg.filesz == 0 || sg.filesz > 1<<46 {
+			continue
+		}
+		base := sg.off &^ (pg - 1)
+		n := sg.off - base + int64(sg.filesz)
+		if int64(int(n)) != n {
+			continue
+		}
+		data, err := unix.Mmap(int(f.Fd()), base, int(n), unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			continue
+		}
+		unix.Madvise(data, unix.MADV_SEQUENTIAL)
+		s.maps = append(s.maps, data)
+		sg.mapped = data[sg.off-base:]
+	}
+}
+
+// Close unmaps what OpenELF mapped. The ReaderAt is the caller's to close.
+func (s *ELFSource) Close() error {
+	for _, m := range s.maps {
+		unix.Munmap(m)
+	}
+	s.maps = nil
+	for i := range s.segments {
+		s.segments[i].mapped = nil
+	}
+	return nil
+}
+
+// view returns n bytes of physical memory at addr without copying, if one
+// mapped segment stores them all.
+func (s *ELFSource) view(addr uint64, n int) ([]byte, bool) {
+	sg, ok := s.find(addr)
+	if !ok || sg.mapped == nil {
+		return nil, false
+	}
+	rel := addr - sg.paddr
+	if rel+uint64(n) > sg.filesz {
+		return nil, false
+	}
+	return sg.mapped[rel : rel+uint64(n)], true
+}
+
+// release drops the page table entries of a viewed range so the process's
+// resident set stays at the chunks in flight; the page cache keeps the data.
+func (s *ELFSource) release(b []byte) {
+	pg := os.Getpagesize()
+	if len(b) == 0 {
+		return
+	}
+	lead := (pg - int(uintptr(unsafe.Pointer(unsafe.SliceData(b))))%pg) % pg
+	if n := (len(b) - lead) / pg * pg; n > 0 && lead < len(b) {
+		unix.Madvise(b[lead:lead+n], unix.MADV_DONTNEED)
+	}
 }
 
 // Ranges are the PT_LOAD physical ranges, widened to pages and merged.

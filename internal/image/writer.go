@@ -287,14 +287,23 @@ func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- r
 	in := make([]byte, p.o.chunkSize)
 	zero := make([]byte, p.ps)
 	var ext []extent
+	v, canView := p.src.(viewer)
 	for j := range jobs {
 		r := result{seq: j.seq, out: j.out, ram: uint64(j.size)}
 		buf := in[:j.size]
+		if canView {
+			if m, ok := v.view(j.addr, j.size); ok {
+				r.rec, r.zero, r.store = p.compress(enc, m, buf, j, zero, ext[:0])
+				v.release(m)
+				goto send
+			}
+		}
 		if _, err := p.src.ReadAt(buf, int64(j.addr)); err != nil && !errors.Is(err, io.EOF) {
 			r.err = fmt.Errorf("reading RAM at %#x: %w", j.addr, err)
 		} else {
-			r.rec, r.zero, r.store = p.compress(enc, buf, j, zero, ext[:0])
+			r.rec, r.zero, r.store = p.compress(enc, buf, buf, j, zero, ext[:0])
 		}
+	send:
 		select {
 		case results <- r:
 		case <-ctx.Done():
@@ -303,14 +312,21 @@ func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- r
 	}
 }
 
-// compress drops zero pages from buf (compacting the rest in place, so each
-// page is read once from the source and copied at most once) and builds the
-// chunk record in j.out.
-func (p *pipeline) compress(enc *zstd.Encoder, buf []byte, j job, zero []byte, ext []extent) (rec []byte, zeroPages, stored uint64) {
+// viewer is a Source that can lend its memory without copying (mmap).
+type viewer interface {
+	view(addr uint64, n int) ([]byte, bool)
+	release([]byte)
+}
+
+// compress drops zero pages from src, packs the rest into buf (src itself
+// for sources read with ReadAt: compaction in place, so each page is read
+// once and copied at most once) and builds the chunk record in j.out.
+func (p *pipeline) compress(enc *zstd.Encoder, src, buf []byte, j job, zero []byte, ext []extent) (rec []byte, zeroPages, stored uint64) {
 	ps := int(p.ps)
-	n := 0 // bytes of non-zero pages compacted at buf[:n]
-	for off := 0; off < len(buf); off += ps {
-		page := buf[off : off+ps]
+	inPlace := &src[0] == &buf[0]
+	n := 0 // bytes of non-zero pages packed at buf[:n]
+	for off := 0; off < len(src); off += ps {
+		page := src[off : off+ps]
 		if bytes.Equal(page, zero) {
 			zeroPages++
 			continue
@@ -321,7 +337,7 @@ func (p *pipeline) compress(enc *zstd.Encoder, buf []byte, j job, zero []byte, e
 		} else {
 			ext = append(ext, extent{Addr: addr, Pages: 1})
 		}
-		if n != off {
+		if !inPlace || n != off {
 			copy(buf[n:], page)
 		}
 		n += ps
