@@ -41,6 +41,9 @@ func (t *fileTarget) tmp() string { return t.path + ".tmp" }
 
 func (t *fileTarget) Create(maxSize uint64) (Writer, error) {
 	dir := filepath.Dir(t.path)
+	if err := checkReplaceable(t.path); err != nil {
+		return nil, &Error{Target: t.String(), Op: "create image on", Err: err}
+	}
 	// The old image goes first: a crash while writing the new one must not
 	// leave an older image looking resumable.
 	if err := os.Remove(t.path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -147,6 +150,28 @@ func (i *fileImage) WriteAt(p []byte, off int64) (int, error) {
 func (i *fileImage) Size() int64  { return i.size }
 func (i *fileImage) Sync() error  { return wrap(i.name, "sync image on", i.f.Sync()) }
 func (i *fileImage) Close() error { return i.f.Close() }
+
+// checkReplaceable refuses to replace an existing file that is not a kjump
+// image: a mistyped --to must not destroy someone's data.
+func checkReplaceable(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	magic := make([]byte, len(imageMagic))
+	n, _ := io.ReadFull(f, magic)
+	if n == 0 || string(magic) == imageMagic {
+		return nil // empty, or an image (valid, partial or invalidated)
+	}
+	return fmt.Errorf("%s exists and is not a kjump image; remove it or choose another path", path)
+}
+
+// imageMagic starts every image (see internal/image).
+const imageMagic = "KJUMPIMG"
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

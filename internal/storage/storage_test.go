@@ -66,7 +66,7 @@ func TestFileTarget(t *testing.T) {
 	if _, err := tg.Open(false); !errors.Is(err, ErrNoImage) {
 		t.Fatalf("empty directory: %v, want ErrNoImage", err)
 	}
-	data := bytes.Repeat([]byte("image "), 1000)
+	data := append([]byte("KJUMPIMG"), bytes.Repeat([]byte("image "), 1000)...)
 	writeAndCommit(t, tg, data)
 	path := filepath.Join(dir, DefaultName)
 	fi, err := os.Stat(path)
@@ -104,6 +104,21 @@ func TestFileTarget(t *testing.T) {
 	writeAndCommit(t, ft, data[:100])
 	if !bytes.Equal(readImage(t, ft), data[:100]) {
 		t.Fatal("read back of file target differs")
+	}
+}
+
+func TestFileTargetKeepsForeignFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(path, []byte("precious"), 0o644)
+	tg, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tg.Create(10); err == nil || !strings.Contains(err.Error(), "not a kjump image") {
+		t.Fatalf("Create over a foreign file: %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "precious" {
+		t.Fatal("foreign file was modified")
 	}
 }
 
