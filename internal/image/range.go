@@ -8,7 +8,8 @@ import (
 // Range is a half-open physical address range [Start, End). Ranges stored in
 // an image are page aligned.
 type Range struct {
-	Start, End uint64
+	Start uint64 `json:"start"`
+	End   uint64 `json:"end"`
 }
 
 // Size is the number of bytes in r.
