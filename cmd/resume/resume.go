@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/kjump/kjump/internal/cli"
 	"github.com/kjump/kjump/internal/resume"
@@ -26,7 +27,10 @@ func runResume(args []string) error {
 		return err
 	}
 	if o.Target == "" {
-		return &cli.ExitError{Code: 2, Err: fmt.Errorf("no image target: give --from (a raw partition, UUID=, LABEL= or file)")}
+		o.Target = cmdlineTarget()
+	}
+	if o.Target == "" {
+		return &cli.ExitError{Code: 2, Err: fmt.Errorf("no image target: give --from or kjump.resume= on the kernel command line (a raw partition, UUID=, LABEL= or NFS path)")}
 	}
 	err := resume.Run(o)
 	if errors.Is(err, resume.ErrNothingToResume) {
@@ -34,4 +38,16 @@ func runResume(args []string) error {
 		return nil
 	}
 	return err
+}
+
+// cmdlineTarget returns kjump.resume=TARGET from the kernel command line,
+// the way resume= names swsusp's partition.
+func cmdlineTarget() string {
+	b, _ := os.ReadFile("/proc/cmdline")
+	for _, a := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(a, "kjump.resume="); ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -92,7 +92,11 @@ func (s *Set) Main(args []string) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	fmt.Fprintf(os.Stderr, "%s %s: %s\n", s.Prog, c.Name, strings.TrimSpace(err.Error()))
+	name := s.Prog + " " + c.Name
+	if c.Name == s.Default {
+		name = s.Prog
+	}
+	fmt.Fprintf(os.Stderr, "%s: %s\n", name, strings.TrimSpace(err.Error()))
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		return ee.Code

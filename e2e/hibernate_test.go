@@ -1,0 +1,250 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kjump/kjump/internal/vm"
+)
+
+func init() {
+	register(Scenario{Name: "hibernate-resume", Timeout: 20 * time.Minute, Run: hibernateResume})
+	register(Scenario{Name: "corrupt-image-refused", Timeout: 20 * time.Minute, Run: corruptImageRefused})
+	register(Scenario{Name: "double-resume-refused", Timeout: 25 * time.Minute, Run: doubleResumeRefused})
+}
+
+// The machine under test boots one initramfs; the kernel command line says
+// whether this boot hibernates or resumes, as a real initramfs hook would
+// run `resume` early on every boot.
+const hibernateBody = `
+if grep -q kjtest=resume /proc/cmdline; then
+  resume --from /dev/vda
+  echo "HIB resume rc=$?"
+  echo "HIB booted normally"
+  return 0
+fi
+mkdir -p /mnt/data && mount -o ro /dev/vdb /mnt/data
+sha=$(sha256sum /mnt/data/cached.bin | cut -d' ' -f1)
+echo "HIB file cached sha=$sha reads=$(awk '{print $1}' /sys/block/vdb/stat)"
+` + workloadStart + `
+echo "HIB before counter=$(cat /run/kjump-workload/counter) date=$(date +%s) uptime=$(cut -d' ' -f1 /proc/uptime)"
+hibernate now --to /dev/vda
+echo "HIB now rc=$?"
+echo "HIB cpus=$(cat /sys/devices/system/cpu/online)"
+echo "HIB after counter=$(cat /run/kjump-workload/counter) date=$(date +%s) uptime=$(cut -d' ' -f1 /proc/uptime)"
+r1=$(awk '{print $1}' /sys/block/vdb/stat)
+sha2=$(sha256sum /mnt/data/cached.bin | cut -d' ' -f1)
+r2=$(awk '{print $1}' /sys/block/vdb/stat)
+echo "HIB reread sha=$sha2 reads-before=$r1 reads-after=$r2"
+kjump-workload verify
+`
+
+// hibernatedDisks boots a machine, lets it hibernate to a raw disk and
+// power off. It returns the machine's files: the image disk and a data
+// disk with a file the machine read into its page cache.
+type hibernated struct {
+	kernel, initrd, imageDisk, dataDisk string
+	sha                                 string
+}
+
+func hibernateOnce(s *S) (*hibernated, error) {
+	kernel, err := vm.Kernel()
+	if err != nil {
+		return nil, fmt.Errorf("test kernel: %w", err)
+	}
+	files, err := s.helperFiles(kernel)
+	if err != nil {
+		return nil, err
+	}
+	initrd, err := s.Initramfs(hibernateBody, files)
+	if err != nil {
+		return nil, err
+	}
+	h := &hibernated{kernel: kernel, initrd: initrd, imageDisk: filepath.Join(s.Dir, "image.raw"), dataDisk: filepath.Join(s.Dir, "data.ext4")}
+	if err := vm.CreateDisk(h.imageDisk, 2048); err != nil {
+		return nil, err
+	}
+	dataDir := filepath.Join(s.Dir, "data")
+	os.MkdirAll(dataDir, 0o755)
+	blob := make([]byte, 32<<20)
+	for i := range blob {
+		blob[i] = byte(i*7 + i>>12)
+	}
+	if err := os.WriteFile(filepath.Join(dataDir, "cached.bin"), blob, 0o644); err != nil {
+		return nil, err
+	}
+	if err := vm.MakeExt4(h.dataDisk, 64, "kjdata", dataDir); err != nil {
+		return nil, err
+	}
+	m, err := s.Start(vm.Config{Name: "hibernate", Kernel: kernel, Initrd: initrd, SMP: 2, Append: region,
+		Disks: []string{h.imageDisk, h.dataDisk}})
+	if err != nil {
+		return nil, err
+	}
+	sm, err := m.Expect(`HIB file cached sha=(\w+)`, 5*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	h.sha = sm[1]
+	if _, err := m.ExpectString("HIB before counter=", 5*time.Minute); err != nil {
+		return nil, err
+	}
+	if _, err := m.ExpectString("kjump-helper: image committed:", 5*time.Minute); err != nil {
+		return nil, err
+	}
+	if _, err := m.ExpectString("kjump-helper: image committed; powering off", time.Minute); err != nil {
+		return nil, err
+	}
+	if err := m.Wait(2 * time.Minute); err != nil {
+		return nil, fmt.Errorf("machine did not power off after hibernating: %w", err)
+	}
+	if strings.Contains(m.Console(), "HIB now rc=") {
+		return nil, fmt.Errorf("hibernate now returned instead of powering off")
+	}
+	return h, nil
+}
+
+// bootResume boots the hibernated machine's disks in a new QEMU process.
+func (h *hibernated) bootResume(s *S, name string) (*vm.Machine, error) {
+	return s.Start(vm.Config{Name: name, Kernel: h.kernel, Initrd: h.initrd, SMP: 2, Append: region + " kjtest=resume",
+		Disks: []string{h.imageDisk, h.dataDisk}})
+}
+
+// expectResumed checks the original woke up whole: workload memory and
+// counter, CPUs, clocks, and the page cache (no disk reads for a file read
+// before hibernation).
+func (h *hibernated) expectResumed(m *vm.Machine) error {
+	if _, err := m.Expect(`hibernate: RESUMED from image \w+ on /dev/vda`, 5*time.Minute); err != nil {
+		return err
+	}
+	if _, err := m.ExpectString("HIB now rc=0", time.Minute); err != nil {
+		return err
+	}
+	if cpus, err := m.Expect(`HIB cpus=(\S+)`, time.Minute); err != nil {
+		return err
+	} else if cpus[1] != "0-1" {
+		return fmt.Errorf("CPUs online after resume: %s, want 0-1", cpus[1])
+	}
+	con := m.Console()
+	b, a := `HIB before counter=(\d+) date=(\d+) uptime=(\d+)`, `HIB after counter=(\d+) date=(\d+) uptime=(\d+)`
+	after, err := m.Expect(a, time.Minute)
+	if err != nil {
+		return err
+	}
+	cb, _ := intMatch(b, con, 1)
+	db, _ := intMatch(b, con, 2)
+	ub, _ := intMatch(b, con, 3)
+	if ca := atoi(after[1]); ca < cb {
+		return fmt.Errorf("workload counter went back: %d before hibernating, %d after resume", cb, ca)
+	}
+	if da := atoi(after[2]); da < db {
+		return fmt.Errorf("wall clock went back across hibernation: %d -> %d", db, da)
+	}
+	if ua := atoi(after[3]); ua < ub {
+		return fmt.Errorf("uptime went back: %d -> %d (the original did not continue)", ub, ua)
+	}
+	rr, err := m.Expect(`HIB reread sha=(\w+) reads-before=(\d+) reads-after=(\d+)`, time.Minute)
+	if err != nil {
+		return err
+	}
+	if rr[1] != h.sha {
+		return fmt.Errorf("file content changed across hibernation: %s, want %s", rr[1], h.sha)
+	}
+	if rr[2] != rr[3] {
+		return fmt.Errorf("re-reading a cached 32 MiB file after resume read the disk (%s -> %s reads): page cache was lost", rr[2], rr[3])
+	}
+	if _, err := m.Expect(`WORKLOAD VERIFY ok`, time.Minute); err != nil {
+		return err
+	}
+	if _, err := m.ExpectString("E2E exit rc=0", time.Minute); err != nil {
+		return err
+	}
+	return m.Wait(time.Minute)
+}
+
+func hibernateResume(s *S) error {
+	h, err := hibernateOnce(s)
+	if err != nil {
+		return err
+	}
+	m, err := h.bootResume(s, "resume")
+	if err != nil {
+		return err
+	}
+	if _, err := m.Expect(`resume: image \w+ verified and invalidated`, 5*time.Minute); err != nil {
+		return err
+	}
+	return h.expectResumed(m)
+}
+
+// corruptImageRefused flips one byte inside the image's chunk data: resume
+// must refuse it with a clear message and the machine boots normally.
+func corruptImageRefused(s *S) error {
+	h, err := hibernateOnce(s)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(h.imageDisk, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	const off = 24 << 20 // well inside the chunks of a >256 MiB image
+	b := make([]byte, 1)
+	f.ReadAt(b, off)
+	b[0] ^= 0x40
+	_, err = f.WriteAt(b, off)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	m, err := h.bootResume(s, "resume-corrupt")
+	if err != nil {
+		return err
+	}
+	refusal, err := m.Expect(`resume: (image \w+ on /dev/vda failed verification, it will not be resumed: .*)`, 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(refusal[1], "chunk") {
+		return fmt.Errorf("refusal does not say what is corrupt: %q", refusal[1])
+	}
+	if err := expectAll(m, time.Minute, "HIB resume rc=1", "HIB booted normally", "E2E exit rc=0"); err != nil {
+		return err
+	}
+	if strings.Contains(m.Console(), "restore kernel") {
+		return fmt.Errorf("a restore kernel was started for a corrupt image")
+	}
+	return m.Wait(time.Minute)
+}
+
+// doubleResumeRefused: after a successful resume the image is spent; the
+// next boot must not resume it again.
+func doubleResumeRefused(s *S) error {
+	h, err := hibernateOnce(s)
+	if err != nil {
+		return err
+	}
+	m, err := h.bootResume(s, "resume")
+	if err != nil {
+		return err
+	}
+	if err := h.expectResumed(m); err != nil {
+		return err
+	}
+	m2, err := h.bootResume(s, "resume-again")
+	if err != nil {
+		return err
+	}
+	if _, err := m2.Expect(`resume: no image to resume: image \w+ on /dev/vda was already used or refused \(invalidated\)`, 5*time.Minute); err != nil {
+		return err
+	}
+	if err := expectAll(m2, time.Minute, "HIB resume rc=0", "HIB booted normally", "E2E exit rc=0"); err != nil {
+		return err
+	}
+	return m2.Wait(time.Minute)
+}

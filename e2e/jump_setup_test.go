@@ -1,0 +1,56 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+
+	"github.com/kjump/kjump/internal/initramfs"
+	"github.com/kjump/kjump/internal/vm"
+)
+
+// region is the helper's reserved memory in every jumping VM (1 GiB RAM):
+// in the middle of RAM, where planning mistakes show.
+const region = "memmap=128M$0x30000000"
+
+// helperFiles builds the helper initramfs (kjump's static binary as /init,
+// nothing else) and returns the files a jumping machine needs at the
+// default paths of hibernate and resume.
+func (s *S) helperFiles(kernel string) (map[string]vm.File, error) {
+	if goBinErr != nil {
+		return nil, goBinErr
+	}
+	path := filepath.Join(s.Dir, "helper.cpio.gz")
+	if !exists(path) {
+		w, err := initramfs.Create(path)
+		if err != nil {
+			return nil, err
+		}
+		var errs []error
+		for _, d := range []string{"dev", "proc", "sys", "tmp", "mnt"} {
+			errs = append(errs, w.Dir(d, 0o755))
+		}
+		errs = append(errs, w.CharDev("dev/console", 0o600, 5, 1),
+			w.CopyFile("init", 0o755, goBins["bin/hibernate"]), w.Close())
+		if err := errors.Join(errs...); err != nil {
+			return nil, fmt.Errorf("helper initramfs: %w", err)
+		}
+	}
+	return map[string]vm.File{
+		"boot/kjump/helper.bzImage": {Host: kernel, Mode: 0o644},
+		"boot/kjump/helper.cpio.gz": {Host: path, Mode: 0o644},
+	}, nil
+}
+
+// intMatch returns submatch i of the first match of re in text, as an int.
+func intMatch(re, text string, i int) (int, error) {
+	m := regexp.MustCompile(re).FindStringSubmatch(text)
+	if m == nil {
+		return 0, fmt.Errorf("no %q in the console log", re)
+	}
+	return strconv.Atoi(m[i])
+}

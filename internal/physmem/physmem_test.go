@@ -1,0 +1,49 @@
+package physmem
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// A regular file maps exactly like /dev/mem (offset = physical address), so
+// the window arithmetic is tested on one.
+func TestReadWriteAcrossWindows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mem")
+	if err := os.WriteFile(path, make([]byte, maxWindow+3*pageSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	p := make([]byte, maxWindow+100)
+	for i := range p {
+		p[i] = byte(i * 31)
+	}
+	const addr = pageSize + 123 // unaligned start and end
+	if n, err := m.WriteAt(p, addr); err != nil || n != len(p) {
+		t.Fatalf("WriteAt = %d, %v", n, err)
+	}
+	got := make([]byte, len(p))
+	if n, err := m.ReadAt(got, addr); err != nil || n != len(p) {
+		t.Fatalf("ReadAt = %d, %v", n, err)
+	}
+	if !bytes.Equal(got, p) {
+		t.Fatal("read back differs")
+	}
+	file, _ := os.ReadFile(path)
+	if !bytes.Equal(file[addr:addr+len(p)], p) || file[addr-1] != 0 || file[addr+len(p)] != 0 {
+		t.Fatal("bytes landed at the wrong offsets")
+	}
+	ro, _ := Open(path, false)
+	defer ro.Close()
+	if _, err := ro.WriteAt(p[:1], 0); err == nil {
+		t.Error("write through a read-only open succeeded")
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "none"), false); err == nil {
+		t.Error("opening a missing device succeeded")
+	}
+}
