@@ -88,16 +88,22 @@ func WithForce() Option { return func(o *options) { o.force = true } }
 // RAM holds its own data, and the saved kernel expects its zero pages).
 func WithZeroFill() Option { return func(o *options) { o.zeroFill = true } }
 
-// MaxThreads bounds the worker count so the pipeline fits in MemoryCeiling.
-const MaxThreads = 8
+// MaxThreads bounds the worker count so the pipeline fits in MemoryCeiling,
+// small enough for a helper kernel with ~100 MiB of RAM.
+const MaxThreads = 4
 
 // MemoryCeiling is the most memory the Write and Restore pipelines hold in
 // buffers and codec state at the default chunk size, whatever the input
-// size: per worker one chunk of input, two output records in flight and the
-// codec's state (see docs/image-format.md).
-const MemoryCeiling = MaxThreads * perThreadMemory
+// size: per worker one chunk of input, one output record and the codec's
+// state, plus spareRecords records waiting to be written in order (see
+// docs/image-format.md). The process's resident set adds the Go runtime
+// and, for mmapped sources, the chunks being read.
+const MemoryCeiling = MaxThreads*perThreadMemory + spareRecords*defaultChunkSize
 
-const perThreadMemory = 3*defaultChunkSize + 2<<20 // + zstd state, measured below 2 MiB
+const (
+	perThreadMemory = 2*defaultChunkSize + 5<<20 // zstd encoder state at a 2 MiB window: ~4.5 MiB
+	spareRecords    = 2
+)
 
 func buildOptions(opts []Option) options {
 	o := options{level: LevelFast, chunkSize: defaultChunkSize}

@@ -151,7 +151,7 @@ func digest(hdr, idx []byte) [32]byte {
 // in chunk order and returns the buffers. Because a job gets its buffer
 // before it is handed out, the oldest unwritten job always holds one, so the
 // bounded pool cannot deadlock and memory stays at
-// threads*(input chunk + zstd state) + 2*threads output buffers.
+// threads*(input chunk + zstd state) + (threads+spareRecords) output buffers.
 type pipeline struct {
 	o      options
 	src    Source
@@ -180,12 +180,12 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 	defer cancel()
 	nthreads := p.o.threads
 	maxRec := chunkOverhead(p.o.chunkSize/int(p.ps)) + frameBound(p.o.chunkSize)
-	pool := make(chan []byte, 2*nthreads)
+	pool := make(chan []byte, nthreads+spareRecords)
 	for range cap(pool) {
 		pool <- make([]byte, maxRec)
 	}
 	jobs := make(chan job)
-	results := make(chan result, 2*nthreads)
+	results := make(chan result, nthreads+spareRecords)
 
 	go func() { // dispatcher
 		defer close(jobs)
