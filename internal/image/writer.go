@@ -321,13 +321,11 @@ type viewer interface {
 // compress drops zero pages from src, packs the rest into buf (src itself
 // for sources read with ReadAt: compaction in place, so each page is read
 // once and copied at most once) and builds the chunk record in j.out.
+// The extents are found first so that a chunk of one run needs no copy.
 func (p *pipeline) compress(enc *zstd.Encoder, src, buf []byte, j job, zero []byte, ext []extent) (rec []byte, zeroPages, stored uint64) {
 	ps := int(p.ps)
-	inPlace := &src[0] == &buf[0]
-	n := 0 // bytes of non-zero pages packed at buf[:n]
 	for off := 0; off < len(src); off += ps {
-		page := src[off : off+ps]
-		if bytes.Equal(page, zero) {
+		if bytes.Equal(src[off:off+ps], zero) {
 			zeroPages++
 			continue
 		}
@@ -337,15 +335,25 @@ func (p *pipeline) compress(enc *zstd.Encoder, src, buf []byte, j job, zero []by
 		} else {
 			ext = append(ext, extent{Addr: addr, Pages: 1})
 		}
-		if !inPlace || n != off {
-			copy(buf[n:], page)
-		}
-		n += ps
 	}
-	if n == 0 {
+	if len(ext) == 0 {
 		return nil, zeroPages, 0
 	}
-	raw := buf[:n]
+	// One run of pages (the common case for busy RAM) is compressed where it
+	// is; otherwise the runs are packed into buf, in place when src is buf.
+	var raw []byte
+	if len(ext) == 1 {
+		start := int(ext[0].Addr - j.addr)
+		raw = src[start : start+int(ext[0].Pages)*ps]
+	} else {
+		n := 0
+		for _, e := range ext {
+			start, size := int(e.Addr-j.addr), int(e.Pages)*ps
+			n += copy(buf[n:], src[start:start+size]) // copy is memmove: safe in place, n <= start
+		}
+		raw = buf[:n]
+	}
+	n := len(raw)
 	c := &chunk{Number: uint32(j.seq), Extents: ext, RawLen: uint32(n), RawCRC: crc(raw)}
 	hdrLen := chunkOverhead(len(ext)) - crcLen
 	rec = enc.EncodeAll(raw, j.out[:hdrLen])
