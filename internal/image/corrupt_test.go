@@ -108,3 +108,14 @@ func itoa(n int) string {
 	}
 	return string(b)
 }
+
+func TestShortInputs(t *testing.T) {
+	for _, b := range [][]byte{nil, []byte("x"), []byte("hello, world")} {
+		if _, err := Open(&memImage{b: b}); !errors.Is(err, ErrNotImage) {
+			t.Errorf("%q: %v, want ErrNotImage", b, err)
+		}
+	}
+	if _, err := Open(&memImage{b: []byte("KJUMPIMG\x01")}); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("truncated header: %v, want ErrCorrupt", err)
+	}
+}

@@ -54,6 +54,14 @@ type Info struct {
 func Open(in Input) (*Reader, error) {
 	size := in.Size()
 	fixed := make([]byte, headerFixedLen)
+	if size < headerFixedLen {
+		// Too short for a header: say whether it was ever an image.
+		n, _ := in.ReadAt(fixed[:size], 0)
+		if k := min(n, len(headerMagic)); k > 0 && string(fixed[:k]) == headerMagic[:k] {
+			return nil, corrupt("header", size, "image is truncated to %d bytes, shorter than a header", size)
+		}
+		return nil, ErrNotImage
+	}
 	if err := readFull(in, fixed, 0, size); err != nil {
 		return nil, err
 	}
