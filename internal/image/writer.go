@@ -64,6 +64,9 @@ func Write(ctx context.Context, out Output, src Source, md Metadata, opts ...Opt
 	if md.Created.IsZero() {
 		md.Created = start
 	}
+	if ps < 512 || ps > maxPageSize || ps&(ps-1) != 0 {
+		return Stats{}, fmt.Errorf("page size %d is not a power of two between 512 and %d", ps, maxPageSize)
+	}
 	if o.chunkSize < minChunkSize || o.chunkSize > maxChunkSize || uint64(o.chunkSize)%ps != 0 {
 		return Stats{}, fmt.Errorf("chunk size %d must be a multiple of the %d-byte page size within [%d, %d]", o.chunkSize, ps, minChunkSize, maxChunkSize)
 	}
