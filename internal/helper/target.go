@@ -28,6 +28,11 @@ func openTarget(ts jump.TargetSpec) (storage.Target, func(), error) {
 		return t, nop, err
 	}
 	src := ts.Source
+	if ts.Net != nil {
+		if err := bringUpNet(ts.Net); err != nil {
+			return nil, nop, err
+		}
+	}
 	if src == "" {
 		src = ts.Device
 		if err := waitForDevice(src, 10*time.Second); err != nil {

@@ -3,6 +3,7 @@ package hibernate
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,9 @@ func ResolveTarget(spec string) (jump.TargetSpec, error) {
 	case strings.HasPrefix(m.fstype, "nfs"):
 		ts.Source = m.source
 		ts.Opts = nfsOptions(m.superOpts)
+		if ts.Net, err = netFor(ts.Opts); err != nil {
+			return ts, err
+		}
 	default:
 		// Writing a file into a filesystem the sleeping kernel has mounted
 		// would change it behind that kernel's back.
@@ -117,9 +121,44 @@ func nfsOptions(super string) string {
 	for _, o := range strings.Split(super, ",") {
 		k, _, _ := strings.Cut(o, "=")
 		switch k {
-		case "vers", "proto", "port", "addr", "mountport", "mountproto", "mountaddr", "nolock", "sec":
+		case "vers", "proto", "port", "addr", "clientaddr", "mountport", "mountproto", "mountaddr", "nolock", "sec":
 			keep = append(keep, o)
 		}
 	}
 	return strings.Join(append(keep, "nolock"), ",")
+}
+
+// netFor finds the interface holding the NFS client address (clientaddr=,
+// or the address on the server's subnet) so the helper can bring it up.
+func netFor(opts string) (*jump.NetConfig, error) {
+	var server, client net.IP
+	for _, o := range strings.Split(opts, ",") {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "addr":
+			server = net.ParseIP(v)
+		case "clientaddr":
+			client = net.ParseIP(v)
+		}
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagLoopback != 0 || len(ifc.HardwareAddr) == 0 {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || ipn.IP.To4() == nil {
+				continue
+			}
+			if ipn.IP.Equal(client) || server != nil && ipn.Contains(server) {
+				return &jump.NetConfig{MAC: ifc.HardwareAddr.String(), Address: ipn.String()}, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no local IPv4 interface reaches the NFS server %v: the helper needs an interface on the server's subnet", server)
 }

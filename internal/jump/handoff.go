@@ -67,6 +67,15 @@ type TargetSpec struct {
 	Source string `json:"source,omitempty"` // mount source when not a device (NFS: server:/export)
 	Opts   string `json:"opts,omitempty"`   // mount options
 	Path   string `json:"path,omitempty"`   // image file relative to the filesystem root
+	// Net is the network the helper must bring up to reach Source (NFS).
+	Net *NetConfig `json:"net,omitempty"`
+}
+
+// NetConfig is one IPv4 interface, found by its MAC address because the
+// helper kernel may name interfaces differently.
+type NetConfig struct {
+	MAC     string `json:"mac"`
+	Address string `json:"address"` // CIDR, e.g. 10.0.2.15/24
 }
 
 // Result is what the helper reports back.
