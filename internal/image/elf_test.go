@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -176,4 +177,32 @@ func TestELFRejectsNonCore(t *testing.T) {
 		t.Fatal("core without PT_LOAD accepted")
 	}
 	_ = context.Background
+}
+
+// A core file truncated after it was opened must give an error, not a
+// crash from touching a mapping past the end of the file.
+func TestELFMappedTruncated(t *testing.T) {
+	mem := testMemory(6, 1<<20)
+	path := t.TempDir() + "/core"
+	core := buildCore([]testSeg{{0, 1 << 20, 1 << 20, mem}}, "")
+	if err := os.WriteFile(path, core, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	src, err := OpenELF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if err := os.Truncate(path, int64(len(core)-600<<10)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Write(context.Background(), &memImage{}, src, Metadata{}, WithChunkSize(64<<10))
+	if err == nil || !strings.Contains(err.Error(), "reading") {
+		t.Fatalf("Write of a truncated core: %v", err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -169,5 +170,15 @@ func TestRestoreZeroFill(t *testing.T) {
 	}
 	if bytes.Equal(sink.b[256<<10:512<<10], mem[256<<10:512<<10]) {
 		t.Fatal("without zero fill the zero pages should keep the sink's old bytes")
+	}
+}
+
+// A source shorter than its ranges (a truncated /dev/mem-style file) is an
+// error, never stale buffer contents saved as RAM.
+func TestShortSource(t *testing.T) {
+	src := RangeSource(bytes.NewReader(testMemory(9, 100<<10)), []Range{{0, 256 << 10}})
+	_, err := Write(context.Background(), &memImage{}, src, Metadata{}, WithChunkSize(64<<10))
+	if err == nil || !strings.Contains(err.Error(), "reading RAM at") {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -295,13 +296,12 @@ func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- r
 		r := result{seq: j.seq, out: j.out, ram: uint64(j.size)}
 		buf := in[:j.size]
 		if canView {
-			if m, ok := v.view(j.addr, j.size); ok {
-				r.rec, r.zero, r.store = p.compress(enc, m, buf, j, zero, ext[:0])
+			if m, ok := v.view(j.addr, j.size); ok && p.compressMapped(&r, enc, m, buf, j, zero, ext[:0]) {
 				v.release(m)
 				goto send
 			}
 		}
-		if _, err := p.src.ReadAt(buf, int64(j.addr)); err != nil && !errors.Is(err, io.EOF) {
+		if n, err := p.src.ReadAt(buf, int64(j.addr)); err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
 			r.err = fmt.Errorf("reading RAM at %#x: %w", j.addr, err)
 		} else {
 			r.rec, r.zero, r.store = p.compress(enc, buf, buf, j, zero, ext[:0])
@@ -313,6 +313,25 @@ func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- r
 			return
 		}
 	}
+}
+
+// compressMapped compresses mapped memory. A page the kernel cannot
+// provide (a core file truncated under us, a poisoned page in
+// /proc/vmcore) faults; with SetPanicOnFault that is a recoverable panic,
+// and the caller falls back to ReadAt, which reports the error properly.
+func (p *pipeline) compressMapped(r *result, enc *zstd.Encoder, m, buf []byte, j job, zero []byte, ext []extent) (ok bool) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if e := recover(); e != nil {
+			if _, fault := e.(interface{ Addr() uintptr }); !fault {
+				panic(e)
+			}
+			enc.Reset(nil) // the encoder may have stopped mid-frame
+			ok = false
+		}
+	}()
+	r.rec, r.zero, r.store = p.compress(enc, m, buf, j, zero, ext)
+	return true
 }
 
 // viewer is a Source that can lend its memory without copying (mmap).
