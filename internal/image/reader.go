@@ -87,7 +87,7 @@ func readFull(in Input, b []byte, off, size int64) error {
 	if off+int64(len(b)) > size {
 		return corrupt("image", size, "image is truncated: need %d bytes at offset %d but it is %d bytes long", len(b), off, size)
 	}
-	if _, err := in.ReadAt(b, off); err != nil && !(errors.Is(err, io.EOF) && off+int64(len(b)) == size) {
+	if n, err := in.ReadAt(b, off); err != nil && !(errors.Is(err, io.EOF) && n == len(b)) {
 		return fmt.Errorf("reading image at offset %d: %w", off, err)
 	}
 	return nil
@@ -257,7 +257,7 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options) (Stats, 
 					rec = make([]byte, e.Length)
 				}
 				rec = rec[:e.Length]
-				if _, err := r.in.ReadAt(rec, int64(e.Offset)); err != nil && !errors.Is(err, io.EOF) {
+				if n, err := r.in.ReadAt(rec, int64(e.Offset)); err != nil && !(errors.Is(err, io.EOF) && n == len(rec)) {
 					fail(fmt.Errorf("reading chunk %d at offset %d: %w", i, e.Offset, err))
 					return
 				}
