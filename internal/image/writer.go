@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"runtime/debug"
 	"sync"
@@ -346,11 +347,14 @@ type viewer interface {
 // The extents are found first so that a chunk of one run needs no copy.
 func (p *pipeline) compress(enc *zstd.Encoder, src, buf []byte, j job, zero []byte, ext []extent) (rec []byte, zeroPages, stored uint64) {
 	ps := int(p.ps)
+	var rawCRC uint32 // CRC of the packed pages, taken while each is in cache
 	for off := 0; off < len(src); off += ps {
-		if bytes.Equal(src[off:off+ps], zero) {
+		page := src[off : off+ps]
+		if bytes.Equal(page, zero) {
 			zeroPages++
 			continue
 		}
+		rawCRC = crc32.Update(rawCRC, castagnoli, page)
 		addr := j.addr + uint64(off)
 		if k := len(ext); k > 0 && ext[k-1].Addr+uint64(ext[k-1].Pages)*p.ps == addr {
 			ext[k-1].Pages++
@@ -376,7 +380,7 @@ func (p *pipeline) compress(enc *zstd.Encoder, src, buf []byte, j job, zero []by
 		raw = buf[:n]
 	}
 	n := len(raw)
-	c := &chunk{Number: uint32(j.seq), Extents: ext, RawLen: uint32(n), RawCRC: crc(raw)}
+	c := &chunk{Number: uint32(j.seq), Extents: ext, RawLen: uint32(n), RawCRC: rawCRC}
 	hdrLen := chunkOverhead(len(ext)) - crcLen
 	rec = enc.EncodeAll(raw, j.out[:hdrLen])
 	payload := len(rec) - hdrLen
