@@ -93,7 +93,7 @@ func imageOpen(spec string) (*image.Reader, storage.Target, error) {
 	}
 	r, err := image.OpenTarget(t)
 	if err != nil {
-		return nil, nil, imageExit(fmt.Errorf("%s: %w", t, err))
+		return nil, nil, imageExit(err) // names the target already
 	}
 	return r, t, nil
 }

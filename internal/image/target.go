@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/kjump/kjump/internal/storage"
 )
@@ -40,7 +41,7 @@ func OpenTarget(t storage.Target) (*Reader, error) {
 	r, err := Open(img)
 	if err != nil {
 		img.Close()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", t, err)
 	}
 	r.closer = img
 	return r, nil

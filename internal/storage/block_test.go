@@ -161,7 +161,7 @@ func TestResolve(t *testing.T) {
 
 func TestMissingDevice(t *testing.T) {
 	_, err := Open("/dev/kjump-no-such-disk")
-	if err == nil || !strings.Contains(err.Error(), "/dev/kjump-no-such-disk") || !strings.Contains(err.Error(), "does not exist") {
+	if err == nil || !strings.Contains(err.Error(), "/dev/kjump-no-such-disk") || !strings.Contains(err.Error(), "check the path") {
 		t.Fatalf("got %v", err)
 	}
 	if _, err := Open("LABEL="); err == nil {

@@ -37,7 +37,7 @@ func fixFor(err error) string {
 	case errors.Is(err, unix.ENXIO), errors.Is(err, unix.ENODEV):
 		return "the device is gone; check that the disk is attached (lsblk) and the target spec"
 	case errors.Is(err, os.ErrNotExist):
-		return "it does not exist; check the path, or for UUID=/LABEL= targets check blkid/lsblk output"
+		return "check the path, or for UUID=, LABEL=, PARTUUID= and PARTLABEL= the output of blkid or lsblk"
 	case errors.Is(err, unix.EBUSY):
 		return "the device is in use (mounted, active swap or held by another program); unmount or swapoff it, or choose another target"
 	case errors.Is(err, ErrNoImage):

@@ -51,7 +51,7 @@ func Resolve(spec string) (string, error) {
 			return dev, nil
 		}
 	}
-	return "", &Error{Target: spec, Op: "find device", Err: fmt.Errorf("no block device has %s %q: %w", tag, val, os.ErrNotExist)}
+	return "", &Error{Target: spec, Op: "find device", Err: notFound(fmt.Sprintf("no block device has %s %q", tag, val))}
 }
 
 // identity is what a device can be found by.
@@ -191,3 +191,10 @@ func utf16z(b []byte) string {
 	}
 	return string(utf16.Decode(u))
 }
+
+// notFound is a lookup miss that matches os.ErrNotExist without repeating
+// its text.
+type notFound string
+
+func (e notFound) Error() string        { return string(e) }
+func (e notFound) Is(target error) bool { return target == os.ErrNotExist }

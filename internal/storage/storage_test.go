@@ -124,7 +124,7 @@ func TestFileTargetKeepsForeignFile(t *testing.T) {
 
 func TestFileTargetMissingDirectory(t *testing.T) {
 	_, err := Open("/nonexistent-kjump-dir/x.img")
-	if err == nil || !strings.Contains(err.Error(), "/nonexistent-kjump-dir/x.img") || !strings.Contains(err.Error(), "does not exist") {
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent-kjump-dir/x.img") || !strings.Contains(err.Error(), "check the path") {
 		t.Fatalf("got %v", err)
 	}
 }
