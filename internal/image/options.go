@@ -71,8 +71,8 @@ func WithLevel(l Level) Option { return func(o *options) { o.level = l } }
 // MemoryCeiling.
 func WithThreads(n int) Option { return func(o *options) { o.threads = n } }
 
-// WithProgress calls fn from a single goroutine as work completes, with
-// bytes of RAM (Write) or image bytes (Verify, Restore) done so far.
+// WithProgress calls fn, never concurrently, as work completes, with bytes
+// of RAM (Write) or of chunk records (Verify, Restore) done so far.
 func WithProgress(fn func(done, total uint64)) Option { return func(o *options) { o.progress = fn } }
 
 // WithChunkSize sets how many bytes of RAM one chunk covers (Write only; a

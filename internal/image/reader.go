@@ -228,8 +228,11 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options) (Stats, 
 		errOnce  sync.Once
 		wg       sync.WaitGroup
 		progMu   sync.Mutex
-		total    = uint64(r.in.Size())
+		total    uint64 // chunk bytes: progress reaches exactly 100%
 	)
+	for _, e := range r.entries {
+		total += uint64(e.Length)
+	}
 	fail := func(err error) { errOnce.Do(func() { firstErr = err; cancel() }) }
 	for range min(o.threads, max(n, 1)) {
 		wg.Add(1)
