@@ -28,6 +28,7 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 	if err != nil {
 		return fmt.Errorf("parsing /proc/vmcore: %w", err)
 	}
+	defer src.Close()
 	t, cleanup, err := openTarget(in.Target)
 	if err != nil {
 		return err

@@ -36,13 +36,10 @@ func restore(h jump.Handoff, mem *physmem.Mem, res *jump.Result) (jump.JumpBack,
 	}
 	md := r.Metadata()
 	sink := &ramSink{mem: mem, low: make([]byte, jump.LowMemSize)}
-	// Pages that were zero are not stored; the memory under them holds
-	// whatever the kernels booted since left there.
-	if err := sink.zero(r.Ranges()); err != nil {
-		return jump.JumpBack{}, err
-	}
 	logf("restoring %s from image %s on %s", humanize.IBytes(info.RAMBytes), info.ID, t)
-	st, err := r.Restore(context.Background(), sink, image.WithForce(), image.WithThreads(runtime.NumCPU()),
+	// WithZeroFill: pages that were zero are not stored, and the memory
+	// under them holds whatever the kernels booted since left there.
+	st, err := r.Restore(context.Background(), sink, image.WithForce(), image.WithZeroFill(), image.WithThreads(runtime.NumCPU()),
 		image.WithProgress(progress("restored")))
 	if err != nil {
 		return jump.JumpBack{}, err
@@ -82,18 +79,4 @@ func (s *ramSink) WriteAt(p []byte, off int64) (int, error) {
 	}
 	k, err := s.mem.WriteAt(p, off)
 	return n + k, err
-}
-
-func (s *ramSink) zero(ranges []image.Range) error {
-	z := make([]byte, 4<<20)
-	for _, r := range ranges {
-		for a := r.Start; a < r.End; {
-			n := min(uint64(len(z)), r.End-a)
-			if _, err := s.WriteAt(z[:n], int64(a)); err != nil {
-				return fmt.Errorf("clearing memory at %#x: %w", a, err)
-			}
-			a += n
-		}
-	}
-	return nil
 }
