@@ -23,7 +23,7 @@ func init() {
 // run `resume` early on every boot.
 const hibernateBody = `
 if grep -q kjtest=resume /proc/cmdline; then
-  resume --from /dev/vda
+  /bin/resume --from /dev/vda   # by path: busybox sh prefers its own swsusp "resume" applet
   echo "HIB resume rc=$?"
   echo "HIB booted normally"
   return 0
