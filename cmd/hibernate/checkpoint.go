@@ -35,7 +35,6 @@ func runJump(mode string, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "hibernate: %s: jumping to the helper kernel\n", mode)
 	out, err := hibernate.Jump(o)
 	if err != nil {
 		return err

@@ -219,6 +219,7 @@ func Jump(o Options) (*Outcome, error) {
 	}
 	logf("helper loaded: region %v, helper RAM %v, handoff %#x, %s", plan.Tail, plan.HelperRAM, plan.Handoff, conv)
 	unix.Sync()
+	logf("%s: jumping to the helper kernel", o.Mode)
 	// Wall clock, not monotonic: the original's monotonic clock stands
 	// still while it is away.
 	start := time.Now().Round(0)
