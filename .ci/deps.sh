@@ -8,12 +8,31 @@ pkgs=(
   nfs-kernel-server                                                                  # NFS scenarios
   binutils                                                                           # purgatory check
 )
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
+# Linux 7.3 (reworked kexec-jump convention) comes from trixie-backports,
+# pinned low so nothing else is taken from there.
+backports=(linux-source-7.3)
+src=/etc/apt/sources.list.d/kjump-trixie-backports.sources
+pin=/etc/apt/preferences.d/kjump-trixie-backports
+added=0
+if [[ ! -f $src ]]; then
+  cat >"$src" <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  printf 'Package: *\nPin: release n=trixie-backports\nPin-Priority: 100\n' >"$pin"
+  added=1
+fi
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+missing=() missing_bp=()
+for p in "${pkgs[@]}"; do installed "$p" || missing+=("$p"); done
+for p in "${backports[@]}"; do installed "$p" || missing_bp+=("$p"); done
+if ((${#missing[@]} + ${#missing_bp[@]} + added)); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  ((${#missing[@]})) && apt-get install -y -q --no-install-recommends "${missing[@]}"
+  ((${#missing_bp[@]})) && apt-get install -y -q --no-install-recommends -t trixie-backports "${missing_bp[@]}"
 fi
+exit 0

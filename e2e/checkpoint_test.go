@@ -12,8 +12,12 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "checkpoint-smp1", Run: func(s *S) error { return checkpointRoundTrip(s, 1) }})
-	register(Scenario{Name: "checkpoint-smp2", Run: func(s *S) error { return checkpointRoundTrip(s, 2) }})
+	register(Scenario{Name: "checkpoint-smp1", Run: func(s *S) error { return checkpointRoundTrip(s, "", 1) }})
+	register(Scenario{Name: "checkpoint-smp2", Run: func(s *S) error { return checkpointRoundTrip(s, "", 2) }})
+	// Linux 7.3 has the reworked relocate_kernel (6.14+ calling convention,
+	// GDT restored by the kernel): the same kjump must work there too.
+	register(Scenario{Name: "checkpoint-smp2-linux7.3", Timeout: 40 * time.Minute,
+		Run: func(s *S) error { return checkpointRoundTrip(s, "7.3", 2) }})
 	register(Scenario{Name: "no-reserved-region", Run: noReservedRegion})
 }
 
@@ -28,10 +32,10 @@ sleep 1
 // checkpointRoundTrip jumps to the helper and back twice (a fresh helper
 // each time): the workload continues with its memory intact, every CPU
 // comes back, and hibernate prints what the helper read.
-func checkpointRoundTrip(s *S, smp int) error {
-	kernel, err := vm.Kernel()
+func checkpointRoundTrip(s *S, version string, smp int) error {
+	kernel, err := testKernel(version)
 	if err != nil {
-		return fmt.Errorf("test kernel: %w", err)
+		return err
 	}
 	files, err := s.helperFiles(kernel)
 	if err != nil {

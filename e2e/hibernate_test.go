@@ -13,7 +13,8 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "hibernate-resume", Timeout: 20 * time.Minute, Run: hibernateResume})
+	register(Scenario{Name: "hibernate-resume", Timeout: 20 * time.Minute, Run: func(s *S) error { return hibernateResume(s, "") }})
+	register(Scenario{Name: "hibernate-resume-linux7.3", Timeout: 40 * time.Minute, Run: func(s *S) error { return hibernateResume(s, "7.3") }})
 	register(Scenario{Name: "corrupt-image-refused", Timeout: 20 * time.Minute, Run: corruptImageRefused})
 	register(Scenario{Name: "double-resume-refused", Timeout: 25 * time.Minute, Run: doubleResumeRefused})
 }
@@ -52,10 +53,10 @@ type hibernated struct {
 	sha                                 string
 }
 
-func hibernateOnce(s *S) (*hibernated, error) {
-	kernel, err := vm.Kernel()
+func hibernateOnce(s *S, version string) (*hibernated, error) {
+	kernel, err := testKernel(version)
 	if err != nil {
-		return nil, fmt.Errorf("test kernel: %w", err)
+		return nil, err
 	}
 	files, err := s.helperFiles(kernel)
 	if err != nil {
@@ -167,8 +168,8 @@ func (h *hibernated) expectResumed(m *vm.Machine) error {
 	return m.Wait(time.Minute)
 }
 
-func hibernateResume(s *S) error {
-	h, err := hibernateOnce(s)
+func hibernateResume(s *S, version string) error {
+	h, err := hibernateOnce(s, version)
 	if err != nil {
 		return err
 	}
@@ -185,7 +186,7 @@ func hibernateResume(s *S) error {
 // corruptImageRefused flips one byte inside the image's chunk data: resume
 // must refuse it with a clear message and the machine boots normally.
 func corruptImageRefused(s *S) error {
-	h, err := hibernateOnce(s)
+	h, err := hibernateOnce(s, "")
 	if err != nil {
 		return err
 	}
@@ -225,7 +226,7 @@ func corruptImageRefused(s *S) error {
 // doubleResumeRefused: after a successful resume the image is spent; the
 // next boot must not resume it again.
 func doubleResumeRefused(s *S) error {
-	h, err := hibernateOnce(s)
+	h, err := hibernateOnce(s, "")
 	if err != nil {
 		return err
 	}

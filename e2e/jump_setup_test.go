@@ -17,6 +17,23 @@ import (
 // in the middle of RAM, where planning mistakes show.
 const region = "memmap=128M$0x30000000"
 
+// testKernel is the test kernel of a Linux version ("" for the default,
+// 6.1): the same unpatched configuration serves as original, helper and
+// restore kernel.
+func testKernel(version string) (string, error) {
+	var k string
+	var err error
+	if version == "" {
+		k, err = vm.Kernel()
+	} else {
+		k, err = vm.BuildKernel(version)
+	}
+	if err != nil {
+		return "", fmt.Errorf("test kernel %s: %w", version, err)
+	}
+	return k, nil
+}
+
 // helperFiles builds the helper initramfs (kjump's static binary as /init,
 // nothing else) and returns the files a jumping machine needs at the
 // default paths of hibernate and resume.
