@@ -19,7 +19,7 @@ vet:
 unit:
 	$(GO) test -count=1 ./...
 
-test: vet unit e2e
+test: deps vet unit e2e
 
 # Test kernel (built once, cached under $(KJUMP_CACHE)/kernel/<key>/); prints its path.
 kernel:
@@ -34,6 +34,16 @@ e2e:
 	$(GO) vet -tags e2e ./e2e/...
 	$(GO) test -tags e2e -c -o out/e2e.test ./e2e
 	out/e2e.test -test.run '^TestScenarios$$' -test.timeout 80m
+
+# Debian packages and Go modules (idempotent; apt runs only when something is missing).
+deps:
+	@./.ci/deps.sh
+	$(GO) mod download
+
+# The main job: a full hibernate -> power off -> new VM -> resume cycle.
+demo: deps
+	$(GO) test -tags e2e -c -o out/e2e.test ./e2e
+	KJUMP_E2E=hibernate-resume KJUMP_DEMO=1 out/e2e.test -test.run '^TestScenarios$$' -test.timeout 60m
 
 clean:
 	rm -rf $(BIN)
