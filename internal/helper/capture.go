@@ -19,14 +19,9 @@ import (
 // target as a committed image.
 func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 	in := h.Instructions
-	f, err := os.Open("/proc/vmcore")
+	src, err := openVMCore()
 	if err != nil {
-		return fmt.Errorf("opening /proc/vmcore: %w (the helper was not given an elfcorehdr)", err)
-	}
-	defer f.Close()
-	src, err := image.OpenELF(f)
-	if err != nil {
-		return fmt.Errorf("parsing /proc/vmcore: %w", err)
+		return err
 	}
 	defer src.Close()
 	t, cleanup, err := openTarget(in.Target)
@@ -69,6 +64,21 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 		humanize.IBytes(st.RAMBytes), humanize.IBytes(st.ImageBytes), 100*float64(st.ZeroPages*jump.PageSize)/float64(max(st.RAMBytes, 1)),
 		st.Duration.Seconds(), humanize.IBytes(uint64(float64(st.RAMBytes)/max(st.Duration.Seconds(), 1e-3))))
 	return nil
+}
+
+// openVMCore opens the original's RAM as the helper's /proc/vmcore shows
+// it (low memory from the purgatory's backup).
+func openVMCore() (*image.ELFSource, error) {
+	f, err := os.Open("/proc/vmcore")
+	if err != nil {
+		return nil, fmt.Errorf("opening /proc/vmcore: %w (the helper was not given an elfcorehdr)", err)
+	}
+	src, err := image.OpenELF(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("parsing /proc/vmcore: %w", err)
+	}
+	return src, nil
 }
 
 func totalRAM(rs []image.Range) uint64 {

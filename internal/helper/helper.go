@@ -5,10 +5,8 @@
 package helper
 
 import (
-	"debug/elf"
 	"fmt"
 	"hash/crc64"
-	"io"
 	"os"
 	"runtime"
 	"strconv"
@@ -173,43 +171,33 @@ func jumpBack(mem *physmem.Mem, h jump.Handoff, gdt purgatory.GDTDesc) error {
 // counts zero pages and checksums every 64th page: proof that the helper
 // sees the stopped kernel's memory, cheap enough for an emulated CPU.
 func sampleOriginal(res *jump.Result) error {
-	f, err := os.Open("/proc/vmcore")
+	src, err := openVMCore()
 	if err != nil {
-		return fmt.Errorf("opening /proc/vmcore: %w (the helper was not given an elfcorehdr)", err)
+		return err
 	}
-	defer f.Close()
-	ef, err := elf.NewFile(f)
-	if err != nil {
-		return fmt.Errorf("parsing /proc/vmcore: %w", err)
-	}
+	defer src.Close()
 	h := crc64.New(crc64.MakeTable(crc64.ECMA))
 	zero := make([]byte, jump.PageSize)
-	page := make([]byte, 1<<20)
+	buf := make([]byte, 1<<20)
 	var total, zeros uint64
 	t0 := time.Now()
-	for _, p := range ef.Progs {
-		if p.Type != elf.PT_LOAD {
-			continue
-		}
-		r := io.NewSectionReader(f, int64(p.Off), int64(p.Filesz))
-		for {
-			n, err := io.ReadFull(r, page)
-			for off := 0; off+jump.PageSize <= n; off += jump.PageSize {
-				pg := page[off : off+jump.PageSize]
+	for _, r := range src.Ranges() {
+		for a := r.Start; a < r.End; {
+			n := min(uint64(len(buf)), r.End-a)
+			if _, err := src.ReadAt(buf[:n], int64(a)); err != nil {
+				return fmt.Errorf("reading the original's RAM at %#x: %w", a, err)
+			}
+			for off := uint64(0); off < n; off += jump.PageSize {
+				pg := buf[off : off+jump.PageSize]
 				if string(pg) == string(zero) {
 					zeros++
 				}
-				if (total+uint64(off))/jump.PageSize%64 == 0 {
+				if (a+off)/jump.PageSize%64 == 0 {
 					h.Write(pg)
 				}
 			}
-			total += uint64(n)
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("reading /proc/vmcore at paddr %#x: %w", p.Paddr, err)
-			}
+			a += n
+			total += n
 		}
 	}
 	secs := time.Since(t0).Seconds()

@@ -60,34 +60,30 @@ func (m *Mem) window(addr int64, n int, write bool) ([]byte, int, error) {
 const maxWindow = 64 << 20
 
 // ReadAt copies physical memory at addr into p.
-func (m *Mem) ReadAt(p []byte, addr int64) (int, error) {
-	done := 0
-	for done < len(p) {
-		n := min(len(p)-done, maxWindow)
-		w, off, err := m.window(addr+int64(done), n, false)
-		if err != nil {
-			return done, err
-		}
-		copy(p[done:done+n], w[off:off+n])
-		unix.Munmap(w)
-		done += n
-	}
-	return done, nil
-}
+func (m *Mem) ReadAt(p []byte, addr int64) (int, error) { return m.transfer(p, addr, false) }
 
 // WriteAt copies p to physical memory at addr.
 func (m *Mem) WriteAt(p []byte, addr int64) (int, error) {
 	if !m.writable {
 		return 0, fmt.Errorf("physical memory opened read-only")
 	}
+	return m.transfer(p, addr, true)
+}
+
+// transfer moves p to or from physical memory one window at a time.
+func (m *Mem) transfer(p []byte, addr int64, write bool) (int, error) {
 	done := 0
 	for done < len(p) {
 		n := min(len(p)-done, maxWindow)
-		w, off, err := m.window(addr+int64(done), n, true)
+		w, off, err := m.window(addr+int64(done), n, write)
 		if err != nil {
 			return done, err
 		}
-		copy(w[off:off+n], p[done:done+n])
+		if write {
+			copy(w[off:off+n], p[done:done+n])
+		} else {
+			copy(p[done:done+n], w[off:off+n])
+		}
 		unix.Munmap(w)
 		done += n
 	}
