@@ -55,7 +55,7 @@ done
 	if err != nil {
 		return err
 	}
-	m, err := s.Start(vm.Config{Kernel: kernel, Initrd: initrd, SMP: smp, Append: region})
+	m, err := s.Start(vm.Config{Kernel: kernel, Initrd: initrd, SMP: smp, Append: region, SingleThreadTCG: needsSingleThreadTCG(version)})
 	if err != nil {
 		return err
 	}

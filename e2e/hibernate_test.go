@@ -50,6 +50,7 @@ kjump-workload verify
 // disk with a file the machine read into its page cache.
 type hibernated struct {
 	kernel, initrd, imageDisk, dataDisk string
+	singleThreadTCG                     bool
 	sha                                 string
 	console, consoleText                string // the hibernating boot's log
 }
@@ -67,7 +68,7 @@ func hibernateOnce(s *S, version string) (*hibernated, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &hibernated{kernel: kernel, initrd: initrd, imageDisk: filepath.Join(s.Dir, "image.raw"), dataDisk: filepath.Join(s.Dir, "data.ext4")}
+	h := &hibernated{kernel: kernel, initrd: initrd, singleThreadTCG: needsSingleThreadTCG(version), imageDisk: filepath.Join(s.Dir, "image.raw"), dataDisk: filepath.Join(s.Dir, "data.ext4")}
 	if err := vm.CreateDisk(h.imageDisk, 2048); err != nil {
 		return nil, err
 	}
@@ -84,7 +85,7 @@ func hibernateOnce(s *S, version string) (*hibernated, error) {
 		return nil, err
 	}
 	m, err := s.Start(vm.Config{Name: "hibernate", Kernel: kernel, Initrd: initrd, SMP: 2, Append: region,
-		Disks: []string{h.imageDisk, h.dataDisk}})
+		Disks: []string{h.imageDisk, h.dataDisk}, SingleThreadTCG: h.singleThreadTCG})
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +116,7 @@ func hibernateOnce(s *S, version string) (*hibernated, error) {
 // bootResume boots the hibernated machine's disks in a new QEMU process.
 func (h *hibernated) bootResume(s *S, name string) (*vm.Machine, error) {
 	return s.Start(vm.Config{Name: name, Kernel: h.kernel, Initrd: h.initrd, SMP: 2, Append: region + " kjtest=resume",
-		Disks: []string{h.imageDisk, h.dataDisk}})
+		Disks: []string{h.imageDisk, h.dataDisk}, SingleThreadTCG: h.singleThreadTCG})
 }
 
 // expectResumed checks the original woke up whole: workload memory and

@@ -34,6 +34,9 @@ func testKernel(version string) (string, error) {
 	return k, nil
 }
 
+// needsSingleThreadTCG: see vm.Config.SingleThreadTCG.
+func needsSingleThreadTCG(version string) bool { return version == "7.3" }
+
 // helperFiles builds the helper initramfs (kjump's static binary as /init,
 // nothing else) and returns the files a jumping machine needs at the
 // default paths of hibernate and resume.
