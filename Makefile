@@ -5,7 +5,7 @@ KJUMP_CACHE ?= /var/cache/kjump
 export KJUMP_CACHE
 GOFLAGS_STATIC := CGO_ENABLED=0
 
-.PHONY: all build test unit e2e demo bench kernel deps vet fmt clean
+.PHONY: all build test unit e2e demo bench kernel kernels deps vet fmt clean
 
 all: build
 
@@ -25,12 +25,20 @@ test: deps vet unit e2e
 kernel:
 	@kernel/build.sh
 
+# Every kernel the scenarios boot, built or fetched before any scenario
+# starts so no build eats into a scenario's timeout: the 6.1 test kernel,
+# the 7.3 one (reworked kexec-jump convention), Debian's stock kernel.
+kernels:
+	kernel/build.sh 6.1 >/dev/null
+	kernel/build.sh 7.3 >/dev/null
+	kernel/stock.sh >/dev/null
+
 # VM scenarios: one "SCENARIO name: PASS|FAIL reason" line each; fails if any
 # failed. Pending scenarios run only when named: make e2e KJUMP_E2E=all (or
-# KJUMP_E2E=name,name). The test kernel is built on first use.
+# KJUMP_E2E=name,name).
 KJUMP_E2E ?=
 export KJUMP_E2E
-e2e:
+e2e: kernels
 	$(GO) vet -tags e2e ./e2e/...
 	$(GO) test -tags e2e -c -o out/e2e.test ./e2e
 	out/e2e.test -test.run '^TestScenarios$$' -test.timeout 80m
@@ -42,6 +50,7 @@ deps:
 
 # The main job: a full hibernate -> power off -> new VM -> resume cycle.
 demo: deps
+	kernel/build.sh 6.1 >/dev/null
 	$(GO) test -tags e2e -c -o out/e2e.test ./e2e
 	KJUMP_E2E=hibernate-resume KJUMP_DEMO=1 out/e2e.test -test.run '^TestScenarios$$' -test.timeout 60m
 
