@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/kjump/kjump/internal/initramfs"
 	"github.com/kjump/kjump/internal/vm"
@@ -73,4 +75,42 @@ func intMatch(re, text string, i int) (int, error) {
 		return 0, fmt.Errorf("no %q in the console log", re)
 	}
 	return strconv.Atoi(m[i])
+}
+
+// expectRefusal checks a refused `hibernate checkpoint` in a script that
+// prints "TAG before counter=N", runs the command, prints "TAG rc=N", waits,
+// prints "TAG after counter=N" and verifies the workload: the command must
+// exit non-zero, print every one of wants (what is wrong and the fix), and
+// leave the workload running and intact.
+func expectRefusal(m *vm.Machine, tag string, wants ...string) error {
+	before, err := m.Expect(tag+` before counter=(\d+)`, 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	rc, err := m.Expect(tag+` rc=(\d+)`, 3*time.Minute)
+	if err != nil {
+		return err
+	}
+	// The refusal is what the command printed between the two markers.
+	con := m.Console()
+	out := strings.TrimSpace(con[strings.Index(con, before[0])+len(before[0]) : strings.Index(con, rc[0])])
+	for _, w := range wants {
+		if !strings.Contains(out, w) {
+			return fmt.Errorf("refusal does not say %q; it printed: %q", w, out)
+		}
+	}
+	if rc[1] == "0" {
+		return fmt.Errorf("hibernate exited 0 although it refused: %q", out)
+	}
+	after, err := m.Expect(tag+` after counter=(\d+)`, time.Minute)
+	if err != nil {
+		return err
+	}
+	if b, a := atoi(before[1]), atoi(after[1]); a <= b {
+		return fmt.Errorf("workload counter stopped: %d before, %d after", b, a)
+	}
+	if err := expectAll(m, time.Minute, "WORKLOAD VERIFY ok", tag+" still running", "E2E exit rc=0"); err != nil {
+		return err
+	}
+	return m.Wait(time.Minute)
 }
