@@ -42,7 +42,7 @@ func openTarget(ts jump.TargetSpec) (storage.Target, func(), error) {
 	if err := os.MkdirAll(mountPoint, 0o700); err != nil {
 		return nil, nop, err
 	}
-	if err := unix.Mount(src, mountPoint, ts.FSType, 0, ts.Opts); err != nil {
+	if err := mountTarget(src, ts); err != nil {
 		return nil, nop, fmt.Errorf("mounting %s (%s) for target %s: %w", src, ts.FSType, ts.Spec, err)
 	}
 	cleanup := func() { unix.Sync(); unix.Unmount(mountPoint, 0) }
@@ -56,7 +56,39 @@ func openTarget(ts jump.TargetSpec) (storage.Target, func(), error) {
 		cleanup()
 		return nil, nop, err
 	}
+	if ts.Source != "" {
+		// Reports should name the image as the user can find it, not by
+		// this kernel's mount point: server:/export/path.
+		t = namedTarget{t, strings.TrimSuffix(ts.Source, "/") + filepath.Join("/", ts.Path)}
+	}
 	return t, cleanup, nil
+}
+
+type namedTarget struct {
+	storage.Target
+	name string
+}
+
+func (t namedTarget) String() string { return t.name }
+
+// mountTarget mounts the target's filesystem. A network filesystem gets a
+// few retries: the link came up a moment ago, and the server may still be
+// answering ARP or finishing its own start.
+func mountTarget(src string, ts jump.TargetSpec) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := unix.Mount(src, mountPoint, ts.FSType, 0, ts.Opts)
+		if err == nil || ts.Net == nil || time.Now().After(deadline) {
+			return err
+		}
+		switch err {
+		case unix.ETIMEDOUT, unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.EAGAIN, unix.EIO:
+			logf("mounting %s: %v; retrying", src, err)
+			time.Sleep(time.Second)
+		default:
+			return err
+		}
+	}
 }
 
 // waitForDevice waits for a block device to appear: drivers probe

@@ -49,7 +49,9 @@ func ResolveTarget(spec string) (jump.TargetSpec, error) {
 	ts.FSType, ts.Path = m.fstype, filepath.Join(m.root, rel)
 	switch {
 	case strings.HasPrefix(m.fstype, "nfs"):
-		ts.Source = m.source
+		// The source names the mounted directory on the server (NFS shows
+		// every mount's root as "/"), so the path is relative to it.
+		ts.Source, ts.Path = m.source, filepath.Join("/", rel)
 		ts.Opts = nfsOptions(m.superOpts)
 		if ts.Net, err = netFor(ts.Opts); err != nil {
 			return ts, err
