@@ -39,7 +39,8 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 	}
 	md := image.Metadata{
 		KernelRelease: in.Release, BootID: in.BootID, Hostname: in.Hostname, Created: in.Issued,
-		JumpBack: image.JumpBack{Entry: h.Entry, GDTLimit: gdt.Limit, GDTBase: gdt.Base},
+		JumpBack:    image.JumpBack{Entry: h.Entry, GDTLimit: gdt.Limit, GDTBase: gdt.Base},
+		Filesystems: in.Filesystems,
 		Extra: map[string]string{
 			"saved_context": strconv.FormatUint(in.SavedContext, 16),
 			"convention":    in.Convention,

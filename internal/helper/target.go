@@ -20,6 +20,13 @@ const mountPoint = "/mnt/kjump-target"
 // unmounts it.
 func openTarget(ts jump.TargetSpec) (storage.Target, func(), error) {
 	nop := func() {}
+	if ts.File != nil {
+		if err := waitForDevice(ts.File.Device, 10*time.Second); err != nil && ts.File.FSUUID == "" {
+			return nil, nop, err
+		}
+		t, err := storage.OpenMapped(*ts.File)
+		return t, nop, err
+	}
 	if ts.FSType == "" {
 		if err := waitForDevice(ts.Device, 10*time.Second); err != nil {
 			return nil, nop, err
@@ -59,17 +66,10 @@ func openTarget(ts jump.TargetSpec) (storage.Target, func(), error) {
 	if ts.Source != "" {
 		// Reports should name the image as the user can find it, not by
 		// this kernel's mount point: server:/export/path.
-		t = namedTarget{t, strings.TrimSuffix(ts.Source, "/") + filepath.Join("/", ts.Path)}
+		t = storage.Named(t, strings.TrimSuffix(ts.Source, "/")+filepath.Join("/", ts.Path))
 	}
 	return t, cleanup, nil
 }
-
-type namedTarget struct {
-	storage.Target
-	name string
-}
-
-func (t namedTarget) String() string { return t.name }
 
 // mountTarget mounts the target's filesystem. A network filesystem gets a
 // few retries: the link came up a moment ago, and the server may still be

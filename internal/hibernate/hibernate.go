@@ -12,8 +12,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kjump/kjump/internal/fsstate"
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/physmem"
+	"github.com/kjump/kjump/internal/storage"
 )
 
 // Options select the helper and what it does.
@@ -163,6 +165,11 @@ func acpiRSDP() uint64 {
 	return v
 }
 
+// ImageFileSize is the size of a preallocated image file for ram bytes of
+// RAM: room for an image of incompressible, non-zero memory (zstd adds
+// well under 1%, chunk records and the header a few MiB).
+func ImageFileSize(ram uint64) uint64 { return ram + ram/64 + 16<<20 }
+
 // Jump runs one kexec jump: it returns when the helper jumps back. A helper
 // told to power off never returns.
 func Jump(o Options) (*Outcome, error) {
@@ -188,7 +195,8 @@ func Jump(o Options) (*Outcome, error) {
 	}
 	var target jump.TargetSpec
 	if o.Target != "" {
-		if target, err = ResolveTarget(o.Target); err != nil {
+		ram := jump.OriginalRAM(sys.IOMem, jump.Range{Start: plan.HelperRAM.Start, End: plan.Tail.End}).Size()
+		if target, err = PrepareTarget(o.Target, int64(ImageFileSize(ram)), logf); err != nil {
 			return nil, err
 		}
 	} else if o.Mode == "now" {
@@ -202,29 +210,40 @@ func Jump(o Options) (*Outcome, error) {
 		BootID: strings.TrimSpace(string(bootID)), Issued: time.Now().UTC(),
 		Extra: map[string]string{}}
 	in.Extra["region"] = fmt.Sprintf("%#x-%#x", plan.HelperRAM.Start, plan.Tail.End)
-	handoff, err := jump.EncodeHandoff(in)
-	if err != nil {
-		return nil, err
-	}
 	mem, err := physmem.Open("/dev/mem", true)
 	if err != nil {
 		return nil, err
 	}
 	defer mem.Close()
-	if _, err := mem.WriteAt(handoff, int64(plan.Handoff)); err != nil {
-		return nil, fmt.Errorf("writing the handoff area: %w", err)
-	}
 	if err := plan.Image.Load(); err != nil {
 		return nil, err
 	}
 	logf("helper loaded: region %v, helper RAM %v, handoff %#x, %s", plan.Tail, plan.HelperRAM, plan.Handoff, conv)
 	unix.Sync()
+	// Fingerprints last, after the sync: they must match the disks as the
+	// image will find them at resume.
+	if in.Filesystems, err = fsstate.Mounted("/proc/self/mountinfo"); err != nil {
+		jump.Unload()
+		return nil, err
+	}
+	handoff, err := jump.EncodeHandoff(in)
+	if err == nil {
+		_, err = mem.WriteAt(handoff, int64(plan.Handoff))
+	}
+	if err != nil {
+		jump.Unload()
+		return nil, fmt.Errorf("writing the handoff area: %w", err)
+	}
 	logf("%s: jumping to the helper kernel", o.Mode)
 	// Wall clock, not monotonic: the original's monotonic clock stands
 	// still while it is away.
 	start := time.Now().Round(0)
 	jerr := jump.Jump()
 	away := time.Now().Round(0).Sub(start)
+	if target.File != nil {
+		// The helper wrote the file's blocks on the device: forget our copy.
+		storage.DropCache(target.File.Path)
+	}
 	// The loaded image now starts at the helper's re-entry point, which
 	// skips the jump-back stub: never run it again.
 	jump.Unload()

@@ -2,6 +2,7 @@ package hibernate
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -20,17 +21,29 @@ func TestNFSOptions(t *testing.T) {
 	}
 }
 
-// A file on a filesystem this system has mounted (here: the test's own
-// temporary directory) is refused with the reason and the alternatives.
-func TestResolveTargetRefusesMountedLocalFile(t *testing.T) {
-	_, err := ResolveTarget(t.TempDir() + "/kjump.img")
-	if err == nil {
-		t.Fatal("a file on a mounted local filesystem was accepted as a target")
+// A file on a local filesystem is written behind the sleeping kernel's
+// back, so it must be preallocated on a filesystem that allows that; tmpfs
+// (no block device) is refused with the alternatives.
+func TestPrepareTargetRefusesTmpfs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount tmpfs")
 	}
-	for _, want := range []string{"which this system has mounted", "raw partition", "NFS"} {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "kjtest", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	defer exec.Command("umount", dir).Run()
+	_, err := PrepareTarget(dir+"/kjump.img", 32<<20, t.Logf)
+	if err == nil {
+		t.Fatal("a file on tmpfs was accepted as a target")
+	}
+	for _, want := range []string{"ext4 or xfs", "raw partition", "NFS"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
+	}
+	if _, err := ResolveTarget(dir + "/missing.img"); err == nil || !strings.Contains(err.Error(), "no kjump image file") {
+		t.Errorf("missing file: %v", err)
 	}
 }
 

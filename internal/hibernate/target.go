@@ -2,19 +2,43 @@ package hibernate
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/storage"
 )
 
-// ResolveTarget turns the user's target into terms the helper can act on
-// without udev or the original's mounts.
+// ResolveTarget turns the user's target into terms the helper (or restore
+// kernel) can act on without udev or the original's mounts. It changes
+// nothing; PrepareTarget is its counterpart for writing an image.
 func ResolveTarget(spec string) (jump.TargetSpec, error) {
+	return resolveTarget(spec, func(path string) (*storage.FileMap, error) { return storage.LocateFile(path) })
+}
+
+// PrepareTarget resolves a target an image is about to be written to. An
+// image file on a local filesystem is preallocated (fileSize bytes) when it
+// does not exist yet, and stamped with a new token, which also makes any
+// image in it non-resumable.
+func PrepareTarget(spec string, fileSize int64, logf func(string, ...any)) (jump.TargetSpec, error) {
+	return resolveTarget(spec, func(path string) (*storage.FileMap, error) {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			logf("preallocating %s at %s for images (once, like a swap file)", humanize.IBytes(uint64(fileSize)), path)
+			if err := storage.Preallocate(path, fileSize); err != nil {
+				return nil, err
+			}
+		}
+		return storage.MapFile(path)
+	})
+}
+
+func resolveTarget(spec string, mapFile func(string) (*storage.FileMap, error)) (jump.TargetSpec, error) {
 	ts := jump.TargetSpec{Spec: spec}
 	if k, _, ok := strings.Cut(spec, "="); ok && k == strings.ToUpper(k) && !strings.Contains(k, "/") {
 		dev, err := storage.Resolve(spec)
@@ -57,9 +81,14 @@ func ResolveTarget(spec string) (jump.TargetSpec, error) {
 			return ts, err
 		}
 	default:
-		// Writing a file into a filesystem the sleeping kernel has mounted
-		// would change it behind that kernel's back.
-		return ts, fmt.Errorf("target %s is on %s (%s), which this system has mounted: use a raw partition, an NFS export, or a filesystem that is not mounted", spec, m.point, m.fstype)
+		// Creating or growing a file in a filesystem the sleeping kernel
+		// has mounted would change it behind that kernel's back; the
+		// blocks of a preallocated file can be overwritten in place.
+		fm, err := mapFile(abs)
+		if err != nil {
+			return ts, err
+		}
+		ts.FSType, ts.Path, ts.Device, ts.File = "", "", fm.Device, fm
 	}
 	return ts, nil
 }

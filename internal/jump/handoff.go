@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/jump/purgatory"
+	"github.com/kjump/kjump/internal/storage"
 )
 
 // The handoff area is how the original kernel, the purgatory and the helper
@@ -53,7 +55,10 @@ type Instructions struct {
 	Hostname string    `json:"hostname"`
 	BootID   string    `json:"boot_id"`
 	Issued   time.Time `json:"issued"`
-	// Extra carries mode-specific settings (network for NFS, fingerprints).
+	// Filesystems are the stale-disk guard's fingerprints of the
+	// original's mounted filesystems, taken after its last sync.
+	Filesystems []image.Fingerprint `json:"filesystems,omitempty"`
+	// Extra carries mode-specific settings.
 	Extra map[string]string `json:"extra,omitempty"`
 }
 
@@ -69,6 +74,9 @@ type TargetSpec struct {
 	Path   string `json:"path,omitempty"`   // image file relative to the filesystem root
 	// Net is the network the helper must bring up to reach Source (NFS).
 	Net *NetConfig `json:"net,omitempty"`
+	// File is a preallocated image file on a filesystem the original has
+	// mounted: the helper writes its blocks on the device, never mounting it.
+	File *storage.FileMap `json:"file,omitempty"`
 }
 
 // NetConfig is one IPv4 interface, found by its MAC address because the

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kjump/kjump/internal/fsstate"
 	"github.com/kjump/kjump/internal/hibernate"
 	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/jump"
@@ -43,9 +45,22 @@ func Run(o Options) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("must run as root")
 	}
+	spec := o.Target
+	if dev, path, ok := storage.SplitDevicePath(o.Target); ok {
+		// An image file on a filesystem nobody mounted yet (early boot).
+		dir, unmount, err := storage.MountReadOnly(dev)
+		if err != nil {
+			return err
+		}
+		defer unmount()
+		o.Target = filepath.Join(dir, path)
+	}
 	t, err := storage.Open(o.Target)
 	if err != nil {
 		return err
+	}
+	if spec != o.Target {
+		t = storage.Named(t, spec)
 	}
 	r, err := image.OpenTarget(t)
 	if errors.Is(err, image.ErrNotCommitted) {
@@ -74,6 +89,21 @@ func Run(o Options) error {
 		return fmt.Errorf("image %s on %s failed verification, it will not be resumed: %w", info.ID, t, err)
 	}
 	r.Close()
+	missing, err := fsstate.Check(info.Metadata.Filesystems)
+	for _, m := range missing {
+		logf("warning: filesystem %s (%s, was %s) that was mounted at hibernation is not attached; the resumed system will find it gone", m.UUID, m.Type, m.Device)
+	}
+	var stale *fsstate.StaleError
+	if errors.As(err, &stale) {
+		// The disk moved on: this image can never be resumed safely.
+		if ierr := image.InvalidateTarget(t); ierr != nil {
+			logf("warning: could not invalidate the stale image: %v", ierr)
+		}
+		return fmt.Errorf("image %s on %s is stale and was invalidated, booting normally: %w", info.ID, t, err)
+	}
+	if err != nil {
+		return fmt.Errorf("image %s on %s: checking filesystems for changes since hibernation: %w; booting normally", info.ID, t, err)
+	}
 
 	sys, err := hibernate.ReadSystem()
 	if err != nil {
@@ -90,6 +120,9 @@ func Run(o Options) error {
 	tspec, err := hibernate.ResolveTarget(o.Target)
 	if err != nil {
 		return err
+	}
+	if tspec.File != nil {
+		tspec.File.Path = spec // name it as the user did, not by our mount point
 	}
 	// Point of no return: from here a crash must not resume this image
 	// twice, so invalidate it before the restore kernel starts.

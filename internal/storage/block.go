@@ -30,9 +30,31 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// blockTarget is a raw image area: a whole block device, or a mapped file
+// (mapped.go) seen through its filesystem or directly on its device.
 type blockTarget struct {
-	dev, spec string
+	name, spec string
+	open       func(writable, excl bool) (volume, error)
+	// blank replaces the signature when a new image starts; nil means zeros.
+	blank []byte
 }
+
+// volume is the byte range a blockTarget lays its signature and image on.
+type volume interface {
+	io.ReaderAt
+	io.WriterAt
+	Size() int64
+	Sync() error
+	Close() error
+}
+
+// fileVolume is a device or regular file used whole.
+type fileVolume struct {
+	*os.File
+	size int64
+}
+
+func (v *fileVolume) Size() int64 { return v.size }
 
 func openBlock(dev, spec string) (*blockTarget, error) {
 	fi, err := os.Stat(dev)
@@ -42,15 +64,33 @@ func openBlock(dev, spec string) (*blockTarget, error) {
 	if fi.Mode()&os.ModeDevice == 0 || fi.Mode()&os.ModeCharDevice != 0 {
 		return nil, fmt.Errorf("target %s is not a block device: give a partition such as /dev/sdb2", spec)
 	}
-	return &blockTarget{dev: dev, spec: spec}, nil
+	name := dev
+	if spec != dev {
+		name = dev + " (" + spec + ")"
+	}
+	return &blockTarget{name: name, spec: spec, open: func(writable, excl bool) (volume, error) {
+		flag := os.O_RDONLY
+		if writable {
+			flag = os.O_RDWR
+		}
+		if excl {
+			// O_EXCL on a block device refuses a mounted filesystem or active swap.
+			flag |= os.O_EXCL
+		}
+		f, err := os.OpenFile(dev, flag, 0)
+		if err != nil {
+			return nil, wrap(name, "open device", err)
+		}
+		size, err := f.Seek(0, io.SeekEnd)
+		if err != nil {
+			f.Close()
+			return nil, wrap(name, "get size of", err)
+		}
+		return &fileVolume{File: f, size: size}, nil
+	}}, nil
 }
 
-func (t *blockTarget) String() string {
-	if t.spec == t.dev {
-		return t.dev
-	}
-	return t.dev + " (" + t.spec + ")"
-}
+func (t *blockTarget) String() string { return t.name }
 
 func encodeSignature(length uint64) []byte {
 	b := make([]byte, SignatureSize)
@@ -80,31 +120,22 @@ func parseSignature(b []byte, devSize int64) (int64, error) {
 	return int64(n), nil
 }
 
-func (t *blockTarget) open(flag int) (*os.File, int64, error) {
-	f, err := os.OpenFile(t.dev, flag, 0)
-	if err != nil {
-		return nil, 0, wrap(t.String(), "open device", err)
-	}
-	size, err := f.Seek(0, io.SeekEnd)
-	if err != nil {
-		f.Close()
-		return nil, 0, wrap(t.String(), "get size of", err)
-	}
-	return f, size, nil
-}
-
 func (t *blockTarget) Create(maxSize uint64) (Writer, error) {
-	// O_EXCL on a block device refuses a mounted filesystem or active swap.
-	f, size, err := t.open(os.O_RDWR | os.O_EXCL)
+	f, err := t.open(true, true)
 	if err != nil {
 		return nil, err
 	}
+	size := f.Size()
 	if size < SignatureSize || uint64(size-SignatureSize) < maxSize {
 		f.Close()
 		return nil, &SpaceError{Target: t.String(), Need: maxSize, Have: uint64(max(size-SignatureSize, 0))}
 	}
 	// Clear the signature first so an interrupted write is never resumable.
-	if _, err := f.WriteAt(make([]byte, SignatureSize), 0); err != nil {
+	blank := t.blank
+	if blank == nil {
+		blank = make([]byte, SignatureSize)
+	}
+	if _, err := f.WriteAt(blank, 0); err != nil {
 		f.Close()
 		return nil, wrap(t.String(), "clear signature on", err)
 	}
@@ -117,7 +148,7 @@ func (t *blockTarget) Create(maxSize uint64) (Writer, error) {
 
 type blockWriter struct {
 	t     *blockTarget
-	f     *os.File
+	f     volume
 	limit int64
 	end   int64
 }
@@ -147,14 +178,11 @@ func (w *blockWriter) Commit() error {
 func (w *blockWriter) Abort() error { return w.f.Close() }
 
 func (t *blockTarget) Open(writable bool) (Image, error) {
-	flag := os.O_RDONLY
-	if writable {
-		flag = os.O_RDWR
-	}
-	f, size, err := t.open(flag)
+	f, err := t.open(writable, false)
 	if err != nil {
 		return nil, err
 	}
+	size := f.Size()
 	sig := make([]byte, SignatureSize)
 	if size < SignatureSize {
 		f.Close()
@@ -174,7 +202,7 @@ func (t *blockTarget) Open(writable bool) (Image, error) {
 
 // blockImage is the image section of a device.
 type blockImage struct {
-	f    *os.File
+	f    volume
 	size int64
 	name string
 }

@@ -55,8 +55,9 @@ type Image interface {
 var ErrNoImage = errors.New("no committed kjump image")
 
 // Open resolves spec: UUID=, LABEL=, PARTUUID= or PARTLABEL= name a block
-// device; a path to a block device is a raw target; anything else is a
-// file target (a directory gets the file DefaultName inside it).
+// device; a path to a block device is a raw target; a file made by
+// Preallocate is a mapped file; anything else is a file target (a
+// directory gets the file DefaultName inside it).
 func Open(spec string) (Target, error) {
 	if spec == "" {
 		return nil, errors.New("empty target: give a file, directory, /dev/ block device, UUID=, LABEL=, PARTUUID= or PARTLABEL=")
@@ -74,6 +75,8 @@ func Open(spec string) (Target, error) {
 		return openBlock(spec, spec)
 	case err == nil && fi.IsDir():
 		return newFileTarget(spec+"/"+DefaultName, spec)
+	case err == nil && fi.Mode().IsRegular() && isMappedFile(spec):
+		return openMappedFile(spec, spec)
 	case err == nil && fi.Mode().IsRegular():
 		return newFileTarget(spec, spec)
 	case err == nil:
@@ -94,3 +97,14 @@ func isTag(k string) bool {
 	}
 	return false
 }
+
+// Named shows t under another name in messages: the name a user gave it,
+// rather than where this kernel happens to reach it.
+func Named(t Target, name string) Target { return namedTarget{t, name} }
+
+type namedTarget struct {
+	Target
+	name string
+}
+
+func (t namedTarget) String() string { return t.name }
