@@ -53,15 +53,7 @@ sleep 100000
 `
 
 func checkpointContinueResume(s *S) error {
-	kernel, err := testKernel("")
-	if err != nil {
-		return err
-	}
-	files, err := s.helperFiles(kernel)
-	if err != nil {
-		return err
-	}
-	initrd, err := s.Initramfs(checkpointFileBody, files)
+	kernel, initrd, err := s.jumpingBoot("", checkpointFileBody)
 	if err != nil {
 		return err
 	}

@@ -32,15 +32,7 @@ sleep 1
 // each time): the workload continues with its memory intact, every CPU
 // comes back, and hibernate prints what the helper read.
 func checkpointRoundTrip(s *S, version string, smp int) error {
-	kernel, err := testKernel(version)
-	if err != nil {
-		return err
-	}
-	files, err := s.helperFiles(kernel)
-	if err != nil {
-		return err
-	}
-	initrd, err := s.Initramfs(workloadStart+`
+	kernel, initrd, err := s.jumpingBoot(version, workloadStart+`
 for round in 1 2; do
   echo "CKPT round $round before counter=$(cat /run/kjump-workload/counter)"
   hibernate checkpoint
@@ -50,7 +42,7 @@ for round in 1 2; do
   echo "CKPT round $round after counter=$(cat /run/kjump-workload/counter)"
   kjump-workload verify || return 1
 done
-`, files)
+`)
 	if err != nil {
 		return err
 	}
@@ -104,22 +96,14 @@ done
 // noReservedRegion: without memory reserved at boot, hibernate refuses
 // clearly and the machine and its processes carry on untouched.
 func noReservedRegion(s *S) error {
-	kernel, err := vm.Kernel()
-	if err != nil {
-		return fmt.Errorf("test kernel: %w", err)
-	}
-	files, err := s.helperFiles(kernel)
-	if err != nil {
-		return err
-	}
-	initrd, err := s.Initramfs(workloadStart+`
+	kernel, initrd, err := s.jumpingBoot("", workloadStart+`
 echo "NORES before counter=$(cat /run/kjump-workload/counter)"
 hibernate checkpoint
 echo "NORES rc=$?"
 sleep 2
 echo "NORES after counter=$(cat /run/kjump-workload/counter)"
 kjump-workload verify && echo "NORES still running"
-`, files)
+`)
 	if err != nil {
 		return err
 	}

@@ -56,15 +56,7 @@ type hibernated struct {
 }
 
 func hibernateOnce(s *S, version string) (*hibernated, error) {
-	kernel, err := testKernel(version)
-	if err != nil {
-		return nil, err
-	}
-	files, err := s.helperFiles(kernel)
-	if err != nil {
-		return nil, err
-	}
-	initrd, err := s.Initramfs(hibernateBody, files)
+	kernel, initrd, err := s.jumpingBoot(version, hibernateBody)
 	if err != nil {
 		return nil, err
 	}

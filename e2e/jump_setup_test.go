@@ -39,6 +39,21 @@ func testKernel(version string) (string, error) {
 // needsSingleThreadTCG: see vm.Config.SingleThreadTCG.
 func needsSingleThreadTCG(version string) bool { return version == "7.3" }
 
+// jumpingBoot returns the kernel of a Linux version ("" for 6.1) and an
+// initramfs running body on a machine that has kjump and its helper files
+// installed at their default paths.
+func (s *S) jumpingBoot(version, body string) (kernel, initrd string, err error) {
+	if kernel, err = testKernel(version); err != nil {
+		return "", "", err
+	}
+	files, err := s.helperFiles(kernel)
+	if err != nil {
+		return "", "", err
+	}
+	initrd, err = s.Initramfs(body, files)
+	return kernel, initrd, err
+}
+
 // helperFiles builds the helper initramfs (kjump's static binary as /init,
 // nothing else) and returns the files a jumping machine needs at the
 // default paths of hibernate and resume.

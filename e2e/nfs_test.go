@@ -93,15 +93,7 @@ func nfsCheckpoint(s *S) error {
 	if err != nil {
 		return err
 	}
-	kernel, err := testKernel("")
-	if err != nil {
-		return err
-	}
-	files, err := s.helperFiles(kernel)
-	if err != nil {
-		return err
-	}
-	initrd, err := s.Initramfs(nfsClientBody, files)
+	kernel, initrd, err := s.jumpingBoot("", nfsClientBody)
 	if err != nil {
 		return err
 	}
