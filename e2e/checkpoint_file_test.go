@@ -70,7 +70,7 @@ func checkpointContinueResume(s *S) error {
 	if err != nil {
 		return err
 	}
-	if _, err := m.Expect(`hibernate: preallocating .* for .*checkpoint.img`, 2*time.Minute); err != nil {
+	if _, err := m.Expect(`hibernate: preallocating [0-9.]+ MiB at /data/kjump/checkpoint.img`, 2*time.Minute); err != nil {
 		return err
 	}
 	if _, err := m.Expect(`hibernate: checkpoint committed to /data/kjump/checkpoint.img \(on /dev/vda\)`, 10*time.Minute); err != nil {
