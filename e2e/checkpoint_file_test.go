@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -20,11 +21,11 @@ func init() {
 // The checkpointing machine keeps its image in a file on its own mounted
 // ext4 filesystem (hibernate preallocates it and writes its blocks from the
 // helper kernel), keeps running, and is then cut off. The next boot resumes
-// from the file, which early boot finds by device:path without mounting
-// the filesystem read-write.
+// from the file, which early boot finds as kjump.resume=UUID=<fs>:/path on
+// the kernel command line without mounting the filesystem read-write.
 const checkpointFileBody = `
 if grep -q kjtest=resume /proc/cmdline; then
-  /bin/resume --from /dev/vda:/kjump/checkpoint.img
+  /bin/resume
   echo "CFR resume rc=$?"
   echo "CFR booted normally"
   return 0
@@ -94,7 +95,12 @@ func checkpointContinueResume(s *S) error {
 		return fmt.Errorf("e2fsck of the disk after the checkpoint: %v\n%s", err, out)
 	}
 
-	cfg.Name, cfg.Append = "resume", region+" kjtest=resume"
+	uuid, err := exec.Command("blkid", "-o", "value", "-s", "UUID", disk).Output()
+	if err != nil {
+		return fmt.Errorf("blkid %s: %v", disk, err)
+	}
+	spec := "UUID=" + strings.TrimSpace(string(uuid)) + ":/kjump/checkpoint.img"
+	cfg.Name, cfg.Append = "resume", region+" kjtest=resume kjump.resume="+spec
 	r, err := s.Start(cfg)
 	if err != nil {
 		return err
@@ -102,7 +108,7 @@ func checkpointContinueResume(s *S) error {
 	if _, err := r.Expect(`resume: image \w+ verified and invalidated`, 5*time.Minute); err != nil {
 		return err
 	}
-	if _, err := r.Expect(`hibernate: RESUMED from image \w+ on /dev/vda:/kjump/checkpoint.img`, 5*time.Minute); err != nil {
+	if _, err := r.Expect(`hibernate: RESUMED from image \w+ on `+regexp.QuoteMeta(spec), 5*time.Minute); err != nil {
 		return err
 	}
 	res, err := r.Expect(`CFR resumed rc=0 counter=(\d+) cpus=(\S+)`, 2*time.Minute)
