@@ -48,3 +48,50 @@ type VersionError struct{ Major, Minor uint16 }
 func (e *VersionError) Error() string {
 	return fmt.Sprintf("image format version %d.%d is not supported (this kjump reads %d.x): resume with the kjump version that wrote it", e.Major, e.Minor, versionMajor)
 }
+
+// KeyRequiredError is an encrypted image opened without a key: nothing in
+// it can be checked or restored.
+type KeyRequiredError struct{ Source KeySource }
+
+func (e *KeyRequiredError) Error() string {
+	return fmt.Sprintf("image is encrypted (%s) and no key was given: %s", e.Source, keyHint(e.Source))
+}
+
+func keyHint(s KeySource) string {
+	if s == KeySourcePassphrase {
+		return "give the passphrase with --passphrase (asks on the terminal) or --passphrase-file FILE"
+	}
+	return "give the key with --key-file FILE (at boot: kjump.key=PATH on the kernel command line)"
+}
+
+// KeyMismatchError is a key file given for a passphrase image or the reverse.
+type KeyMismatchError struct{ Have, Need KeySource }
+
+func (e *KeyMismatchError) Error() string {
+	return fmt.Sprintf("image is encrypted with a %s but a %s was given: %s", e.Need, e.Have, keyHint(e.Need))
+}
+
+var (
+	// ErrWrongKey means the key check value in the header does not match
+	// the given key: another key (or a forged header).
+	ErrWrongKey = errors.New("wrong key or passphrase: the image was encrypted with a different key; nothing was restored")
+	// ErrNotEncrypted means a key was given but the image is plain. An image
+	// written with a key is always encrypted, so a plain one in its place
+	// was not written by kjump with this key.
+	ErrNotEncrypted = errors.New("image is not encrypted but a key was given: images written with a key are always encrypted, so this one was put there without the key (forged?) and is refused; resume without --key-file/--passphrase (and without kjump.key=) only if you wrote it unencrypted yourself")
+	// ErrForged matches any *AuthError with errors.Is.
+	ErrForged = errors.New("image forged or corrupt")
+)
+
+// AuthError is an encrypted image whose data does not authenticate under
+// the key: modified after it was written, or not written with this key.
+type AuthError struct {
+	What  string // "chunk 3", "header, index and commit record"
+	Chunk int    // -1 unless What is a chunk
+}
+
+func (e *AuthError) Error() string {
+	return fmt.Sprintf("image forged or corrupt: %s failed authentication (modified since it was written, or not written with this key); the image cannot be resumed", e.What)
+}
+
+func (e *AuthError) Is(target error) bool { return target == ErrForged || target == ErrCorrupt }

@@ -11,8 +11,9 @@ import (
 // On-disk layout; docs/image-format.md is the specification and must change
 // together with this file. All integers are little endian.
 const (
-	versionMajor = 1 // readers refuse other majors
-	versionMinor = 0 // readers accept newer minors (additions only)
+	versionMajor    = 1 // plain images; readers refuse majors they do not know
+	versionMajorEnc = 2 // encrypted images: major 1 plus the encryption block
+	versionMinor    = 0 // readers accept newer minors (additions only)
 
 	headerMagic = "KJUMPIMG"
 	chunkMagic  = "KJCK"
@@ -101,10 +102,13 @@ type Fingerprint struct {
 //	 48   4 metadata length
 //	 52   4 chunk count (0 until the writer finishes)
 //	 56   8 RAM bytes (sum of ranges)
-//	 64  16*n ranges (start, end)
+//	 64 128 encryption block (major 2 only, see encodeEncBlock)
+//	  .  16*n ranges (start, end)
 //	  .   m metadata JSON
 //	  .   4 CRC32C of all preceding header bytes
 type header struct {
+	Major       uint16 // versionMajor, or versionMajorEnc when Enc is set
+	Enc         *encParams
 	ID          [16]byte
 	PageSize    uint32
 	ChunkSize   uint32
@@ -127,10 +131,15 @@ func (h *header) encode() ([]byte, error) {
 	if len(h.Ranges) > maxRanges {
 		return nil, fmt.Errorf("%d RAM ranges, more than the %d an image can hold", len(h.Ranges), maxRanges)
 	}
-	n := headerFixedLen + 16*len(h.Ranges) + len(meta) + crcLen
+	major, encLen := uint16(versionMajor), 0
+	if h.Enc != nil {
+		major, encLen = versionMajorEnc, encBlockLen
+	}
+	h.Major = major
+	n := headerFixedLen + encLen + 16*len(h.Ranges) + len(meta) + crcLen
 	b := make([]byte, n)
 	copy(b, headerMagic)
-	le.PutUint16(b[8:], versionMajor)
+	le.PutUint16(b[8:], major)
 	le.PutUint16(b[10:], versionMinor)
 	le.PutUint32(b[12:], uint32(n))
 	copy(b[16:32], h.ID[:])
@@ -141,7 +150,10 @@ func (h *header) encode() ([]byte, error) {
 	le.PutUint32(b[48:], uint32(len(meta)))
 	le.PutUint32(b[52:], h.ChunkCount)
 	le.PutUint64(b[56:], totalSize(h.Ranges))
-	p := b[headerFixedLen:]
+	if h.Enc != nil {
+		encodeEncBlock(b[headerFixedLen:], h.Enc)
+	}
+	p := b[headerFixedLen+encLen:]
 	for _, r := range h.Ranges {
 		le.PutUint64(p, r.Start)
 		le.PutUint64(p[8:], r.End)
@@ -162,15 +174,29 @@ func headerLen(b []byte) (int, error) {
 	if string(b[:8]) != headerMagic {
 		return 0, ErrNotImage
 	}
-	if major := le.Uint16(b[8:]); major != versionMajor {
-		return 0, &VersionError{Major: major, Minor: le.Uint16(b[10:])}
+	enc, err := encLenOf(b)
+	if err != nil {
+		return 0, err
 	}
 	n := int64(le.Uint32(b[12:]))
 	nr, nm := int64(le.Uint32(b[44:])), int64(le.Uint32(b[48:]))
-	if nr > maxRanges || nm > maxMetadataLen || n != headerFixedLen+16*nr+nm+crcLen {
+	if nr > maxRanges || nm > maxMetadataLen || n != headerFixedLen+int64(enc)+16*nr+nm+crcLen {
 		return 0, corrupt("header", 12, "header length %d does not match %d ranges and %d metadata bytes", n, nr, nm)
 	}
 	return int(n), nil
+}
+
+// encLenOf is the length of the encryption block a header of this major
+// version carries.
+func encLenOf(b []byte) (int, error) {
+	switch major := le.Uint16(b[8:]); major {
+	case versionMajor:
+		return 0, nil
+	case versionMajorEnc:
+		return encBlockLen, nil
+	default:
+		return 0, &VersionError{Major: major, Minor: le.Uint16(b[10:])}
+	}
 }
 
 // parseHeader checks and decodes a complete header record.
@@ -192,8 +218,15 @@ func parseHeader(b []byte) (*header, error) {
 		Compression: le.Uint32(b[40:]),
 		ChunkCount:  le.Uint32(b[52:]),
 		Minor:       le.Uint16(b[10:]),
+		Major:       le.Uint16(b[8:]),
 	}
 	copy(h.ID[:], b[16:32])
+	encLen, _ := encLenOf(b)
+	if encLen > 0 {
+		if h.Enc, err = parseEncBlock(b[headerFixedLen:]); err != nil {
+			return nil, err
+		}
+	}
 	if h.PageSize < 512 || h.PageSize > maxPageSize || h.PageSize&(h.PageSize-1) != 0 {
 		return nil, corrupt("header", 32, "page size %d is not a power of two between 512 and %d", h.PageSize, maxPageSize)
 	}
@@ -204,7 +237,7 @@ func parseHeader(b []byte) (*header, error) {
 		return nil, corrupt("header", 40, "unknown compression %d: this image needs a newer kjump", h.Compression)
 	}
 	nr := int(le.Uint32(b[44:]))
-	p := b[headerFixedLen:]
+	p := b[headerFixedLen+encLen:]
 	h.Ranges = make([]Range, nr)
 	for i := range h.Ranges {
 		h.Ranges[i] = Range{le.Uint64(p), le.Uint64(p[8:])}
@@ -438,10 +471,12 @@ func parseIndex(b []byte, count uint32, start, end uint64) ([]indexEntry, error)
 //	 52   4 reserved, zero
 //	 56   8 stored pages
 //	 64   8 zero pages
-//	 72  32 SHA-256 of header record || index record
+//	 72  32 SHA-256 of header record || index record; encrypted images:
+//	        HMAC-SHA256 (MAC key) of header || index || commit bytes 0..71
 //	104  20 reserved, zero
 //	124   4 CRC32C of bytes 0..123
 type commit struct {
+	Major       uint16 // the header's
 	State       uint32
 	ID          [16]byte
 	Length      uint64
@@ -455,7 +490,7 @@ type commit struct {
 func (c *commit) encode() []byte {
 	b := make([]byte, commitLen)
 	copy(b, commitMagic)
-	le.PutUint16(b[8:], versionMajor)
+	le.PutUint16(b[8:], c.Major)
 	le.PutUint16(b[10:], versionMinor)
 	le.PutUint32(b[12:], c.State)
 	copy(b[16:32], c.ID[:])
@@ -478,8 +513,8 @@ func parseCommit(b []byte) (*commit, error) {
 	if got, want := crc(b[:124]), le.Uint32(b[124:]); got != want {
 		return nil, corrupt("commit record", 124, "commit record checksum mismatch (stored %08x, computed %08x)", want, got)
 	}
-	if major := le.Uint16(b[8:]); major != versionMajor {
-		return nil, corrupt("commit record", 8, "commit record version %d does not match the header's %d", major, versionMajor)
+	if major := le.Uint16(b[8:]); major != versionMajor && major != versionMajorEnc {
+		return nil, corrupt("commit record", 8, "commit record version %d is unknown", major)
 	}
 	for _, f := range [][]byte{b[52:56], b[104:124]} {
 		for _, x := range f {
@@ -489,6 +524,7 @@ func parseCommit(b []byte) (*commit, error) {
 		}
 	}
 	c := &commit{
+		Major:       le.Uint16(b[8:]),
 		State:       le.Uint32(b[12:]),
 		Length:      le.Uint64(b[32:]),
 		IndexOffset: le.Uint64(b[40:]),

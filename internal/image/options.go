@@ -61,6 +61,8 @@ type options struct {
 	progress  func(done, total uint64)
 	force     bool
 	zeroFill  bool
+	key       *Key
+	secret    *Secret
 }
 
 // WithLevel selects the compression level (Write only).
@@ -87,6 +89,16 @@ func WithForce() Option { return func(o *options) { o.force = true } }
 // not read as zero where nothing is written (/dev/mem: the booted kernel's
 // RAM holds its own data, and the saved kernel expects its zero pages).
 func WithZeroFill() Option { return func(o *options) { o.zeroFill = true } }
+
+// WithKey encrypts a new image with k (Write; see NewKey), or unlocks an
+// encrypted one with an already derived key (Open: the restore kernel gets
+// the key resume derived). A reader given a key refuses a plain image.
+func WithKey(k *Key) Option { return func(o *options) { o.key = k } }
+
+// WithSecret unlocks an encrypted image with the user's key file or
+// passphrase, derived with the parameters in the image's header (Open,
+// OpenTarget, Invalidate). A reader given a secret refuses a plain image.
+func WithSecret(s Secret) Option { return func(o *options) { o.secret = &s } }
 
 // MaxThreads bounds the worker count so the pipeline fits in MemoryCeiling,
 // small enough for a helper kernel with ~100 MiB of RAM.

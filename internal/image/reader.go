@@ -27,8 +27,10 @@ type Reader struct {
 	hdrLen  uint64
 	commit  *commit
 	entries []indexEntry
-	status  error // nil, ErrNotCommitted, ErrInvalidated or a *CorruptError
+	status  error // nil, ErrNotCommitted, ErrInvalidated, a *CorruptError, or a key/authentication error
 	closer  io.Closer
+	keys    *imageKeys // encrypted image unlocked by Open
+	key     *Key       // the master key that unlocked it
 }
 
 // Info is what `resume image info` shows.
@@ -46,12 +48,19 @@ type Info struct {
 	ZeroPages   uint64    `json:"zero_pages"`
 	ImageBytes  int64     `json:"image_bytes"`
 	Created     time.Time `json:"created"`
+	// Encryption is "" for a plain image, else cipher and key source.
+	Encryption string `json:"encryption,omitempty"`
 }
 
 // Open parses and checks the header of the image in in, then the commit
 // record and index. It fails only if there is no readable header; use
 // Status, Verify or Restore to learn whether the image is resumable.
-func Open(in Input) (*Reader, error) {
+// WithSecret or WithKey unlock an encrypted image: the key check value and
+// the MAC over header, index and commit record are checked here, and the
+// chunks' tags by Verify and Restore. Without a key an encrypted image's
+// Status is a *KeyRequiredError; with one a plain image's is ErrNotEncrypted.
+func Open(in Input, opts ...Option) (*Reader, error) {
+	o := buildOptions(opts)
 	size := in.Size()
 	fixed := make([]byte, headerFixedLen)
 	if size < headerFixedLen {
@@ -78,8 +87,56 @@ func Open(in Input) (*Reader, error) {
 		return nil, err
 	}
 	r := &Reader{in: in, h: h, hdrLen: uint64(n)}
-	r.status = r.openCommit(buf, size)
+	if r.status = r.unlock(o); r.status == nil {
+		r.status = r.openCommit(buf, size)
+	}
 	return r, nil
+}
+
+// unlock derives the image's keys from the key or secret in o and checks
+// them against the header's key check value.
+func (r *Reader) unlock(o options) error {
+	given := o.key != nil || o.secret != nil
+	p := r.h.Enc
+	switch {
+	case p == nil && given:
+		return ErrNotEncrypted
+	case p == nil:
+		return nil
+	case !given:
+		return &KeyRequiredError{Source: p.Source}
+	}
+	k := o.key
+	if k == nil {
+		var err error
+		if k, err = deriveKey(*o.secret, *p); err != nil {
+			return err
+		}
+	} else if !k.sameParams(*p) {
+		// A derived key carries its salt: another salt is another key.
+		return ErrWrongKey
+	}
+	keys, err := newImageKeys(k.Master, r.h.ID)
+	if err != nil {
+		return err
+	}
+	if !keys.checkKCV(*p) {
+		return ErrWrongKey
+	}
+	r.keys, r.key = keys, k
+	return nil
+}
+
+// Key returns the master key that unlocked an encrypted image (nil for a
+// plain one), for handing to the restore kernel.
+func (r *Reader) Key() *Key { return r.key }
+
+// Encrypted reports whether the image is encrypted, and with what kind of key.
+func (r *Reader) Encrypted() (KeySource, bool) {
+	if r.h.Enc == nil {
+		return 0, false
+	}
+	return r.h.Enc.Source, true
 }
 
 // readFull reads len(b) bytes at off, reporting a short image as corruption.
@@ -130,7 +187,14 @@ func (r *Reader) openCommit(hdr []byte, size int64) error {
 	if err != nil {
 		return corrupt("index", int64(c.IndexOffset), "%v", err)
 	}
-	if digest(hdr, ib) != c.Digest {
+	if c.Major != r.h.Major {
+		return corrupt("commit record", off+8, "commit record version %d does not match the header's %d", c.Major, r.h.Major)
+	}
+	if r.keys != nil {
+		if r.keys.macOf(hdr, ib, cb[:72]) != c.Digest {
+			return &AuthError{What: "header, index and commit record", Chunk: -1}
+		}
+	} else if digest(hdr, ib) != c.Digest {
 		return corrupt("commit record", off+72, "digest of header and index does not match the commit record")
 	}
 	if c.StoredPages+c.ZeroPages != totalSize(r.h.Ranges)/uint64(r.h.PageSize) {
@@ -157,7 +221,7 @@ func (r *Reader) Status() error { return r.status }
 // Info summarizes the image without reading chunks.
 func (r *Reader) Info() Info {
 	i := Info{
-		Version:    fmt.Sprintf("%d.%d", versionMajor, r.h.Minor),
+		Version:    fmt.Sprintf("%d.%d", r.h.Major, r.h.Minor),
 		ID:         fmt.Sprintf("%x", r.h.ID),
 		Metadata:   r.h.Meta,
 		PageSize:   r.h.PageSize,
@@ -168,7 +232,18 @@ func (r *Reader) Info() Info {
 		Created:    r.h.Meta.Created,
 		ImageBytes: r.in.Size(),
 	}
+	if r.h.Enc != nil {
+		i.Encryption = "AES-256-GCM, " + r.h.Enc.Source.String()
+		if r.h.Enc.Source == KeySourcePassphrase {
+			i.Encryption += fmt.Sprintf(" (Argon2id t=%d m=%d MiB p=%d)", r.h.Enc.Time, r.h.Enc.MemoryKiB>>10, r.h.Enc.Threads)
+		}
+	}
+	var kr *KeyRequiredError
 	switch {
+	case errors.As(r.status, &kr):
+		i.Status = "encrypted, not checked (no key given)"
+	case errors.Is(r.status, ErrWrongKey), errors.Is(r.status, ErrNotEncrypted), errors.Is(r.status, ErrForged):
+		i.Status = "refused: " + r.status.Error()
 	case r.status == nil:
 		i.Status = "committed"
 	case errors.Is(r.status, ErrInvalidated):
@@ -268,6 +343,10 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options) (Stats, 
 					raw = make([]byte, 0, r.h.ChunkSize)
 				}
 				c, err := r.checkChunk(rec, e, dec, raw[:0], ext[:0])
+				if err == errAuth {
+					fail(&AuthError{What: fmt.Sprintf("chunk %d", i), Chunk: i})
+					return
+				}
 				if err != nil {
 					fail(&CorruptError{Region: "chunk", Chunk: i, Offset: int64(e.Offset), Reason: err.Error()})
 					return
@@ -335,6 +414,18 @@ func (r *Reader) checkChunk(rec []byte, e indexEntry, dec *zstd.Decoder, raw []b
 	if c.Extents[0].Addr < slot.Start || last.Addr+uint64(last.Pages)*uint64(r.h.PageSize) > slot.End {
 		return nil, fmt.Errorf("extents lie outside the chunk's RAM %v", slot)
 	}
+	if r.h.Enc != nil {
+		if c.RawCRC != 0 {
+			return nil, fmt.Errorf("encrypted chunk stores a page CRC")
+		}
+		if r.keys == nil {
+			return nil, &KeyRequiredError{Source: r.h.Enc.Source}
+		}
+		aad := rec[:len(rec)-crcLen-len(c.Payload)]
+		if c.Payload, err = r.keys.aead.Open(c.Payload[:0], chunkNonce(c.Number), c.Payload, aad); err != nil {
+			return nil, errAuth
+		}
+	}
 	out, err := dec.DecodeAll(c.Payload, raw[:0:c.RawLen])
 	if err != nil {
 		return nil, fmt.Errorf("decompressing: %v", err)
@@ -342,12 +433,19 @@ func (r *Reader) checkChunk(rec []byte, e indexEntry, dec *zstd.Decoder, raw []b
 	if len(out) != int(c.RawLen) {
 		return nil, fmt.Errorf("decompressed to %d bytes, want %d", len(out), c.RawLen)
 	}
+	if r.h.Enc != nil {
+		c.Payload = out
+		return c, nil
+	}
 	if got := crc(out); got != c.RawCRC {
 		return nil, fmt.Errorf("page data CRC mismatch after decompression (stored %08x, computed %08x)", c.RawCRC, got)
 	}
 	c.Payload = out
 	return c, nil
 }
+
+// errAuth is checkChunk's report of a GCM tag mismatch; each() names the chunk.
+var errAuth = errors.New("authentication failed")
 
 // slot returns the RAM covered by chunk slot n.
 func (r *Reader) slot(n uint32) (Range, bool) {
@@ -427,8 +525,10 @@ func (r *Reader) zeroMissingSlots(ctx context.Context, sink io.WriterAt, slots [
 // Verify/Restore WithForce can still use it. Invalidating an invalidated
 // image is a no-op; an uncommitted or damaged one is left alone and its
 // problem returned (it is not resumable anyway).
-func Invalidate(rw ReadWriter) error {
-	r, err := Open(rw)
+// An encrypted image needs its key (WithSecret or WithKey): the commit
+// record's MAC covers the state.
+func Invalidate(rw ReadWriter, opts ...Option) error {
+	r, err := Open(rw, opts...)
 	if err != nil {
 		return err
 	}
@@ -440,7 +540,19 @@ func Invalidate(rw ReadWriter) error {
 	}
 	c := *r.commit
 	c.State = stateInvalid
-	if _, err := rw.WriteAt(c.encode(), rw.Size()-commitLen); err != nil {
+	cb := c.encode()
+	if r.keys != nil {
+		hdr := make([]byte, r.hdrLen)
+		idx := make([]byte, indexLen(c.ChunkCount))
+		if err := readFull(rw, hdr, 0, rw.Size()); err != nil {
+			return err
+		}
+		if err := readFull(rw, idx, int64(c.IndexOffset), rw.Size()); err != nil {
+			return err
+		}
+		cb = sealCommit(&c, r.keys, hdr, idx)
+	}
+	if _, err := rw.WriteAt(cb, rw.Size()-commitLen); err != nil {
 		return err
 	}
 	return rw.Sync()

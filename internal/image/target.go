@@ -30,7 +30,7 @@ func WriteTarget(ctx context.Context, t storage.Target, src Source, md Metadata,
 
 // OpenTarget opens the committed image on t; Close the Reader when done.
 // A target with no published image gives an error matching ErrNotCommitted.
-func OpenTarget(t storage.Target) (*Reader, error) {
+func OpenTarget(t storage.Target, opts ...Option) (*Reader, error) {
 	img, err := t.Open(false)
 	if err != nil {
 		if errors.Is(err, storage.ErrNoImage) {
@@ -38,7 +38,7 @@ func OpenTarget(t storage.Target) (*Reader, error) {
 		}
 		return nil, err
 	}
-	r, err := Open(img)
+	r, err := Open(img, opts...)
 	if err != nil {
 		img.Close()
 		return nil, fmt.Errorf("%s: %w", t, err)
@@ -48,7 +48,7 @@ func OpenTarget(t storage.Target) (*Reader, error) {
 }
 
 // InvalidateTarget invalidates the image on t (see Invalidate).
-func InvalidateTarget(t storage.Target) error {
+func InvalidateTarget(t storage.Target, opts ...Option) error {
 	img, err := t.Open(true)
 	if err != nil {
 		if errors.Is(err, storage.ErrNoImage) {
@@ -57,7 +57,7 @@ func InvalidateTarget(t storage.Target) error {
 		return err
 	}
 	defer img.Close()
-	return Invalidate(img)
+	return Invalidate(img, opts...)
 }
 
 // Close releases the target a Reader from OpenTarget holds.

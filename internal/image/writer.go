@@ -41,8 +41,8 @@ func MaxImageSize(src Source, md Metadata, opts ...Option) uint64 {
 	rs := src.Ranges()
 	chunks := maxChunks(rs, uint64(o.chunkSize))
 	pages := uint64(o.chunkSize) / pageSizeOf(md)
-	perChunk := uint64(chunkOverhead(int(pages))) + uint64(frameBound(o.chunkSize)-o.chunkSize)
-	meta := uint64(headerFixedLen + 16*len(rs) + maxMetadataLen + crcLen)
+	perChunk := uint64(chunkOverhead(int(pages))) + uint64(frameBound(o.chunkSize)-o.chunkSize) + gcmTagLen
+	meta := uint64(headerFixedLen + encBlockLen + 16*len(rs) + maxMetadataLen + crcLen)
 	return meta + totalSize(rs) + chunks*perChunk + indexLen(uint32(chunks)) + commitLen
 }
 
@@ -86,6 +86,18 @@ func Write(ctx context.Context, out Output, src Source, md Metadata, opts ...Opt
 	if _, err := rand.Read(h.ID[:]); err != nil {
 		return Stats{}, fmt.Errorf("image id: %w", err)
 	}
+	var keys *imageKeys
+	if o.key != nil {
+		p, err := o.key.params()
+		if err != nil {
+			return Stats{}, err
+		}
+		if keys, err = newImageKeys(o.key.Master, h.ID); err != nil {
+			return Stats{}, err
+		}
+		p.KCV = keys.kcv
+		h.Enc = &p
+	}
 	hdr, err := h.encode()
 	if err != nil {
 		return Stats{}, err
@@ -94,7 +106,7 @@ func Write(ctx context.Context, out Output, src Source, md Metadata, opts ...Opt
 		return Stats{}, err
 	}
 
-	w := &pipeline{o: o, src: src, ps: ps, ranges: ranges}
+	w := &pipeline{o: o, src: src, ps: ps, ranges: ranges, keys: keys}
 	entries, st, err := w.run(ctx, out, uint64(len(hdr)))
 	if err != nil {
 		return Stats{}, err
@@ -119,6 +131,7 @@ func Write(ctx context.Context, out Output, src Source, md Metadata, opts ...Opt
 		return Stats{}, err
 	}
 	c := &commit{
+		Major:       h.Major,
 		State:       stateCommitted,
 		ID:          h.ID,
 		IndexOffset: idxOff,
@@ -126,9 +139,9 @@ func Write(ctx context.Context, out Output, src Source, md Metadata, opts ...Opt
 		ChunkCount:  uint32(len(entries)),
 		StoredPages: st.StoredPages,
 		ZeroPages:   st.ZeroPages,
-		Digest:      digest(hdr, idx),
 	}
-	if _, err := out.WriteAt(c.encode(), int64(idxOff)+int64(len(idx))); err != nil {
+	cb := sealCommit(c, keys, hdr, idx)
+	if _, err := out.WriteAt(cb, int64(idxOff)+int64(len(idx))); err != nil {
 		return Stats{}, err
 	}
 	if err := out.Sync(); err != nil {
@@ -139,6 +152,18 @@ func Write(ctx context.Context, out Output, src Source, md Metadata, opts ...Opt
 	st.Chunks = len(entries)
 	st.Duration = time.Since(start)
 	return st, nil
+}
+
+// sealCommit fills in the commit record's digest (a MAC for encrypted
+// images) and encodes it.
+func sealCommit(c *commit, keys *imageKeys, hdr, idx []byte) []byte {
+	if keys == nil {
+		c.Digest = digest(hdr, idx)
+		return c.encode()
+	}
+	c.Digest = [commitDigestLen]byte{}
+	c.Digest = keys.macOf(hdr, idx, c.encode()[:72])
+	return c.encode()
 }
 
 func digest(hdr, idx []byte) [32]byte {
@@ -162,6 +187,7 @@ type pipeline struct {
 	src    Source
 	ps     uint64
 	ranges []Range
+	keys   *imageKeys // nil: plain image
 }
 
 type job struct {
@@ -184,7 +210,7 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	nthreads := p.o.threads
-	maxRec := chunkOverhead(p.o.chunkSize/int(p.ps)) + frameBound(p.o.chunkSize)
+	maxRec := chunkOverhead(p.o.chunkSize/int(p.ps)) + frameBound(p.o.chunkSize) + gcmTagLen
 	pool := make(chan []byte, nthreads+spareRecords)
 	for range cap(pool) {
 		pool <- make([]byte, maxRec)
@@ -383,8 +409,16 @@ func (p *pipeline) compress(enc *zstd.Encoder, src, buf []byte, j job, zero []by
 	c := &chunk{Number: uint32(j.seq), Extents: ext, RawLen: uint32(n), RawCRC: rawCRC}
 	hdrLen := chunkOverhead(len(ext)) - crcLen
 	rec = enc.EncodeAll(raw, j.out[:hdrLen])
-	payload := len(rec) - hdrLen
-	putChunkHeader(rec, c, payload)
+	if p.keys == nil {
+		putChunkHeader(rec, c, len(rec)-hdrLen)
+	} else {
+		// Sealed in place; the record header (slot, extents, lengths) is
+		// the additional data. The raw CRC would let anyone confirm a guess
+		// of the pages, so it is not stored: the GCM tag checks them.
+		c.RawCRC = 0
+		putChunkHeader(rec, c, len(rec)-hdrLen+gcmTagLen)
+		rec = p.keys.aead.Seal(rec[:hdrLen], chunkNonce(c.Number), rec[hdrLen:], rec[:hdrLen])
+	}
 	rec = le.AppendUint32(rec, crc(rec))
 	return rec, zeroPages, uint64(n / ps)
 }
