@@ -11,6 +11,8 @@ import (
 
 	"github.com/kjump/kjump/internal/cli"
 	"github.com/kjump/kjump/internal/hibernate"
+	"github.com/kjump/kjump/internal/image"
+	"github.com/kjump/kjump/internal/secret"
 )
 
 func init() {
@@ -32,8 +34,19 @@ func runJump(mode string, args []string) error {
 	o := hibernate.Options{Mode: mode, Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "hibernate: "+f+"\n", a...) }}
 	fs := commands.FlagSet(mode, "")
 	helperFlags(fs, &o)
+	var kf secret.Flags
+	kf.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	key, err := newKey(&kf)
+	if err != nil {
+		return err
+	}
+	if key != nil {
+		o.Key = key
+		defer key.Wipe()
+		o.Log("image will be encrypted (AES-256-GCM, %s)", key.Source)
 	}
 	out, err := hibernate.Jump(o)
 	if err != nil {
@@ -62,4 +75,15 @@ func runJump(mode string, args []string) error {
 		fmt.Printf("hibernate: helper %s=%s\n", k, r.Details[k])
 	}
 	return nil
+}
+
+// newKey reads the secret the key flags name and derives a fresh key for a
+// new image (nil: no encryption). The secret itself is wiped at once.
+func newKey(kf *secret.Flags) (*image.Key, error) {
+	s, err := kf.Secret(true)
+	if err != nil || s == nil {
+		return nil, err
+	}
+	defer s.Wipe()
+	return image.NewKey(*s)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/kjump/kjump/internal/cli"
 	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/image/progress"
+	"github.com/kjump/kjump/internal/secret"
 	"github.com/kjump/kjump/internal/storage"
 )
 
@@ -27,7 +28,7 @@ func init() {
 
 func runImage(args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(os.Stderr, "usage: hibernate image create --from CORE.elf --to TARGET [--level fast|default|best] [--threads N]")
+		fmt.Fprintln(os.Stderr, "usage: hibernate image create --from CORE.elf --to TARGET [--level fast|default|best] [--threads N] [--key-file F | --passphrase-file F | --passphrase]")
 		if len(args) == 0 {
 			return &cli.ExitError{Code: 2, Err: errors.New("missing subcommand: use 'image create'")}
 		}
@@ -48,6 +49,8 @@ func imageCreate(args []string) error {
 	release := fs.String("kernel-release", "", "kernel release to record (default: the core's VMCOREINFO OSRELEASE)")
 	hostname := fs.String("hostname", "", "hostname to record")
 	bootID := fs.String("boot-id", "", "boot id to record")
+	var kf secret.Flags
+	kf.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return &cli.ExitError{Code: 2, Err: err}
 	}
@@ -77,10 +80,19 @@ func imageCreate(args []string) error {
 	if err != nil {
 		return err
 	}
+	opts := []image.Option{image.WithLevel(lvl), image.WithThreads(*threads)}
+	key, err := newKey(&kf)
+	if err != nil {
+		return err
+	}
+	if key != nil {
+		defer key.Wipe()
+		opts = append(opts, image.WithKey(key))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	m := progress.New("saving")
-	st, err := image.WriteTarget(ctx, t, src, md, image.WithLevel(lvl), image.WithThreads(*threads), image.WithProgress(m.Update))
+	st, err := image.WriteTarget(ctx, t, src, md, append(opts, image.WithProgress(m.Update))...)
 	m.Done()
 	if err != nil {
 		return err

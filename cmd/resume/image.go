@@ -17,6 +17,7 @@ import (
 	"github.com/kjump/kjump/internal/cli"
 	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/image/progress"
+	"github.com/kjump/kjump/internal/secret"
 	"github.com/kjump/kjump/internal/storage"
 )
 
@@ -32,6 +33,7 @@ const imageUsage = `usage:
   resume image info TARGET [--json]
   resume image verify TARGET [--force]          exit 0 only if the image is fully valid
   resume image restore TARGET --to-file OUT [--force] [--threads N]
+encrypted images: add --key-file F, --passphrase-file F or --passphrase (info works without)
 exit status: 0 valid, 1 error or corrupt, 2 usage, 3 not committed, 4 invalidated`
 
 func runImage(args []string) error {
@@ -86,12 +88,21 @@ func imageExit(err error) error {
 	return err
 }
 
-func imageOpen(spec string) (*image.Reader, storage.Target, error) {
+func imageOpen(spec string, kf *secret.Flags) (*image.Reader, storage.Target, error) {
+	s, err := kf.Secret(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	var opts []image.Option
+	if s != nil {
+		defer s.Wipe()
+		opts = append(opts, image.WithSecret(*s))
+	}
 	t, err := storage.Open(spec)
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := image.OpenTarget(t)
+	r, err := image.OpenTarget(t, opts...)
 	if err != nil {
 		return nil, nil, imageExit(err) // names the target already
 	}
@@ -101,11 +112,13 @@ func imageOpen(spec string) (*image.Reader, storage.Target, error) {
 func imageInfo(args []string) error {
 	fs := commands.FlagSet("image info", "TARGET")
 	asJSON := fs.Bool("json", false, "print JSON")
+	var kf secret.Flags
+	kf.Register(fs)
 	spec, err := imageParse(fs, args)
 	if err != nil {
 		return err
 	}
-	r, t, err := imageOpen(spec)
+	r, t, err := imageOpen(spec, &kf)
 	if err != nil {
 		return err
 	}
@@ -122,6 +135,7 @@ func imageInfo(args []string) error {
 	fmt.Fprintf(w, "target:\t%s\n", t)
 	fmt.Fprintf(w, "status:\t%s\n", info.Status)
 	fmt.Fprintf(w, "format:\t%s, id %s\n", info.Version, info.ID)
+	fmt.Fprintf(w, "encryption:\t%s\n", orDash(info.Encryption))
 	fmt.Fprintf(w, "kernel:\t%s\n", orDash(md.KernelRelease))
 	fmt.Fprintf(w, "hostname:\t%s\n", orDash(md.Hostname))
 	fmt.Fprintf(w, "boot id:\t%s\n", orDash(md.BootID))
@@ -155,11 +169,13 @@ func imageVerify(args []string) error {
 	fs := commands.FlagSet("image verify", "TARGET")
 	force := fs.Bool("force", false, "accept an invalidated image whose data is intact")
 	threads := fs.Int("threads", 0, "decompression workers (0: one per CPU)")
+	var kf secret.Flags
+	kf.Register(fs)
 	spec, err := imageParse(fs, args)
 	if err != nil {
 		return err
 	}
-	r, t, err := imageOpen(spec)
+	r, t, err := imageOpen(spec, &kf)
 	if err != nil {
 		return err
 	}
@@ -186,6 +202,8 @@ func imageRestore(args []string) error {
 	out := fs.String("to-file", "", "sparse file to write pages into, at offset = physical address")
 	force := fs.Bool("force", false, "accept an invalidated image whose data is intact")
 	threads := fs.Int("threads", 0, "decompression workers (0: one per CPU)")
+	var kf secret.Flags
+	kf.Register(fs)
 	spec, err := imageParse(fs, args)
 	if err != nil {
 		return err
@@ -194,7 +212,7 @@ func imageRestore(args []string) error {
 		fs.Usage()
 		return &cli.ExitError{Code: 2, Err: errors.New("need --to-file OUT")}
 	}
-	r, t, err := imageOpen(spec)
+	r, t, err := imageOpen(spec, &kf)
 	if err != nil {
 		return err
 	}

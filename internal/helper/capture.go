@@ -50,9 +50,14 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 	for k, v := range in.Extra {
 		md.Extra[k] = v
 	}
-	logf("writing image of %s to %s (level %s, %d threads)", humanize.IBytes(totalRAM(src.Ranges())), t, level, threads)
-	st, err := image.WriteTarget(context.Background(), t, src, md,
-		image.WithLevel(level), image.WithThreads(threads), image.WithProgress(progress("saved")))
+	opts := []image.Option{image.WithLevel(level), image.WithThreads(threads), image.WithProgress(progress("saved"))}
+	enc := "unencrypted"
+	if in.Key != nil {
+		opts = append(opts, image.WithKey(in.Key))
+		enc = "encrypted with a " + in.Key.Source.String()
+	}
+	logf("writing image of %s to %s (level %s, %d threads, %s)", humanize.IBytes(totalRAM(src.Ranges())), t, level, threads, enc)
+	st, err := image.WriteTarget(context.Background(), t, src, md, opts...)
 	if err != nil {
 		return err
 	}

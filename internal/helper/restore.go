@@ -25,7 +25,11 @@ func restore(h jump.Handoff, mem *physmem.Mem, res *jump.Result) (jump.JumpBack,
 		return jump.JumpBack{}, err
 	}
 	defer cleanup()
-	r, err := image.OpenTarget(t)
+	var opts []image.Option
+	if in.Key != nil {
+		opts = append(opts, image.WithKey(in.Key))
+	}
+	r, err := image.OpenTarget(t, opts...)
 	if err != nil {
 		return jump.JumpBack{}, err
 	}

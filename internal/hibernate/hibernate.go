@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kjump/kjump/internal/fsstate"
+	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/physmem"
 	"github.com/kjump/kjump/internal/storage"
@@ -27,7 +28,9 @@ type Options struct {
 	Target       string
 	Level        string
 	Threads      int
-	Log          func(format string, args ...any)
+	// Key encrypts the image (see image.NewKey); nil writes a plain image.
+	Key *image.Key
+	Log func(format string, args ...any)
 }
 
 // Outcome is what a completed jump reports.
@@ -208,7 +211,7 @@ func Jump(o Options) (*Outcome, error) {
 		Backup: plan.Backup.Start, JumpStub: plan.JumpStub, Target: target, Level: o.Level,
 		Threads: o.Threads, Release: jump.KernelRelease(), Hostname: host,
 		BootID: strings.TrimSpace(string(bootID)), Issued: time.Now().UTC(),
-		Extra: map[string]string{}}
+		Extra: map[string]string{}, Key: o.Key}
 	in.Extra["region"] = fmt.Sprintf("%#x-%#x", plan.HelperRAM.Start, plan.Tail.End)
 	mem, err := physmem.Open("/dev/mem", true)
 	if err != nil {
@@ -229,6 +232,12 @@ func Jump(o Options) (*Outcome, error) {
 	handoff, err := jump.EncodeHandoff(in)
 	if err == nil {
 		_, err = mem.WriteAt(handoff, int64(plan.Handoff))
+		clear(handoff)
+		if o.Key != nil {
+			// Runs after the report is read: after a checkpoint, after a
+			// resume (the restore kernel's key), and when the jump failed.
+			defer WipeRegion(mem, plan, logf)
+		}
 	}
 	if err != nil {
 		jump.Unload()
@@ -262,9 +271,31 @@ func Jump(o Options) (*Outcome, error) {
 	if h.Result == nil {
 		return out, fmt.Errorf("the helper returned without a report")
 	}
+	// The instructions may hold a key: do not leave them lying around.
+	if _, err := mem.WriteAt(make([]byte, jump.HandoffSize), int64(plan.Handoff)); err != nil {
+		logf("could not clear the handoff area: %v", err)
+	}
 	out.Result = *h.Result
 	if !h.Result.OK {
 		return out, fmt.Errorf("helper failed: %s", h.Result.Error)
 	}
 	return out, nil
+}
+
+// WipeRegion zeroes the reserved region after a jump that carried a key:
+// the handoff area held the derived key, and the helper or restore kernel
+// left its memory (with key schedules) in the region. The region is not
+// part of any image and nothing in it is needed after the return.
+func WipeRegion(mem *physmem.Mem, plan *jump.HelperPlan, logf func(string, ...any)) {
+	zero := make([]byte, 1<<20)
+	start, end := plan.HelperRAM.Start, plan.Tail.End
+	for a := start; a < end; {
+		n := min(uint64(len(zero)), end-a)
+		if _, err := mem.WriteAt(zero[:n], int64(a)); err != nil {
+			logf("could not wipe the key from the reserved region at %#x: %v", a, err)
+			return
+		}
+		a += n
+	}
+	logf("wiped the reserved region %#x-%#x (key material)", start, end)
 }

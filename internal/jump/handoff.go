@@ -60,6 +60,10 @@ type Instructions struct {
 	Filesystems []image.Fingerprint `json:"filesystems,omitempty"`
 	// Extra carries mode-specific settings.
 	Extra map[string]string `json:"extra,omitempty"`
+	// Key is the derived master key of an encrypted image (never the key
+	// file or passphrase). The handoff area is in the reserved region,
+	// which no image contains; the original wipes it after the jump back.
+	Key *image.Key `json:"key,omitempty"`
 }
 
 // TargetSpec tells the helper where the image goes, in terms it can act on

@@ -28,7 +28,10 @@ type Options struct {
 	HelperInitrd string
 	HelperArgs   string
 	Force        bool // restore an invalidated image (after a failed resume)
-	Log          func(format string, args ...any)
+	// Secret unlocks an encrypted image. Given one, resume refuses a plain
+	// image: one written with the key is always encrypted.
+	Secret *image.Secret
+	Log    func(format string, args ...any)
 }
 
 // ErrNothingToResume means the target holds no committed image: boot on.
@@ -62,7 +65,11 @@ func Run(o Options) error {
 	if spec != o.Target {
 		t = storage.Named(t, spec)
 	}
-	r, err := image.OpenTarget(t)
+	var kopts []image.Option
+	if o.Secret != nil {
+		kopts = append(kopts, image.WithSecret(*o.Secret))
+	}
+	r, err := image.OpenTarget(t, kopts...)
 	if errors.Is(err, image.ErrNotCommitted) {
 		return fmt.Errorf("%w on %s", ErrNothingToResume, t)
 	}
@@ -71,6 +78,16 @@ func Run(o Options) error {
 	}
 	info := r.Info()
 	status := r.Status()
+	if errors.Is(status, image.ErrNotEncrypted) && !plainCommitted(t) {
+		r.Close() // a spent plain image from before encryption was set up
+		return fmt.Errorf("%w: unencrypted image %s on %s is not committed", ErrNothingToResume, info.ID, t)
+	}
+	key := r.Key() // the derived key, for the restore kernel; nil for a plain image
+	var keyOpts []image.Option // an encrypted image's commit MAC covers its state
+	if key != nil {
+		defer key.Wipe()
+		keyOpts = append(keyOpts, image.WithKey(key))
+	}
 	switch {
 	case errors.Is(status, image.ErrInvalidated) && !o.Force:
 		r.Close()
@@ -96,7 +113,7 @@ func Run(o Options) error {
 	var stale *fsstate.StaleError
 	if errors.As(err, &stale) {
 		// The disk moved on: this image can never be resumed safely.
-		if ierr := image.InvalidateTarget(t); ierr != nil {
+		if ierr := image.InvalidateTarget(t, keyOpts...); ierr != nil {
 			logf("warning: could not invalidate the stale image: %v", ierr)
 		}
 		return fmt.Errorf("image %s on %s is stale and was invalidated, booting normally: %w", info.ID, t, err)
@@ -127,30 +144,46 @@ func Run(o Options) error {
 	// Point of no return: from here a crash must not resume this image
 	// twice, so invalidate it before the restore kernel starts.
 	if status == nil {
-		if err := image.InvalidateTarget(t); err != nil {
+		if err := image.InvalidateTarget(t, keyOpts...); err != nil {
 			return fmt.Errorf("cannot invalidate image %s before resuming (refusing to risk resuming it twice): %w", info.ID, err)
 		}
 	}
 	in := jump.Instructions{Mode: "restore", ImageID: info.ID, Target: tspec, Backup: plan.Backup.Start,
-		JumpStub: plan.JumpStub, Release: jump.KernelRelease()}
+		JumpStub: plan.JumpStub, Release: jump.KernelRelease(), Key: key}
 	handoff, err := jump.EncodeHandoff(in)
 	if err != nil {
 		return err
 	}
 	mem, err := physmem.Open("/dev/mem", true)
 	if err != nil {
+		clear(handoff)
 		return err
 	}
 	defer mem.Close()
-	if _, err := mem.WriteAt(handoff, int64(plan.Handoff)); err != nil {
-		return fmt.Errorf("writing the handoff area: %w", err)
+	_, err = mem.WriteAt(handoff, int64(plan.Handoff))
+	clear(handoff)
+	if err == nil {
+		err = plan.Image.Load()
 	}
-	if err := plan.Image.Load(); err != nil {
-		return err
+	if err != nil {
+		if key != nil {
+			hibernate.WipeRegion(mem, plan, logf)
+		}
+		return fmt.Errorf("starting the restore kernel: %w", err)
 	}
 	logf("image %s verified and invalidated; starting the restore kernel", info.ID)
 	unix.Sync()
 	return jump.Jump()
+}
+
+// plainCommitted reports whether t holds a committed plain image.
+func plainCommitted(t storage.Target) bool {
+	r, err := image.OpenTarget(t)
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	return r.Status() == nil
 }
 
 // sameMachine refuses an image whose RAM layout or reserved region differ
