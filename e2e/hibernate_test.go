@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,14 +54,40 @@ type hibernated struct {
 	singleThreadTCG                     bool
 	sha                                 string
 	console, consoleText                string // the hibernating boot's log
+	resumeAppend                        string // extra command line of resume boots
+	marker                              []byte // random bytes the machine holds in RAM (a file in its rootfs)
 }
 
-func hibernateOnce(s *S, version string) (*hibernated, error) {
-	kernel, initrd, err := s.jumpingBoot(version, hibernateBody)
+// hibOption changes how hibernateOnce sets up the machine.
+type hibOption func(*hibSetup)
+
+type hibSetup struct {
+	hibArgs      string // extra arguments of 'hibernate now'
+	resumeAppend string
+	files        map[string]vm.File
+}
+
+func hibernateOnce(s *S, version string, opts ...hibOption) (*hibernated, error) {
+	var o hibSetup
+	for _, f := range opts {
+		f(&o)
+	}
+	marker := make([]byte, 256<<10)
+	rand.Read(marker)
+	files := map[string]vm.File{"root/marker.bin": {Data: marker, Mode: 0o600}}
+	for k, v := range o.files {
+		files[k] = v
+	}
+	body := hibernateBody
+	if o.hibArgs != "" {
+		body = strings.Replace(body, "hibernate now --to /dev/vda\n", "hibernate now --to /dev/vda "+o.hibArgs+"\n", 1)
+	}
+	kernel, initrd, err := s.jumpingBoot(version, body, files)
 	if err != nil {
 		return nil, err
 	}
-	h := &hibernated{kernel: kernel, initrd: initrd, singleThreadTCG: needsSingleThreadTCG(version), imageDisk: filepath.Join(s.Dir, "image.raw"), dataDisk: filepath.Join(s.Dir, "data.ext4")}
+	h := &hibernated{kernel: kernel, initrd: initrd, singleThreadTCG: needsSingleThreadTCG(version), imageDisk: filepath.Join(s.Dir, "image.raw"),
+		dataDisk: filepath.Join(s.Dir, "data.ext4"), resumeAppend: o.resumeAppend, marker: marker}
 	if err := vm.CreateDisk(h.imageDisk, 2048); err != nil {
 		return nil, err
 	}
@@ -107,7 +134,12 @@ func hibernateOnce(s *S, version string) (*hibernated, error) {
 
 // bootResume boots the hibernated machine's disks in a new QEMU process.
 func (h *hibernated) bootResume(s *S, name string) (*vm.Machine, error) {
-	return s.Start(vm.Config{Name: name, Kernel: h.kernel, Initrd: h.initrd, SMP: 2, Append: region + " kjtest=resume",
+	return h.bootResumeWith(s, name, h.resumeAppend)
+}
+
+// bootResumeWith boots like bootResume with another extra command line.
+func (h *hibernated) bootResumeWith(s *S, name, extra string) (*vm.Machine, error) {
+	return s.Start(vm.Config{Name: name, Kernel: h.kernel, Initrd: h.initrd, SMP: 2, Append: region + " kjtest=resume " + extra,
 		Disks: []string{h.imageDisk, h.dataDisk}, SingleThreadTCG: h.singleThreadTCG})
 }
 
@@ -167,6 +199,13 @@ func hibernateResume(s *S, version string) error {
 	h, err := hibernateOnce(s, version)
 	if err != nil {
 		return err
+	}
+	// The control for encrypted-hibernate-resume: a plain image holds the
+	// machine's RAM in the clear, so the marker search can find it.
+	if found, err := markerWindows(h.imageDisk, h.marker); err != nil {
+		return err
+	} else if found == 0 {
+		return fmt.Errorf("the RAM marker is not in the unencrypted image: the plaintext check of encrypted-hibernate-resume would prove nothing")
 	}
 	m, err := h.bootResume(s, "resume")
 	if err != nil {

@@ -42,13 +42,18 @@ func needsSingleThreadTCG(version string) bool { return version == "7.3" }
 // jumpingBoot returns the kernel of a Linux version ("" for 6.1) and an
 // initramfs running body on a machine that has kjump and its helper files
 // installed at their default paths.
-func (s *S) jumpingBoot(version, body string) (kernel, initrd string, err error) {
+func (s *S) jumpingBoot(version, body string, extra ...map[string]vm.File) (kernel, initrd string, err error) {
 	if kernel, err = testKernel(version); err != nil {
 		return "", "", err
 	}
 	files, err := s.helperFiles(kernel)
 	if err != nil {
 		return "", "", err
+	}
+	for _, m := range extra {
+		for k, v := range m {
+			files[k] = v
+		}
 	}
 	initrd, err = s.Initramfs(body, files)
 	return kernel, initrd, err
