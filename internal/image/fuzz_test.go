@@ -94,20 +94,74 @@ type discard struct{}
 func (discard) WriteAt(p []byte, off int64) (int, error) { return len(p), nil }
 
 // FuzzImage: Open, Verify and Restore of arbitrary bytes never panic, and
-// Verify and Restore agree on whether an image is valid.
+// Verify and Restore agree on whether an image is valid. Each input is
+// opened without a key and with the test key file (HKDF only: a fuzzed
+// passphrase header is refused as the wrong kind of key before Argon2id
+// could run), so the encrypted paths are reached too.
 func FuzzImage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := Open(&memImage{b: b})
-		if err != nil {
-			return
-		}
-		r.Info()
-		_, verr := r.Verify(context.Background(), WithThreads(1))
-		_, rerr := r.Restore(context.Background(), discard{}, WithThreads(1))
-		if (verr == nil) != (rerr == nil) {
-			t.Fatalf("verify %v but restore %v", verr, rerr)
+		for _, opts := range [][]Option{nil, {WithSecret(KeyFileSecret(testKeyFile))}} {
+			r, err := Open(&memImage{b: b}, opts...)
+			if err != nil {
+				return
+			}
+			r.Info()
+			_, verr := r.Verify(context.Background(), WithThreads(1))
+			_, rerr := r.Restore(context.Background(), discard{}, WithThreads(1))
+			if (verr == nil) != (rerr == nil) {
+				t.Fatalf("verify %v but restore %v", verr, rerr)
+			}
 		}
 	})
+}
+
+// fuzzKeyed is the encrypted geometry FuzzEncryptedChunk parses against:
+// fuzzGeometry with keys from a fixed master key and image id.
+func fuzzKeyed(f *testing.F) *Reader {
+	keys, err := newImageKeys(bytes.Repeat([]byte{7}, keyLen), [16]byte{1, 2, 3})
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := *fuzzGeometry
+	h.Enc = &encParams{Source: KeySourceFile}
+	return &Reader{h: &h, keys: keys}
+}
+
+// FuzzEncryptedChunk: sealed chunk records are parsed, authenticated and
+// decompressed without panics; whatever is accepted decodes to exactly
+// its extents' pages.
+func FuzzEncryptedChunk(f *testing.F) {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(16<<10), zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		f.Fatal(err)
+	}
+	r := fuzzKeyed(f)
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		fuzzChunk(t, r, dec, rec)
+		fuzzChunk(t, r, dec, withCRC(rec))
+	})
+}
+
+// encryptedSeedChunks writes the small image's memory sealed with
+// fuzzKeyed's keys and returns its chunk records.
+func encryptedSeedChunks(t *testing.T) [][]byte {
+	keys, err := newImageKeys(bytes.Repeat([]byte{7}, keyLen), [16]byte{1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, src, _ := smallImage(t)
+	o := buildOptions([]Option{WithChunkSize(16 << 10), WithThreads(1)})
+	p := &pipeline{o: o, src: src, ps: 4096, ranges: src.Ranges(), keys: keys}
+	out := &memImage{}
+	entries, _, err := p.run(context.Background(), out, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs [][]byte
+	for _, e := range entries {
+		recs = append(recs, out.b[e.Offset:e.Offset+uint64(e.Length)])
+	}
+	return recs
 }
 
 // TestFuzzCorpus keeps the committed seed corpus in step with the format:
@@ -127,10 +181,21 @@ func TestFuzzCorpus(t *testing.T) {
 	if err := Invalidate(invalidated); err != nil {
 		t.Fatal(err)
 	}
+	enc, _, _ := encryptedImage(t, KeyFileSecret(testKeyFile))
+	encPass, _, _ := encryptedImage(t, PassphraseSecret([]byte("fuzz")))
+	er, _ := Open(&memImage{b: enc})
+	encInvalidated := &memImage{b: bytes.Clone(enc)}
+	if err := Invalidate(encInvalidated, WithSecret(KeyFileSecret(testKeyFile))); err != nil {
+		t.Fatal(err)
+	}
+	sealed := encryptedSeedChunks(t)
 	seeds := map[string]map[string][]byte{
-		"FuzzHeader": {"valid": img[:r.hdrLen], "empty-metadata": mustHeader(t), "garbage": []byte("KJUMPIMG\x01\x00\x00\x00")},
-		"FuzzChunk":  {"chunk0": chunks[0], "chunk1": chunks[1], "last": chunks[len(chunks)-1]},
-		"FuzzImage":  {"valid": img, "uncommitted": uncommitted, "invalidated": invalidated.b},
+		"FuzzHeader": {"valid": img[:r.hdrLen], "empty-metadata": mustHeader(t), "garbage": []byte("KJUMPIMG\x01\x00\x00\x00"),
+			"encrypted-keyfile": enc[:er.hdrLen], "encrypted-passphrase": encPass[:mustHeaderLen(t, encPass)]},
+		"FuzzChunk":          {"chunk0": chunks[0], "chunk1": chunks[1], "last": chunks[len(chunks)-1]},
+		"FuzzEncryptedChunk": {"chunk0": sealed[0], "chunk1": sealed[1], "last": sealed[len(sealed)-1]},
+		"FuzzImage": {"valid": img, "uncommitted": uncommitted, "invalidated": invalidated.b,
+			"encrypted": enc, "encrypted-invalidated": encInvalidated.b, "encrypted-uncommitted": enc[:len(enc)-commitLen]},
 	}
 	for target, files := range seeds {
 		dir := filepath.Join("testdata", "fuzz", target)
@@ -168,6 +233,45 @@ func TestFuzzCorpus(t *testing.T) {
 	if _, err := sr.Verify(context.Background()); err != nil {
 		t.Fatalf("committed seed no longer verifies (run -update): %v", err)
 	}
+	b, err = os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzImage", "encrypted"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Sscanf(string(bytes.TrimPrefix(b, []byte("go test fuzz v1\n"))), "[]byte(%q)", &data); err != nil {
+		t.Fatalf("parsing seed: %v", err)
+	}
+	sr, err = Open(&memImage{b: data}, WithSecret(KeyFileSecret(testKeyFile)))
+	if err != nil {
+		t.Fatalf("encrypted seed no longer opens (run -update): %v", err)
+	}
+	if _, err := sr.Verify(context.Background()); err != nil {
+		t.Fatalf("encrypted seed no longer verifies (run -update): %v", err)
+	}
+	// The sealed chunk seeds must still authenticate under fuzzKeyed's keys.
+	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	defer dec.Close()
+	kr := fuzzKeyed(&testing.F{})
+	for _, name := range []string{"chunk0", "chunk1", "last"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzEncryptedChunk", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fmt.Sscanf(string(bytes.TrimPrefix(b, []byte("go test fuzz v1\n"))), "[]byte(%q)", &data); err != nil {
+			t.Fatal(err)
+		}
+		e := indexEntry{Length: uint32(len(data)), CRC: le.Uint32(data[len(data)-crcLen:])}
+		if _, err := kr.checkChunk(data, e, dec, make([]byte, 0, 16<<10), nil); err != nil {
+			t.Fatalf("sealed seed %s no longer authenticates (run -update): %v", name, err)
+		}
+	}
+}
+
+func mustHeaderLen(t *testing.T, img []byte) int {
+	n, err := headerLen(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func mustHeader(t *testing.T) []byte {
