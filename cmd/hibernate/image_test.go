@@ -75,3 +75,28 @@ func TestImageCreate(t *testing.T) {
 		t.Error("a directory as core file was accepted")
 	}
 }
+
+func TestImageCreateEncrypted(t *testing.T) {
+	mem := bytes.Repeat([]byte("secret page contents "), 20000)
+	mem = mem[:len(mem)/4096*4096]
+	from := core(t, mem, 0x100000)
+	dir := t.TempDir()
+	pass := filepath.Join(t.TempDir(), "pass")
+	os.WriteFile(pass, []byte("a passphrase\n"), 0o600)
+	if err := runImage([]string{"create", "--from", from, "--to", dir, "--passphrase-file", pass}); err != nil {
+		t.Fatal(err)
+	}
+	img, _ := os.ReadFile(filepath.Join(dir, storage.DefaultName))
+	if bytes.Contains(img, []byte("secret page contents")) {
+		t.Fatal("plaintext in the encrypted image")
+	}
+	tg, _ := storage.Open(dir)
+	r, err := image.OpenTarget(tg, image.WithSecret(image.PassphraseSecret([]byte("a passphrase"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Verify(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

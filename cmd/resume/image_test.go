@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kjump/kjump/internal/cli"
@@ -87,5 +88,47 @@ func TestImageCommands(t *testing.T) {
 	}
 	if _, err := os.Stat(out2); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal("restore of a bad image created its output file")
+	}
+}
+
+func TestImageCommandsEncrypted(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(keyFile, bytes.Repeat([]byte{0x5a}, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mem := bytes.Repeat([]byte("encrypted image "), 65536)
+	src := image.RangeSource(bytes.NewReader(mem), []image.Range{{Start: 0, End: uint64(len(mem))}})
+	tg, err := storage.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := image.NewKey(image.KeyFileSecret(bytes.Repeat([]byte{0x5a}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := image.WriteTarget(context.Background(), tg, src, image.Metadata{}, image.WithKey(k)); err != nil {
+		t.Fatal(err)
+	}
+	if err := runImage([]string{"info", dir}); err != nil {
+		t.Fatalf("info without a key: %v", err)
+	}
+	err = runImage([]string{"verify", dir})
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), "--key-file") {
+		t.Fatalf("verify without a key: %v", err)
+	}
+	if err := runImage([]string{"verify", dir, "--key-file", keyFile}); err != nil {
+		t.Fatalf("verify with the key: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "mem")
+	if err := runImage([]string{"restore", dir, "--key-file", keyFile, "--to-file", out}); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, mem) {
+		t.Fatal("restored memory differs")
+	}
+	os.Chmod(keyFile, 0o644)
+	if err := runImage([]string{"verify", dir, "--key-file", keyFile}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("world-readable key file: %v", err)
 	}
 }
