@@ -41,7 +41,7 @@ func needsSingleThreadTCG(version string) bool { return version == "7.3" }
 
 // jumpingBoot returns the kernel of a Linux version ("" for 6.1) and an
 // initramfs running body on a machine that has kjump and its helper files
-// installed at their default paths.
+// installed at their default paths, plus any extra files.
 func (s *S) jumpingBoot(version, body string, extra ...map[string]vm.File) (kernel, initrd string, err error) {
 	if kernel, err = testKernel(version); err != nil {
 		return "", "", err

@@ -82,7 +82,7 @@ func Run(o Options) error {
 		r.Close() // a spent plain image from before encryption was set up
 		return fmt.Errorf("%w: unencrypted image %s on %s is not committed", ErrNothingToResume, info.ID, t)
 	}
-	key := r.Key() // the derived key, for the restore kernel; nil for a plain image
+	key := r.Key()             // the derived key, for the restore kernel; nil for a plain image
 	var keyOpts []image.Option // an encrypted image's commit MAC covers its state
 	if key != nil {
 		defer key.Wipe()
