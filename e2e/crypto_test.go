@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -23,6 +24,53 @@ import (
 func init() {
 	register(Scenario{Name: "encrypted-hibernate-resume", Timeout: 30 * time.Minute, Run: encryptedHibernateResume})
 	register(Scenario{Name: "forged-image-refused", Timeout: 30 * time.Minute, Run: forgedImageRefused})
+	register(Scenario{Name: "encrypted-checkpoint", Timeout: 25 * time.Minute, Run: encryptedCheckpoint})
+}
+
+// encryptedCheckpointBody checkpoints twice with a key file: the original
+// wipes the reserved region after each return and keeps running, and the
+// second helper (loaded into the wiped region) works as well.
+const encryptedCheckpointBody = `
+` + workloadStart + `
+for i in 1 2; do
+  hibernate checkpoint --to /dev/vda --key-file /etc/kjump.key
+  echo "ECK checkpoint $i rc=$?"
+  kjump-workload verify
+done
+resume image verify /dev/vda
+echo "ECK verify without key rc=$?"
+resume image verify /dev/vda --key-file /etc/kjump.key
+echo "ECK verify with key rc=$?"
+`
+
+func encryptedCheckpoint(s *S) error {
+	kernel, initrd, err := s.jumpingBoot("", encryptedCheckpointBody, map[string]vm.File{keyPath[1:]: {Data: randomKey(), Mode: 0o600}})
+	if err != nil {
+		return err
+	}
+	disk := filepath.Join(s.Dir, "image.raw")
+	if err := vm.CreateDisk(disk, 2048); err != nil {
+		return err
+	}
+	m, err := s.Start(vm.Config{Name: "checkpoint", Kernel: kernel, Initrd: initrd, SMP: 2, Append: region, Disks: []string{disk}})
+	if err != nil {
+		return err
+	}
+	for i := 1; i <= 2; i++ {
+		if _, err := m.ExpectString("hibernate: wiped the reserved region", 10*time.Minute); err != nil {
+			return err
+		}
+		if err := expectAll(m, 2*time.Minute, "hibernate: checkpoint committed to /dev/vda", fmt.Sprintf("ECK checkpoint %d rc=0", i), "WORKLOAD VERIFY ok"); err != nil {
+			return err
+		}
+	}
+	if _, err := m.Expect(`image is encrypted \(key file\) and no key was given: give the key with --key-file FILE`, 2*time.Minute); err != nil {
+		return err
+	}
+	if err := expectAll(m, 2*time.Minute, "ECK verify without key rc=1", "ECK verify with key rc=0", "E2E exit rc=0"); err != nil {
+		return err
+	}
+	return m.Wait(time.Minute)
 }
 
 const keyPath = "/etc/kjump.key"
