@@ -37,9 +37,9 @@ for i in 1 2; do
   echo "ECK checkpoint $i rc=$?"
   kjump-workload verify
 done
-resume image verify /dev/vda
+/bin/resume image verify /dev/vda
 echo "ECK verify without key rc=$?"
-resume image verify /dev/vda --key-file /etc/kjump.key
+/bin/resume image verify /dev/vda --key-file /etc/kjump.key
 echo "ECK verify with key rc=$?"
 `
 
