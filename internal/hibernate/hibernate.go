@@ -118,7 +118,9 @@ func probePreserveContext() error {
 func consoleArgs(cmdline string) string {
 	var keep []string
 	for _, a := range strings.Fields(cmdline) {
-		if strings.HasPrefix(a, "console=") || strings.HasPrefix(a, "earlyprintk=") || strings.HasPrefix(a, "loglevel=") {
+		// Console settings, and timer workarounds the machine needed to
+		// boot (the helper boots on the same machine).
+		if strings.HasPrefix(a, "console=") || strings.HasPrefix(a, "earlyprintk=") || strings.HasPrefix(a, "loglevel=") || a == "no_timer_check" {
 			keep = append(keep, a)
 		}
 	}
