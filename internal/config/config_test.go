@@ -1,0 +1,124 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestMissingFileIsDefaults(t *testing.T) {
+	c, err := Load(filepath.Join(t.TempDir(), "absent.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c, Default()) {
+		t.Fatalf("got %+v, want defaults", c)
+	}
+}
+
+func TestParseFull(t *testing.T) {
+	c, err := Parse([]byte(`
+# comment
+targets = ["PARTLABEL=kjump", "/mnt/nfs/kjump"]
+key_file = "/etc/kjump/key"
+
+[image]
+level = "best"
+threads = 3
+
+[helper]
+kernel = "/boot/vmlinuz-x"
+initrd = "/boot/kjump/h.cpio.gz"
+args = "loglevel=7"
+reserve = "256M"
+modules = ["virtio_net"]
+
+[network]
+interface = "eth0"
+address = "10.0.2.50/24"
+
+[resume]
+policy = "never"
+force = true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Targets: []string{"PARTLABEL=kjump", "/mnt/nfs/kjump"}, KeyFile: "/etc/kjump/key",
+		Image:   Image{Level: "best", Threads: 3},
+		Helper:  Helper{Kernel: "/boot/vmlinuz-x", Initrd: "/boot/kjump/h.cpio.gz", Args: "loglevel=7", Reserve: "256M", Modules: []string{"virtio_net"}},
+		Network: Network{Interface: "eth0", Address: "10.0.2.50/24"},
+		Resume:  Resume{Policy: "never", Force: true}}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("got  %+v\nwant %+v", c, want)
+	}
+	if n, _ := c.ReserveBytes(); n != 256<<20 {
+		t.Fatalf("reserve %d", n)
+	}
+}
+
+func TestPartialKeepsDefaults(t *testing.T) {
+	c, err := Parse([]byte("[image]\nthreads = 2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Image.Level != "fast" || c.Helper.Kernel != "/boot/kjump/helper.bzImage" || c.Resume.Policy != "auto" || c.Image.Threads != 2 {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"targets = [\"/dev/sdb2\"]\n\n[image]\nlevle = \"best\"\n", `line 4: unknown key "image.levle"`},
+		{"tragets = [\"/dev/sdb2\"]\n", `line 1: unknown key "tragets"`},
+		{"[image]\nlevel = \"fast\"\n[imagine]\nx = 1\n", `line 3: unknown key "imagine"`},
+		{"[image]\nlevel = \"ultra\"\n", `image.level = "ultra": use fast, default or best`},
+		{"[image]\nthreads = -1\n", "image.threads = -1"},
+		{"[image]\nthreads = \"four\"\n", "line 2"},
+		{"[resume]\npolicy = \"sometimes\"\n", "resume.policy"},
+		{"[helper]\nreserve = \"lots\"\n", `helper.reserve = "lots"`},
+		{"targets = [\"\"]\n", "targets[0] is empty"},
+		{"[network]\naddress = \"10.0.0.5\"\n", "address/prefix"},
+		{"targets = [\"/dev/sdb2\"\n", "line "},
+	} {
+		_, err := Parse([]byte(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want it to contain %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+func TestLoadNamesFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kjump.conf")
+	os.WriteFile(p, []byte("bogus = 1\n"), 0o644)
+	_, err := Load(p)
+	if err == nil || !strings.HasPrefix(err.Error(), p+": line 1: unknown key \"bogus\"") {
+		t.Fatalf("%v", err)
+	}
+}
+
+// The example shipped in systemd/ must parse and name every key.
+func TestExampleFile(t *testing.T) {
+	b, err := os.ReadFile("../../systemd/kjump.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(b); err != nil {
+		t.Fatalf("systemd/kjump.conf: %v", err)
+	}
+	doc, err := os.ReadFile("../../docs/kjump.conf.5.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range strings.Split(knownKeys, ", ") {
+		leaf := k[strings.LastIndex(k, ".")+1:]
+		if !strings.Contains(string(b), leaf) {
+			t.Errorf("systemd/kjump.conf does not mention %s", k)
+		}
+		if !strings.Contains(string(doc), "`"+k+"`") {
+			t.Errorf("docs/kjump.conf.5.md does not document `%s`", k)
+		}
+	}
+}
