@@ -10,6 +10,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/kjump/kjump/internal/cli"
+	"github.com/kjump/kjump/internal/config"
 	"github.com/kjump/kjump/internal/hibernate"
 	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/secret"
@@ -20,25 +21,49 @@ func init() {
 		Run: func(args []string) error { return runJump("checkpoint", args) }})
 }
 
-// helperFlags are the options every jumping command shares.
-func helperFlags(fs *flag.FlagSet, o *hibernate.Options) {
-	fs.StringVar(&o.HelperKernel, "kernel", "/boot/kjump/helper.bzImage", "helper kernel `bzImage`")
-	fs.StringVar(&o.HelperInitrd, "initrd", "/boot/kjump/helper.cpio.gz", "helper `initramfs` (from 'hibernate prepare')")
-	fs.StringVar(&o.HelperArgs, "helper-args", "", "extra helper kernel command line")
-	fs.StringVar(&o.Target, "to", "", "image `target`: file, directory, block device, UUID=, LABEL=")
-	fs.StringVar(&o.Level, "level", "fast", "compression level: fast, default or best")
-	fs.IntVar(&o.Threads, "threads", 0, "compression threads in the helper (0: all CPUs)")
+// helperFlags are the options every jumping command shares; their
+// defaults come from /etc/kjump.conf.
+func helperFlags(fs *flag.FlagSet, o *hibernate.Options, cfg config.Config) {
+	configFlag(fs)
+	fs.StringVar(&o.HelperKernel, "kernel", cfg.Helper.Kernel, "helper kernel `bzImage`")
+	fs.StringVar(&o.HelperInitrd, "initrd", cfg.Helper.Initrd, "helper `initramfs` (from 'hibernate prepare')")
+	fs.StringVar(&o.HelperArgs, "helper-args", cfg.Helper.Args, "extra helper kernel command line")
+	fs.StringVar(&o.Target, "to", "", "image `target`: block device, UUID=, LABEL=, NFS path (default: first reachable of targets in the config)")
+	fs.StringVar(&o.Level, "level", cfg.Image.Level, "compression level: fast, default or best")
+	fs.IntVar(&o.Threads, "threads", cfg.Image.Threads, "compression threads in the helper (0: all CPUs)")
+	o.NetInterface, o.NetAddress = cfg.Network.Interface, cfg.Network.Address
 }
 
 func runJump(mode string, args []string) error {
 	o := hibernate.Options{Mode: mode, Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "hibernate: "+f+"\n", a...) }}
+	cfg, err := loadConfig(args)
+	if err != nil {
+		return &cli.ExitError{Code: 2, Err: err}
+	}
 	fs := commands.FlagSet(mode, "")
-	helperFlags(fs, &o)
+	helperFlags(fs, &o, cfg)
 	var kf secret.Flags
 	kf.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if !kf.Given() {
+		kf.KeyFile = cfg.KeyFile // key_file in /etc/kjump.conf
+	}
+	// Every prerequisite first: a refusal changes nothing.
+	targets := cfg.Targets
+	if o.Target != "" {
+		targets = []string{o.Target}
+	}
+	co := checkOptions(cfg, o, targets, configPath(args))
+	co.TargetOptional = mode == "checkpoint"
+	rep := hibernate.Check(co)
+	if !rep.OK {
+		printReport(os.Stderr, rep, true)
+		return fmt.Errorf("refused: %s (run 'hibernate check' for every prerequisite); nothing was changed", failures(rep))
+	}
+	printReport(os.Stderr, rep, false)
+	o.Target = rep.Target
 	key, err := newKey(&kf)
 	if err != nil {
 		return err

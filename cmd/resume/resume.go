@@ -7,8 +7,10 @@ import (
 	"strings"
 
 	"github.com/kjump/kjump/internal/cli"
+	"github.com/kjump/kjump/internal/config"
 	"github.com/kjump/kjump/internal/resume"
 	"github.com/kjump/kjump/internal/secret"
+	"github.com/kjump/kjump/internal/storage"
 )
 
 func init() {
@@ -17,20 +19,35 @@ func init() {
 }
 
 func runResume(args []string) error {
+	cfg, err := config.Load(configPath(args))
+	if err != nil {
+		return &cli.ExitError{Code: 2, Err: err}
+	}
 	o := resume.Options{Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "resume: "+f+"\n", a...) }}
 	fs := commands.FlagSet("run", "")
-	fs.StringVar(&o.Target, "from", "", "image `target`: raw partition, UUID=, LABEL=, file or NFS path")
-	fs.StringVar(&o.HelperKernel, "kernel", "/boot/kjump/helper.bzImage", "restore kernel `bzImage`")
-	fs.StringVar(&o.HelperInitrd, "initrd", "/boot/kjump/helper.cpio.gz", "restore kernel `initramfs`")
-	fs.StringVar(&o.HelperArgs, "helper-args", "", "extra restore kernel command line")
-	fs.BoolVar(&o.Force, "force", false, "restore an image that was invalidated by an earlier resume attempt")
+	fs.String("config", config.DefaultPath, "configuration `file` (kjump.conf(5))")
+	fs.StringVar(&o.Target, "from", "", "image `target`: raw partition, UUID=, LABEL=, file or NFS path (default: kjump.resume= on the kernel command line, else targets in the config)")
+	fs.StringVar(&o.HelperKernel, "kernel", cfg.Helper.Kernel, "restore kernel `bzImage`")
+	fs.StringVar(&o.HelperInitrd, "initrd", cfg.Helper.Initrd, "restore kernel `initramfs`")
+	fs.StringVar(&o.HelperArgs, "helper-args", cfg.Helper.Args, "extra restore kernel command line")
+	fs.BoolVar(&o.Force, "force", cfg.Resume.Force, "restore an image that was invalidated by an earlier resume attempt")
 	var kf secret.Flags
 	kf.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	explicit := o.Target != ""
+	if !explicit && (cfg.Resume.Policy == "never" || cmdlineHas("kjump.noresume")) {
+		fmt.Fprintf(os.Stderr, "resume: disabled (resume.policy = %q in %s, or kjump.noresume); booting normally\n", cfg.Resume.Policy, configPath(args))
+		return nil
+	}
+	// Key: options, else kjump.key= on the kernel command line, else
+	// key_file in the configuration.
 	if !kf.Given() {
 		kf.KeyFile = cmdlineArg("kjump.key=")
+		if kf.KeyFile == "" {
+			kf.KeyFile = cfg.KeyFile
+		}
 	}
 	s, err := kf.Secret(false)
 	if err != nil {
@@ -40,28 +57,77 @@ func runResume(args []string) error {
 		defer s.Wipe()
 		o.Secret = s
 	}
-	if o.Target == "" {
-		o.Target = cmdlineArg("kjump.resume=")
+	targets := []string{o.Target}
+	if !explicit {
+		if t := cmdlineArg("kjump.resume="); t != "" {
+			targets = []string{t}
+		} else {
+			targets = cfg.Targets
+		}
 	}
-	if o.Target == "" {
-		return &cli.ExitError{Code: 2, Err: fmt.Errorf("no image target: give --from or kjump.resume= on the kernel command line (a raw partition, UUID=, LABEL= or NFS path)")}
+	if len(targets) == 0 {
+		return &cli.ExitError{Code: 2, Err: fmt.Errorf("no image target: give --from, kjump.resume= on the kernel command line, or targets in %s (a raw partition, UUID=, LABEL= or NFS path)", configPath(args))}
 	}
-	err = resume.Run(o)
-	if errors.Is(err, resume.ErrNothingToResume) {
-		fmt.Fprintf(os.Stderr, "resume: %v; booting normally\n", err)
-		return nil
+	// The first target holding an image decides: an image that fails its
+	// checks is never resumed, and an older one elsewhere must not be
+	// resumed in its place.
+	for _, t := range targets {
+		if len(targets) > 1 {
+			if _, err := storage.Open(t); err != nil {
+				fmt.Fprintf(os.Stderr, "resume: skipping %s: %v\n", t, err)
+				continue
+			}
+		}
+		o.Target = t
+		err = resume.Run(o)
+		if !errors.Is(err, resume.ErrNothingToResume) {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "resume: %v\n", err)
 	}
-	return err
+	fmt.Fprintln(os.Stderr, "resume: nothing to resume; booting normally")
+	return nil
 }
 
 // cmdlineArg returns the value of kjump.resume=TARGET (the way resume=
 // names swsusp's partition) or kjump.key=PATH from the kernel command line.
 func cmdlineArg(prefix string) string {
-	b, _ := os.ReadFile("/proc/cmdline")
-	for _, a := range strings.Fields(string(b)) {
+	for _, a := range cmdline() {
 		if v, ok := strings.CutPrefix(a, prefix); ok {
 			return v
 		}
 	}
 	return ""
+}
+
+func cmdlineHas(word string) bool {
+	for _, a := range cmdline() {
+		if a == word {
+			return true
+		}
+	}
+	return false
+}
+
+func cmdline() []string {
+	b, _ := os.ReadFile("/proc/cmdline")
+	return strings.Fields(string(b))
+}
+
+// configPath finds --config before the flags are parsed: the file's values
+// are the flags' defaults.
+func configPath(args []string) string {
+	for i, a := range args {
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if v, ok := strings.CutPrefix(a, "config="); ok {
+			return v
+		}
+		if a == "config" && i+1 < len(args) {
+			return args[i+1]
+		}
+		if a == "" {
+			break
+		}
+	}
+	return config.DefaultPath
 }

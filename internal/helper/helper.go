@@ -34,6 +34,7 @@ func Main() error {
 	if err := mountBasics(); err != nil {
 		logf("%v", err)
 	}
+	loadModules()
 	start := time.Now()
 	addr, err := handoffAddr()
 	if err != nil {

@@ -30,7 +30,11 @@ type Options struct {
 	Threads      int
 	// Key encrypts the image (see image.NewKey); nil writes a plain image.
 	Key *image.Key
-	Log func(format string, args ...any)
+	// NetInterface and NetAddress override the network the helper brings
+	// up for an NFS target (network.* in /etc/kjump.conf).
+	NetInterface string
+	NetAddress   string
+	Log          func(format string, args ...any)
 }
 
 // Outcome is what a completed jump reports.
@@ -75,28 +79,50 @@ func ReadSystem() (*System, error) {
 }
 
 // CheckKernel refuses kernels that cannot kexec-jump, naming the fix.
+// 'hibernate check' runs the same pieces one by one.
 func CheckKernel() error {
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("must run as root")
-	}
-	if _, err := os.Stat("/sys/kernel/kexec_loaded"); err != nil {
-		return fmt.Errorf("kernel %s has no kexec support (CONFIG_KEXEC): use a kernel built with CONFIG_KEXEC=y and CONFIG_KEXEC_JUMP=y", jump.KernelRelease())
-	}
-	cfg, ok, err := jump.ReadKernelConfig()
-	if err != nil {
-		return err
-	}
-	if ok && !cfg.Enabled("CONFIG_KEXEC_JUMP") {
-		return noKexecJump(cfg.Source)
-	}
-	if !ok {
-		// No config to read: ask the kernel. kexec_load rejects the
-		// preserve-context flag outright when KEXEC_JUMP is not built in.
-		if err := probePreserveContext(); err != nil {
+	for _, c := range []func() error{checkRoot, checkKexec, checkKexecJump} {
+		if err := c(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func checkRoot() error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("must run as root")
+	}
+	return nil
+}
+
+func checkKexec() error {
+	if _, err := os.Stat("/sys/kernel/kexec_loaded"); err != nil {
+		return fmt.Errorf("kernel %s has no kexec support (CONFIG_KEXEC): use a kernel built with CONFIG_KEXEC=y and CONFIG_KEXEC_JUMP=y", jump.KernelRelease())
+	}
+	return nil
+}
+
+// checkKexecJump returns where it learnt that the kernel has KEXEC_JUMP.
+func checkKexecJump() error { _, err := kexecJumpSource(); return err }
+
+func kexecJumpSource() (string, error) {
+	cfg, ok, err := jump.ReadKernelConfig()
+	if err != nil {
+		return "", err
+	}
+	if ok && !cfg.Enabled("CONFIG_KEXEC_JUMP") {
+		return "", noKexecJump(cfg.Source)
+	}
+	if ok {
+		return cfg.Source, nil
+	}
+	// No config to read: ask the kernel. kexec_load rejects the
+	// preserve-context flag outright when KEXEC_JUMP is not built in.
+	if err := probePreserveContext(); err != nil {
+		return "", err
+	}
+	return "kexec_load accepted KEXEC_PRESERVE_CONTEXT", nil
 }
 
 func noKexecJump(source string) error {
@@ -204,6 +230,9 @@ func Jump(o Options) (*Outcome, error) {
 		if target, err = PrepareTarget(o.Target, int64(ImageFileSize(ram)), logf); err != nil {
 			return nil, err
 		}
+		if err := overrideNet(&target, o.NetInterface, o.NetAddress); err != nil {
+			return nil, err
+		}
 	} else if o.Mode == "now" {
 		return nil, fmt.Errorf("no target: give --to with a raw partition, UUID=, LABEL= or an NFS path")
 	}
@@ -300,4 +329,22 @@ func WipeRegion(mem *physmem.Mem, plan *jump.HelperPlan, logf func(string, ...an
 		a += n
 	}
 	logf("wiped the reserved region %#x-%#x (key material)", start, end)
+}
+
+// overrideNet applies the configured helper network to an NFS target.
+func overrideNet(t *jump.TargetSpec, ifname, addr string) error {
+	if t.Net == nil || ifname == "" && addr == "" {
+		return nil
+	}
+	if ifname != "" {
+		b, err := os.ReadFile("/sys/class/net/" + ifname + "/address")
+		if err != nil {
+			return fmt.Errorf("network.interface %q: no such interface: fix network.interface in /etc/kjump.conf", ifname)
+		}
+		t.Net.MAC = strings.TrimSpace(string(b))
+	}
+	if addr != "" {
+		t.Net.Address = addr
+	}
+	return nil
 }

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/kjump/kjump/internal/cli"
+	"github.com/kjump/kjump/internal/hibernate"
+)
+
+func init() {
+	commands.Register(cli.Command{Name: "check", Summary: "check every prerequisite of hibernation (exit 0: it can proceed)", Run: runCheck})
+}
+
+func runCheck(args []string) error {
+	cfg, err := loadConfig(args)
+	if err != nil {
+		return &cli.ExitError{Code: 2, Err: err}
+	}
+	var o hibernate.Options
+	fs := commands.FlagSet("check", "")
+	helperFlags(fs, &o, cfg)
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	if err := fs.Parse(args); err != nil {
+		return &cli.ExitError{Code: 2, Err: err}
+	}
+	targets := cfg.Targets
+	if o.Target != "" {
+		targets = []string{o.Target}
+	}
+	rep := hibernate.Check(checkOptions(cfg, o, targets, configPath(args)))
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		printReport(os.Stdout, rep, true)
+	}
+	if !rep.OK {
+		if *asJSON {
+			return &cli.ExitError{Code: 1, Err: fmt.Errorf("%s", failures(rep))}
+		}
+		return &cli.ExitError{Code: 1, Err: fmt.Errorf("hibernation cannot proceed: %s", failures(rep))}
+	}
+	if !*asJSON {
+		fmt.Printf("hibernation can proceed (target %s)\n", orNone(rep.Target))
+	}
+	return nil
+}
+
+// printReport writes one line per check; all=false writes only WARN and
+// FAIL lines (what hibernate now/checkpoint show before jumping).
+func printReport(w io.Writer, rep hibernate.Report, all bool) {
+	for _, c := range rep.Checks {
+		if !all && c.Status == hibernate.Pass {
+			continue
+		}
+		line := fmt.Sprintf("%s  %-16s %s", c.Status, c.Name, c.Detail)
+		if c.Fix != "" {
+			line += "; fix: " + c.Fix
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+func failures(rep hibernate.Report) string {
+	var names []string
+	for _, c := range rep.Checks {
+		if c.Status == hibernate.Fail {
+			names = append(names, c.Name)
+		}
+	}
+	return fmt.Sprintf("%d failed (%s)", len(names), strings.Join(names, ", "))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

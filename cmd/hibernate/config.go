@@ -1,0 +1,57 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"strings"
+
+	"github.com/kjump/kjump/internal/config"
+	"github.com/kjump/kjump/internal/hibernate"
+	"github.com/kjump/kjump/internal/prepare"
+)
+
+// loadConfig reads the file named by --config (default /etc/kjump.conf)
+// before the flags are parsed: its values become the flags' defaults, so
+// an option on the command line overrides the file.
+func loadConfig(args []string) (config.Config, error) {
+	return config.Load(configPath(args))
+}
+
+func configPath(args []string) string {
+	for i, a := range args {
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if v, ok := strings.CutPrefix(a, "config="); ok {
+			return v
+		}
+		if a == "config" && i+1 < len(args) {
+			return args[i+1]
+		}
+		if a == "" { // "--": no more options
+			break
+		}
+	}
+	return config.DefaultPath
+}
+
+func configFlag(fs *flag.FlagSet) {
+	fs.String("config", config.DefaultPath, "configuration `file` (kjump.conf(5))")
+}
+
+// checkOptions turns the configuration and the chosen targets into what
+// hibernate.Check judges.
+func checkOptions(cfg config.Config, o hibernate.Options, targets []string, cfgPath string) hibernate.CheckOptions {
+	reserve, _ := cfg.ReserveBytes() // validated by config.Parse
+	return hibernate.CheckOptions{Targets: targets, HelperKernel: o.HelperKernel, HelperInitrd: o.HelperInitrd,
+		Reserve: reserve, Prepare: prepareInputs(cfg, o.HelperKernel, cfg.Targets, cfgPath)}
+}
+
+// prepareInputs is what the helper initramfs is built from.
+func prepareInputs(cfg config.Config, kernel string, targets []string, cfgPath string) prepare.Inputs {
+	self, err := os.Executable()
+	if err != nil {
+		self = "/proc/self/exe"
+	}
+	mods, _ := hibernate.HelperModules(targets)
+	return prepare.Inputs{Binary: self, Config: cfgPath, Kernel: kernel, ModulesRoot: "/",
+		Modules: append(mods, cfg.Helper.Modules...)}
+}

@@ -1,0 +1,302 @@
+package hibernate
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/prepare"
+	"github.com/kjump/kjump/internal/storage"
+)
+
+// Status of one prerequisite.
+type Status string
+
+const (
+	Pass Status = "PASS"
+	Warn Status = "WARN"
+	Fail Status = "FAIL"
+)
+
+// CheckResult is one line of 'hibernate check'.
+type CheckResult struct {
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// Report is every check, and the target hibernation would use.
+type Report struct {
+	OK     bool          `json:"ok"` // no FAIL: hibernation can proceed
+	Target string        `json:"target,omitempty"`
+	Checks []CheckResult `json:"checks"`
+}
+
+// CheckOptions are the settings the checks judge.
+type CheckOptions struct {
+	Targets        []string // in order; the first reachable is chosen
+	TargetOptional bool     // checkpoint without a target (probe) is fine
+	HelperKernel   string
+	HelperInitrd   string
+	Reserve        uint64 // smallest acceptable reserved region
+	Prepare        prepare.Inputs
+}
+
+// Check runs every prerequisite of a hibernation and reports each; it
+// never stops at the first failure, so one run shows everything to fix.
+func Check(o CheckOptions) Report {
+	var r Report
+	add := func(name string, st Status, detail, fix string) {
+		r.Checks = append(r.Checks, CheckResult{name, st, detail, fix})
+	}
+	root := checkRoot() == nil
+	if root {
+		add("root", Pass, "running as root", "")
+	} else {
+		add("root", Fail, fmt.Sprintf("running as uid %d", os.Geteuid()), "run as root (sudo hibernate ...)")
+	}
+
+	rel := jump.KernelRelease()
+	kexecOK := checkKexec() == nil
+	switch src, err := kexecJumpSource(); {
+	case !kexecOK:
+		add("kexec-jump", Fail, "kernel "+rel+" has no kexec support (no /sys/kernel/kexec_loaded)",
+			"boot a kernel built with CONFIG_KEXEC=y and CONFIG_KEXEC_JUMP=y (docs/setup.md)")
+	case err == nil:
+		add("kexec-jump", Pass, "CONFIG_KEXEC_JUMP=y ("+src+")", "")
+	case !root && strings.Contains(err.Error(), "operation not permitted"):
+		add("kexec-jump", Warn, "no kernel config to read and only root may probe kexec_load", "run the check as root")
+	default:
+		add("kexec-jump", Fail, err.Error(), "boot a kernel built with CONFIG_KEXEC_JUMP=y (docs/setup.md)")
+	}
+
+	add(checkLockdown())
+
+	var sys *System
+	if s, err := ReadSystem(); err != nil {
+		add("jump-back", Fail, err.Error(), "run as root with kernel.kptr_restrict < 2")
+	} else {
+		sys = s
+		conv := s.Symbols.JumpConvention()
+		if conv == jump.ConventionReworked {
+			add("jump-back", Pass, "kernel "+rel+": "+conv.String(), "")
+		} else if _, err := s.Symbols.SavedContextAddr(s.IOMem); err != nil {
+			add("jump-back", Fail, err.Error(), "rebuild the kernel with CONFIG_KALLSYMS=y and CONFIG_KALLSYMS_ALL=y")
+		} else {
+			add("jump-back", Pass, "kernel "+rel+": "+conv.String()+"; saved_context found", "")
+		}
+	}
+
+	if sys != nil {
+		if res, err := jump.FindReservation(sys.Cmdline, sys.IOMem, o.Reserve); err != nil {
+			add("reserved-region", Fail, err.Error(), fmt.Sprintf("reserve at least %d MiB with memmap=SIZE$ADDR (docs/setup.md), or lower helper.reserve", o.Reserve>>20))
+		} else {
+			add("reserved-region", Pass, fmt.Sprintf("%v (%s): %d MiB, need %d MiB", res.Range, res.Source, res.Size()>>20, o.Reserve>>20), "")
+		}
+	}
+
+	if _, err := jump.ReadBzImage(o.HelperKernel); err != nil {
+		add("helper-kernel", Fail, fmt.Sprintf("%s: %v", o.HelperKernel, err),
+			"install a bzImage with CONFIG_KEXEC_JUMP=y and CONFIG_CRASH_DUMP=y there (helper.kernel in /etc/kjump.conf)")
+	} else {
+		d := o.HelperKernel
+		if rel, err := prepare.KernelRelease(o.HelperKernel); err == nil {
+			d += " (Linux " + rel + ")"
+		}
+		add("helper-kernel", Pass, d, "")
+	}
+
+	_, kerr := os.Stat(o.HelperKernel)
+	switch why, err := prepare.Stale(o.HelperInitrd, o.Prepare); {
+	case kerr != nil:
+		add("helper-initramfs", Fail, "not checked: no helper kernel", "install the helper kernel, then run 'hibernate prepare'")
+	case err != nil:
+		add("helper-initramfs", Fail, err.Error(), "fix the above, then run 'hibernate prepare'")
+	case len(why) == 1 && strings.HasSuffix(why[0], "does not exist"):
+		add("helper-initramfs", Fail, why[0], "run 'hibernate prepare'")
+	case len(why) > 0:
+		add("helper-initramfs", Warn, o.HelperInitrd+" is out of date: "+strings.Join(why, ", "), "run 'hibernate prepare'")
+	default:
+		add("helper-initramfs", Pass, o.HelperInitrd+" is current", "")
+	}
+
+	var chosen TargetSpecInfo
+	switch {
+	case len(o.Targets) == 0 && o.TargetOptional:
+		add("target", Pass, "none (checkpoint samples memory without writing an image)", "")
+	case len(o.Targets) == 0:
+		add("target", Fail, "no target configured", "set targets in /etc/kjump.conf or give --to")
+	default:
+		var errs []string
+		for _, t := range o.Targets {
+			ts, err := ResolveTarget(t)
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			chosen = TargetSpecInfo{Spec: t, Target: ts}
+			break
+		}
+		if chosen.Spec == "" {
+			add("target", Fail, "no target is reachable: "+strings.Join(errs, "; "), "attach or mount a target, or fix targets in /etc/kjump.conf")
+		} else {
+			d := chosen.describe()
+			if len(errs) > 0 {
+				d += " (skipped: " + strings.Join(errs, "; ") + ")"
+			}
+			add("target", Pass, d, "")
+			r.Target = chosen.Spec
+		}
+	}
+
+	if chosen.Spec != "" && sys != nil {
+		add(checkSpace(chosen, sys))
+	}
+
+	r.OK = true
+	for _, c := range r.Checks {
+		if c.Status == Fail {
+			r.OK = false
+		}
+	}
+	return r
+}
+
+// TargetSpecInfo is a chosen target and where it leads.
+type TargetSpecInfo struct {
+	Spec   string
+	Target jump.TargetSpec
+}
+
+func (t TargetSpecInfo) describe() string {
+	switch {
+	case t.Target.Device != "":
+		return fmt.Sprintf("%s: raw partition %s", t.Spec, t.Target.Device)
+	case t.Target.Source != "":
+		return fmt.Sprintf("%s: %s %s, file %s", t.Spec, t.Target.FSType, t.Target.Source, t.Target.Path)
+	}
+	return t.Spec
+}
+
+// checkLockdown: under lockdown the kernel refuses kexec_load (only signed
+// kexec_file_load images, which cannot preserve context).
+func checkLockdown() (string, Status, string, string) {
+	b, err := os.ReadFile("/sys/kernel/security/lockdown")
+	if err != nil {
+		return "lockdown", Pass, "no lockdown LSM (/sys/kernel/security/lockdown absent)", ""
+	}
+	s := strings.TrimSpace(string(b))
+	mode := s
+	if i, j := strings.Index(s, "["), strings.Index(s, "]"); i >= 0 && j > i {
+		mode = s[i+1 : j]
+	}
+	if mode == "none" {
+		return "lockdown", Pass, "lockdown: none", ""
+	}
+	return "lockdown", Fail, "kernel lockdown is " + mode + ": it blocks kexec_load",
+		"boot with lockdown=none (Secure Boot enables lockdown: disable it or use a kernel without CONFIG_LOCK_DOWN_IN_EFI_SECURE_BOOT)"
+}
+
+// checkSpace compares the target's room with the writer's worst case: all
+// of System RAM stored uncompressed (it refuses targets smaller than that).
+func checkSpace(t TargetSpecInfo, sys *System) (string, Status, string, string) {
+	var ram uint64
+	for _, r := range jump.SystemRAM(sys.IOMem) {
+		ram += r.Size()
+	}
+	need := ram + ram/64 + 1<<20 // chunk and index overhead, header
+	var have uint64
+	var where string
+	switch {
+	case t.Target.Device != "":
+		b, err := os.ReadFile(filepath.Join("/sys/class/block", filepath.Base(t.Target.Device), "size"))
+		n, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil || perr != nil {
+			return "space", Warn, "cannot read the size of " + t.Target.Device, ""
+		}
+		have, where = n*512, t.Target.Device
+	default:
+		p := t.Spec
+		if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+			p = filepath.Dir(p)
+		}
+		var fs unix.Statfs_t
+		if err := unix.Statfs(p, &fs); err != nil {
+			return "space", Warn, "cannot read free space of " + p + ": " + err.Error(), ""
+		}
+		have, where = fs.Bavail*uint64(fs.Bsize), p
+		if fi, err := os.Stat(imageFile(t.Spec)); err == nil {
+			have += uint64(fi.Size()) // the old image is replaced
+		}
+	}
+	detail := fmt.Sprintf("%s has %s; the image needs up to %s (all %s of RAM uncompressed, the worst case)",
+		where, mib(have), mib(need), mib(ram))
+	if have < need {
+		return "space", Fail, detail, "use a larger partition or free space on the export"
+	}
+	return "space", Pass, detail, ""
+}
+
+func imageFile(spec string) string {
+	if fi, err := os.Stat(spec); err == nil && fi.IsDir() {
+		return filepath.Join(spec, storage.DefaultName)
+	}
+	return spec
+}
+
+func mib(n uint64) string { return fmt.Sprintf("%d MiB", n>>20) }
+
+// HelperModules lists the kernel modules the helper needs to reach the
+// targets: the drivers between each raw partition and the bus (virtio_blk,
+// nvme, usb_storage, ahci ...), and for NFS the client and the network
+// driver. Unreachable targets are returned in skipped with the reason.
+func HelperModules(targets []string) (mods []string, skipped []string) {
+	seen := map[string]bool{}
+	addAll := func(ms ...string) {
+		for _, m := range ms {
+			if !seen[m] {
+				seen[m] = true
+				mods = append(mods, m)
+			}
+		}
+	}
+	for _, t := range targets {
+		ts, err := ResolveTarget(t)
+		if err != nil {
+			skipped = append(skipped, err.Error())
+			continue
+		}
+		if ts.Device != "" {
+			var st unix.Stat_t
+			if unix.Stat(ts.Device, &st) == nil {
+				addAll(prepare.DeviceModules(fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev)))...)
+			}
+		}
+		if strings.HasPrefix(ts.FSType, "nfs") {
+			addAll("nfs")
+			if strings.Contains(ts.Opts, "vers=3") {
+				addAll("nfsv3")
+			} else {
+				addAll("nfsv4")
+			}
+		} else if ts.FSType != "" {
+			addAll(ts.FSType)
+		}
+		if ts.Net != nil {
+			ifs, _ := os.ReadDir("/sys/class/net")
+			for _, i := range ifs {
+				mac, _ := os.ReadFile(filepath.Join("/sys/class/net", i.Name(), "address"))
+				if strings.EqualFold(strings.TrimSpace(string(mac)), ts.Net.MAC) {
+					addAll(prepare.DeviceModules(filepath.Join("/sys/class/net", i.Name(), "device"))...)
+				}
+			}
+		}
+	}
+	return mods, skipped
+}

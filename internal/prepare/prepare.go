@@ -1,0 +1,306 @@
+// Package prepare builds the helper initramfs: kjump's static binary as
+// /init, /etc/kjump.conf, and the kernel modules the helper kernel needs to
+// reach the image target, which the helper loads before opening it. A stamp
+// next to the initramfs records what it was built from, so an outdated one
+// is rebuilt (hibernate prepare) or reported (hibernate check).
+package prepare
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/kjump/kjump/internal/initramfs"
+)
+
+// ModuleList is where the helper finds the modules to load, one path per
+// line in load order.
+const ModuleList = "etc/kjump/modules"
+
+// Inputs are what a helper initramfs is built from.
+type Inputs struct {
+	Binary      string   // the static hibernate binary (becomes /init)
+	Config      string   // /etc/kjump.conf; skipped when it does not exist
+	Kernel      string   // helper bzImage, whose release picks the modules
+	ModulesRoot string   // directory holding lib/modules/RELEASE ("/" on a real system)
+	Modules     []string // module names the helper needs (drivers of the target, nfs, ...)
+	// RequireModules makes a missing lib/modules/RELEASE an error; without
+	// it such a helper kernel counts as monolithic (everything built in).
+	RequireModules bool
+}
+
+// Stamp records what an initramfs was built from.
+type Stamp struct {
+	Binary  string   `json:"binary"`
+	Config  string   `json:"config"`
+	Kernel  string   `json:"kernel"`
+	Release string   `json:"release"`
+	DepHash string   `json:"modules_dep"`
+	Modules []string `json:"modules"` // resolved files, load order
+}
+
+// StampPath is where the stamp of initrd lives.
+func StampPath(initrd string) string { return initrd + ".stamp" }
+
+func hashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// KernelRelease reads the release ("6.1.0-56-amd64") from a bzImage's
+// setup header: kernel_version at 0x20e points to the version string.
+func KernelRelease(bzImage string) (string, error) {
+	f, err := os.Open(bzImage)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	hdr := make([]byte, 0x210)
+	if _, err := io.ReadFull(f, hdr); err != nil || string(hdr[0x202:0x206]) != "HdrS" {
+		return "", fmt.Errorf("%s is not a bzImage (no HdrS setup header)", bzImage)
+	}
+	off := int64(hdr[0x20e]) | int64(hdr[0x20f])<<8
+	buf := make([]byte, 256)
+	n, _ := f.ReadAt(buf, off+0x200)
+	rel, _, _ := strings.Cut(string(buf[:n]), " ")
+	if off == 0 || rel == "" || strings.ContainsRune(rel, 0) {
+		return "", fmt.Errorf("%s has no kernel version string", bzImage)
+	}
+	return rel, nil
+}
+
+// current computes the stamp of the inputs now, resolving the modules.
+func (in Inputs) current() (Stamp, *ModuleDB, error) {
+	var s Stamp
+	var err error
+	if s.Binary, err = hashFile(in.Binary); err != nil {
+		return s, nil, fmt.Errorf("kjump binary: %w", err)
+	}
+	if in.Config != "" {
+		if s.Config, err = hashFile(in.Config); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return s, nil, err
+		}
+	}
+	if s.Kernel, err = hashFile(in.Kernel); err != nil {
+		return s, nil, fmt.Errorf("helper kernel: %w (install a kernel with CONFIG_KEXEC_JUMP=y there, see docs/setup.md)", err)
+	}
+	if s.Release, err = KernelRelease(in.Kernel); err != nil {
+		return s, nil, err
+	}
+	var db *ModuleDB
+	dir := filepath.Join(in.root(), "lib/modules", s.Release)
+	if _, err := os.Stat(dir); err != nil && !in.RequireModules {
+		return s, nil, nil // a monolithic helper kernel: drivers are built in
+	}
+	if len(in.Modules) > 0 {
+		if db, err = LoadModuleDB(dir); err != nil {
+			return s, nil, fmt.Errorf("helper kernel %s needs modules %s: %w", s.Release, strings.Join(in.Modules, ", "), err)
+		}
+		if s.Modules, err = db.Resolve(in.Modules); err != nil {
+			return s, nil, err
+		}
+		s.DepHash, _ = hashFile(filepath.Join(dir, "modules.dep"))
+	}
+	return s, db, nil
+}
+
+func (in Inputs) root() string {
+	if in.ModulesRoot == "" {
+		return "/"
+	}
+	return in.ModulesRoot
+}
+
+// Stale returns why initrd does not match the inputs (nil: it is current).
+func Stale(initrd string, in Inputs) ([]string, error) {
+	want, _, err := in.current()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(initrd); err != nil {
+		return []string{initrd + " does not exist"}, nil
+	}
+	b, err := os.ReadFile(StampPath(initrd))
+	if err != nil {
+		return []string{"it was not built by 'hibernate prepare' (no " + StampPath(initrd) + ")"}, nil
+	}
+	var have Stamp
+	if err := json.Unmarshal(b, &have); err != nil {
+		return []string{StampPath(initrd) + " is unreadable"}, nil
+	}
+	var why []string
+	if have.Binary != want.Binary {
+		why = append(why, "the kjump binary changed")
+	}
+	if have.Config != want.Config {
+		why = append(why, "the configuration changed")
+	}
+	if have.Kernel != want.Kernel || have.Release != want.Release {
+		why = append(why, "the helper kernel changed")
+	}
+	if have.DepHash != want.DepHash || !slices.Equal(have.Modules, want.Modules) {
+		why = append(why, "the helper's kernel modules changed")
+	}
+	return why, nil
+}
+
+// Result says what Build did.
+type Result struct {
+	Rebuilt bool
+	Why     []string // reasons for the rebuild
+	Release string
+	Modules []string // module files included, load order
+	Size    int64
+}
+
+// Build writes initrd (atomically: a temporary file renamed over it)
+// unless it is current; force rebuilds regardless.
+func Build(initrd string, in Inputs, force bool) (Result, error) {
+	why, err := Stale(initrd, in)
+	if err != nil {
+		return Result{}, err
+	}
+	st, db, err := in.current()
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Why: why, Release: st.Release, Modules: st.Modules}
+	if len(why) == 0 && !force {
+		if fi, err := os.Stat(initrd); err == nil {
+			res.Size = fi.Size()
+		}
+		return res, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(initrd), 0o755); err != nil {
+		return res, err
+	}
+	tmp := initrd + ".tmp"
+	w, err := initramfs.Create(tmp)
+	if err != nil {
+		return res, err
+	}
+	err = write(w, in, st, db)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncFile(tmp)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return res, fmt.Errorf("building %s: %w", initrd, err)
+	}
+	// Initramfs first, stamp second: a crash in between leaves a stamp
+	// that does not match, so the next prepare rebuilds.
+	if err := os.Rename(tmp, initrd); err != nil {
+		os.Remove(tmp)
+		return res, err
+	}
+	stamp, _ := json.MarshalIndent(st, "", "  ")
+	if err := writeAtomic(StampPath(initrd), append(stamp, '\n')); err != nil {
+		return res, err
+	}
+	syncDir(filepath.Dir(initrd))
+	fi, _ := os.Stat(initrd)
+	res.Rebuilt, res.Size = true, fi.Size()
+	return res, nil
+}
+
+func write(w *initramfs.Writer, in Inputs, st Stamp, db *ModuleDB) error {
+	var errs []error
+	for _, d := range []string{"dev", "proc", "sys", "tmp", "mnt", "etc/kjump"} {
+		errs = append(errs, w.Dir(d, 0o755))
+	}
+	errs = append(errs, w.CharDev("dev/console", 0o600, 5, 1), w.CopyFile("init", 0o755, in.Binary))
+	if st.Config != "" {
+		errs = append(errs, w.CopyFile("etc/kjump.conf", 0o644, in.Config))
+	}
+	var list []string
+	for _, m := range st.Modules {
+		data, err := readModule(filepath.Join(db.Dir, m))
+		if err != nil {
+			return err
+		}
+		// Stored uncompressed: the helper kernel need not decompress.
+		name := "lib/modules/" + st.Release + "/" + strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, ".zst"), ".gz"), ".xz")
+		errs = append(errs, w.File(name, 0o644, data))
+		list = append(list, "/"+name)
+	}
+	if len(list) > 0 {
+		errs = append(errs, w.File(ModuleList, 0o644, []byte(strings.Join(list, "\n")+"\n")))
+	}
+	return errors.Join(errs...)
+}
+
+// readModule returns a module file's ELF contents, decompressing .ko.zst and
+// .ko.gz (xz-compressed modules need CONFIG_MODULE_DECOMPRESS; refused).
+func readModule(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case strings.HasSuffix(path, ".zst"):
+		d, err := zstd.NewReader(nil)
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		return d.DecodeAll(b, nil)
+	case strings.HasSuffix(path, ".gz"):
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return io.ReadAll(zr)
+	case strings.HasSuffix(path, ".xz"):
+		return nil, fmt.Errorf("%s is xz-compressed, which kjump cannot unpack: decompress it (unxz) or build the helper kernel's modules with zstd", path)
+	}
+	return b, nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	if err := syncFile(tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
