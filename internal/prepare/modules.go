@@ -146,7 +146,7 @@ func DeviceModules(sysPath string) []string {
 	}
 	seen := map[string]bool{}
 	var out []string
-	for ; dir != "/sys" && dir != "/" && dir != "."; dir = filepath.Dir(dir) {
+	for ; dir != "/sys" && dir != "/" && dir != "." && filepath.Base(dir) != "devices"; dir = filepath.Dir(dir) {
 		for _, link := range []string{filepath.Join(dir, "driver", "module"), filepath.Join(dir, "device", "driver", "module")} {
 			if m, err := filepath.EvalSymlinks(link); err == nil {
 				if n := normName(filepath.Base(m)); !seen[n] {

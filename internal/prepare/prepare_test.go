@@ -1,0 +1,235 @@
+package prepare
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// stockTree is Debian's stock kernel (kernel/stock.sh caches it with its
+// modules and depmod's output): a real modular kernel to resolve against.
+func stockTree(t *testing.T) (vmlinuz, root, release string) {
+	t.Helper()
+	cache := os.Getenv("KJUMP_CACHE")
+	if cache == "" {
+		cache = "/var/cache/kjump"
+	}
+	m, _ := filepath.Glob(filepath.Join(cache, "stock/*/lib/modules/*/modules.dep"))
+	if len(m) == 0 {
+		out, err := exec.Command("../../kernel/stock.sh").Output()
+		if err != nil {
+			t.Fatalf("kernel/stock.sh: %v", err)
+		}
+		_ = out
+		m, _ = filepath.Glob(filepath.Join(cache, "stock/*/lib/modules/*/modules.dep"))
+	}
+	if len(m) == 0 {
+		t.Fatal("no stock kernel modules tree after kernel/stock.sh")
+	}
+	dir := filepath.Dir(m[0])
+	root = filepath.Dir(filepath.Dir(filepath.Dir(dir)))
+	return filepath.Join(root, "vmlinuz"), root, filepath.Base(dir)
+}
+
+func TestKernelRelease(t *testing.T) {
+	vmlinuz, _, rel := stockTree(t)
+	got, err := KernelRelease(vmlinuz)
+	if err != nil || got != rel {
+		t.Fatalf("KernelRelease = %q, %v; want %q", got, err, rel)
+	}
+	if _, err := KernelRelease("prepare.go"); err == nil {
+		t.Fatal("a Go file was taken for a bzImage")
+	}
+}
+
+func TestResolveStock(t *testing.T) {
+	_, root, rel := stockTree(t)
+	db, err := LoadModuleDB(filepath.Join(root, "lib/modules", rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		names []string
+		want  []string // all included; the last loads last
+	}{
+		{[]string{"virtio_blk"}, []string{"virtio", "virtio_ring", "virtio_blk"}},
+		{[]string{"nvme"}, []string{"crc64", "nvme_core", "nvme"}},
+		{[]string{"usb-storage"}, []string{"usb_common", "usbcore", "scsi_mod", "usb_storage"}},
+		{[]string{"ext4"}, []string{"crc16", "mbcache", "jbd2", "ext4"}},
+		{[]string{"virtio_net", "nfsv4"}, []string{"failover", "net_failover", "virtio_net", "sunrpc", "lockd", "nfs", "nfsv4"}},
+	} {
+		paths, err := db.Resolve(tc.names)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.names, err)
+		}
+		var got []string
+		for _, p := range paths {
+			got = append(got, normName(p))
+			if _, err := os.Stat(filepath.Join(db.Dir, p)); err != nil {
+				t.Errorf("%v: %s does not exist", tc.names, p)
+			}
+		}
+		// every dependency before its user
+		pos := map[string]int{}
+		for i, n := range got {
+			pos[n] = i
+		}
+		for _, p := range paths {
+			for _, d := range db.deps[p] {
+				if pos[normName(d)] > pos[normName(p)] {
+					t.Errorf("%v: %s loads after its user %s", tc.names, d, p)
+				}
+			}
+		}
+		for _, w := range tc.want {
+			if !slices.Contains(got, w) {
+				t.Errorf("%v: got %v, want all of %v", tc.names, got, tc.want)
+			}
+		}
+		if got[len(got)-1] != tc.want[len(tc.want)-1] {
+			t.Errorf("%v: got %v, want %s last", tc.names, got, tc.want[len(tc.want)-1])
+		}
+	}
+	if _, err := db.Resolve([]string{"no_such_module"}); err == nil || !strings.Contains(err.Error(), `"no_such_module"`) {
+		t.Errorf("unknown module: %v", err)
+	}
+	// Built-in modules need no file.
+	if m, err := db.Resolve([]string{"unix"}); err != nil || len(m) != 0 || !db.Builtin("unix") {
+		t.Errorf("built-in unix: %v %v", m, err)
+	}
+}
+
+// cpioNames lists a gzip'd newc archive's entry names and file contents.
+func cpioFiles(t *testing.T, path string) map[string][]byte {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(zr)
+	out := map[string][]byte{}
+	for len(b) >= 110 && string(b[:6]) == "070701" {
+		var size, nsize int
+		hex := func(s []byte) int {
+			n := 0
+			for _, c := range s {
+				n = n*16 + strings.IndexByte("0123456789abcdef", c|0x20)
+			}
+			return n
+		}
+		size, nsize = hex(b[54:62]), hex(b[94:102])
+		name := string(b[110 : 110+nsize-1])
+		off := (110 + nsize + 3) &^ 3
+		out[name] = b[off : off+size]
+		b = b[(off+size+3)&^3:]
+		if name == "TRAILER!!!" {
+			break
+		}
+	}
+	return out
+}
+
+func TestBuild(t *testing.T) {
+	vmlinuz, root, rel := stockTree(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "hibernate")
+	conf := filepath.Join(dir, "kjump.conf")
+	os.WriteFile(bin, []byte("\x7fELF static binary"), 0o755)
+	os.WriteFile(conf, []byte("targets = [\"/dev/vda\"]\n"), 0o644)
+	in := Inputs{Binary: bin, Config: conf, Kernel: vmlinuz, ModulesRoot: root, Modules: []string{"virtio_blk", "ext4"}}
+	initrd := filepath.Join(dir, "boot/kjump/helper.cpio.gz")
+
+	res, err := Build(initrd, in, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Rebuilt || res.Release != rel || len(res.Modules) != 7 {
+		t.Fatalf("%+v", res)
+	}
+	files := cpioFiles(t, initrd)
+	if !bytes.Equal(files["init"], []byte("\x7fELF static binary")) || string(files["etc/kjump.conf"]) != "targets = [\"/dev/vda\"]\n" {
+		t.Fatalf("init or config missing: %v", keys(files))
+	}
+	list := strings.Fields(string(files[ModuleList]))
+	if len(list) != 7 || !strings.HasSuffix(list[6], "/ext4.ko") {
+		t.Fatalf("module list %v", list)
+	}
+	for _, p := range list {
+		if data := files[strings.TrimPrefix(p, "/")]; !bytes.HasPrefix(data, []byte("\x7fELF")) {
+			t.Errorf("%s is not an ELF module in the archive", p)
+		}
+	}
+
+	// Current: nothing to do. Each input change is noticed.
+	if res, err := Build(initrd, in, false); err != nil || res.Rebuilt {
+		t.Fatalf("rebuilt a current initramfs: %+v %v", res, err)
+	}
+	os.WriteFile(conf, []byte("targets = [\"/dev/vdb\"]\n"), 0o644)
+	if why, _ := Stale(initrd, in); !slices.Equal(why, []string{"the configuration changed"}) {
+		t.Fatalf("stale after config change: %v", why)
+	}
+	os.WriteFile(bin, []byte("\x7fELF new binary"), 0o755)
+	in.Modules = []string{"virtio_blk"}
+	why, _ := Stale(initrd, in)
+	if len(why) != 3 {
+		t.Fatalf("stale after binary, config and module change: %v", why)
+	}
+	if res, err := Build(initrd, in, false); err != nil || !res.Rebuilt || len(res.Modules) != 3 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if why, _ := Stale(initrd, in); len(why) != 0 {
+		t.Fatalf("stale right after a build: %v", why)
+	}
+	if _, err := os.Stat(initrd + ".tmp"); err == nil {
+		t.Fatal("temporary file left behind")
+	}
+
+	// A monolithic kernel (no modules directory) is fine without modules.
+	in.ModulesRoot = t.TempDir()
+	if res, err := Build(initrd, in, true); err != nil || len(res.Modules) != 0 {
+		t.Fatalf("monolithic: %+v %v", res, err)
+	}
+	in.RequireModules = true
+	if _, err := Build(initrd, in, true); err == nil || !strings.Contains(err.Error(), "depmod") {
+		t.Fatalf("missing modules tree: %v", err)
+	}
+}
+
+func keys(m map[string][]byte) []string {
+	var k []string
+	for n := range m {
+		k = append(k, n)
+	}
+	slices.Sort(k)
+	return k
+}
+
+
+// DeviceModules follows the sysfs device path up to the bus, collecting
+// each level's driver module: the layout of a partition on virtio-blk.
+func TestDeviceModules(t *testing.T) {
+	sys := t.TempDir()
+	mod := func(name string) string { return filepath.Join(sys, "module", name) }
+	dev := filepath.Join(sys, "devices/pci0000:00/0000:00:04.0/virtio1/block/vda/vda2")
+	for _, d := range []string{dev, mod("virtio_blk"), mod("virtio_pci"), filepath.Join(sys, "bus/virtio/drivers/virtio_blk"), filepath.Join(sys, "bus/pci/drivers/virtio-pci")} {
+		os.MkdirAll(d, 0o755)
+	}
+	os.Symlink(mod("virtio_blk"), filepath.Join(sys, "bus/virtio/drivers/virtio_blk/module"))
+	os.Symlink(mod("virtio_pci"), filepath.Join(sys, "bus/pci/drivers/virtio-pci/module"))
+	os.Symlink(filepath.Join(sys, "bus/virtio/drivers/virtio_blk"), filepath.Join(sys, "devices/pci0000:00/0000:00:04.0/virtio1/driver"))
+	os.Symlink(filepath.Join(sys, "bus/pci/drivers/virtio-pci"), filepath.Join(sys, "devices/pci0000:00/0000:00:04.0/driver"))
+	os.Symlink(dev, filepath.Join(sys, "254:2"))
+	if got := DeviceModules(filepath.Join(sys, "254:2")); !slices.Equal(got, []string{"virtio_blk", "virtio_pci"}) {
+		t.Fatalf("got %v", got)
+	}
+}
