@@ -214,7 +214,6 @@ func keys(m map[string][]byte) []string {
 	return k
 }
 
-
 // DeviceModules follows the sysfs device path up to the bus, collecting
 // each level's driver module: the layout of a partition on virtio-blk.
 func TestDeviceModules(t *testing.T) {
