@@ -135,6 +135,10 @@ func Check(o CheckOptions) Report {
 	default:
 		var errs []string
 		for _, t := range o.Targets {
+			if _, err := os.Stat(t); err != nil && strings.HasPrefix(t, "/dev/") {
+				errs = append(errs, "target "+t+" does not exist (not attached?)")
+				continue
+			}
 			ts, err := ResolveTarget(t)
 			if err != nil {
 				errs = append(errs, err.Error())
