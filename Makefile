@@ -68,3 +68,5 @@ fuzz:
 	for f in FuzzHeader FuzzChunk FuzzImage; do $(GO) test ./internal/image -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
 
 .PHONY: fuzz
+
+include packaging/packaging.mk

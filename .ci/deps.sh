@@ -7,6 +7,7 @@ pkgs=(
   qemu-system-x86 busybox-static e2fsprogs zstd                                      # VM harness
   nfs-kernel-server                                                                  # NFS scenarios
   binutils                                                                           # purgatory check
+  go-md2man debootstrap                                                              # man pages; .deb round trip in a chroot
 )
 # Linux 7.3 (reworked kexec-jump convention) comes from trixie-backports,
 # pinned low so nothing else is taken from there.
