@@ -79,8 +79,12 @@ func Check(o CheckOptions) Report {
 	add(checkLockdown())
 
 	var sys *System
-	if s, err := ReadSystem(); err != nil {
-		add("jump-back", Fail, err.Error(), "run as root with kernel.kptr_restrict < 2")
+	s, sysErr := ReadSystem()
+	if !kexecOK {
+		sys = s
+		add("jump-back", Warn, "not checked: this kernel cannot kexec at all", "see kexec-jump")
+	} else if sysErr != nil {
+		add("jump-back", Fail, sysErr.Error(), "run as root with kernel.kptr_restrict < 2")
 	} else {
 		sys = s
 		conv := s.Symbols.JumpConvention()
@@ -93,7 +97,9 @@ func Check(o CheckOptions) Report {
 		}
 	}
 
-	if sys != nil {
+	if sys == nil {
+		add("reserved-region", Fail, "cannot read the kernel's memory map: "+sysErr.Error(), "run as root with /proc and /sys mounted")
+	} else {
 		if res, err := jump.FindReservation(sys.Cmdline, sys.IOMem, o.Reserve); err != nil {
 			add("reserved-region", Fail, err.Error(), fmt.Sprintf("reserve at least %d MiB with memmap=SIZE$ADDR (docs/setup.md), or lower helper.reserve", o.Reserve>>20))
 		} else {
