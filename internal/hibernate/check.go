@@ -147,6 +147,12 @@ func Check(o CheckOptions) Report {
 			}
 			ts, err := ResolveTarget(t)
 			if err != nil {
+				// A file on a local filesystem is preallocated by the first
+				// hibernation: reachable when its filesystem is.
+				if dir, ok := preallocatable(t); ok {
+					chosen = TargetSpecInfo{Spec: t, PreallocDir: dir}
+					break
+				}
 				errs = append(errs, err.Error())
 				continue
 			}
@@ -182,10 +188,44 @@ func Check(o CheckOptions) Report {
 type TargetSpecInfo struct {
 	Spec   string
 	Target jump.TargetSpec
+	// PreallocDir: the image file does not exist yet; the first
+	// hibernation preallocates it in this directory's filesystem.
+	PreallocDir string
+}
+
+// preallocatable reports whether spec names a file that does not exist
+// yet on a mounted local filesystem (PrepareTarget will preallocate it).
+func preallocatable(spec string) (string, bool) {
+	if strings.HasPrefix(spec, "/dev/") || strings.Contains(spec, "=") {
+		return "", false
+	}
+	abs, err := filepath.Abs(spec)
+	if err != nil {
+		return "", false
+	}
+	if _, err := os.Stat(abs); err == nil {
+		return "", false // exists: ResolveTarget's verdict stands
+	}
+	dir := filepath.Dir(abs)
+	for {
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	m, err := findMount(dir)
+	if err != nil || strings.HasPrefix(m.fstype, "nfs") {
+		return "", false
+	}
+	return dir, true
 }
 
 func (t TargetSpecInfo) describe() string {
 	switch {
+	case t.PreallocDir != "":
+		return fmt.Sprintf("%s: file on a mounted filesystem, preallocated by the first hibernation", t.Spec)
+	case t.Target.File != nil:
+		return fmt.Sprintf("%s: preallocated image file on %s", t.Spec, t.Target.File.Device)
 	case t.Target.Device != "":
 		return fmt.Sprintf("%s: raw partition %s", t.Spec, t.Target.Device)
 	case t.Target.Source != "":
@@ -224,6 +264,14 @@ func checkSpace(t TargetSpecInfo, sys *System) (string, Status, string, string) 
 	var have uint64
 	var where string
 	switch {
+	case t.PreallocDir != "":
+		var fs unix.Statfs_t
+		if err := unix.Statfs(t.PreallocDir, &fs); err != nil {
+			return "space", Warn, "cannot read free space of " + t.PreallocDir + ": " + err.Error(), ""
+		}
+		have, where, need = fs.Bavail*uint64(fs.Bsize), t.PreallocDir, ImageFileSize(ram)
+	case t.Target.File != nil:
+		have, where = uint64(t.Target.File.Size), t.Target.File.Path
 	case t.Target.Device != "":
 		b, err := os.ReadFile(filepath.Join("/sys/class/block", filepath.Base(t.Target.Device), "size"))
 		n, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
