@@ -62,10 +62,11 @@ clean:
 bench:
 	bench/bench.sh
 
-# fuzz: run each image parser fuzzer for FUZZTIME (default 1m).
+# fuzz: run each image parser fuzzer and the kjump.conf one for FUZZTIME (default 1m).
 FUZZTIME ?= 1m
 fuzz:
 	for f in FuzzHeader FuzzChunk FuzzImage; do $(GO) test ./internal/image -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
+	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 .PHONY: fuzz
 

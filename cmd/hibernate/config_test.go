@@ -1,0 +1,74 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kjump/kjump/internal/cli"
+	"github.com/kjump/kjump/internal/hibernate"
+)
+
+func TestConfigPath(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "/etc/kjump.conf"},
+		{[]string{"--to", "/dev/sdb2"}, "/etc/kjump.conf"},
+		{[]string{"--config", "/tmp/a.conf"}, "/tmp/a.conf"},
+		{[]string{"-config=/tmp/b.conf", "--json"}, "/tmp/b.conf"},
+		{[]string{"--", "--config", "/tmp/c.conf"}, "/etc/kjump.conf"},
+	} {
+		if got := configPath(tc.args); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
+// A misspelt key stops every command before it does anything, naming the
+// file, line and key, with exit status 2.
+func TestBadConfigRefused(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kjump.conf")
+	os.WriteFile(p, []byte("targets = [\"/dev/sdb2\"]\n[image]\nthreds = 4\n"), 0o644)
+	for name, run := range map[string]func([]string) error{
+		"check": runCheck, "prepare": runPrepare,
+		"checkpoint": func(a []string) error { return runJump("checkpoint", a) },
+	} {
+		err := run([]string{"--config", p})
+		var ee *cli.ExitError
+		if !errors.As(err, &ee) || ee.Code != 2 || !strings.Contains(err.Error(), p+`: line 3: unknown key "image.threds"`) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// Flags override the file; the file overrides the defaults.
+func TestConfigBecomesFlagDefaults(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kjump.conf")
+	os.WriteFile(p, []byte("[image]\nlevel = \"best\"\nthreads = 3\n[helper]\nkernel = \"/k\"\n"), 0o644)
+	cfg, err := loadConfig([]string{"--config", p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args          []string
+		level, kernel string
+		threads       int
+	}{
+		{[]string{"--config", p}, "best", "/k", 3},
+		{[]string{"--config", p, "--level", "fast", "--kernel", "/other"}, "fast", "/other", 3},
+	} {
+		fs := commands.FlagSet("t", "")
+		opts := &hibernate.Options{}
+		helperFlags(fs, opts, cfg)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if opts.Level != tc.level || opts.HelperKernel != tc.kernel || opts.Threads != tc.threads {
+			t.Errorf("%v: level %s kernel %s threads %d", tc.args, opts.Level, opts.HelperKernel, opts.Threads)
+		}
+	}
+}
