@@ -76,7 +76,7 @@ func Check(o CheckOptions) Report {
 		add("kexec-jump", Fail, err.Error(), "boot a kernel built with CONFIG_KEXEC_JUMP=y (docs/setup.md)")
 	}
 
-	add(checkLockdown())
+	add(checkLockdown("/sys/kernel/security/lockdown"))
 
 	var sys *System
 	s, sysErr := ReadSystem()
@@ -236,8 +236,8 @@ func (t TargetSpecInfo) describe() string {
 
 // checkLockdown: under lockdown the kernel refuses kexec_load (only signed
 // kexec_file_load images, which cannot preserve context).
-func checkLockdown() (string, Status, string, string) {
-	b, err := os.ReadFile("/sys/kernel/security/lockdown")
+func checkLockdown(path string) (string, Status, string, string) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return "lockdown", Pass, "no lockdown LSM (/sys/kernel/security/lockdown absent)", ""
 	}
