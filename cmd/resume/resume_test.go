@@ -42,7 +42,7 @@ func TestResumeNoTarget(t *testing.T) {
 	p := writeConf(t, "")
 	err := runResume([]string{"--config", p})
 	var ee *cli.ExitError
-	if cmdlineTarget() == "" && (!errors.As(err, &ee) || ee.Code != 2 || !strings.Contains(err.Error(), "targets in "+p)) {
+	if cmdlineArg("kjump.resume=") == "" && (!errors.As(err, &ee) || ee.Code != 2 || !strings.Contains(err.Error(), "targets in "+p)) {
 		t.Fatalf("%v", err)
 	}
 }

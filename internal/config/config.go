@@ -28,7 +28,8 @@ type Config struct {
 	// Targets are image targets in order of preference: the first one
 	// that is reachable when hibernating is used; resume tries each.
 	Targets []string `toml:"targets"`
-	// KeyFile holds the image encryption key (reserved for encryption).
+	// KeyFile encrypts images (hibernate) and decrypts them (resume)
+	// when no key option is given; see docs/security.md.
 	KeyFile string `toml:"key_file"`
 
 	Image   Image   `toml:"image"`

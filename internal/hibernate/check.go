@@ -11,6 +11,7 @@ import (
 
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/prepare"
+	"github.com/kjump/kjump/internal/secret"
 	"github.com/kjump/kjump/internal/storage"
 )
 
@@ -45,6 +46,7 @@ type CheckOptions struct {
 	HelperKernel   string
 	HelperInitrd   string
 	Reserve        uint64 // smallest acceptable reserved region
+	KeyFile        string // key_file from the configuration ("": no key line)
 	Prepare        prepare.Inputs
 }
 
@@ -130,6 +132,15 @@ func Check(o CheckOptions) Report {
 		add("helper-initramfs", Warn, o.HelperInitrd+" is out of date: "+strings.Join(why, ", "), "run 'hibernate prepare'")
 	default:
 		add("helper-initramfs", Pass, o.HelperInitrd+" is current", "")
+	}
+
+	if o.KeyFile != "" {
+		if sec, err := secret.KeyFile(o.KeyFile); err != nil {
+			add("key-file", Fail, err.Error(), "fix key_file in /etc/kjump.conf (see docs/security.md)")
+		} else {
+			sec.Wipe()
+			add("key-file", Pass, o.KeyFile+": images will be encrypted", "")
+		}
 	}
 
 	var chosen TargetSpecInfo
