@@ -1,0 +1,30 @@
+#!/bin/bash
+# dracut module: kjump's resume in the initramfs, run as a pre-mount hook
+# (before the root file system is mounted; with systemd in the initramfs
+# dracut-pre-mount.service runs it before sysroot.mount). Installed as
+# /usr/bin/kjump-resume: dracut's own "resume" module and busybox's applet
+# are swsusp's, so the name must not clash.
+
+check() {
+	require_binaries /usr/sbin/resume || return 1
+	return 0 # kjump installed: always include
+}
+
+depends() {
+	return 0
+}
+
+install() {
+	local f files
+	inst_simple /usr/sbin/resume /usr/bin/kjump-resume
+	# The configuration, restore kernel, its initramfs and the key file,
+	# at the paths resume reads them from.
+	if ! files=$(/usr/sbin/resume initramfs-files); then
+		dwarn "kjump: the initramfs cannot resume from a kjump image until the above is fixed"
+		return 0
+	fi
+	for f in $files; do
+		inst_simple "$f"
+	done
+	inst_hook pre-mount 05 "$moddir/kjump-resume.sh"
+}
