@@ -1,0 +1,286 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kjump/kjump/internal/prepare"
+	"github.com/kjump/kjump/internal/vm"
+)
+
+func init() {
+	register(Scenario{Name: "systemctl-hibernate", Timeout: 60 * time.Minute, Run: systemctlHibernate})
+}
+
+// The test's parts of the Debian system: the workload as a service, and a
+// driver that runs once per boot of the original system. The driver
+// hibernates with `systemctl hibernate` and, once the machine has been
+// resumed, checks the workload and prints the journal's two halves. Its
+// stamp on the root file system tells a cold boot (the initramfs did not
+// resume) from a resumed one.
+const (
+	workloadUnit = `[Unit]
+Description=kjump e2e memory workload
+[Service]
+ExecStart=/usr/local/bin/kjump-workload run -mib 128 -print-every 0
+[Install]
+WantedBy=multi-user.target
+`
+	driverUnit = `[Unit]
+Description=kjump e2e driver
+After=kjump-workload.service
+[Service]
+Type=simple
+ExecStart=/usr/local/sbin/kjump-e2e
+[Install]
+WantedBy=multi-user.target
+`
+	driverScript = `#!/bin/sh
+exec >/dev/ttyS0 2>&1
+say() { echo "SYSD $*"; }
+stamp=/var/lib/kjump-e2e/hibernated
+if [ -e $stamp ]; then
+	say "cold boot after hibernating: the initramfs did not resume"
+	journalctl -b -1 -o short-monotonic --no-pager -u systemd-hibernate.service | sed 's/^/SYSD previous boot: /'
+	systemctl poweroff
+	exit 0
+fi
+systemctl is-system-running --wait >/dev/null
+say "up: $(systemd-analyze | head -1)"
+while [ ! -f /run/kjump-workload/pid ]; do sleep 1; done
+say "workload $(systemctl is-active kjump-workload.service)"
+say "CanHibernate=$(busctl call org.freedesktop.login1 /org/freedesktop/login1 org.freedesktop.login1.Manager CanHibernate)"
+hibernate check
+say "check rc=$?"
+say "before counter=$(cat /run/kjump-workload/counter) uptime=$(cut -d' ' -f1 /proc/uptime)"
+mkdir -p /var/lib/kjump-e2e && touch $stamp && sync
+t0=$(date +%s)
+systemctl hibernate
+say "systemctl hibernate rc=$?"
+# The service ends after the resume (or after a refusal, the machine running).
+until journalctl -b -u systemd-hibernate.service -o cat | grep -q -e "returned from sleep state" -e "Failed to put system to sleep"; do sleep 1; done
+rm -f $stamp && sync
+say "after counter=$(cat /run/kjump-workload/counter) uptime=$(cut -d' ' -f1 /proc/uptime) away=$(( $(date +%s) - t0 ))s"
+say "service $(systemctl show -p Result --value systemd-hibernate.service)"
+kjump-workload verify
+journalctl -b -o short-monotonic --no-pager -u systemd-hibernate.service | sed 's/^/SYSD journal: /'
+journalctl -b -o short-monotonic --no-pager -t systemd-sleep-hook | sed 's/^/SYSD hooks: /'
+say "done"
+systemctl poweroff
+`
+	// A system-sleep hook as packages ship them: it must see pre and post.
+	sleepHook = `#!/bin/sh
+echo "hook $1 $2" | systemd-cat -t systemd-sleep-hook
+`
+	kjumpConf = `targets = ["/dev/vdb"]
+`
+)
+
+// systemctlHibernate: a debootstrapped Debian bookworm with systemd as init
+// and kjump installed from its .deb hibernates through `systemctl
+// hibernate`, powers off, and the next boot resumes it through the
+// initramfs-tools hook; the workload service continues and the journal has
+// both halves.
+func systemctlHibernate(s *S) error {
+	kernel, err := testKernel("")
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	tarball, err := vm.DebianRootfs()
+	if err != nil {
+		return err
+	}
+	s.T.Logf("root file system archive %s (%s)", tarball, time.Since(t0).Round(time.Second))
+	rootDisk, initrd, err := s.debianSystem(tarball, kernel)
+	if err != nil {
+		return err
+	}
+	imageDisk := filepath.Join(s.Dir, "image.raw")
+	if err := vm.CreateDisk(imageDisk, 2048); err != nil {
+		return err
+	}
+	cfg := vm.Config{Kernel: kernel, Initrd: initrd, SMP: 2, Append: region + " root=/dev/vda ro",
+		Disks: []string{rootDisk, imageDisk}}
+
+	cfg.Name = "hibernate"
+	m, err := s.Start(cfg)
+	if err != nil {
+		return err
+	}
+	boot := time.Now()
+	if _, err := m.Expect(`SYSD up: `, 15*time.Minute); err != nil {
+		return err
+	}
+	s.T.Logf("systemd boot to is-system-running: %s", time.Since(boot).Round(time.Second))
+	if err := expectAll(m, 5*time.Minute, "SYSD workload active", `SYSD CanHibernate=s "yes"`, "SYSD check rc=0", "SYSD before counter="); err != nil {
+		return err
+	}
+	hib := time.Now()
+	if err := expectAll(m, 15*time.Minute, "kjump-helper: image committed; powering off"); err != nil {
+		return err
+	}
+	if err := m.Wait(3 * time.Minute); err != nil {
+		return fmt.Errorf("machine did not power off after systemctl hibernate: %w", err)
+	}
+	s.T.Logf("systemctl hibernate to power-off: %s", time.Since(hib).Round(time.Second))
+	if strings.Contains(m.Console(), "SYSD after counter") {
+		return fmt.Errorf("the driver went on instead of the machine powering off")
+	}
+
+	cfg.Name = "resume"
+	m, err = s.Start(cfg)
+	if err != nil {
+		return err
+	}
+	res := time.Now()
+	if err := expectAll(m, 10*time.Minute, "kjump: resuming from a hibernation image"); err != nil {
+		return err
+	}
+	if _, err := m.Expect(`resume: image \w+ verified and invalidated`, 10*time.Minute); err != nil {
+		return err
+	}
+	after, err := m.Expect(`SYSD after counter=(\d+)`, 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	s.T.Logf("power-on to the resumed system running: %s", time.Since(res).Round(time.Second))
+	if b, _ := intMatch(`SYSD before counter=(\d+)`, s.consoleOf("hibernate"), 1); atoi(after[1]) < b {
+		return fmt.Errorf("workload counter went back: %d before hibernating, %s after resume (the workload restarted)", b, after[1])
+	}
+	if err := expectAll(m, 2*time.Minute, "SYSD service success", "WORKLOAD VERIFY ok",
+		"Entering sleep state 'hibernate' through kjump", "hibernate: RESUMED from image",
+		"System returned from sleep state (resumed by kjump)", "SYSD hooks: ", "SYSD done"); err != nil {
+		return err
+	}
+	con := m.Console()
+	for _, want := range []string{"hook pre hibernate", "hook post hibernate"} {
+		if !strings.Contains(con, want) {
+			return fmt.Errorf("system-sleep hook did not log %q", want)
+		}
+	}
+	if strings.Contains(con, "SYSD cold boot") {
+		return fmt.Errorf("the system booted cold instead of resuming")
+	}
+	return m.Wait(5 * time.Minute)
+}
+
+// consoleOf reads a finished machine's console log.
+func (s *S) consoleOf(name string) string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, name, "console.log"))
+	return string(b)
+}
+
+// debianSystem unpacks the root file system, installs the kernel (as
+// /boot/vmlinuz-RELEASE and as kjump's helper), kjump from its .deb, the
+// configuration and the test's units, builds the initramfs with
+// update-initramfs in a chroot, and returns the root disk image and that
+// initramfs.
+func (s *S) debianSystem(tarball, kernel string) (disk, initrd string, err error) {
+	root := filepath.Join(s.Dir, "root")
+	defer os.RemoveAll(root) // the disk image has it all
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return "", "", err
+	}
+	if err := run("", "tar", "-C", root, "-xf", tarball); err != nil {
+		return "", "", err
+	}
+	release, err := prepare.KernelRelease(kernel)
+	if err != nil {
+		return "", "", err
+	}
+	repo, err := vm.RepoRoot()
+	if err != nil {
+		return "", "", err
+	}
+	out, err := exec.Command("make", "-s", "-C", repo, "deb").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("make deb: %v", err)
+	}
+	deb := filepath.Join(repo, strings.TrimSpace(string(out)))
+	kconfig := filepath.Join(filepath.Dir(kernel), "config")
+	files := []struct {
+		path, from string
+		data       string
+		mode       os.FileMode
+	}{
+		{path: "boot/vmlinuz-" + release, from: kernel, mode: 0o644},
+		{path: "boot/config-" + release, from: kconfig, mode: 0o644},
+		{path: "boot/kjump/helper.bzImage", from: kernel, mode: 0o644},
+		{path: "tmp/kjump.deb", from: deb, mode: 0o644},
+		{path: "etc/kjump.conf", data: kjumpConf, mode: 0o644},
+		{path: "usr/local/bin/kjump-workload", from: goBins["bin/kjump-workload"], mode: 0o755},
+		{path: "usr/local/sbin/kjump-e2e", data: driverScript, mode: 0o755},
+		{path: "usr/lib/systemd/system-sleep/e2e-hook", data: sleepHook, mode: 0o755},
+		{path: "etc/systemd/system/kjump-workload.service", data: workloadUnit, mode: 0o644},
+		{path: "etc/systemd/system/kjump-e2e.service", data: driverUnit, mode: 0o644},
+		// Everything the system logs also on the serial console, for post-mortems.
+		{path: "etc/systemd/journald.conf.d/console.conf", data: "[Journal]\nForwardToConsole=yes\nMaxLevelConsole=info\n", mode: 0o644},
+	}
+	for _, f := range files {
+		p := filepath.Join(root, f.path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", "", err
+		}
+		data := []byte(f.data)
+		if f.from != "" {
+			if data, err = os.ReadFile(f.from); err != nil {
+				return "", "", err
+			}
+		}
+		if err := os.WriteFile(p, data, f.mode); err != nil {
+			return "", "", err
+		}
+	}
+	// The test kernel has every driver built in: an empty module tree is
+	// all update-initramfs needs.
+	if err := os.MkdirAll(filepath.Join(root, "lib/modules", release), 0o755); err != nil {
+		return "", "", err
+	}
+	start := time.Now()
+	script := `set -e
+mount -t proc proc "$R/proc"
+mount -t sysfs sys "$R/sys"
+mount --bind /dev "$R/dev"
+chroot "$R" /bin/sh -ec '
+depmod ` + release + `
+dpkg -i /tmp/kjump.deb
+rm /tmp/kjump.deb
+systemctl enable kjump-workload.service kjump-e2e.service
+hibernate prepare
+update-initramfs -c -k ` + release + `
+lsinitramfs /boot/initrd.img-` + release + ` | grep -e kjump -e boot/kjump
+'`
+	cmd := exec.CommandContext(s.Ctx, "unshare", "-m", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "R="+root)
+	o, err := cmd.CombinedOutput()
+	s.T.Logf("installing kjump in the chroot:\n%s", o)
+	if err != nil {
+		return "", "", fmt.Errorf("installing kjump in the Debian chroot: %v: %s", err, lastLines(string(o), 15))
+	}
+	s.T.Logf("chroot install and update-initramfs: %s", time.Since(start).Round(time.Second))
+	initrd = filepath.Join(s.Dir, "initrd.img-"+release)
+	if err := run("", "cp", filepath.Join(root, "boot/initrd.img-"+release), initrd); err != nil {
+		return "", "", err
+	}
+	disk = filepath.Join(s.Dir, "root.ext4")
+	if err := vm.MakeExt4(disk, 2048, "kjroot", root); err != nil {
+		return "", "", err
+	}
+	return disk, initrd, nil
+}
+
+func run(dir, name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
