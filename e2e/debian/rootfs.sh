@@ -2,8 +2,10 @@
 # Builds (once) the Debian bookworm root filesystem of the systemd scenarios
 # and caches it as a tar archive:
 #
-#   ${KJUMP_CACHE:-/var/cache/kjump}/rootfs/<key>/rootfs.tar
+#   e2e/debian/rootfs.sh [initramfs-tools|dracut]
+#   -> ${KJUMP_CACHE:-/var/cache/kjump}/rootfs/<key>/rootfs.tar
 #
+# The argument picks the initramfs generator (default initramfs-tools).
 # <key> is a hash of this script, which holds the package list and every
 # configuration step, so a change to either builds a new tree and reruns
 # skip debootstrap. Kernel, kjump and the initramfs are not in the archive:
@@ -16,10 +18,17 @@ mirror=${KJUMP_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 die() { echo "e2e/debian/rootfs.sh: $*" >&2; exit 1; }
 
 # systemd as init, logind (needs dbus) so `systemctl hibernate` takes the
-# path a desktop takes, initramfs-tools with busybox as on a default install.
-packages=systemd,systemd-sysv,udev,dbus,initramfs-tools,busybox,kmod,procps,e2fsprogs
+# path a desktop takes, initramfs-tools with busybox as on a default install
+# (or dracut, which replaces initramfs-tools).
+generator=${1:-initramfs-tools}
+case $generator in
+initramfs-tools) gen_packages=initramfs-tools,busybox ;;
+dracut) gen_packages=dracut ;;
+*) die "unknown initramfs generator '$generator': initramfs-tools or dracut" ;;
+esac
+packages=systemd,systemd-sysv,udev,dbus,kmod,procps,e2fsprogs,$gen_packages
 
-key=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-16)
+key=$({ sha256sum "${BASH_SOURCE[0]}"; echo "$generator"; } | sha256sum | cut -c1-16)
 out=$cache/rootfs/$key
 if [[ -f $out/rootfs.tar ]]; then
 	echo "$out/rootfs.tar"
