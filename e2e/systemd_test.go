@@ -15,7 +15,8 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "systemctl-hibernate", Timeout: 60 * time.Minute, Run: systemctlHibernate})
+	register(Scenario{Name: "systemctl-hibernate", Timeout: 60 * time.Minute, Run: func(s *S) error { return systemctlHibernate(s, "initramfs-tools") }})
+	register(Scenario{Name: "systemctl-hibernate-dracut", Timeout: 60 * time.Minute, Run: func(s *S) error { return systemctlHibernate(s, "dracut") }})
 }
 
 // The test's parts of the Debian system: the workload as a service, and a
@@ -87,21 +88,21 @@ echo "hook $1 $2" | systemd-cat -t systemd-sleep-hook
 
 // systemctlHibernate: a debootstrapped Debian bookworm with systemd as init
 // and kjump installed from its .deb hibernates through `systemctl
-// hibernate`, powers off, and the next boot resumes it through the
-// initramfs-tools hook; the workload service continues and the journal has
-// both halves.
-func systemctlHibernate(s *S) error {
+// hibernate`, powers off, and the next boot resumes it through kjump's
+// hook for the initramfs generator ("initramfs-tools" or "dracut"); the
+// workload service continues and the journal has both halves.
+func systemctlHibernate(s *S, generator string) error {
 	kernel, err := testKernel("")
 	if err != nil {
 		return err
 	}
 	t0 := time.Now()
-	tarball, err := vm.DebianRootfs()
+	tarball, err := vm.DebianRootfs(generator)
 	if err != nil {
 		return err
 	}
 	s.T.Logf("root file system archive %s (%s)", tarball, time.Since(t0).Round(time.Second))
-	rootDisk, initrd, err := s.debianSystem(tarball, kernel)
+	rootDisk, initrd, err := s.debianSystem(tarball, kernel, generator)
 	if err != nil {
 		return err
 	}
@@ -143,8 +144,10 @@ func systemctlHibernate(s *S) error {
 		return err
 	}
 	res := time.Now()
-	if err := expectAll(m, 10*time.Minute, "kjump: resuming from a hibernation image"); err != nil {
-		return err
+	if generator == "initramfs-tools" { // dracut's info() goes to the initramfs journal only
+		if err := expectAll(m, 10*time.Minute, "kjump: resuming from a hibernation image"); err != nil {
+			return err
+		}
 	}
 	if _, err := m.Expect(`resume: image \w+ verified and invalidated`, 10*time.Minute); err != nil {
 		return err
@@ -182,10 +185,10 @@ func (s *S) consoleOf(name string) string {
 
 // debianSystem unpacks the root file system, installs the kernel (as
 // /boot/vmlinuz-RELEASE and as kjump's helper), kjump from its .deb, the
-// configuration and the test's units, builds the initramfs with
-// update-initramfs in a chroot, and returns the root disk image and that
+// configuration and the test's units, builds the initramfs in a chroot
+// (update-initramfs or dracut), and returns the root disk image and that
 // initramfs.
-func (s *S) debianSystem(tarball, kernel string) (disk, initrd string, err error) {
+func (s *S) debianSystem(tarball, kernel, generator string) (disk, initrd string, err error) {
 	root := filepath.Join(s.Dir, "root")
 	defer os.RemoveAll(root) // the disk image has it all
 	if err := os.Mkdir(root, 0o755); err != nil {
@@ -274,8 +277,10 @@ dpkg -i /tmp/kjump.deb
 rm /tmp/kjump.deb
 systemctl enable kjump-workload.service kjump-e2e.service
 hibernate prepare
-update-initramfs -c -k ` + release + `
-lsinitramfs /boot/initrd.img-` + release + ` | grep -e kjump -e boot/kjump
+` + map[string]string{
+		"initramfs-tools": "update-initramfs -c -k " + release + "\nlsinitramfs /boot/initrd.img-" + release,
+		"dracut":          "dracut -f --kver " + release + " /boot/initrd.img-" + release + "\nlsinitrd /boot/initrd.img-" + release,
+	}[generator] + ` | grep -e kjump -e boot/kjump
 '`
 	cmd := exec.CommandContext(s.Ctx, "unshare", "-m", "sh", "-c", script)
 	cmd.Env = append(os.Environ(), "R="+root)

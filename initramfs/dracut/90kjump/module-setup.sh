@@ -16,6 +16,11 @@ depends() {
 
 install() {
 	local f files
+	# The restore kernel boots the helper initramfs copied below: bring it
+	# up to date first (does nothing when it is current).
+	if [[ -x /usr/sbin/hibernate && -e /boot/kjump/helper.bzImage ]]; then
+		/usr/sbin/hibernate prepare >/dev/null || dwarn "kjump: 'hibernate prepare' failed; the initramfs gets the helper initramfs as it is"
+	fi
 	inst_simple /usr/sbin/resume /usr/bin/kjump-resume
 	# The configuration, restore kernel, its initramfs and the key file,
 	# at the paths resume reads them from.
