@@ -28,7 +28,7 @@ dracut) gen_packages=dracut ;;
 esac
 packages=systemd,systemd-sysv,udev,dbus,kmod,procps,e2fsprogs,$gen_packages
 
-key=$({ sha256sum "${BASH_SOURCE[0]}"; echo "$generator"; } | sha256sum | cut -c1-16)
+key=$({ sha256sum <"${BASH_SOURCE[0]}"; echo "$generator"; } | sha256sum | cut -c1-16)
 out=$cache/rootfs/$key
 if [[ -f $out/rootfs.tar ]]; then
 	echo "$out/rootfs.tar"
