@@ -279,7 +279,7 @@ systemctl enable kjump-workload.service kjump-e2e.service
 hibernate prepare
 ` + map[string]string{
 		"initramfs-tools": "update-initramfs -c -k " + release + "\nlsinitramfs /boot/initrd.img-" + release,
-		"dracut":          "dracut -f --kver " + release + " /boot/initrd.img-" + release + "\nlsinitrd /boot/initrd.img-" + release,
+		"dracut":          "dracut -f --no-hostonly --kver " + release + " /boot/initrd.img-" + release + "\nlsinitrd /boot/initrd.img-" + release,
 	}[generator] + ` | grep -e kjump -e boot/kjump
 '`
 	cmd := exec.CommandContext(s.Ctx, "unshare", "-m", "sh", "-c", script)
