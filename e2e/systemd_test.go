@@ -82,7 +82,15 @@ systemctl poweroff
 	sleepHook = `#!/bin/sh
 echo "hook $1 $2" | systemd-cat -t systemd-sleep-hook
 `
+	// no_timer_check: under TCG on a loaded host the helper's and the
+	// restore kernel's IO-APIC timer check fails now and then ("IO-APIC +
+	// timer doesn't work!", a panic; seen in hibernate-resume runs too).
+	// KVM guests skip the check (kvmclock); the original kernel passed it
+	// on this very machine.
 	kjumpConf = `targets = ["/dev/vdb"]
+
+[helper]
+args = "no_timer_check"
 `
 )
 
