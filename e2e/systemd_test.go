@@ -62,6 +62,14 @@ say "workload $(systemctl is-active kjump-workload.service)"
 say "CanHibernate=$(busctl call org.freedesktop.login1 /org/freedesktop/login1 org.freedesktop.login1.Manager CanHibernate)"
 hibernate check
 say "check rc=$?"
+# A refused hibernation leaves the machine running: no such target disk.
+cp /etc/kjump.conf /etc/kjump.conf.good
+sed -i 's|/dev/vdb|/dev/vdz|' /etc/kjump.conf
+systemctl hibernate
+until [ "$(systemctl is-active systemd-hibernate.service)" = failed ]; do sleep 1; done
+say "refused: $(journalctl -b -u systemd-hibernate.service -o cat | grep 'Failed to put system to sleep')"
+say "refused service $(systemctl show -p Result --value systemd-hibernate.service), workload $(systemctl is-active kjump-workload.service)"
+mv /etc/kjump.conf.good /etc/kjump.conf
 say "before counter=$(cat /run/kjump-workload/counter) uptime=$(cut -d' ' -f1 /proc/uptime)"
 mkdir -p /var/lib/kjump-e2e && touch $stamp && sync
 t0=$(date +%s)
@@ -98,7 +106,8 @@ args = "no_timer_check"
 // and kjump installed from its .deb hibernates through `systemctl
 // hibernate`, powers off, and the next boot resumes it through kjump's
 // hook for the initramfs generator ("initramfs-tools" or "dracut"); the
-// workload service continues and the journal has both halves.
+// workload service continues and the journal has both halves. Before that,
+// a hibernation refused for a missing target leaves everything running.
 func systemctlHibernate(s *S, generator string) error {
 	kernel, err := testKernel("")
 	if err != nil {
@@ -118,7 +127,8 @@ func systemctlHibernate(s *S, generator string) error {
 	if err := vm.CreateDisk(imageDisk, 2048); err != nil {
 		return err
 	}
-	cfg := vm.Config{Kernel: kernel, Initrd: initrd, SMP: 2, Append: region + " root=/dev/vda ro",
+	// no_timer_check: see kjumpConf; the first boot's kernel hits it too.
+	cfg := vm.Config{Kernel: kernel, Initrd: initrd, SMP: 2, Append: region + " root=/dev/vda ro no_timer_check",
 		Disks: []string{rootDisk, imageDisk}}
 
 	cfg.Name = "hibernate"
@@ -131,7 +141,13 @@ func systemctlHibernate(s *S, generator string) error {
 		return err
 	}
 	s.T.Logf("systemd boot to is-system-running: %s", time.Since(boot).Round(time.Second))
-	if err := expectAll(m, 5*time.Minute, "SYSD workload active", `SYSD CanHibernate=s "yes"`, "SYSD check rc=0", "SYSD before counter="); err != nil {
+	if err := expectAll(m, 5*time.Minute, "SYSD workload active", `SYSD CanHibernate=s "yes"`, "SYSD check rc=0"); err != nil {
+		return err
+	}
+	if _, err := m.Expect(`SYSD refused: Failed to put system to sleep\. System resumed again: refused: .*target.*nothing was changed`, 5*time.Minute); err != nil {
+		return err
+	}
+	if err := expectAll(m, time.Minute, "SYSD refused service exit-code, workload active", "SYSD before counter="); err != nil {
 		return err
 	}
 	hib := time.Now()
