@@ -73,10 +73,11 @@ mv /etc/kjump.conf.good /etc/kjump.conf
 say "before counter=$(cat /run/kjump-workload/counter) uptime=$(cut -d' ' -f1 /proc/uptime)"
 mkdir -p /var/lib/kjump-e2e && touch $stamp && sync
 t0=$(date +%s)
+cursor=$(journalctl -n0 --show-cursor | sed -n 's/^-- cursor: //p')
 systemctl hibernate
 say "systemctl hibernate rc=$?"
 # The service ends after the resume (or after a refusal, the machine running).
-until journalctl -b -u systemd-hibernate.service -o cat | grep -q -e "returned from sleep state" -e "Failed to put system to sleep"; do sleep 1; done
+until journalctl --after-cursor="$cursor" -u systemd-hibernate.service -o cat | grep -q -e "returned from sleep state" -e "Failed to put system to sleep"; do sleep 1; done
 rm -f $stamp && sync
 say "after counter=$(cat /run/kjump-workload/counter) uptime=$(cut -d' ' -f1 /proc/uptime) away=$(( $(date +%s) - t0 ))s"
 say "service $(systemctl show -p Result --value systemd-hibernate.service)"
