@@ -73,7 +73,7 @@ mv /etc/kjump.conf.good /etc/kjump.conf
 say "before counter=$(cat /run/kjump-workload/counter) uptime=$(cut -d' ' -f1 /proc/uptime)"
 mkdir -p /var/lib/kjump-e2e && touch $stamp && sync
 t0=$(date +%s)
-cursor=$(journalctl -n0 --show-cursor | sed -n 's/^-- cursor: //p')
+cursor=$(journalctl -n1 --show-cursor | sed -n 's/^-- cursor: //p')
 systemctl hibernate
 say "systemctl hibernate rc=$?"
 # The service ends after the resume (or after a refusal, the machine running).
