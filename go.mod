@@ -11,4 +11,4 @@ require (
 	golang.org/x/sys v0.49.0
 )
 
-require golang.org/x/term v0.47.0 // indirect
+require golang.org/x/term v0.47.0
