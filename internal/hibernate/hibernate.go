@@ -140,17 +140,19 @@ func probePreserveContext() error {
 	return err
 }
 
-// consoleArgs keeps the console settings of the original for the helper.
-func consoleArgs(cmdline string) string {
+// helperCmdline is the helper's (and restore kernel's) command line: the
+// original's console settings, and no_timer_check: the IO-APIC timer check
+// only proves what the original's boot on this same machine already
+// proved, and under emulation on a busy host it panics kernels whose timer
+// works.
+func helperCmdline(cmdline string) string {
 	var keep []string
 	for _, a := range strings.Fields(cmdline) {
-		// Console settings, and timer workarounds the machine needed to
-		// boot (the helper boots on the same machine).
-		if strings.HasPrefix(a, "console=") || strings.HasPrefix(a, "earlyprintk=") || strings.HasPrefix(a, "loglevel=") || a == "no_timer_check" {
+		if strings.HasPrefix(a, "console=") || strings.HasPrefix(a, "earlyprintk=") || strings.HasPrefix(a, "loglevel=") {
 			keep = append(keep, a)
 		}
 	}
-	return strings.Join(keep, " ")
+	return strings.Join(append(keep, "no_timer_check"), " ")
 }
 
 // Plan lays out the helper for this machine.
@@ -174,7 +176,7 @@ func plan(sys *System, o Options, restore bool) (*jump.HelperPlan, error) {
 		return nil, err
 	}
 	return jump.PlanHelper(jump.HelperConfig{Kernel: k, Initrd: initrd, Region: region,
-		Cmdline: consoleArgs(sys.Cmdline) + " " + o.HelperArgs, Firmware: sys.Firmware,
+		Cmdline: helperCmdline(sys.Cmdline) + " " + o.HelperArgs, Firmware: sys.Firmware,
 		IOMem: sys.IOMem, VMCoreInfo: sys.VMCoreInfo, ACPIRSDP: acpiRSDP(), Restore: restore})
 }
 
