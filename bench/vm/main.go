@@ -34,7 +34,7 @@ var (
 	memMiB   = flag.Int("mem", 2048, "guest RAM in MiB")
 	anonMiB  = flag.Int("anon", 512, "anonymous memory of the workload in MiB, split over two processes")
 	cacheMiB = flag.Int("cache", 256, "MiB of files read into the page cache from the data disk")
-	methods  = flag.String("methods", "swsusp,kjump", "methods to alternate, in this order")
+	methods  = flag.String("methods", "swsusp,kjump,swsusp-default", "methods to alternate, in this order (swsusp with a large image_size, kjump, swsusp with the default image_size)")
 	results  = flag.String("results", "", "also write the results table (TSV) here")
 	timeout  = flag.Duration("cycle-timeout", 30*time.Minute, "limit for one hibernate/resume cycle")
 )
@@ -61,6 +61,8 @@ type row struct {
 	ReadMiB    float64 // MiB read from disk during the re-read
 	Cold       float64 // s, the first (cold) read before hibernating
 	Free       string  // free-page estimate before hibernating
+	CachedMiB  float64 // page cache (meminfo Cached) after resume
+	Copied     float64 // MiB of RAM the method says it saved
 }
 
 func run() error {
@@ -69,8 +71,8 @@ func run() error {
 	}
 	meths := strings.Split(*methods, ",")
 	for _, m := range meths {
-		if m != "swsusp" && m != "kjump" {
-			return fmt.Errorf("-methods: unknown method %q (use swsusp and/or kjump)", m)
+		if m != "swsusp" && m != "swsusp-default" && m != "kjump" {
+			return fmt.Errorf("-methods: unknown method %q (use swsusp, swsusp-default, kjump)", m)
 		}
 	}
 	kernel, err := vm.BuildKernel("6.1")
@@ -110,8 +112,8 @@ func run() error {
 			if err != nil {
 				return fmt.Errorf("%s cycle %d: %w", m, rep, err)
 			}
-			fmt.Printf("bench-vm: %s #%d: power off %.1fs, image %.0f MiB (%s), boot to workload %.1fs, re-read %.3fs with %d disk reads (%.0f MiB), load %s\n",
-				m, rep, r.PowerOff, mib(r.ImageBytes), r.ImageNote, r.Boot, r.Reread, r.Reads, r.ReadMiB, r.Load)
+			fmt.Printf("bench-vm: %s #%d: power off %.1fs, image %.0f MiB (%s), boot to workload %.1fs, re-read %.3fs with %d disk reads (%.0f MiB), page cache after resume %.0f MiB, load %s\n",
+				m, rep, r.PowerOff, mib(r.ImageBytes), r.ImageNote, r.Boot, r.Reread, r.Reads, r.ReadMiB, r.CachedMiB, r.Load)
 			rows = append(rows, r)
 		}
 	}
@@ -140,10 +142,10 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-method=$(sed -n 's/.*kjb.method=\([a-z]*\).*/\1/p' /proc/cmdline)
+method=$(sed -n 's/.*kjb.method=\([a-z-]*\).*/\1/p' /proc/cmdline)
 if grep -q kjb.phase=resume /proc/cmdline; then
   # Before anything is mounted, as an initramfs resume hook does.
-  if [ "$method" = swsusp ]; then
+  if [ "$method" != kjump ]; then
     echo "BENCH swsusp resume from $(cat /sys/block/vda/dev)"
     cat /sys/block/vda/dev > /sys/power/resume
     echo "BENCH resume failed: swsusp found no image"
@@ -162,10 +164,12 @@ kjump-workload run -mib %[1]d -seed 2 -state /run/wl2 -print-every 0 &
 while [ ! -f /run/wl1/pid ] || [ ! -f /run/wl2/pid ]; do sleep 0.2; done
 kjump-bench freepages
 grep -E 'MemTotal|MemFree|^Cached|AnonPages' /proc/meminfo | tr -s ' ' | sed 's/^/BENCH meminfo /'
-if [ "$method" = swsusp ]; then
+if [ "$method" != kjump ]; then
   mkswap /dev/vda >/dev/null && swapon /dev/vda || echo "BENCH error: swap setup failed"
   echo shutdown > /sys/power/disk
-  echo %[2]d > /sys/power/image_size   # keep everything, page cache included, if it fits
+  # swsusp: keep everything, page cache included, if it fits; swsusp-default:
+  # the kernel's default image_size (2/5 of RAM), what distributions ship.
+  [ "$method" = swsusp ] && echo %[2]d > /sys/power/image_size
   echo "BENCH hibernating swsusp image_size=$(cat /sys/power/image_size)"
   echo disk > /sys/power/state
   echo "BENCH resumed rc=$?"
@@ -326,6 +330,10 @@ func cycle(dir, kernel, initrd, data, method string, rep int) (row, error) {
 	if _, err := m2.ExpectString("BENCH verified", 5*time.Minute); err != nil {
 		return r, fmt.Errorf("workload memory did not survive: %w", err)
 	}
+	if c, err := m2.Expect(`BENCH after meminfo Cached: (\d+) kB`, time.Minute); err == nil {
+		kb, _ := strconv.ParseFloat(c[1], 64)
+		r.CachedMiB = kb / 1024
+	}
 	if err := m2.Wait(5 * time.Minute); err != nil {
 		return r, err
 	}
@@ -356,10 +364,10 @@ func imageNote(method, con string) string {
 
 func table(rows []row) string {
 	var b strings.Builder
-	b.WriteString("method\trep\tload1\tpoweroff_s\timage_mib\tboot_to_workload_s\treread_s\treread_disk_reads\treread_disk_mib\tcold_read_s\timage_note\tfree_pages\n")
+	b.WriteString("method\trep\tload1\tpoweroff_s\timage_mib\tboot_to_workload_s\treread_s\treread_disk_reads\treread_disk_mib\tcold_read_s\timage_note\tfree_pages\tcached_after_mib\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%s\t%d\t%s\t%.2f\t%.1f\t%.2f\t%.4f\t%d\t%.1f\t%.4f\t%s\t%s\n", r.Method, r.Rep, r.Load, r.PowerOff, mib(r.ImageBytes),
-			r.Boot, r.Reread, r.Reads, r.ReadMiB, r.Cold, r.ImageNote, r.Free)
+		fmt.Fprintf(&b, "%s\t%d\t%s\t%.2f\t%.1f\t%.2f\t%.4f\t%d\t%.1f\t%.4f\t%s\t%s\t%.0f\n", r.Method, r.Rep, r.Load, r.PowerOff, mib(r.ImageBytes),
+			r.Boot, r.Reread, r.Reads, r.ReadMiB, r.Cold, r.ImageNote, r.Free, r.CachedMiB)
 	}
 	return b.String()
 }
@@ -404,15 +412,19 @@ func summary(rows []row, meths []string) string {
 		med[m] = x
 		fmt.Fprintf(&b, "%-8s %12.1f %10.0f %14.1f %12.1f %11.3f %10.0f %12.0f\n", m, x["off"], x["img"], x["boot"], x["total"], x["rr"], x["reads"], x["rmib"])
 	}
-	if s, k := med["swsusp"], med["kjump"]; s != nil && k != nil {
+	for _, sw := range []string{"swsusp", "swsusp-default"} {
+		s, k := med[sw], med["kjump"]
+		if s == nil || k == nil {
+			continue
+		}
 		verdict := func(ok bool) string {
 			if ok {
 				return "met"
 			}
 			return "NOT met"
 		}
-		fmt.Fprintf(&b, "hibernate+resume wall time kjump/swsusp: %.2f (target <= 1: %s)\n", k["total"]/s["total"], verdict(k["total"] <= s["total"]))
-		fmt.Fprintf(&b, "warm re-read speed-up kjump vs swsusp:   %.1fx (target >= 5x: %s)\n", s["rr"]/k["rr"], verdict(s["rr"] >= 5*k["rr"]))
+		fmt.Fprintf(&b, "hibernate+resume wall time kjump/%s: %.2f (target <= 1: %s)\n", sw, k["total"]/s["total"], verdict(k["total"] <= s["total"]))
+		fmt.Fprintf(&b, "warm re-read speed-up kjump vs %s: %.1fx (target >= 5x: %s)\n", sw, s["rr"]/k["rr"], verdict(s["rr"] >= 5*k["rr"]))
 	}
 	return b.String()
 }
