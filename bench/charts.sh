@@ -44,6 +44,7 @@ set key top left
 set multiplot layout 1,3 title "Same 2 GiB, 2-CPU QEMU VM (TCG), 512 MiB anonymous + 256 MiB page cache: medians of $n cycles per method"
 set title "Hibernate and resume (s)"
 set yrange [0:*]
+set offsets 0,0,graph 0.18,0
 plot "$tmp/med.tsv" using 2:xtic(1) title "power off", '' using 3 title "boot to workload", '' using 4 title "total"
 set title "Image on disk (MiB)"
 unset key
@@ -63,10 +64,11 @@ set key autotitle columnhead top left
 set grid
 set xlabel "threads (--threads)"
 set xtics 1
-set logscale x 2
+set xrange [0.8:*]
 set multiplot layout 1,2 title "Image pipeline on the host: 1 GiB guest memory dump, medians"
 set title "Throughput (MiB/s of dump RAM)"
 set yrange [0:*]
+set offsets 0,0,graph 0.18,0
 plot "$tsv" using 1:4 with linespoints lw 2 pt 7 title "hibernate image create", \
      "$tsv" using 1:8 with linespoints lw 2 pt 5 title "resume image restore", \
      "$tsv" using 1:10 with lines dt 2 lw 2 title "zstd -1 -T(nproc)", \
