@@ -61,8 +61,8 @@ type row struct {
 	ReadMiB    float64 // MiB read from disk during the re-read
 	Cold       float64 // s, the first (cold) read before hibernating
 	Free       string  // free-page estimate before hibernating
-	CachedMiB  float64 // page cache (meminfo Cached) after resume
-	Copied     float64 // MiB of RAM the method says it saved
+	CachedMiB  float64 // page cache (meminfo Cached) right after resume, before the re-read
+	Phases     string  // where the time went, from console timestamps
 }
 
 func run() error {
@@ -112,8 +112,8 @@ func run() error {
 			if err != nil {
 				return fmt.Errorf("%s cycle %d: %w", m, rep, err)
 			}
-			fmt.Printf("bench-vm: %s #%d: power off %.1fs, image %.0f MiB (%s), boot to workload %.1fs, re-read %.3fs with %d disk reads (%.0f MiB), page cache after resume %.0f MiB, load %s\n",
-				m, rep, r.PowerOff, mib(r.ImageBytes), r.ImageNote, r.Boot, r.Reread, r.Reads, r.ReadMiB, r.CachedMiB, r.Load)
+			fmt.Printf("bench-vm: %s #%d: power off %.1fs, image %.0f MiB (%s), boot to workload %.1fs, re-read %.3fs with %d disk reads (%.0f MiB), page cache after resume %.0f MiB, load %s\n  phases: %s\n",
+				m, rep, r.PowerOff, mib(r.ImageBytes), r.ImageNote, r.Boot, r.Reread, r.Reads, r.ReadMiB, r.CachedMiB, r.Load, r.Phases)
 			rows = append(rows, r)
 		}
 	}
@@ -178,9 +178,9 @@ else
   hibernate now --to /dev/vda
   echo "BENCH resumed rc=$?"
 fi
+grep -E '^Cached' /proc/meminfo | tr -s ' ' | sed 's/^/BENCH after meminfo /'
 kjump-bench reread warm /mnt/data vdb
 kjump-workload verify -state /run/wl1 && kjump-workload verify -state /run/wl2 && echo "BENCH verified"
-grep -E '^Cached' /proc/meminfo | tr -s ' ' | sed 's/^/BENCH after meminfo /'
 poweroff -f
 `, half, int64(8)<<30)
 }
@@ -303,6 +303,7 @@ func cycle(dir, kernel, initrd, data, method string, rep int) (row, error) {
 	}
 	r.ImageBytes = st.Blocks * 512
 	r.ImageNote = imageNote(method, con)
+	hibPhases := phases(m.ConsolePath(), hibernateMarks[method != "kjump"])
 
 	cfg.Name, cfg.RunDir, cfg.Append = name+"-resume", filepath.Join(dir, name+"-resume"), region+" kjb.method="+method+" kjb.phase=resume"
 	os.MkdirAll(cfg.RunDir, 0o755)
@@ -319,6 +320,12 @@ func cycle(dir, kernel, initrd, data, method string, rep int) (row, error) {
 	if strings.Contains(m2.Console(), "BENCH resume failed") {
 		return r, fmt.Errorf("resume failed (see %s)", m2.ConsolePath())
 	}
+	if c, err := m2.Expect(`BENCH after meminfo Cached: (\d+) kB`, time.Minute); err == nil {
+		kb, _ := strconv.ParseFloat(c[1], 64)
+		r.CachedMiB = kb / 1024
+	} else {
+		return r, err
+	}
 	warm, err := m2.Expect(rereadRE.String(), 10*time.Minute)
 	if err != nil {
 		return r, err
@@ -330,14 +337,63 @@ func cycle(dir, kernel, initrd, data, method string, rep int) (row, error) {
 	if _, err := m2.ExpectString("BENCH verified", 5*time.Minute); err != nil {
 		return r, fmt.Errorf("workload memory did not survive: %w", err)
 	}
-	if c, err := m2.Expect(`BENCH after meminfo Cached: (\d+) kB`, time.Minute); err == nil {
-		kb, _ := strconv.ParseFloat(c[1], 64)
-		r.CachedMiB = kb / 1024
-	}
 	if err := m2.Wait(5 * time.Minute); err != nil {
 		return r, err
 	}
+	r.Phases = "hibernate: " + hibPhases + "; resume: " + phases(m2.ConsolePath(), resumeMarks[method != "kjump"])
 	return r, nil
+}
+
+// Console lines that start each phase, for kjump ([false]) and swsusp ([true]).
+var (
+	hibernateMarks = map[bool][]mark{
+		false: {{"command", "BENCH hibernating"}, {"helper boot", "hibernate: now: jumping"}, {"capture", "kjump-helper: writing image"}, {"power off", "image committed;"}, {"", "reboot: Power down"}},
+		true:  {{"command", "BENCH hibernating"}, {"freeze+snapshot", "PM: hibernation: hibernation entry"}, {"write", "PM: Image saving progress:   0%"}, {"power off", "PM: Image saving done"}, {"", "reboot: Power down"}},
+	}
+	resumeMarks = map[bool][]mark{
+		false: {{"boot", ""}, {"verify", "resume: verifying"}, {"restore kernel boot", "verified and invalidated"}, {"restore", "kjump-helper: restoring"}, {"jump back", "jumping into the restored"}, {"", "BENCH resumed"}},
+		true:  {{"boot", ""}, {"read image", "BENCH swsusp resume from"}, {"restore+thaw", "PM: Image loading done"}, {"", "BENCH resumed"}},
+	}
+)
+
+type mark struct{ name, line string } // phase name, console line that starts it ("" = QEMU start)
+
+// phases reads a console log ("[host seconds] line") and returns the
+// duration of each phase: from its mark to the next one.
+func phases(path string, marks []mark) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	at := make([]float64, len(marks))
+	for i := range at {
+		at[i] = -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		ts, text, ok := strings.Cut(strings.TrimPrefix(l, "["), "] ")
+		if !ok {
+			continue
+		}
+		t, err := strconv.ParseFloat(strings.TrimSpace(ts), 64)
+		if err != nil {
+			continue
+		}
+		for i, mk := range marks {
+			if at[i] < 0 && mk.line != "" && strings.Contains(text, mk.line) {
+				at[i] = t
+			}
+		}
+	}
+	if marks[0].line == "" {
+		at[0] = 0
+	}
+	var out []string
+	for i := 0; i+1 < len(marks); i++ {
+		if at[i] >= 0 && at[i+1] >= 0 {
+			out = append(out, fmt.Sprintf("%s %.1fs", marks[i].name, at[i+1]-at[i]))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // imageNote is what the method itself says about the image it wrote.
@@ -364,10 +420,10 @@ func imageNote(method, con string) string {
 
 func table(rows []row) string {
 	var b strings.Builder
-	b.WriteString("method\trep\tload1\tpoweroff_s\timage_mib\tboot_to_workload_s\treread_s\treread_disk_reads\treread_disk_mib\tcold_read_s\timage_note\tfree_pages\tcached_after_mib\n")
+	b.WriteString("method\trep\tload1\tpoweroff_s\timage_mib\tboot_to_workload_s\treread_s\treread_disk_reads\treread_disk_mib\tcold_read_s\timage_note\tfree_pages\tcached_after_mib\tphases\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "%s\t%d\t%s\t%.2f\t%.1f\t%.2f\t%.4f\t%d\t%.1f\t%.4f\t%s\t%s\t%.0f\n", r.Method, r.Rep, r.Load, r.PowerOff, mib(r.ImageBytes),
-			r.Boot, r.Reread, r.Reads, r.ReadMiB, r.Cold, r.ImageNote, r.Free, r.CachedMiB)
+		fmt.Fprintf(&b, "%s\t%d\t%s\t%.2f\t%.1f\t%.2f\t%.4f\t%d\t%.1f\t%.4f\t%s\t%s\t%.0f\t%s\n", r.Method, r.Rep, r.Load, r.PowerOff, mib(r.ImageBytes),
+			r.Boot, r.Reread, r.Reads, r.ReadMiB, r.Cold, r.ImageNote, r.Free, r.CachedMiB, r.Phases)
 	}
 	return b.String()
 }
