@@ -5,7 +5,7 @@ KJUMP_CACHE ?= /var/cache/kjump
 export KJUMP_CACHE
 GOFLAGS_STATIC := CGO_ENABLED=0
 
-.PHONY: all build test unit e2e demo bench kernel kernels deps vet fmt clean
+.PHONY: all build test unit e2e demo bench bench-vm kernel kernels deps vet fmt clean
 
 all: build
 
@@ -60,7 +60,18 @@ clean:
 # bench: kjump image capture/restore vs zstd on a realistic guest memory dump
 # (built once under $(KJUMP_CACHE)/bench by bench/mkdump.sh). See docs/benchmarks.md.
 bench:
-	bench/bench.sh
+	bench/deps.sh
+	BENCH_THREADS_TSV=out/bench/threads.tsv bench/bench.sh
+	bench/charts.sh threads out/bench/threads.tsv
+
+# bench-vm: the same VM hibernated and resumed by in-kernel swsusp and by
+# kjump, alternating, medians (not part of make test). See docs/benchmarks.md.
+BENCH_VM_REPEAT ?= 3
+bench-vm: deps
+	bench/deps.sh
+	kernel/build.sh 6.1 >/dev/null
+	$(GO) run ./bench/vm -repeat $(BENCH_VM_REPEAT) -results out/bench-vm/results.tsv
+	bench/charts.sh vm out/bench-vm/results.tsv
 
 # fuzz: run each image parser fuzzer and the kjump.conf one for FUZZTIME (default 1m).
 FUZZTIME ?= 1m

@@ -36,15 +36,23 @@ col() { awk -v c="$2" '{ print $c }' "$run/$1.times" | median; }
 
 rm -f "$run"/*.times
 img=$run/kjump.img
+# Thread counts for the scaling table: 1, 2, doubling up to the CPUs, and
+# image.MaxThreads (4), the cap whose memory ceiling the docs state.
+tlist=$(awk -v n="$threads" 'BEGIN { for (t = 1; t <= n || t <= 4; t *= 2) printf "%d ", t }')
 for i in $(seq "$repeat"); do
-	timed kjump_create "$run/hibernate" image create --from "$dump" --to "$img" --level fast --threads "$threads"
+	for t in $tlist; do
+		timed "kjump_create_T$t" "$run/hibernate" image create --from "$dump" --to "$img" --level fast --threads "$t"
+		rm -f "$run/restored.mem"
+		timed "kjump_restore_T$t" "$run/resume" image restore "$img" --to-file "$run/restored.mem" --threads "$t"
+	done
 	timed zstd_compress zstd -1 -T"$threads" -q -f "$dump" -o "$run/dump.zst"
-	rm -f "$run/restored.mem"
-	timed kjump_restore "$run/resume" image restore "$img" --to-file "$run/restored.mem" --threads "$threads"
 	rm -f "$run/dump.out"
 	timed zstd_decompress zstd -d -T"$threads" -q -f "$run/dump.zst" -o "$run/dump.out"
-	timed kjump_create_1thread "$run/hibernate" image create --from "$dump" --to "$img" --level fast --threads 1
 done
+# The headline rows use all CPUs and one thread.
+cp "$run/kjump_create_T$threads.times" "$run/kjump_create.times"
+cp "$run/kjump_restore_T$threads.times" "$run/kjump_restore.times"
+cp "$run/kjump_create_T1.times" "$run/kjump_create_1thread.times"
 timed kjump_create_default "$run/hibernate" image create --from "$dump" --to "$run/kjump-default.img" --level default --threads "$threads"
 "$run/resume" image verify "$img" >/dev/null || { echo "bench: image does not verify" >&2; exit 1; }
 "$run/resume" image verify "$run/kjump-default.img" >/dev/null
@@ -78,4 +86,20 @@ awk -v kc="$kc" -v zc="$zc" -v kr="$kr" -v zd="$zd" -v k1="$k1" -v kd="$kd" -v k
 	printf "restore speedup vs zstd -d:   %.2fx wall, %.2fx cpu (target >= 1)\n", zd/kr, zdcpu/rcpu
 	printf "thread scaling create T1 -> T%d: %.2fx\n", t, k1/kc
 }'
+
+# Scaling with threads (medians): throughput of the dump's RAM and peak RSS.
+# BENCH_THREADS_TSV names a copy for the charts (bench/charts.sh).
+tsv=$run/threads.tsv
+printf 'threads\tcreate_s\tcreate_cpu_s\tcreate_mibs\tcreate_rss_mib\trestore_s\trestore_cpu_s\trestore_mibs\trestore_rss_mib\tzstd_mibs\tzstd_d_mibs\n' >"$tsv"
+for t in $tlist; do
+	awk -v t="$t" -v ds="$ds" -v zc="$zc" -v zd="$zd" -v c="$(col "kjump_create_T$t" 1)" -v cc="$(col "kjump_create_T$t" 3)" -v cr="$(col "kjump_create_T$t" 2)" \
+		-v r="$(col "kjump_restore_T$t" 1)" -v rc="$(col "kjump_restore_T$t" 3)" -v rr="$(col "kjump_restore_T$t" 2)" 'BEGIN {
+		m = 1048576
+		printf "%d\t%.2f\t%.2f\t%.0f\t%.1f\t%.2f\t%.2f\t%.0f\t%.1f\t%.0f\t%.0f\n", t, c, cc, ds/m/c, cr/1024, r, rc, ds/m/r, rr/1024, ds/m/zc, ds/m/zd
+	}' >>"$tsv"
+done
+echo "threads (medians; MiB/s of dump RAM; RSS = peak resident set):"
+awk -F'\t' 'NR == 1 { printf "%7s %9s %8s %9s %8s %10s %8s %9s %8s\n", "threads", "create s", "cpu s", "MiB/s", "RSS MiB", "restore s", "cpu s", "MiB/s", "RSS MiB"; next }
+	{ printf "%7s %9s %8s %9s %8s %10s %8s %9s %8s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$tsv"
+[ -z "${BENCH_THREADS_TSV:-}" ] || { mkdir -p "$(dirname "$BENCH_THREADS_TSV")"; cp "$tsv" "$BENCH_THREADS_TSV"; }
 rm -f "$run/restored.mem" "$run/dump.out"

@@ -1,0 +1,37 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestPhasesFromConsoleLog(t *testing.T) {
+	log := `[    1.000] boot
+[    5.250] resume: verifying image x on /dev/vda
+[   12.500] resume: image x verified and invalidated; starting the restore kernel
+[   15.000] kjump-helper: restoring 1.9 GiB
+[   40.000] kjump-helper: jumping into the restored kernel at 0x1
+[   41.500] BENCH resumed rc=0
+`
+	p := filepath.Join(t.TempDir(), "console.log")
+	if err := os.WriteFile(p, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := phases(p, resumeMarks[false])
+	want := "boot 5.2s, verify 7.2s, restore kernel boot 2.5s, restore 25.0s, jump back 1.5s"
+	if got != want {
+		t.Errorf("phases = %q, want %q", got, want)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{[]float64{3, 1, 2}, 2}, {[]float64{4, 1, 3, 2}, 2.5}, {nil, 0}} {
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
