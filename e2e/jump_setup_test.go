@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kjump/kjump/internal/initramfs"
 	"github.com/kjump/kjump/internal/vm"
 )
 
@@ -66,26 +64,7 @@ func (s *S) helperFiles(kernel string) (map[string]vm.File, error) {
 	if goBinErr != nil {
 		return nil, goBinErr
 	}
-	path := filepath.Join(s.Dir, "helper.cpio.gz")
-	if !exists(path) {
-		w, err := initramfs.Create(path)
-		if err != nil {
-			return nil, err
-		}
-		var errs []error
-		for _, d := range []string{"dev", "proc", "sys", "tmp", "mnt"} {
-			errs = append(errs, w.Dir(d, 0o755))
-		}
-		errs = append(errs, w.CharDev("dev/console", 0o600, 5, 1),
-			w.CopyFile("init", 0o755, goBins["bin/hibernate"]), w.Close())
-		if err := errors.Join(errs...); err != nil {
-			return nil, fmt.Errorf("helper initramfs: %w", err)
-		}
-	}
-	return map[string]vm.File{
-		"boot/kjump/helper.bzImage": {Host: kernel, Mode: 0o644},
-		"boot/kjump/helper.cpio.gz": {Host: path, Mode: 0o644},
-	}, nil
+	return vm.HelperFiles(filepath.Join(s.Dir, "helper.cpio.gz"), kernel, goBins["bin/hibernate"])
 }
 
 // intMatch returns submatch i of the first match of re in text, as an int.
