@@ -71,7 +71,7 @@ kjump-workload verify || return 1
 	}
 	con := m.Console()
 	out := con[strings.Index(con, "CHK check begin"):strings.Index(con, "CHK check rc=0")]
-	for _, name := range []string{"root", "kexec-jump", "lockdown", "jump-back", "reserved-region", "helper-kernel", "helper-initramfs", "target", "space"} {
+	for _, name := range []string{"root", "kexec-jump", "lockdown", "jump-back", "reserved-region", "helper-kernel", "helper-initramfs", "encryption", "target", "space"} {
 		if !strings.Contains(out, "PASS  "+name) {
 			return fmt.Errorf("hibernate check: no PASS line for %s:\n%s", name, out)
 		}

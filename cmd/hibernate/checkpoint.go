@@ -57,6 +57,7 @@ func runJump(mode string, args []string) error {
 	}
 	co := checkOptions(cfg, o, targets, configPath(args))
 	co.TargetOptional = mode == "checkpoint"
+	co.Encrypted = kf.Given()
 	rep := hibernate.Check(co)
 	if !rep.OK {
 		printReport(os.Stderr, rep, true)

@@ -47,6 +47,8 @@ type CheckOptions struct {
 	HelperInitrd   string
 	Reserve        uint64 // smallest acceptable reserved region
 	KeyFile        string // key_file from the configuration ("": no key line)
+	Encrypted      bool   // a key was given another way (--key-file, --passphrase...)
+	SysBlock       string // default /sys/block: where dm-crypt volumes are found
 	Prepare        prepare.Inputs
 }
 
@@ -142,6 +144,8 @@ func Check(o CheckOptions) Report {
 			add("key-file", Pass, o.KeyFile+": images will be encrypted", "")
 		}
 	}
+
+	add(checkEncryption(o.KeyFile != "" || o.Encrypted, o.SysBlock))
 
 	var chosen TargetSpecInfo
 	switch {
@@ -243,6 +247,33 @@ func (t TargetSpecInfo) describe() string {
 		return fmt.Sprintf("%s: %s %s, file %s", t.Spec, t.Target.FSType, t.Target.Source, t.Target.Path)
 	}
 	return t.Spec
+}
+
+// checkEncryption warns when a machine that encrypts its disks would write
+// its RAM, with the dm-crypt master keys and everything decrypted, to an
+// unencrypted image.
+func checkEncryption(encrypted bool, sysBlock string) (string, Status, string, string) {
+	if encrypted {
+		return "encryption", Pass, "images are encrypted (AES-256-GCM)", ""
+	}
+	if sysBlock == "" {
+		sysBlock = "/sys/block"
+	}
+	var crypt []string
+	devs, _ := os.ReadDir(sysBlock)
+	for _, d := range devs {
+		uuid, err := os.ReadFile(filepath.Join(sysBlock, d.Name(), "dm", "uuid"))
+		if err != nil || !strings.HasPrefix(string(uuid), "CRYPT-") {
+			continue
+		}
+		name, _ := os.ReadFile(filepath.Join(sysBlock, d.Name(), "dm", "name"))
+		crypt = append(crypt, strings.TrimSpace(string(name)))
+	}
+	if len(crypt) == 0 {
+		return "encryption", Pass, "images are not encrypted; no dm-crypt volume is open", ""
+	}
+	return "encryption", Warn, "this machine uses dm-crypt (" + strings.Join(crypt, ", ") + ") but images would be written unencrypted: an image holds the volumes' master keys and all decrypted data in RAM",
+		"set key_file in /etc/kjump.conf or give --key-file/--passphrase (docs/security.md)"
 }
 
 // checkLockdown: under lockdown the kernel refuses kexec_load (only signed

@@ -45,3 +45,27 @@ func TestPreallocatable(t *testing.T) {
 		}
 	}
 }
+
+// A dm-crypt volume (device-mapper uuid CRYPT-...) with unencrypted images
+// is a warning naming the volume and the fix; plain dm devices are not.
+func TestCheckEncryption(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(dev, uuid, name string) {
+		os.MkdirAll(filepath.Join(dir, dev, "dm"), 0o755)
+		os.WriteFile(filepath.Join(dir, dev, "dm", "uuid"), []byte(uuid+"\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, dev, "dm", "name"), []byte(name+"\n"), 0o644)
+	}
+	mk("dm-0", "LVM-abc", "vg-root")
+	os.MkdirAll(filepath.Join(dir, "vda"), 0o755)
+	if _, st, detail, _ := checkEncryption(false, dir); st != Pass {
+		t.Errorf("no dm-crypt: %s %s", st, detail)
+	}
+	mk("dm-1", "CRYPT-LUKS2-0123-luks-home", "luks-home")
+	_, st, detail, fix := checkEncryption(false, dir)
+	if st != Warn || !strings.Contains(detail, "luks-home") || !strings.Contains(fix, "key_file") {
+		t.Errorf("dm-crypt, plain images: %s %q %q", st, detail, fix)
+	}
+	if _, st, _, _ := checkEncryption(true, dir); st != Pass {
+		t.Errorf("dm-crypt, encrypted images: %s", st)
+	}
+}
