@@ -59,7 +59,7 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 	logf("writing image of %s to %s (level %s, %d threads, %s)", humanize.IBytes(totalRAM(src.Ranges())), t, level, threads, enc)
 	st, err := image.WriteTarget(context.Background(), t, src, md, opts...)
 	if err != nil {
-		return err
+		return withKernelIOErrors(err, in.Target.Device)
 	}
 	res.RAMBytes, res.ImageBytes = st.RAMBytes, st.ImageBytes
 	res.Details["zero_pages"] = strconv.FormatUint(st.ZeroPages, 10)

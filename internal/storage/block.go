@@ -126,9 +126,10 @@ func (t *blockTarget) Create(maxSize uint64) (Writer, error) {
 		return nil, err
 	}
 	size := f.Size()
-	if size < SignatureSize || uint64(size-SignatureSize) < maxSize {
+	room := uint64(max(size-SignatureSize, 0))
+	if room < min(maxSize, MinRoom) {
 		f.Close()
-		return nil, &SpaceError{Target: t.String(), Need: maxSize, Have: uint64(max(size-SignatureSize, 0))}
+		return nil, &SpaceError{Target: t.String(), Need: min(maxSize, MinRoom), Have: room}
 	}
 	// Clear the signature first so an interrupted write is never resumable.
 	blank := t.blank
@@ -143,18 +144,22 @@ func (t *blockTarget) Create(maxSize uint64) (Writer, error) {
 		f.Close()
 		return nil, wrap(t.String(), "sync", err)
 	}
-	return &blockWriter{t: t, f: f, limit: int64(maxSize)}, nil
+	return &blockWriter{t: t, f: f, limit: int64(min(maxSize, room)), room: room}, nil
 }
 
 type blockWriter struct {
 	t     *blockTarget
 	f     volume
-	limit int64
+	limit int64 // the announced maximum size, or the room if less
+	room  uint64
 	end   int64
 }
 
 func (w *blockWriter) WriteAt(p []byte, off int64) (int, error) {
 	if off+int64(len(p)) > w.limit {
+		if uint64(off+int64(len(p))) > w.room {
+			return 0, &FullError{Target: w.t.String(), Room: w.room, Written: uint64(w.end)}
+		}
 		return 0, &Error{Target: w.t.String(), Op: "write image to", Err: unix.ENOSPC}
 	}
 	n, err := w.f.WriteAt(p, SignatureSize+off)
@@ -172,7 +177,19 @@ func (w *blockWriter) Commit() error {
 	if _, err := w.f.WriteAt(encodeSignature(uint64(w.end)), 0); err != nil {
 		return wrap(w.t.String(), "write signature to", err)
 	}
-	return wrap(w.t.String(), "sync", w.f.Sync())
+	if err := w.f.Sync(); err != nil {
+		// The signature may have reached the disk although the caller
+		// is told the commit failed (and the machine keeps running):
+		// take it back, best effort, so that image is never resumed.
+		blank := w.t.blank
+		if blank == nil {
+			blank = make([]byte, SignatureSize)
+		}
+		w.f.WriteAt(blank, 0)
+		w.f.Sync()
+		return wrap(w.t.String(), "sync", err)
+	}
+	return nil
 }
 
 func (w *blockWriter) Abort() error { return w.f.Close() }
@@ -236,3 +253,23 @@ func (i *blockImage) WriteAt(p []byte, off int64) (int, error) {
 func (i *blockImage) Size() int64  { return i.size }
 func (i *blockImage) Sync() error  { return wrap(i.name, "sync", i.f.Sync()) }
 func (i *blockImage) Close() error { return i.f.Close() }
+
+// OpenUnfinished finds an image written after the signature was cleared
+// but never committed: an image header right after the signature block.
+func (t *blockTarget) OpenUnfinished() (Image, error) {
+	f, err := t.open(false, false)
+	if err != nil {
+		return nil, err
+	}
+	size := f.Size()
+	magic := make([]byte, len(imageMagic))
+	if size < SignatureSize+int64(len(magic)) {
+		f.Close()
+		return nil, ErrNoImage
+	}
+	if _, err := f.ReadAt(magic, SignatureSize); err != nil || string(magic) != imageMagic {
+		f.Close()
+		return nil, ErrNoImage
+	}
+	return &blockImage{f: f, size: size - SignatureSize, name: t.String()}, nil
+}

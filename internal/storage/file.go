@@ -62,8 +62,8 @@ func (t *fileTarget) Create(maxSize uint64) (Writer, error) {
 	if fs.Flags&unix.ST_RDONLY != 0 {
 		return nil, &Error{Target: t.String(), Op: "create image on", Err: unix.EROFS}
 	}
-	if have := fs.Bavail * uint64(fs.Bsize); have < maxSize {
-		return nil, &SpaceError{Target: t.String(), Need: maxSize, Have: have}
+	if have, need := fs.Bavail*uint64(fs.Bsize), min(maxSize, MinRoom); have < need {
+		return nil, &SpaceError{Target: t.String(), Need: need, Have: have}
 	}
 	f, err := os.OpenFile(t.tmp(), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -183,4 +183,21 @@ func syncDir(dir string) error {
 		return err // EINVAL: filesystems that cannot sync directories
 	}
 	return nil
+}
+
+// OpenUnfinished opens the temporary file an interrupted write left.
+func (t *fileTarget) OpenUnfinished() (Image, error) {
+	f, err := os.Open(t.tmp())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoImage
+	}
+	if err != nil {
+		return nil, wrap(t.String(), "open unfinished image on", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, wrap(t.String(), "stat unfinished image on", err)
+	}
+	return &fileImage{f: f, size: fi.Size(), name: t.String()}, nil
 }

@@ -108,3 +108,22 @@ type namedTarget struct {
 }
 
 func (t namedTarget) String() string { return t.name }
+
+// Unfinished is implemented by targets that can show an image whose writing
+// was interrupted before it was published (power loss, crash, write error).
+// It is only for telling the user why there is nothing to resume: such an
+// image is never resumed.
+type Unfinished interface {
+	// OpenUnfinished opens the unpublished image read-only, or returns
+	// ErrNoImage when there is none.
+	OpenUnfinished() (Image, error)
+}
+
+// OpenUnfinished passes through to the named target.
+func (t namedTarget) OpenUnfinished() (Image, error) {
+	u, ok := t.Target.(Unfinished)
+	if !ok {
+		return nil, ErrNoImage
+	}
+	return u.OpenUnfinished()
+}
