@@ -35,7 +35,8 @@ dev=$(ls /sys/class/net | grep -v '^lo$' | head -1)
 ip link set lo up; ip link set "$dev" up; ip addr add ` + nfsServerAddr + `/24 dev "$dev" || return 1
 mkdir -p /export /proc/fs/nfsd /var/lib/nfs
 # The size is a limit, not a reservation: kjump wants room for an incompressible image.
-mount -t tmpfs -o size=1500m export /export || return 1
+# mode=0700: kjump refuses a directory other users can write (tmpfs roots are 1777).
+mount -t tmpfs -o size=1500m,mode=0700 export /export || return 1
 mount -t nfsd nfsd /proc/fs/nfsd || return 1
 # tmpfs has no UUID for a file handle: fsid= names it.
 echo "/export 10.0.2.0/24(rw,sync,no_root_squash,no_subtree_check,insecure,fsid=1)" >/etc/exports

@@ -2,17 +2,21 @@ package helper
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"golang.org/x/sys/unix"
 
 	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/jump/purgatory"
+	"github.com/kjump/kjump/internal/storage"
 )
 
 // capture writes the original's RAM, as /proc/vmcore shows it, to the
@@ -57,8 +61,20 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 		enc = "encrypted with a " + in.Key.Source.String()
 	}
 	logf("writing image of %s to %s (level %s, %d threads, %s)", humanize.IBytes(totalRAM(src.Ranges())), t, level, threads, enc)
-	st, err := image.WriteTarget(context.Background(), t, src, md, opts...)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	if dev := in.Target.Device; dev != "" && in.Target.FSType == "" {
+		// Stop at the first failed write rather than at the final sync.
+		stop := watchWriteErrors(filepath.Base(dev), func(string) {
+			cancel(&storage.Error{Target: t.String(), Op: "write image to", Err: unix.EIO})
+		})
+		defer stop()
+	}
+	st, err := image.WriteTarget(ctx, t, src, md, opts...)
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause
+		}
 		return withKernelIOErrors(err, in.Target.Device)
 	}
 	res.RAMBytes, res.ImageBytes = st.RAMBytes, st.ImageBytes

@@ -3,11 +3,11 @@ package helper
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -55,28 +55,78 @@ func ioErrorsIn(lines []string, dev string) string {
 	return s
 }
 
-// readKmsg returns the messages in the kernel log buffer.
+// readKmsg returns the messages in the kernel log buffer. Raw system calls:
+// an os.File opened O_NONBLOCK would wait in Go's poller for the next
+// message instead of returning EAGAIN at the end of the buffer.
 func readKmsg() []string {
-	f, err := os.OpenFile("/dev/kmsg", os.O_RDONLY|unix.O_NONBLOCK, 0)
+	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	var lines []string
 	buf := make([]byte, 8192)
 	for {
-		n, err := f.Read(buf)
-		if errors.Is(err, unix.EPIPE) {
-			continue // records overwritten while reading: skip ahead
+		n, err := unix.Read(fd, buf)
+		if err == unix.EPIPE || err == unix.EINTR {
+			continue // records overwritten while reading: go on with the next
 		}
-		if err != nil || n == 0 {
+		if err != nil || n <= 0 {
 			return lines
 		}
 		// "PRIO,SEQ,USEC,FLAGS;message\n" followed by dictionary lines.
-		rec := string(buf[:n])
-		if _, msg, ok := strings.Cut(rec, ";"); ok {
+		if _, msg, ok := strings.Cut(string(buf[:n]), ";"); ok {
 			msg, _, _ = strings.Cut(msg, "\n")
 			lines = append(lines, msg)
 		}
 	}
+}
+
+// watchWriteErrors calls failed once the kernel logs a failed write on dev
+// (e.g. "vda"). Writes are buffered, so without it a dying disk would be
+// noticed only at the final sync, after writing the whole image. stop ends
+// the watch.
+func watchWriteErrors(dev string, failed func(where string)) (stop func()) {
+	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return func() {}
+	}
+	unix.Seek(fd, 0, unix.SEEK_END) // only what is logged from now on
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		defer unix.Close(fd)
+		buf := make([]byte, 8192)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var lines []string
+			for {
+				n, err := unix.Read(fd, buf)
+				if err == unix.EPIPE || err == unix.EINTR {
+					continue
+				}
+				if err != nil || n <= 0 {
+					break
+				}
+				if _, msg, ok := strings.Cut(string(buf[:n]), ";"); ok {
+					msg, _, _ = strings.Cut(msg, "\n")
+					lines = append(lines, msg)
+				}
+			}
+			for _, l := range lines {
+				if m := blkErrRE.FindStringSubmatch(l); m != nil && m[1] == dev && m[3] == "WRITE" {
+					failed(ioErrorsIn(lines, dev))
+					return
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }

@@ -1,8 +1,10 @@
 package helper
 
 import (
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestIOErrorsIn(t *testing.T) {
@@ -21,5 +23,45 @@ func TestIOErrorsIn(t *testing.T) {
 	}
 	if got := ioErrorsIn(log, "vdc"); got != "" {
 		t.Errorf("no errors on vdc, got %q", got)
+	}
+}
+
+// readKmsg must return at the end of the log, not wait for the next
+// message (an O_NONBLOCK os.File would park in Go's poller).
+func TestReadKmsgReturns(t *testing.T) {
+	done := make(chan []string)
+	go func() { done <- readKmsg() }()
+	select {
+	case lines := <-done:
+		if os.Geteuid() == 0 && len(lines) == 0 {
+			t.Error("read nothing from /dev/kmsg as root")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("readKmsg still reading after 5s")
+	}
+}
+
+// The watcher sees a write error logged after it started, and only then.
+func TestWatchWriteErrors(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to write /dev/kmsg")
+	}
+	got := make(chan string, 1)
+	stop := watchWriteErrors("kjtest0", func(where string) { got <- where })
+	defer stop()
+	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	f.WriteString("kjump unit test, not a real error: I/O error, dev kjtest9, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2\n")
+	f.WriteString("kjump unit test, not a real error: I/O error, dev kjtest0, sector 4096 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2\n")
+	f.Close()
+	select {
+	case where := <-got:
+		if !strings.Contains(where, "/dev/kjtest0 at sector 4096, byte offset 2097152") {
+			t.Fatalf("watcher reported %q", where)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("write error not noticed within 5s")
 	}
 }

@@ -55,6 +55,9 @@ func resolveTarget(spec string, mapFile func(string) (*storage.FileMap, error)) 
 		if m, ok := mountOf(dev); ok {
 			return ts, fmt.Errorf("target %s is mounted on %s: a raw target must be a partition nothing uses (or give a file path)", dev, m)
 		}
+		if _, err := storage.Open(dev); err != nil {
+			return ts, err // a device node others can write
+		}
 		ts.Device = dev
 		return ts, nil
 	}
@@ -76,6 +79,9 @@ func resolveTarget(spec string, mapFile func(string) (*storage.FileMap, error)) 
 		// The source names the mounted directory on the server (NFS shows
 		// every mount's root as "/"), so the path is relative to it.
 		ts.Source, ts.Path = m.source, filepath.Join("/", rel)
+		if _, err := storage.Open(abs); err != nil {
+			return ts, err // a directory others can write: refuse before the jump
+		}
 		ts.Opts = nfsOptions(m.superOpts)
 		if ts.Net, err = netFor(ts.Opts); err != nil {
 			return ts, err

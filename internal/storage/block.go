@@ -64,6 +64,12 @@ func openBlock(dev, spec string) (*blockTarget, error) {
 	if fi.Mode()&os.ModeDevice == 0 || fi.Mode()&os.ModeCharDevice != 0 {
 		return nil, fmt.Errorf("target %s is not a block device: give a partition such as /dev/sdb2", spec)
 	}
+	// Group write is the norm for disks (root:disk 0660): the disk group
+	// can write every disk anyway. A node anyone can write is not.
+	if fi.Mode().Perm()&0o002 != 0 {
+		return nil, fmt.Errorf("target %s: device node %s is writable by every user (mode %04o), who could forge or destroy the image: chmod o-w %s (and check the udev rule that made it so)",
+			spec, dev, fi.Mode().Perm(), dev)
+	}
 	name := dev
 	if spec != dev {
 		name = dev + " (" + spec + ")"

@@ -134,7 +134,7 @@ func tmpfs(t *testing.T, size string, opts ...string) string {
 	t.Helper()
 	needRoot(t)
 	dir := t.TempDir()
-	o := "size=" + size
+	o := "size=" + size + ",mode=0700" // tmpfs roots are 1777 otherwise, which targets refuse
 	for _, x := range opts {
 		o += "," + x
 	}

@@ -29,14 +29,14 @@ type Config struct {
 	SMP    int    // default 1
 	CPU    string // -cpu model; default QEMU's (qemu64)
 
-	Disks   []string // raw images attached as virtio-blk (vda, vdb, ...)
+	Disks []string // raw images attached as virtio-blk (vda, vdb, ...)
 	// WriteEIO makes every write that touches byte offset WriteEIO[disk]
 	// of that disk fail with EIO, as a bad sector would: QEMU's blkdebug
 	// driver sits between the virtio disk and its file, so every kernel
 	// the machine runs (original, helper) sees the same failing device.
 	WriteEIO map[string]int64
-	Net     *Net     // optional virtio-net on a 127.0.0.1 socket
-	Monitor bool     // HMP monitor on a unix socket, see Machine.Monitor
+	Net      *Net // optional virtio-net on a 127.0.0.1 socket
+	Monitor  bool // HMP monitor on a unix socket, see Machine.Monitor
 	// Debug logs CPU resets and guest errors (triple faults) to
 	// qemu-debug.log in the run directory; KJUMP_QEMU_DEBUG=1 forces it.
 	Debug bool
