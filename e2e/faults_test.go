@@ -23,7 +23,7 @@ func init() {
 // verifyTarget runs after the helper jumped back: the target must hold no
 // committed image (resume image verify exits 3: not committed).
 const verifyTarget = `
-resume image verify /dev/vda
+/bin/resume image verify /dev/vda   # by path: busybox sh has a "resume" applet
 echo "HIB verify rc=$?"
 `
 
