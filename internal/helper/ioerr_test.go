@@ -65,3 +65,15 @@ func TestWatchWriteErrors(t *testing.T) {
 		t.Fatal("write error not noticed within 5s")
 	}
 }
+
+func FuzzHandoffAddr(f *testing.F) {
+	f.Add("console=ttyS0 kjump.handoff=0x37ff8000 nokaslr")
+	f.Add("kjump.handoff=")
+	f.Add(`kjump.handoff="0x1000`)
+	f.Fuzz(func(t *testing.T, line string) {
+		a, err := parseHandoffAddr(line)
+		if err == nil && (a == 0 || a%4096 != 0) {
+			t.Fatalf("accepted handoff address %#x from %q", a, line)
+		}
+	})
+}

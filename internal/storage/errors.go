@@ -88,7 +88,7 @@ type FullError struct {
 }
 
 func (e *FullError) Error() string {
-	return fmt.Sprintf("target full: the image outgrew the %s of room on %s after %s were written: free space on it or choose a larger target (one as large as RAM always suffices)",
+	return fmt.Sprintf("target full: the image outgrew the %s of room on %s after %s were written: free space on it or choose a larger target (RAM size plus 2%% always suffices)",
 		bytesStr(e.Room), e.Target, bytesStr(e.Written))
 }
 
