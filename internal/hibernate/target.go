@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -40,7 +41,11 @@ func PrepareTarget(spec string, fileSize int64, logf func(string, ...any)) (jump
 
 func resolveTarget(spec string, mapFile func(string) (*storage.FileMap, error)) (jump.TargetSpec, error) {
 	ts := jump.TargetSpec{Spec: spec}
-	if k, _, ok := strings.Cut(spec, "="); ok && k == strings.ToUpper(k) && !strings.Contains(k, "/") {
+	ps, err := storage.ParseSpec(spec)
+	if err != nil {
+		return ts, err
+	}
+	if ps.Tag != "" {
 		dev, err := storage.Resolve(spec)
 		if err != nil {
 			return ts, err
@@ -110,8 +115,13 @@ func findMount(path string) (mount, error) {
 		return mount{}, err
 	}
 	defer f.Close()
+	return parseMountinfo(f, path)
+}
+
+// parseMountinfo finds the mount holding path in a mountinfo table.
+func parseMountinfo(r io.Reader, path string) (mount, error) {
 	var best mount
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		// ID PARENT MAJ:MIN ROOT POINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS
 		pre, post, ok := strings.Cut(sc.Text(), " - ")
@@ -127,10 +137,13 @@ func findMount(path string) (mount, error) {
 			best = mount{point: point, root: unescapeMount(a[3]), fstype: b[0], source: b[1], superOpts: b[2], majMin: a[2]}
 		}
 	}
+	if err := sc.Err(); err != nil {
+		return best, fmt.Errorf("reading mountinfo: %w", err)
+	}
 	if best.point == "" {
 		return best, fmt.Errorf("no filesystem holds %s", path)
 	}
-	return best, sc.Err()
+	return best, nil
 }
 
 func mountOf(dev string) (string, bool) {

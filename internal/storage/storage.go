@@ -59,10 +59,11 @@ var ErrNoImage = errors.New("no committed kjump image")
 // Preallocate is a mapped file; anything else is a file target (a
 // directory gets the file DefaultName inside it).
 func Open(spec string) (Target, error) {
-	if spec == "" {
-		return nil, errors.New("empty target: give a file, directory, /dev/ block device, UUID=, LABEL=, PARTUUID= or PARTLABEL=")
+	ps, err := ParseSpec(spec)
+	if err != nil {
+		return nil, err
 	}
-	if k, _, ok := strings.Cut(spec, "="); ok && isTag(k) {
+	if ps.Tag != "" {
 		dev, err := Resolve(spec)
 		if err != nil {
 			return nil, err
