@@ -77,9 +77,12 @@ func checkRoom(spec string, ts jump.TargetSpec, ram jump.Ranges) (string, error)
 }
 
 // targetRoom is how many image bytes the target can take: a raw device's
-// size after the signature block, or a file system's free space plus the
-// image files that Create replaces.
+// or preallocated file's size after the signature block, or a file
+// system's free space plus the image files that Create replaces.
 func targetRoom(spec string, ts jump.TargetSpec) (uint64, bool) {
+	if ts.File != nil { // a preallocated file: its own size
+		return uint64(max(ts.File.Size-storage.SignatureSize, 0)), true
+	}
 	if ts.FSType == "" && ts.Device != "" {
 		f, err := os.Open(ts.Device)
 		if err != nil {

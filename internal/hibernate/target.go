@@ -45,6 +45,9 @@ func resolveTarget(spec string, mapFile func(string) (*storage.FileMap, error)) 
 	if err != nil {
 		return ts, err
 	}
+	if ps.Path != "" {
+		return ts, storage.ErrDevicePath(spec)
+	}
 	if ps.Tag != "" {
 		dev, err := storage.Resolve(spec)
 		if err != nil {

@@ -7,14 +7,16 @@ import (
 
 func TestParseSpec(t *testing.T) {
 	for spec, want := range map[string]Spec{
-		"/dev/vda":             {Value: "/dev/vda"},
-		"PARTUUID=1234-01":     {Tag: "PARTUUID", Value: "1234-01"},
-		`LABEL="kjump img"`:    {Tag: "LABEL", Value: "kjump img"},
-		"/mnt/nfs/A=B":         {Value: "/mnt/nfs/A=B"},
-		"host=1.img":           {Value: "host=1.img"},
-		"./FOO=bar":            {Value: "./FOO=bar"},
-		"UUID=0b7c-11":         {Tag: "UUID", Value: "0b7c-11"},
-		"PARTLABEL=kjump swap": {Tag: "PARTLABEL", Value: "kjump swap"},
+		"/dev/vda":                   {Value: "/dev/vda"},
+		"PARTUUID=1234-01":           {Tag: "PARTUUID", Value: "1234-01"},
+		`LABEL="kjump img"`:          {Tag: "LABEL", Value: "kjump img"},
+		"/mnt/nfs/A=B":               {Value: "/mnt/nfs/A=B"},
+		"host=1.img":                 {Value: "host=1.img"},
+		"./FOO=bar":                  {Value: "./FOO=bar"},
+		"UUID=0b7c-11":               {Tag: "UUID", Value: "0b7c-11"},
+		"PARTLABEL=kjump swap":       {Tag: "PARTLABEL", Value: "kjump swap"},
+		"UUID=ab-12:/kjump/ckpt.img": {Tag: "UUID", Value: "ab-12", Path: "/kjump/ckpt.img"},
+		"/dev/vdb:/kjump.img":        {Value: "/dev/vdb", Path: "/kjump.img"},
 	} {
 		got, err := ParseSpec(spec)
 		if err != nil || got != want {
@@ -47,13 +49,13 @@ func FuzzParseSpec(f *testing.F) {
 			return
 		}
 		if s.Tag != "" {
-			if !isTag(s.Tag) || s.Value == "" || strings.Contains(s.Value, "/") || s.Value == ".." || s.Value == "." {
+			if !isTag(s.Tag) || s.Value == "" || strings.Contains(s.Value, "/") || s.Value == ".." || s.Value == "." || s.Path != "" && s.Path[0] != '/' {
 				t.Fatalf("%q parsed as %+v", spec, s)
 			}
 			if again, err := ParseSpec(s.String()); err != nil || again != s {
 				t.Fatalf("%q: %+v does not round-trip: %+v, %v", spec, s, again, err)
 			}
-		} else if s.Value != spec {
+		} else if s.Path == "" && s.Value != spec {
 			t.Fatalf("path %q became %q", spec, s.Value)
 		}
 	})

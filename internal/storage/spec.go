@@ -10,6 +10,9 @@ import (
 type Spec struct {
 	Tag   string // "" for a path
 	Value string // the tag's value, or the path
+	// Path is the file in "DEVICE:/path" (a file on a filesystem nobody
+	// mounted yet, see SplitDevicePath); Tag and Value then name DEVICE.
+	Path string
 }
 
 // ParseSpec checks a target as the user wrote it. A word of upper-case
@@ -22,6 +25,11 @@ func ParseSpec(spec string) (Spec, error) {
 	}
 	if strings.IndexByte(spec, 0) >= 0 {
 		return Spec{}, fmt.Errorf("target %q contains a NUL byte", spec)
+	}
+	if dev, path, ok := SplitDevicePath(spec); ok {
+		d, err := ParseSpec(dev)
+		d.Path = path
+		return d, err
 	}
 	k, v, ok := strings.Cut(spec, "=")
 	if !ok || !looksLikeTag(k) {
@@ -54,8 +62,17 @@ func looksLikeTag(k string) bool {
 }
 
 func (s Spec) String() string {
-	if s.Tag == "" {
-		return s.Value
+	dev := s.Value
+	if s.Tag != "" {
+		dev = s.Tag + "=" + s.Value
 	}
-	return s.Tag + "=" + s.Value
+	if s.Path != "" {
+		return dev + ":" + s.Path
+	}
+	return dev
+}
+
+// errDevicePath refuses "DEVICE:/path" where only boot-time resume reads it.
+func errDevicePath(spec string) error {
+	return fmt.Errorf("target %s names a file on a filesystem by its device, which only 'resume' at boot reads: mount the filesystem and give the file's path", spec)
 }

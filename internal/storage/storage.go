@@ -63,6 +63,9 @@ func Open(spec string) (Target, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ps.Path != "" {
+		return nil, errDevicePath(spec)
+	}
 	if ps.Tag != "" {
 		dev, err := Resolve(spec)
 		if err != nil {
@@ -119,6 +122,10 @@ type Unfinished interface {
 	// ErrNoImage when there is none.
 	OpenUnfinished() (Image, error)
 }
+
+// ErrDevicePath is the refusal of a "DEVICE:/path" target where only
+// boot-time resume understands it.
+func ErrDevicePath(spec string) error { return errDevicePath(spec) }
 
 // OpenUnfinished passes through to the named target.
 func (t namedTarget) OpenUnfinished() (Image, error) {
