@@ -120,7 +120,7 @@ func parseSignature(b []byte, devSize int64) (int64, error) {
 		return 0, fmt.Errorf("kjump signature version %d is not supported; resume with the kjump version that wrote it", v)
 	}
 	off, n := binary.LittleEndian.Uint64(b[16:]), binary.LittleEndian.Uint64(b[24:])
-	if off != SignatureSize || n > uint64(devSize-SignatureSize) {
+	if off != SignatureSize || devSize < SignatureSize || n > uint64(devSize-SignatureSize) {
 		return 0, fmt.Errorf("kjump signature block describes an image (%d bytes at %d) larger than the device (%d bytes)", n, off, devSize)
 	}
 	return int64(n), nil

@@ -65,6 +65,7 @@ func FuzzParseSpec(f *testing.F) {
 // device size: an error or a length that fits the device.
 func FuzzSignature(f *testing.F) {
 	f.Add(encodeSignature(12345), int64(1<<20))
+	f.Add(encodeSignature(12345), int64(100)) // a valid block on a device too small for it
 	f.Add(make([]byte, SignatureSize), int64(SignatureSize))
 	f.Fuzz(func(t *testing.T, head []byte, devSize int64) {
 		b := make([]byte, SignatureSize)
@@ -77,17 +78,19 @@ func FuzzSignature(f *testing.F) {
 }
 
 // FuzzSuperblockID: superblocks and partition names come from any disk.
+// The input is the ext superblock area (offset 1024) and swap's tail.
 func FuzzSuperblockID(f *testing.F) {
-	ext := make([]byte, 4096)
-	ext[1024+56], ext[1024+57] = 0x53, 0xEF
-	copy(ext[1024+120:], "kjdata")
-	f.Add(ext)
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if len(b) < 4096 {
-			b = append(b, make([]byte, 4096-len(b))...)
-		}
-		superblockID(b[:4096])
-		utf16z(b)
-		cstr(b)
+	sb := make([]byte, 160)
+	sb[56], sb[57] = 0x53, 0xEF
+	copy(sb[120:], "kjdata")
+	f.Add(sb, "")
+	f.Add([]byte{}, "SWAPSPACE2")
+	f.Fuzz(func(t *testing.T, sb []byte, tail string) {
+		b := make([]byte, 4096)
+		copy(b[1024:], sb)
+		copy(b[4086:], tail)
+		superblockID(b)
+		utf16z(sb)
+		cstr(sb)
 	})
 }
