@@ -18,6 +18,7 @@ func init() {
 	register(Scenario{Name: "write-eio-jumps-back", Timeout: 20 * time.Minute, Run: writeEIOJumpsBack})
 	register(Scenario{Name: "enospc-jumps-back", Timeout: 20 * time.Minute, Run: enospcJumpsBack})
 	register(Scenario{Name: "power-loss-during-write", Timeout: 25 * time.Minute, Run: powerLossDuringWrite})
+	register(Scenario{Name: "enospc-nfs-jumps-back", Timeout: 25 * time.Minute, Run: enospcNFSJumpsBack})
 }
 
 // verifyTarget runs after the helper jumped back: the target must hold no
@@ -247,4 +248,78 @@ func consoleTimes(path string, subs ...string) ([]float64, error) {
 		return nil, fmt.Errorf("console log has no %q", subs[i])
 	}
 	return out, nil
+}
+
+// enospcNFSJumpsBack: the same over NFS: a 250 MiB export, larger than the
+// estimate, fills up while the helper writes through its own NFS client.
+// The helper jumps back, hibernate says the target is full, and the export
+// holds no image, not even the temporary file.
+func enospcNFSJumpsBack(s *S) error {
+	server, err := s.startNFSServer(250)
+	if err != nil {
+		return err
+	}
+	kernel, initrd, err := s.jumpingBoot("", nfsClientMount+workloadStart+`
+echo "NFS before counter=$(cat /run/kjump-workload/counter)"
+hibernate checkpoint --to /mnt/nfs/ckpt
+echo "NFS checkpoint rc=$?"
+echo "NFS export holds: [$(ls -A /mnt/nfs | tr '\n' ' ')]"
+echo "HIB cpus=$(cat /sys/devices/system/cpu/online)"
+echo "HIB after counter=$(cat /run/kjump-workload/counter)"
+kjump-workload verify
+`)
+	if err != nil {
+		return err
+	}
+	m, err := s.Start(vm.Config{Name: "client", Kernel: kernel, Initrd: initrd, SMP: 2, Append: region,
+		Net: &vm.Net{Port: server.port, MAC: nfsClientMAC}})
+	if err != nil {
+		return err
+	}
+	before, err := m.Expect(`NFS before counter=(\d+)`, 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	warn, err := m.Expect(`hibernate: target /mnt/nfs/ckpt has room for (\S+ \S+): enough for the estimated (\S+ \S+) image, not for the worst case of (\S+ \S+)`, 3*time.Minute)
+	if err != nil {
+		return err
+	}
+	if _, err := m.Expect(`kjump-helper: failed: .*; jumping back`, 10*time.Minute); err != nil {
+		return err
+	}
+	msg, err := m.Expect(`hibernate checkpoint: (.*)`, 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	for _, w := range []string{nfsServerAddr + ":/export/ckpt", "full", "this machine keeps running", "no image was committed"} {
+		if !strings.Contains(msg[1], w) {
+			return fmt.Errorf("hibernate's error does not say %q: %q", w, msg[1])
+		}
+	}
+	if _, err := m.ExpectString("NFS checkpoint rc=1", time.Minute); err != nil {
+		return err
+	}
+	ls, err := m.Expect(`NFS export holds: \[(.*)\]`, time.Minute)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(ls[1]) != "" {
+		return fmt.Errorf("the export still holds %q after the failed checkpoint", ls[1])
+	}
+	t, err := consoleTimes(m.ConsolePath(), "hibernate: checkpoint: jumping to the helper kernel", "kjump-helper: writing image",
+		"kjump-helper: failed:", "hibernate checkpoint:")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  %s: export room %s, estimate %s, worst case %s; writing %.1fs after the jump, failed at %.1fs, original printed the error at %.1fs\n",
+		s.Name, warn[1], warn[2], warn[3], t[1]-t[0], t[2]-t[0], t[3]-t[0])
+	fmt.Printf("  %s: %s\n", s.Name, msg[1])
+	if err := expectRunningAfter(m); err != nil {
+		return err
+	}
+	if after, _ := intMatch(`HIB after counter=(\d+)`, m.Console(), 1); after <= atoi(before[1]) {
+		return fmt.Errorf("workload counter did not advance: %s before, %d after", before[1], after)
+	}
+	server.m.SendConsole("poweroff -f\n")
+	return server.m.Wait(time.Minute)
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -75,7 +76,7 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause
 		}
-		return withKernelIOErrors(err, in.Target.Device)
+		return serverNames(withKernelIOErrors(err, in.Target.Device), in.Target)
 	}
 	res.RAMBytes, res.ImageBytes = st.RAMBytes, st.ImageBytes
 	res.Details["zero_pages"] = strconv.FormatUint(st.ZeroPages, 10)
@@ -124,4 +125,15 @@ func progress(verb string) func(done, total uint64) {
 		secs := max(time.Since(start).Seconds(), 1e-3)
 		logf("%s %3d%%  %s of %s  %s/s", verb, done*100/total, humanize.IBytes(done), humanize.IBytes(total), humanize.IBytes(uint64(float64(done)/secs)))
 	}
+}
+
+// serverNames rewrites this kernel's mount point in an error into the name
+// the user knows (server:/export/path): the storage layer names the files
+// it opened, and those are under mountPoint here.
+func serverNames(err error, ts jump.TargetSpec) error {
+	if err == nil || ts.Source == "" {
+		return err
+	}
+	msg := strings.ReplaceAll(err.Error(), mountPoint+"/", strings.TrimSuffix(ts.Source, "/")+"/")
+	return errors.New(msg)
 }

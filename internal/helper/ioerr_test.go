@@ -1,10 +1,13 @@
 package helper
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kjump/kjump/internal/jump"
 )
 
 func TestIOErrorsIn(t *testing.T) {
@@ -76,4 +79,12 @@ func FuzzHandoffAddr(f *testing.F) {
 			t.Fatalf("accepted handoff address %#x from %q", a, line)
 		}
 	})
+}
+
+func TestServerNames(t *testing.T) {
+	ts := jump.TargetSpec{Source: "10.0.2.1:/export", Path: "/ckpt"}
+	err := serverNames(errors.New("write image to /mnt/kjump-target/ckpt: write /mnt/kjump-target/ckpt.tmp: no space left on device"), ts)
+	if want := "write image to 10.0.2.1:/export/ckpt: write 10.0.2.1:/export/ckpt.tmp: no space left on device"; err.Error() != want {
+		t.Fatalf("got %q, want %q", err, want)
+	}
 }
