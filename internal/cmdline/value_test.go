@@ -1,8 +1,8 @@
-package resume
+package cmdline
 
 import "testing"
 
-func TestTargetFromCmdline(t *testing.T) {
+func TestValueKjumpResume(t *testing.T) {
 	for line, want := range map[string]string{
 		"console=ttyS0 kjump.resume=/dev/vda quiet":                  "/dev/vda",
 		"kjump.resume=PARTUUID=1234-01":                              "PARTUUID=1234-01",
@@ -16,7 +16,7 @@ func TestTargetFromCmdline(t *testing.T) {
 		`kjump.resume="unterminated quote console=ttyS0`:             "unterminated quote console=ttyS0",
 		"memmap=128M$0x30000000 kjump.resume=UUID=abc kjump.debug=1": "UUID=abc",
 	} {
-		if got := TargetFromCmdline(line); got != want {
+		if got, _ := Value(line, "kjump.resume"); got != want {
 			t.Errorf("%q: got %q, want %q", line, got, want)
 		}
 	}
