@@ -199,8 +199,11 @@ func powerLossDuringWrite(s *S) error {
 	if err != nil {
 		return err
 	}
-	msg, err := r.Expect(`resume: no image to resume: an unfinished image from (\S+ \S+) UTC on /dev/vda \(image \w+\): hibernation was interrupted before it committed, so it cannot be resumed; booting normally`, 5*time.Minute)
+	msg, err := r.Expect(`resume: no image to resume: an unfinished image from (\S+ \S+) UTC on /dev/vda \(image \w+\): hibernation was interrupted before it committed, so it cannot be resumed`, 5*time.Minute)
 	if err != nil {
+		return err
+	}
+	if _, err := r.ExpectString("booting normally", time.Minute); err != nil {
 		return err
 	}
 	at, err := time.Parse("2006-01-02 15:04:05", msg[1])
