@@ -20,10 +20,13 @@ func init() {
 	register(Scenario{Name: "double-resume-refused", Timeout: 25 * time.Minute, Run: doubleResumeRefused})
 }
 
-// The machine under test boots one initramfs; the kernel command line says
-// whether this boot hibernates or resumes, as a real initramfs hook would
-// run `resume` early on every boot.
-const hibernateBody = `
+// hibernateScript is the machine under test's /init body. It boots one
+// initramfs; the kernel command line says whether this boot hibernates or
+// resumes, as a real initramfs hook would run `resume` early on every boot.
+// before runs just before `hibernate now`, after just after it returned
+// (fault scenarios: the helper jumped back).
+func hibernateScript(before, after string) string {
+	return `
 if grep -q kjtest=resume /proc/cmdline; then
   /bin/resume --from /dev/vda   # by path: busybox sh prefers its own swsusp "resume" applet
   echo "HIB resume rc=$?"
@@ -33,10 +36,11 @@ fi
 mkdir -p /mnt/data && mount -o ro /dev/vdb /mnt/data
 sha=$(sha256sum /mnt/data/cached.bin | cut -d' ' -f1)
 echo "HIB file cached sha=$sha reads=$(awk '{print $1}' /sys/block/vdb/stat)"
-` + workloadStart + `
+` + workloadStart + before + `
 echo "HIB before counter=$(cat /run/kjump-workload/counter) date=$(date +%s) uptime=$(cut -d' ' -f1 /proc/uptime)"
 hibernate now --to /dev/vda
 echo "HIB now rc=$?"
+` + after + `
 echo "HIB cpus=$(cat /sys/devices/system/cpu/online)"
 echo "HIB after counter=$(cat /run/kjump-workload/counter) date=$(date +%s) uptime=$(cut -d' ' -f1 /proc/uptime)"
 r1=$(awk '{print $1}' /sys/block/vdb/stat)
@@ -45,6 +49,7 @@ r2=$(awk '{print $1}' /sys/block/vdb/stat)
 echo "HIB reread sha=$sha2 reads-before=$r1 reads-after=$r2"
 kjump-workload verify
 `
+}
 
 // hibernatedDisks boots a machine, lets it hibernate to a raw disk and
 // power off. It returns the machine's files: the image disk and a data
@@ -65,54 +70,34 @@ type hibSetup struct {
 	hibArgs      string // extra arguments of 'hibernate now'
 	resumeAppend string
 	files        map[string]vm.File
+	// Fault scenarios:
+	imageMiB      int    // size of the image disk (vda); default 2048
+	writeEIO      int64  // > 0: writes touching this byte offset of vda fail with EIO
+	smallMiB      int    // > 0: a third disk (vdc) of this size
+	before, after string // see hibernateScript
 }
 
+// withImageDisk sizes the image disk (vda) in MiB.
+func withImageDisk(mib int) hibOption { return func(o *hibSetup) { o.imageMiB = mib } }
+
+// withWriteEIO makes writes touching byte offset off of vda fail with EIO.
+func withWriteEIO(off int64) hibOption { return func(o *hibSetup) { o.writeEIO = off } }
+
+// withSmallDisk adds a third disk (vdc) of mib MiB.
+func withSmallDisk(mib int) hibOption { return func(o *hibSetup) { o.smallMiB = mib } }
+
+// withScript runs shell before and after `hibernate now` (hibernateScript).
+func withScript(before, after string) hibOption {
+	return func(o *hibSetup) { o.before, o.after = before, after }
+}
+
+// hibernateOnce boots a machine and lets it hibernate to its raw disk and
+// power off.
 func hibernateOnce(s *S, version string, opts ...hibOption) (*hibernated, error) {
-	var o hibSetup
-	for _, f := range opts {
-		f(&o)
-	}
-	marker := make([]byte, 256<<10)
-	rand.Read(marker)
-	files := map[string]vm.File{"root/marker.bin": {Data: marker, Mode: 0o600}}
-	for k, v := range o.files {
-		files[k] = v
-	}
-	body := hibernateBody
-	if o.hibArgs != "" {
-		body = strings.Replace(body, "hibernate now --to /dev/vda\n", "hibernate now --to /dev/vda "+o.hibArgs+"\n", 1)
-	}
-	kernel, initrd, err := s.jumpingBoot(version, body, files)
+	h, m, err := startHibernating(s, version, opts...)
 	if err != nil {
 		return nil, err
 	}
-	h := &hibernated{kernel: kernel, initrd: initrd, singleThreadTCG: needsSingleThreadTCG(version), imageDisk: filepath.Join(s.Dir, "image.raw"),
-		dataDisk: filepath.Join(s.Dir, "data.ext4"), resumeAppend: o.resumeAppend, marker: marker}
-	if err := vm.CreateDisk(h.imageDisk, 2048); err != nil {
-		return nil, err
-	}
-	dataDir := filepath.Join(s.Dir, "data")
-	os.MkdirAll(dataDir, 0o755)
-	blob := make([]byte, 32<<20)
-	for i := range blob {
-		blob[i] = byte(i*7 + i>>12)
-	}
-	if err := os.WriteFile(filepath.Join(dataDir, "cached.bin"), blob, 0o644); err != nil {
-		return nil, err
-	}
-	if err := vm.MakeExt4(h.dataDisk, 64, "kjdata", dataDir); err != nil {
-		return nil, err
-	}
-	m, err := s.Start(vm.Config{Name: "hibernate", Kernel: kernel, Initrd: initrd, SMP: 2, Append: region,
-		Disks: []string{h.imageDisk, h.dataDisk}, SingleThreadTCG: h.singleThreadTCG})
-	if err != nil {
-		return nil, err
-	}
-	sm, err := m.Expect(`HIB file cached sha=(\w+)`, 5*time.Minute)
-	if err != nil {
-		return nil, err
-	}
-	h.sha = sm[1]
 	if _, err := m.ExpectString("HIB before counter=", 5*time.Minute); err != nil {
 		return nil, err
 	}
@@ -130,6 +115,71 @@ func hibernateOnce(s *S, version string, opts ...hibOption) (*hibernated, error)
 	}
 	h.console, h.consoleText = m.ConsolePath(), m.Console()
 	return h, nil
+}
+
+// startHibernating boots the machine under test and returns once it has
+// read its data file; `hibernate now` follows.
+func startHibernating(s *S, version string, opts ...hibOption) (*hibernated, *vm.Machine, error) {
+	var o hibSetup
+	for _, f := range opts {
+		f(&o)
+	}
+	marker := make([]byte, 256<<10)
+	rand.Read(marker)
+	files := map[string]vm.File{"root/marker.bin": {Data: marker, Mode: 0o600}}
+	for k, v := range o.files {
+		files[k] = v
+	}
+	body := hibernateScript(o.before, o.after)
+	if o.hibArgs != "" {
+		body = strings.Replace(body, "hibernate now --to /dev/vda\n", "hibernate now --to /dev/vda "+o.hibArgs+"\n", 1)
+	}
+	kernel, initrd, err := s.jumpingBoot(version, body, files)
+	if err != nil {
+		return nil, nil, err
+	}
+	h := &hibernated{kernel: kernel, initrd: initrd, singleThreadTCG: needsSingleThreadTCG(version), imageDisk: filepath.Join(s.Dir, "image.raw"),
+		dataDisk: filepath.Join(s.Dir, "data.ext4"), resumeAppend: o.resumeAppend, marker: marker}
+	if o.imageMiB == 0 {
+		o.imageMiB = 2048
+	}
+	if err := vm.CreateDisk(h.imageDisk, o.imageMiB); err != nil {
+		return nil, nil, err
+	}
+	dataDir := filepath.Join(s.Dir, "data")
+	os.MkdirAll(dataDir, 0o755)
+	blob := make([]byte, 32<<20)
+	for i := range blob {
+		blob[i] = byte(i*7 + i>>12)
+	}
+	if err := os.WriteFile(filepath.Join(dataDir, "cached.bin"), blob, 0o644); err != nil {
+		return nil, nil, err
+	}
+	if err := vm.MakeExt4(h.dataDisk, 64, "kjdata", dataDir); err != nil {
+		return nil, nil, err
+	}
+	cfg := vm.Config{Name: "hibernate", Kernel: kernel, Initrd: initrd, SMP: 2, Append: region,
+		Disks: []string{h.imageDisk, h.dataDisk}, SingleThreadTCG: h.singleThreadTCG}
+	if o.smallMiB > 0 {
+		small := filepath.Join(s.Dir, "small.raw")
+		if err := vm.CreateDisk(small, o.smallMiB); err != nil {
+			return nil, nil, err
+		}
+		cfg.Disks = append(cfg.Disks, small)
+	}
+	if o.writeEIO > 0 {
+		cfg.WriteEIO = map[string]int64{h.imageDisk: o.writeEIO}
+	}
+	m, err := s.Start(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	sm, err := m.Expect(`HIB file cached sha=(\w+)`, 5*time.Minute)
+	if err != nil {
+		return nil, nil, err
+	}
+	h.sha = sm[1]
+	return h, m, nil
 }
 
 // bootResume boots the hibernated machine's disks in a new QEMU process.

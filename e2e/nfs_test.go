@@ -35,7 +35,10 @@ dev=$(ls /sys/class/net | grep -v '^lo$' | head -1)
 ip link set lo up; ip link set "$dev" up; ip addr add ` + nfsServerAddr + `/24 dev "$dev" || return 1
 mkdir -p /export /proc/fs/nfsd /var/lib/nfs
 # The size is a limit, not a reservation: kjump wants room for an incompressible image.
-mount -t tmpfs -o size=1500m export /export || return 1
+# mode=0700: kjump refuses a directory other users can write (tmpfs roots are 1777).
+# kjtest.export=SIZE on the command line makes a small export (enospc-nfs-jumps-back).
+size=$(sed -n 's/.*kjtest.export=\([0-9]*m\).*/\1/p' /proc/cmdline)
+mount -t tmpfs -o size=${size:-1500m},mode=0700 export /export || return 1
 mount -t nfsd nfsd /proc/fs/nfsd || return 1
 # tmpfs has no UUID for a file handle: fsid= names it.
 echo "/export 10.0.2.0/24(rw,sync,no_root_squash,no_subtree_check,insecure,fsid=1)" >/etc/exports
@@ -53,15 +56,7 @@ while read -r cmd; do eval "$cmd"; done
 // way a system would (busybox mount -i: the kernel's own text options, no
 // mount.nfs; NFSv4.0 because the test kernel has no CONFIG_NFS_V4_1); the
 // second boot resumes from it.
-const nfsClientBody = `
-dev=$(ls /sys/class/net | grep -v '^lo$' | head -1)
-ip link set lo up; ip link set "$dev" up; ip addr add ` + nfsClientAddr + `/24 dev "$dev" || return 1
-mkdir -p /mnt/nfs
-for i in $(seq 30); do
-  mount -i -t nfs4 -o vers=4.0,addr=` + nfsServerAddr + `,clientaddr=` + nfsClientAddr + ` ` + nfsServerAddr + `:/export /mnt/nfs && break
-  sleep 2
-done
-grep " /mnt/nfs " /proc/self/mountinfo || return 1
+const nfsClientBody = nfsClientMount + `
 if grep -q kjtest=resume /proc/cmdline; then
   /bin/resume --from /mnt/nfs/ckpt   # by path: busybox sh prefers its own swsusp "resume" applet
   echo "NFS resume rc=$?"
@@ -84,12 +79,24 @@ echo "written after checkpoint rc=0" >/mnt/nfs/$f && sync || return 1
 echo "NFS wrote $f, listing: $(ls /mnt/nfs | tr '\n' ' ')"
 `
 
+// nfsClientMount brings up the client's NIC and mounts the export on /mnt/nfs.
+const nfsClientMount = `
+dev=$(ls /sys/class/net | grep -v '^lo$' | head -1)
+ip link set lo up; ip link set "$dev" up; ip addr add ` + nfsClientAddr + `/24 dev "$dev" || return 1
+mkdir -p /mnt/nfs
+for i in $(seq 30); do
+  mount -i -t nfs4 -o vers=4.0,addr=` + nfsServerAddr + `,clientaddr=` + nfsClientAddr + ` ` + nfsServerAddr + `:/export /mnt/nfs && break
+  sleep 2
+done
+grep " /mnt/nfs " /proc/self/mountinfo || return 1
+`
+
 // nfsCheckpoint checkpoints a machine to an NFS export served by a second
 // VM (Debian's stock kernel with nfsd), powers it off, and resumes it in a
 // new QEMU process from the same export: the helper and the restore kernel
 // each bring up the NIC and mount the export themselves.
 func nfsCheckpoint(s *S) error {
-	server, err := s.startNFSServer()
+	server, err := s.startNFSServer(0)
 	if err != nil {
 		return err
 	}
@@ -220,7 +227,8 @@ type nfsServer struct {
 
 // startNFSServer boots the NFS server on Debian's stock kernel (our test
 // kernel has no nfsd) and waits until it serves.
-func (s *S) startNFSServer() (*nfsServer, error) {
+// exportMiB sizes the export (0: 1500 MiB, room for an incompressible image).
+func (s *S) startNFSServer(exportMiB int) (*nfsServer, error) {
 	kernel, err := vm.StockKernel()
 	if err != nil {
 		return nil, fmt.Errorf("stock kernel: %w", err)
@@ -237,7 +245,11 @@ func (s *S) startNFSServer() (*nfsServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.Start(vm.Config{Name: "nfs-server", Kernel: kernel, Initrd: initrd, Net: &vm.Net{Listen: true, Port: port}})
+	appendLine := ""
+	if exportMiB > 0 {
+		appendLine = fmt.Sprintf("kjtest.export=%dm", exportMiB)
+	}
+	m, err := s.Start(vm.Config{Name: "nfs-server", Kernel: kernel, Initrd: initrd, Append: appendLine, Net: &vm.Net{Listen: true, Port: port}})
 	if err != nil {
 		return nil, err
 	}

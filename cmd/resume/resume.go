@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kjump/kjump/internal/cli"
+	"github.com/kjump/kjump/internal/cmdline"
 	"github.com/kjump/kjump/internal/config"
 	"github.com/kjump/kjump/internal/resume"
 	"github.com/kjump/kjump/internal/secret"
@@ -92,26 +93,19 @@ func runResume(args []string) error {
 // cmdlineArg returns the value of kjump.resume=TARGET (the way resume=
 // names swsusp's partition) or kjump.key=PATH from the kernel command line.
 func cmdlineArg(prefix string) string {
-	for _, a := range cmdline() {
-		if v, ok := strings.CutPrefix(a, prefix); ok {
-			return v
-		}
-	}
-	return ""
+	b, _ := os.ReadFile("/proc/cmdline")
+	v, _ := cmdline.Value(string(b), strings.TrimSuffix(prefix, "="))
+	return v
 }
 
 func cmdlineHas(word string) bool {
-	for _, a := range cmdline() {
-		if a == word {
+	b, _ := os.ReadFile("/proc/cmdline")
+	for _, p := range cmdline.Params(string(b)) {
+		if p[0] == word && p[1] == "" {
 			return true
 		}
 	}
 	return false
-}
-
-func cmdline() []string {
-	b, _ := os.ReadFile("/proc/cmdline")
-	return strings.Fields(string(b))
 }
 
 // configPath finds --config before the flags are parsed: the file's values

@@ -2,17 +2,22 @@ package helper
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"golang.org/x/sys/unix"
 
 	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/jump/purgatory"
+	"github.com/kjump/kjump/internal/storage"
 )
 
 // capture writes the original's RAM, as /proc/vmcore shows it, to the
@@ -57,9 +62,21 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 		enc = "encrypted with a " + in.Key.Source.String()
 	}
 	logf("writing image of %s to %s (level %s, %d threads, %s)", humanize.IBytes(totalRAM(src.Ranges())), t, level, threads, enc)
-	st, err := image.WriteTarget(context.Background(), t, src, md, opts...)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	if dev := in.Target.Device; dev != "" && in.Target.FSType == "" {
+		// Stop at the first failed write rather than at the final sync.
+		stop := watchWriteErrors(filepath.Base(dev), func(string) {
+			cancel(&storage.Error{Target: t.String(), Op: "write image to", Err: unix.EIO})
+		})
+		defer stop()
+	}
+	st, err := image.WriteTarget(ctx, t, src, md, opts...)
 	if err != nil {
-		return err
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause
+		}
+		return serverNames(withKernelIOErrors(err, in.Target.Device), in.Target)
 	}
 	res.RAMBytes, res.ImageBytes = st.RAMBytes, st.ImageBytes
 	res.Details["zero_pages"] = strconv.FormatUint(st.ZeroPages, 10)
@@ -108,4 +125,15 @@ func progress(verb string) func(done, total uint64) {
 		secs := max(time.Since(start).Seconds(), 1e-3)
 		logf("%s %3d%%  %s of %s  %s/s", verb, done*100/total, humanize.IBytes(done), humanize.IBytes(total), humanize.IBytes(uint64(float64(done)/secs)))
 	}
+}
+
+// serverNames rewrites this kernel's mount point in an error into the name
+// the user knows (server:/export/path): the storage layer names the files
+// it opened, and those are under mountPoint here.
+func serverNames(err error, ts jump.TargetSpec) error {
+	if err == nil || ts.Source == "" {
+		return err
+	}
+	msg := strings.ReplaceAll(err.Error(), mountPoint+"/", strings.TrimSuffix(ts.Source, "/")+"/")
+	return errors.New(msg)
 }

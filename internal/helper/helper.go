@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kjump/kjump/internal/cmdline"
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/jump/purgatory"
 	"github.com/kjump/kjump/internal/physmem"
@@ -215,12 +216,20 @@ func handoffAddr() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, a := range strings.Fields(string(b)) {
-		if v, ok := strings.CutPrefix(a, "kjump.handoff="); ok {
-			return strconv.ParseUint(v, 0, 64)
-		}
+	return parseHandoffAddr(string(b))
+}
+
+// parseHandoffAddr reads kjump.handoff=ADDR from the helper's command line.
+func parseHandoffAddr(line string) (uint64, error) {
+	v, ok := cmdline.Value(line, "kjump.handoff")
+	if !ok {
+		return 0, fmt.Errorf("no kjump.handoff= on the helper's command line")
 	}
-	return 0, fmt.Errorf("no kjump.handoff= on the helper's command line")
+	a, err := strconv.ParseUint(v, 0, 64)
+	if err != nil || a == 0 || a%jump.PageSize != 0 {
+		return 0, fmt.Errorf("kjump.handoff=%q on the helper's command line is not a page-aligned physical address: this helper was not started by kjump's hibernate or resume", v)
+	}
+	return a, nil
 }
 
 func mountBasics() error {

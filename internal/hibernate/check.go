@@ -337,6 +337,27 @@ func checkSpace(t TargetSpecInfo, sys *System) (string, Status, string, string) 
 	}
 	detail := fmt.Sprintf("%s has %s; the image needs up to %s (all %s of RAM uncompressed, the worst case)",
 		where, mib(have), mib(need), mib(ram))
+	if t.PreallocDir != "" {
+		// A new image file is preallocated at its full size.
+		if have < need {
+			return "space", Fail, detail, "use a larger partition or free space on the export"
+		}
+		return "space", Pass, detail, ""
+	}
+	// Other targets only need room for the image this machine makes:
+	// below an estimate they are refused, below the worst case the helper
+	// may run out, stop and jump back (see room.go).
+	if free, ok := memFree("/proc/meminfo"); ok && have < need {
+		var rs jump.Ranges
+		for _, r := range jump.SystemRAM(sys.IOMem) {
+			rs = append(rs, r.PageAligned())
+		}
+		warning, err := newRoom(where, have, rs.Normalize(), free).check()
+		if err != nil {
+			return "space", Fail, err.Error(), ""
+		}
+		return "space", Warn, warning, ""
+	}
 	if have < need {
 		return "space", Fail, detail, "use a larger partition or free space on the export"
 	}

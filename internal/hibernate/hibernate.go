@@ -238,6 +238,16 @@ func Jump(o Options) (*Outcome, error) {
 	} else if o.Mode == "now" {
 		return nil, fmt.Errorf("no target: give --to with a raw partition, UUID=, LABEL= or an NFS path")
 	}
+	if o.Target != "" {
+		ram := jump.OriginalRAM(sys.IOMem, jump.Range{Start: plan.HelperRAM.Start, End: plan.Tail.End})
+		warning, err := checkRoom(o.Target, target, ram)
+		if err != nil {
+			return nil, err
+		}
+		if warning != "" {
+			logf("%s", warning)
+		}
+	}
 	host, _ := os.Hostname()
 	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	in := jump.Instructions{Mode: o.Mode, SavedContext: savedCtx, Convention: conv.String(),
@@ -310,7 +320,12 @@ func Jump(o Options) (*Outcome, error) {
 	}
 	out.Result = *h.Result
 	if !h.Result.OK {
-		return out, fmt.Errorf("helper failed: %s", h.Result.Error)
+		where := ""
+		if o.Target != "" {
+			where = " on " + o.Target
+		}
+		return out, fmt.Errorf("hibernation failed, this machine keeps running: the helper stopped after %.1fs and jumped back (away %s); no image was committed%s: %s",
+			h.Result.Seconds, away.Round(100*time.Millisecond), where, h.Result.Error)
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -40,7 +41,14 @@ func PrepareTarget(spec string, fileSize int64, logf func(string, ...any)) (jump
 
 func resolveTarget(spec string, mapFile func(string) (*storage.FileMap, error)) (jump.TargetSpec, error) {
 	ts := jump.TargetSpec{Spec: spec}
-	if k, _, ok := strings.Cut(spec, "="); ok && k == strings.ToUpper(k) && !strings.Contains(k, "/") {
+	ps, err := storage.ParseSpec(spec)
+	if err != nil {
+		return ts, err
+	}
+	if ps.Path != "" {
+		return ts, storage.ErrDevicePath(spec)
+	}
+	if ps.Tag != "" {
 		dev, err := storage.Resolve(spec)
 		if err != nil {
 			return ts, err
@@ -54,6 +62,9 @@ func resolveTarget(spec string, mapFile func(string) (*storage.FileMap, error)) 
 		}
 		if m, ok := mountOf(dev); ok {
 			return ts, fmt.Errorf("target %s is mounted on %s: a raw target must be a partition nothing uses (or give a file path)", dev, m)
+		}
+		if _, err := storage.Open(dev); err != nil {
+			return ts, err // a device node others can write
 		}
 		ts.Device = dev
 		return ts, nil
@@ -76,6 +87,9 @@ func resolveTarget(spec string, mapFile func(string) (*storage.FileMap, error)) 
 		// The source names the mounted directory on the server (NFS shows
 		// every mount's root as "/"), so the path is relative to it.
 		ts.Source, ts.Path = m.source, filepath.Join("/", rel)
+		if _, err := storage.Open(abs); err != nil {
+			return ts, err // a directory others can write: refuse before the jump
+		}
 		ts.Opts = nfsOptions(m.superOpts)
 		if ts.Net, err = netFor(ts.Opts); err != nil {
 			return ts, err
@@ -104,8 +118,13 @@ func findMount(path string) (mount, error) {
 		return mount{}, err
 	}
 	defer f.Close()
+	return parseMountinfo(f, path)
+}
+
+// parseMountinfo finds the mount holding path in a mountinfo table.
+func parseMountinfo(r io.Reader, path string) (mount, error) {
 	var best mount
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		// ID PARENT MAJ:MIN ROOT POINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS
 		pre, post, ok := strings.Cut(sc.Text(), " - ")
@@ -121,10 +140,13 @@ func findMount(path string) (mount, error) {
 			best = mount{point: point, root: unescapeMount(a[3]), fstype: b[0], source: b[1], superOpts: b[2], majMin: a[2]}
 		}
 	}
+	if err := sc.Err(); err != nil {
+		return best, fmt.Errorf("reading mountinfo: %w", err)
+	}
 	if best.point == "" {
 		return best, fmt.Errorf("no filesystem holds %s", path)
 	}
-	return best, sc.Err()
+	return best, nil
 }
 
 func mountOf(dev string) (string, bool) {

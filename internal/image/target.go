@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/kjump/kjump/internal/storage"
 )
@@ -34,6 +35,9 @@ func OpenTarget(t storage.Target, opts ...Option) (*Reader, error) {
 	img, err := t.Open(false)
 	if err != nil {
 		if errors.Is(err, storage.ErrNoImage) {
+			if ue := unfinished(t, opts...); ue != nil {
+				return nil, ue
+			}
 			return nil, &notCommitted{err}
 		}
 		return nil, err
@@ -73,3 +77,40 @@ type notCommitted struct{ err error }
 
 func (e *notCommitted) Error() string   { return e.err.Error() }
 func (e *notCommitted) Unwrap() []error { return []error{e.err, ErrNotCommitted} }
+
+// UnfinishedError is a target holding an image whose writing stopped
+// before it was committed: power loss, a crash or a write error during
+// hibernation. It matches ErrNotCommitted and storage.ErrNoImage.
+type UnfinishedError struct {
+	Target  string
+	ID      string
+	Created time.Time // when hibernation started
+}
+
+func (e *UnfinishedError) Error() string {
+	return fmt.Sprintf("an unfinished image from %s on %s (image %s): hibernation was interrupted before it committed, so it cannot be resumed",
+		e.Created.UTC().Format("2006-01-02 15:04:05 MST"), e.Target, e.ID)
+}
+
+func (e *UnfinishedError) Is(target error) bool {
+	return target == ErrNotCommitted || target == storage.ErrNoImage
+}
+
+// unfinished describes an interrupted image on t, or returns nil.
+func unfinished(t storage.Target, opts ...Option) *UnfinishedError {
+	u, ok := t.(storage.Unfinished)
+	if !ok {
+		return nil
+	}
+	img, err := u.OpenUnfinished()
+	if err != nil {
+		return nil
+	}
+	defer img.Close()
+	r, err := Open(img, opts...)
+	if err != nil || r.Status() == nil || errors.Is(r.Status(), ErrInvalidated) {
+		return nil
+	}
+	info := r.Info()
+	return &UnfinishedError{Target: t.String(), ID: info.ID, Created: info.Created}
+}

@@ -2,6 +2,7 @@ package jump
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"testing"
@@ -60,6 +61,31 @@ func FuzzParseBzImage(f *testing.F) {
 		k, err := ParseBzImage(b)
 		if err == nil && (len(k.Payload) == 0 || k.InitSize < uint64(len(k.Payload))) {
 			t.Fatalf("inconsistent parse: payload %d init %d", len(k.Payload), k.InitSize)
+		}
+	})
+}
+
+// FuzzHandoffResult: the helper's report (length field and JSON at
+// handoffResultOff) is read by the original after the jump back.
+func FuzzHandoffResult(f *testing.F) {
+	good, _ := EncodeHandoff(Instructions{Mode: "now"})
+	f.Add(uint32(0), []byte(nil))
+	f.Add(uint32(40), []byte(`{"ok":false,"error":"target full","mode":"now"}`))
+	f.Add(uint32(HandoffSize), []byte(`{"details":{"a":"b"}}`))
+	f.Fuzz(func(t *testing.T, n uint32, js []byte) {
+		b := make([]byte, HandoffSize)
+		copy(b, good)
+		binary.LittleEndian.PutUint32(b[handoffResultLen:], n)
+		copy(b[handoffResultOff:], js)
+		h, err := DecodeHandoff(b)
+		if err != nil {
+			return
+		}
+		if n != 0 && h.Result == nil || n == 0 && h.Result != nil {
+			t.Fatalf("result length %d, result %v", n, h.Result)
+		}
+		if h.Instructions.Mode != "now" {
+			t.Fatalf("instructions changed by the result: %+v", h.Instructions)
 		}
 	})
 }

@@ -70,6 +70,10 @@ func Run(o Options) error {
 		kopts = append(kopts, image.WithSecret(*o.Secret))
 	}
 	r, err := image.OpenTarget(t, kopts...)
+	var ue *image.UnfinishedError
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%w: %v", ErrNothingToResume, ue)
+	}
 	if errors.Is(err, image.ErrNotCommitted) {
 		return fmt.Errorf("%w on %s", ErrNothingToResume, t)
 	}

@@ -64,6 +64,12 @@ func openBlock(dev, spec string) (*blockTarget, error) {
 	if fi.Mode()&os.ModeDevice == 0 || fi.Mode()&os.ModeCharDevice != 0 {
 		return nil, fmt.Errorf("target %s is not a block device: give a partition such as /dev/sdb2", spec)
 	}
+	// Group write is the norm for disks (root:disk 0660): the disk group
+	// can write every disk anyway. A node anyone can write is not.
+	if fi.Mode().Perm()&0o002 != 0 {
+		return nil, fmt.Errorf("target %s: device node %s is writable by every user (mode %04o), who could forge or destroy the image: chmod o-w %s (and check the udev rule that made it so)",
+			spec, dev, fi.Mode().Perm(), dev)
+	}
 	name := dev
 	if spec != dev {
 		name = dev + " (" + spec + ")"
@@ -114,7 +120,7 @@ func parseSignature(b []byte, devSize int64) (int64, error) {
 		return 0, fmt.Errorf("kjump signature version %d is not supported; resume with the kjump version that wrote it", v)
 	}
 	off, n := binary.LittleEndian.Uint64(b[16:]), binary.LittleEndian.Uint64(b[24:])
-	if off != SignatureSize || n > uint64(devSize-SignatureSize) {
+	if off != SignatureSize || devSize < SignatureSize || n > uint64(devSize-SignatureSize) {
 		return 0, fmt.Errorf("kjump signature block describes an image (%d bytes at %d) larger than the device (%d bytes)", n, off, devSize)
 	}
 	return int64(n), nil
@@ -126,9 +132,10 @@ func (t *blockTarget) Create(maxSize uint64) (Writer, error) {
 		return nil, err
 	}
 	size := f.Size()
-	if size < SignatureSize || uint64(size-SignatureSize) < maxSize {
+	room := uint64(max(size-SignatureSize, 0))
+	if room < min(maxSize, MinRoom) {
 		f.Close()
-		return nil, &SpaceError{Target: t.String(), Need: maxSize, Have: uint64(max(size-SignatureSize, 0))}
+		return nil, &SpaceError{Target: t.String(), Need: min(maxSize, MinRoom), Have: room}
 	}
 	// Clear the signature first so an interrupted write is never resumable.
 	blank := t.blank
@@ -143,18 +150,22 @@ func (t *blockTarget) Create(maxSize uint64) (Writer, error) {
 		f.Close()
 		return nil, wrap(t.String(), "sync", err)
 	}
-	return &blockWriter{t: t, f: f, limit: int64(maxSize)}, nil
+	return &blockWriter{t: t, f: f, limit: int64(min(maxSize, room)), room: room}, nil
 }
 
 type blockWriter struct {
 	t     *blockTarget
 	f     volume
-	limit int64
+	limit int64 // the announced maximum size, or the room if less
+	room  uint64
 	end   int64
 }
 
 func (w *blockWriter) WriteAt(p []byte, off int64) (int, error) {
 	if off+int64(len(p)) > w.limit {
+		if uint64(off+int64(len(p))) > w.room {
+			return 0, &FullError{Target: w.t.String(), Room: w.room, Written: uint64(w.end)}
+		}
 		return 0, &Error{Target: w.t.String(), Op: "write image to", Err: unix.ENOSPC}
 	}
 	n, err := w.f.WriteAt(p, SignatureSize+off)
@@ -172,7 +183,19 @@ func (w *blockWriter) Commit() error {
 	if _, err := w.f.WriteAt(encodeSignature(uint64(w.end)), 0); err != nil {
 		return wrap(w.t.String(), "write signature to", err)
 	}
-	return wrap(w.t.String(), "sync", w.f.Sync())
+	if err := w.f.Sync(); err != nil {
+		// The signature may have reached the disk although the caller
+		// is told the commit failed (and the machine keeps running):
+		// take it back, best effort, so that image is never resumed.
+		blank := w.t.blank
+		if blank == nil {
+			blank = make([]byte, SignatureSize)
+		}
+		w.f.WriteAt(blank, 0)
+		w.f.Sync()
+		return wrap(w.t.String(), "sync", err)
+	}
+	return nil
 }
 
 func (w *blockWriter) Abort() error { return w.f.Close() }
@@ -236,3 +259,23 @@ func (i *blockImage) WriteAt(p []byte, off int64) (int, error) {
 func (i *blockImage) Size() int64  { return i.size }
 func (i *blockImage) Sync() error  { return wrap(i.name, "sync", i.f.Sync()) }
 func (i *blockImage) Close() error { return i.f.Close() }
+
+// OpenUnfinished finds an image written after the signature was cleared
+// but never committed: an image header right after the signature block.
+func (t *blockTarget) OpenUnfinished() (Image, error) {
+	f, err := t.open(false, false)
+	if err != nil {
+		return nil, err
+	}
+	size := f.Size()
+	magic := make([]byte, len(imageMagic))
+	if size < SignatureSize+int64(len(magic)) {
+		f.Close()
+		return nil, ErrNoImage
+	}
+	if _, err := f.ReadAt(magic, SignatureSize); err != nil || string(magic) != imageMagic {
+		f.Close()
+		return nil, ErrNoImage
+	}
+	return &blockImage{f: f, size: size - SignatureSize, name: t.String()}, nil
+}

@@ -73,10 +73,24 @@ func TestBlockTarget(t *testing.T) {
 		t.Fatalf("during rewrite: %v, want ErrNoImage", err)
 	}
 	w.Abort()
-	// Too large for the device.
-	var se *SpaceError
-	if _, err := tg.Create(16 << 20); !errors.As(err, &se) || !strings.Contains(err.Error(), dev) {
-		t.Fatalf("oversized image: %v", err)
+	// A worst case larger than the device is accepted (images are
+	// usually far smaller); running out while writing says "target full".
+	w, err = tg.Create(1 << 30)
+	if err != nil {
+		t.Fatalf("device smaller than the worst case: %v", err)
+	}
+	if _, err := w.WriteAt(make([]byte, 1<<20), 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.WriteAt(make([]byte, 8192), 16<<20-8192)
+	var fe *FullError
+	if !errors.As(err, &fe) || !errors.Is(err, unix.ENOSPC) || !strings.Contains(err.Error(), "target full") || !strings.Contains(err.Error(), dev) ||
+		fe.Room != 16<<20-SignatureSize || fe.Written != 1<<20 {
+		t.Fatalf("write past the device end: %v (%+v)", err, fe)
+	}
+	w.Abort()
+	if _, err := tg.Open(false); !errors.Is(err, ErrNoImage) {
+		t.Fatalf("after a full target: %v, want ErrNoImage", err)
 	}
 	// Writes beyond the announced size are refused.
 	w, err = tg.Create(100)
@@ -87,6 +101,15 @@ func TestBlockTarget(t *testing.T) {
 		t.Fatalf("write past limit: %v", err)
 	}
 	w.Abort()
+}
+
+func TestBlockTooSmall(t *testing.T) {
+	dev := loopDevice(t, 512<<10, "")
+	tg, _ := Open(dev)
+	var se *SpaceError
+	if _, err := tg.Create(1 << 30); !errors.As(err, &se) || !errors.Is(err, unix.ENOSPC) || !strings.Contains(err.Error(), dev) || !strings.Contains(err.Error(), "larger target") {
+		t.Fatalf("512 KiB device: %v", err)
+	}
 }
 
 func TestBlockSignatureCorrupt(t *testing.T) {

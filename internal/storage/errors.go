@@ -52,6 +52,10 @@ func wrap(target, op string, err error) error {
 	if err == nil {
 		return nil
 	}
+	var fe *FullError
+	if errors.As(err, &fe) {
+		return err
+	}
 	var se *Error
 	if errors.As(err, &se) {
 		return err
@@ -59,16 +63,36 @@ func wrap(target, op string, err error) error {
 	return &Error{Target: target, Op: op, Err: err}
 }
 
-// SpaceError reports that a target cannot hold the worst-case image.
+// SpaceError reports that a target cannot hold even a minimal image.
 type SpaceError struct {
 	Target     string
 	Need, Have uint64
 }
 
 func (e *SpaceError) Error() string {
-	return fmt.Sprintf("%s has room for %s but an image may need up to %s: free space on it or choose a larger target",
+	return fmt.Sprintf("%s has room for %s but an image needs at least %s: free space on it or choose a larger target",
 		e.Target, bytesStr(e.Have), bytesStr(e.Need))
 }
+
+// MinRoom is the least room Create accepts. A target smaller than the
+// worst case (all of RAM incompressible) is accepted above it: images are
+// usually far smaller, and a write past the room fails with a FullError
+// that the helper reports before jumping back.
+const MinRoom = 1 << 20
+
+// FullError is a write that ran past the target's room: the target is full.
+type FullError struct {
+	Target  string
+	Room    uint64 // bytes the target can hold
+	Written uint64 // image bytes written before it ran out
+}
+
+func (e *FullError) Error() string {
+	return fmt.Sprintf("target full: the image outgrew the %s of room on %s after %s were written: free space on it or choose a larger target (RAM size plus 2%% always suffices)",
+		bytesStr(e.Room), e.Target, bytesStr(e.Written))
+}
+
+func (e *FullError) Is(target error) bool { return target == unix.ENOSPC }
 
 func (e *SpaceError) Is(target error) bool { return target == unix.ENOSPC }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,7 +28,70 @@ func newFileTarget(path, spec string) (*fileTarget, error) {
 		}
 		return nil, &Error{Target: spec, Op: "open directory of", Err: err}
 	}
+	if err := checkPrivate(path); err != nil {
+		return nil, fmt.Errorf("target %s: %w", spec, err)
+	}
 	return &fileTarget{path: path, spec: spec}, nil
+}
+
+// checkPrivate refuses an image path other users could change: a
+// directory (or any directory above it) they can write, or an existing
+// image file they can write. They could replace the image with a forged
+// one that resume would run with root's trust, or plant one. The image
+// itself is created 0600; directories kjump creates are 0700.
+func checkPrivate(path string) error {
+	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return err
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if err := notShared(path, fi, "image file", false); err != nil {
+			return err
+		}
+	}
+	for d, first := dir, true; ; first = false {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		// Above the image's own directory a sticky bit is enough (as on
+		// /tmp): others cannot rename or remove what they do not own.
+		if err := notShared(d, fi, "directory", !first); err != nil {
+			return err
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return nil
+		}
+		d = parent
+	}
+}
+
+// notShared checks that only root or this user can change fi.
+func notShared(path string, fi os.FileInfo, what string, stickyOK bool) error {
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("%s %s is a symbolic link, which whoever can change it could point anywhere: give the real path", what, path)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("cannot read the owner of %s", path)
+	}
+	perm := st.Mode & 0o7777
+	if st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s %s belongs to user %d, who could replace the image: use a %s owned by root (chown root %s; chmod go-w %s)",
+			what, path, st.Uid, what, path, path)
+	}
+	if perm&0o022 != 0 && !(stickyOK && perm&unix.S_ISVTX != 0) {
+		fix := "chmod go-w " + path
+		if what == "directory" {
+			fix = "chmod 0700 " + path + ", or use a directory only root can write"
+		}
+		return fmt.Errorf("%s %s is writable by other users (mode %04o), who could replace or plant an image: %s", what, path, perm, fix)
+	}
+	return nil
 }
 
 func (t *fileTarget) String() string {
@@ -62,8 +126,8 @@ func (t *fileTarget) Create(maxSize uint64) (Writer, error) {
 	if fs.Flags&unix.ST_RDONLY != 0 {
 		return nil, &Error{Target: t.String(), Op: "create image on", Err: unix.EROFS}
 	}
-	if have := fs.Bavail * uint64(fs.Bsize); have < maxSize {
-		return nil, &SpaceError{Target: t.String(), Need: maxSize, Have: have}
+	if have, need := fs.Bavail*uint64(fs.Bsize), min(maxSize, MinRoom); have < need {
+		return nil, &SpaceError{Target: t.String(), Need: need, Have: have}
 	}
 	f, err := os.OpenFile(t.tmp(), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -183,4 +247,21 @@ func syncDir(dir string) error {
 		return err // EINVAL: filesystems that cannot sync directories
 	}
 	return nil
+}
+
+// OpenUnfinished opens the temporary file an interrupted write left.
+func (t *fileTarget) OpenUnfinished() (Image, error) {
+	f, err := os.Open(t.tmp())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoImage
+	}
+	if err != nil {
+		return nil, wrap(t.String(), "open unfinished image on", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, wrap(t.String(), "stat unfinished image on", err)
+	}
+	return &fileImage{f: f, size: fi.Size(), name: t.String()}, nil
 }

@@ -468,6 +468,9 @@ func OpenMapped(m FileMap) (Target, error) {
 // read-only (early boot mounts it so, without journal replay, to find the
 // image), in which case they go to the device at the file's extents.
 func openMappedFile(path, spec string) (Target, error) {
+	if err := checkPrivate(path); err != nil {
+		return nil, fmt.Errorf("target %s: %w", spec, err)
+	}
 	return &blockTarget{name: path, spec: spec, blank: nil,
 		open: func(writable, excl bool) (volume, error) {
 			f, err := os.OpenFile(path, os.O_RDONLY, 0)

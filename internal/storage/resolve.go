@@ -20,11 +20,14 @@ import (
 // A raw image overwrites the start of the device, and with it a filesystem
 // or swap UUID and LABEL; use PARTUUID= or PARTLABEL= for raw targets.
 func Resolve(spec string) (string, error) {
-	tag, val, _ := strings.Cut(spec, "=")
-	val = strings.Trim(val, `"`)
-	if val == "" {
-		return "", fmt.Errorf("%s: empty %s value", spec, tag)
+	ps, err := ParseSpec(spec)
+	if err != nil {
+		return "", err
 	}
+	if ps.Tag == "" {
+		return "", fmt.Errorf("%s is not a UUID=, LABEL=, PARTUUID= or PARTLABEL= tag", spec)
+	}
+	tag, val := ps.Tag, ps.Value
 	link := filepath.Join("/dev/disk", "by-"+strings.ToLower(tag), val)
 	if dev, err := filepath.EvalSymlinks(link); err == nil {
 		return dev, nil

@@ -59,10 +59,14 @@ var ErrNoImage = errors.New("no committed kjump image")
 // Preallocate is a mapped file; anything else is a file target (a
 // directory gets the file DefaultName inside it).
 func Open(spec string) (Target, error) {
-	if spec == "" {
-		return nil, errors.New("empty target: give a file, directory, /dev/ block device, UUID=, LABEL=, PARTUUID= or PARTLABEL=")
+	ps, err := ParseSpec(spec)
+	if err != nil {
+		return nil, err
 	}
-	if k, _, ok := strings.Cut(spec, "="); ok && isTag(k) {
+	if ps.Path != "" {
+		return nil, errDevicePath(spec)
+	}
+	if ps.Tag != "" {
 		dev, err := Resolve(spec)
 		if err != nil {
 			return nil, err
@@ -108,3 +112,26 @@ type namedTarget struct {
 }
 
 func (t namedTarget) String() string { return t.name }
+
+// Unfinished is implemented by targets that can show an image whose writing
+// was interrupted before it was published (power loss, crash, write error).
+// It is only for telling the user why there is nothing to resume: such an
+// image is never resumed.
+type Unfinished interface {
+	// OpenUnfinished opens the unpublished image read-only, or returns
+	// ErrNoImage when there is none.
+	OpenUnfinished() (Image, error)
+}
+
+// ErrDevicePath is the refusal of a "DEVICE:/path" target where only
+// boot-time resume understands it.
+func ErrDevicePath(spec string) error { return errDevicePath(spec) }
+
+// OpenUnfinished passes through to the named target.
+func (t namedTarget) OpenUnfinished() (Image, error) {
+	u, ok := t.Target.(Unfinished)
+	if !ok {
+		return nil, ErrNoImage
+	}
+	return u.OpenUnfinished()
+}

@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,9 +29,14 @@ type Config struct {
 	SMP    int    // default 1
 	CPU    string // -cpu model; default QEMU's (qemu64)
 
-	Disks   []string // raw images attached as virtio-blk (vda, vdb, ...)
-	Net     *Net     // optional virtio-net on a 127.0.0.1 socket
-	Monitor bool     // HMP monitor on a unix socket, see Machine.Monitor
+	Disks []string // raw images attached as virtio-blk (vda, vdb, ...)
+	// WriteEIO makes every write that touches byte offset WriteEIO[disk]
+	// of that disk fail with EIO, as a bad sector would: QEMU's blkdebug
+	// driver sits between the virtio disk and its file, so every kernel
+	// the machine runs (original, helper) sees the same failing device.
+	WriteEIO map[string]int64
+	Net      *Net // optional virtio-net on a 127.0.0.1 socket
+	Monitor  bool // HMP monitor on a unix socket, see Machine.Monitor
 	// Debug logs CPU resets and guest errors (triple faults) to
 	// qemu-debug.log in the run directory; KJUMP_QEMU_DEBUG=1 forces it.
 	Debug bool
@@ -206,6 +212,10 @@ func (m *Machine) args(cfg Config) ([]string, error) {
 		if strings.Contains(d, ",") {
 			return nil, fmt.Errorf("vm: disk path %q contains a comma", d)
 		}
+		if off, ok := cfg.WriteEIO[d]; ok {
+			a = append(a, "-drive", failingDrive(d, off))
+			continue
+		}
 		a = append(a, "-drive", "file="+d+",format=raw,if=virtio,cache=unsafe")
 	}
 	if n := cfg.Net; n != nil {
@@ -227,6 +237,22 @@ func (m *Machine) args(cfg Config) ([]string, error) {
 		a = append(a, "-d", "cpu_reset,guest_errors", "-D", filepath.Join(cfg.RunDir, "qemu-debug.log"))
 	}
 	return append(a, cfg.Extra...), nil
+}
+
+// failingDrive is a virtio disk whose writes covering byte offset off fail
+// with EIO (errno 5; QEMU passes it to the guest, werror=report).
+func failingDrive(path string, off int64) string {
+	spec, _ := json.Marshal(map[string]any{
+		"driver": "raw",
+		"file": map[string]any{
+			"driver": "blkdebug",
+			"inject-error": []map[string]any{{
+				"event": "write_aio", "iotype": "write", "errno": 5, "sector": off / 512,
+			}},
+			"image": map[string]any{"driver": "file", "filename": path},
+		},
+	})
+	return "file=json:" + strings.ReplaceAll(string(spec), ",", ",,") + ",if=virtio,cache=unsafe,werror=report"
 }
 
 func hasParam(cmdline, name string) bool {
