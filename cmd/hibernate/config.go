@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"os"
-	"strings"
 
 	"github.com/kjump/kjump/internal/config"
 	"github.com/kjump/kjump/internal/hibernate"
@@ -17,21 +16,7 @@ func loadConfig(args []string) (config.Config, error) {
 	return config.Load(configPath(args))
 }
 
-func configPath(args []string) string {
-	for i, a := range args {
-		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
-		if v, ok := strings.CutPrefix(a, "config="); ok {
-			return v
-		}
-		if a == "config" && i+1 < len(args) {
-			return args[i+1]
-		}
-		if a == "" { // "--": no more options
-			break
-		}
-	}
-	return config.DefaultPath
-}
+func configPath(args []string) string { return config.PathFromArgs(args) }
 
 func configFlag(fs *flag.FlagSet) {
 	fs.String("config", config.DefaultPath, "configuration `file` (kjump.conf(5))")

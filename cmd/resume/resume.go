@@ -108,20 +108,4 @@ func cmdlineHas(word string) bool {
 	return false
 }
 
-// configPath finds --config before the flags are parsed: the file's values
-// are the flags' defaults.
-func configPath(args []string) string {
-	for i, a := range args {
-		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
-		if v, ok := strings.CutPrefix(a, "config="); ok {
-			return v
-		}
-		if a == "config" && i+1 < len(args) {
-			return args[i+1]
-		}
-		if a == "" {
-			break
-		}
-	}
-	return config.DefaultPath
-}
+func configPath(args []string) string { return config.PathFromArgs(args) }

@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/kjump/kjump/internal/jump"
 )
 
 // DefaultPath is where the commands look unless told otherwise.
@@ -156,27 +158,14 @@ func (c Config) ReserveBytes() (uint64, error) {
 	if s == "" {
 		return 0, fmt.Errorf("helper.reserve is empty: give the reserved region's size, e.g. \"128M\"")
 	}
-	shift := 0
-	switch s[len(s)-1] {
-	case 'K', 'k':
-		shift = 10
-	case 'M', 'm':
-		shift = 20
-	case 'G', 'g':
-		shift = 30
-	}
-	num := s
-	if shift > 0 {
-		num = s[:len(s)-1]
-	}
-	var v uint64
-	if _, err := fmt.Sscan(num, &v); err != nil || num == "" || strings.ContainsAny(num, " +-") {
+	v, err := jump.ParseMemSize(s)
+	if err != nil {
 		return 0, fmt.Errorf("helper.reserve = %q: give a size such as \"128M\" or \"1G\"", s)
 	}
-	if v > (1<<40)>>shift {
+	if v > 1<<40 {
 		return 0, fmt.Errorf("helper.reserve = %q is larger than 1 TiB", s)
 	}
-	return v << shift, nil
+	return v, nil
 }
 
 // keyLine finds the line that sets key k: the TOML library reports
@@ -221,4 +210,22 @@ func joinKey(table, name string) string {
 		return name
 	}
 	return table + "." + name
+}
+
+// PathFromArgs finds --config in a command's arguments before its flags
+// are parsed: the file's values are the flags' defaults.
+func PathFromArgs(args []string) string {
+	for i, a := range args {
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if v, ok := strings.CutPrefix(a, "config="); ok {
+			return v
+		}
+		if a == "config" && i+1 < len(args) {
+			return args[i+1]
+		}
+		if a == "" { // "--": no more options
+			break
+		}
+	}
+	return DefaultPath
 }
