@@ -93,7 +93,7 @@ kjump-workload verify || return 1
 	if err := json.Unmarshal([]byte(js), &rep); err != nil {
 		return fmt.Errorf("hibernate check --json: %v in %q", err, js)
 	}
-	if !rep.OK || rep.Target != "/dev/vda" || len(rep.Checks) != 9 {
+	if !rep.OK || rep.Target != "/dev/vda" || len(rep.Checks) != 10 {
 		return fmt.Errorf("hibernate check --json: %+v", rep)
 	}
 	if _, err := m.Expect(`FAIL  target\s+no target is reachable: target /dev/vdz does not exist \(not attached\?\); fix: `, 5*time.Minute); err != nil {
