@@ -178,12 +178,19 @@ func systemctlHibernate(s *S, generator string) error {
 	if b, _ := intMatch(`SYSD before counter=(\d+)`, s.consoleOf("hibernate"), 1); atoi(after[1]) < b {
 		return fmt.Errorf("workload counter went back: %d before hibernating, %s after resume (the workload restarted)", b, after[1])
 	}
-	if err := expectAll(m, 2*time.Minute, "SYSD service success", "WORKLOAD VERIFY ok",
-		"Entering sleep state 'hibernate' through kjump", "hibernate: RESUMED from image",
-		"System returned from sleep state (resumed by kjump)", "SYSD hooks: ", "SYSD done"); err != nil {
+	// Lines reach the console through the journal from several writers, so
+	// their order is not fixed: wait for the last, then look for each.
+	if _, err := m.ExpectString("SYSD done", 2*time.Minute); err != nil {
 		return err
 	}
 	con := m.Console()
+	for _, want := range []string{"SYSD service success", "WORKLOAD VERIFY ok",
+		"Entering sleep state 'hibernate' through kjump", "hibernate: RESUMED from image",
+		"System returned from sleep state (resumed by kjump)", "SYSD hooks: "} {
+		if !strings.Contains(con, want) {
+			return fmt.Errorf("resumed system: no %q on the console", want)
+		}
+	}
 	// initramfs-tools' log_begin_msg shares its console line with resume's
 	// first line; dracut's info() goes to the initramfs journal only.
 	if generator == "initramfs-tools" && !strings.Contains(con, "kjump: resuming from a hibernation image") {
