@@ -140,24 +140,20 @@ func MapFile(path string) (*FileMap, error) {
 	if !isMappedFile(path) {
 		return nil, fmt.Errorf("%s exists but is not a preallocated kjump image file: remove it (kjump then preallocates one, like a swap file) or choose another path", path)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, size, err := openSized(path, os.O_RDWR)
 	if err != nil {
-		return nil, wrap(path, "open", err)
+		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, wrap(path, "stat", err)
-	}
 	token := make([]byte, tokenLen)
 	rand.Read(token)
-	if _, err := f.WriteAt(encodeMarker(fi.Size(), token), 0); err != nil {
+	if _, err := f.WriteAt(encodeMarker(size, token), 0); err != nil {
 		return nil, wrap(path, "write marker to", err)
 	}
 	if err := f.Sync(); err != nil {
 		return nil, wrap(path, "sync", err)
 	}
-	m, err := mapOpenFile(f, path, fi.Size())
+	m, err := mapOpenFile(f, path, size)
 	if err != nil {
 		return nil, err
 	}
@@ -176,16 +172,26 @@ func LocateFile(path string) (*FileMap, error) {
 	if !isMappedFile(path) {
 		return nil, fmt.Errorf("%s is not a kjump image file", path)
 	}
-	f, err := os.Open(path)
+	f, size, err := openSized(path, os.O_RDONLY)
 	if err != nil {
-		return nil, wrap(path, "open", err)
+		return nil, err
 	}
 	defer f.Close()
+	return mapOpenFile(f, path, size)
+}
+
+// openSized opens a file and returns its size.
+func openSized(path string, flag int) (*os.File, int64, error) {
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, 0, wrap(path, "open", err)
+	}
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, wrap(path, "stat", err)
+		f.Close()
+		return nil, 0, wrap(path, "stat", err)
 	}
-	return mapOpenFile(f, path, fi.Size())
+	return f, fi.Size(), nil
 }
 
 // SplitDevicePath splits "DEVICE:/path/in/fs", how early boot names an
@@ -473,17 +479,12 @@ func openMappedFile(path, spec string) (Target, error) {
 	}
 	return &blockTarget{name: path, spec: spec, blank: nil,
 		open: func(writable, excl bool) (volume, error) {
-			f, err := os.OpenFile(path, os.O_RDONLY, 0)
+			f, size, err := openSized(path, os.O_RDONLY)
 			if err != nil {
-				return nil, wrap(path, "open", err)
-			}
-			fi, err := f.Stat()
-			if err != nil {
-				f.Close()
-				return nil, wrap(path, "stat", err)
+				return nil, err
 			}
 			if !writable {
-				return &fileVolume{File: f, size: fi.Size()}, nil
+				return &fileVolume{File: f, size: size}, nil
 			}
 			var sfs unix.Statfs_t
 			if err := unix.Fstatfs(int(f.Fd()), &sfs); err != nil {
@@ -495,10 +496,10 @@ func openMappedFile(path, spec string) (Target, error) {
 				if f, err = os.OpenFile(path, os.O_RDWR, 0); err != nil {
 					return nil, wrap(path, "open", err)
 				}
-				return &fileVolume{File: f, size: fi.Size()}, nil
+				return &fileVolume{File: f, size: size}, nil
 			}
 			defer f.Close()
-			m, err := mapOpenFile(f, path, fi.Size())
+			m, err := mapOpenFile(f, path, size)
 			if err != nil {
 				return nil, err
 			}
