@@ -104,6 +104,11 @@ func hibernateOnce(s *S, version string, opts ...hibOption) (*hibernated, error)
 	if _, err := m.ExpectString("kjump-helper: image committed:", 5*time.Minute); err != nil {
 		return nil, err
 	}
+	// The helper read the original's buddy allocator and left its free
+	// pages out; resuming then proves none of them was in use.
+	if free, ok := match(`kjump-helper: free pages: (\S+ \S+) of the original's RAM is free`, m.Console()); !ok || strings.HasPrefix(free, "0 ") {
+		return nil, fmt.Errorf("the helper did not exclude the original's free pages (free pages line: %q)", free)
+	}
 	if _, err := m.ExpectString("kjump-helper: image committed; powering off", time.Minute); err != nil {
 		return nil, err
 	}
@@ -287,7 +292,7 @@ func printDemo(h *hibernated, resumed *vm.Machine) {
 	}
 	fmt.Println("\n=== kjump demo: hibernate a 1 GiB, 2-CPU VM to a raw disk, power off, resume in a new VM ===")
 	fmt.Println("--- first boot (console:", h.console+")")
-	show(h.consoleText, "WORKLOAD ready", "HIB before", "hibernate: helper loaded", "kjump-helper: up", "kjump-helper: writing", "image committed", "reboot: Power down")
+	show(h.consoleText, "WORKLOAD ready", "HIB before", "hibernate: helper loaded", "kjump-helper: up", "kjump-helper: free pages", "kjump-helper: writing", "image committed", "reboot: Power down")
 	fmt.Println("--- second boot, a new QEMU process (console:", resumed.ConsolePath()+")")
 	show(resumed.Console(), "resume: verifying", "verified and invalidated", "kjump-helper: restoring", "jumping into the restored",
 		"hibernate: RESUMED", "HIB cpus", "HIB after", "HIB reread", "WORKLOAD VERIFY")

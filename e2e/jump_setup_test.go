@@ -76,6 +76,15 @@ func intMatch(re, text string, i int) (int, error) {
 	return strconv.Atoi(m[i])
 }
 
+// match returns submatch 1 of the first match of re in text.
+func match(re, text string) (string, bool) {
+	m := regexp.MustCompile(re).FindStringSubmatch(text)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
+}
+
 // expectRefusal checks a refused `hibernate checkpoint` in a script that
 // prints "TAG before counter=N", runs the command, prints "TAG rc=N", waits,
 // prints "TAG after counter=N" and verifies the workload: the command must

@@ -31,6 +31,15 @@ func helperFlags(fs *flag.FlagSet, o *hibernate.Options, cfg config.Config) {
 	fs.StringVar(&o.Target, "to", "", "image `target`: block device, UUID=, LABEL=, NFS path (default: first reachable of targets in the config)")
 	fs.StringVar(&o.Level, "level", cfg.Image.Level, "compression level: fast, default or best")
 	fs.IntVar(&o.Threads, "threads", cfg.Image.Threads, "compression threads in the helper (0: all CPUs)")
+	o.KeepFree = cfg.Image.FreePages == "keep"
+	fs.Func("free-pages", "exclude (default: leave out the pages the kernel has free) or keep", func(v string) error {
+		switch v {
+		case "exclude", "keep":
+			o.KeepFree = v == "keep"
+			return nil
+		}
+		return fmt.Errorf("use exclude or keep")
+	})
 	o.NetInterface, o.NetAddress = cfg.Network.Interface, cfg.Network.Address
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/kjump/kjump/internal/cli"
+	"github.com/kjump/kjump/internal/freepages"
 	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/image/progress"
 	"github.com/kjump/kjump/internal/secret"
@@ -49,6 +50,7 @@ func imageCreate(args []string) error {
 	release := fs.String("kernel-release", "", "kernel release to record (default: the core's VMCOREINFO OSRELEASE)")
 	hostname := fs.String("hostname", "", "hostname to record")
 	bootID := fs.String("boot-id", "", "boot id to record")
+	excludeFree := fs.Bool("exclude-free", false, "leave out the pages the dumped kernel had free in its buddy allocator (restored as zeros; needs the core's VMCOREINFO note)")
 	var kf secret.Flags
 	kf.Register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -81,6 +83,15 @@ func imageCreate(args []string) error {
 		return err
 	}
 	opts := []image.Option{image.WithLevel(lvl), image.WithThreads(*threads)}
+	if *excludeFree {
+		start := time.Now()
+		free, err := freepages.Find(src, src.VMCoreInfo(), src.Ranges())
+		if err != nil {
+			return fmt.Errorf("%s: cannot find the free pages: %w (QEMU's dump-guest-memory adds the note only for guests that pass it through fw_cfg; drop --exclude-free to save every page)", *from, err)
+		}
+		fmt.Printf("free pages: %s in %d ranges, found in %s\n", humanize.IBytes(free.Pages*4096), len(free.Free), time.Since(start).Round(time.Millisecond))
+		opts = append(opts, image.WithExclude(free.Free))
+	}
 	key, err := newKey(&kf)
 	if err != nil {
 		return err

@@ -143,6 +143,9 @@ func imageInfo(args []string) error {
 	fmt.Fprintf(w, "RAM:\t%s in %d ranges, %d-byte pages\n", humanize.IBytes(info.RAMBytes), len(info.Ranges), info.PageSize)
 	if pages > 0 {
 		fmt.Fprintf(w, "pages:\t%d stored, %d zero (%.1f%%)\n", info.StoredPages, info.ZeroPages, 100*float64(info.ZeroPages)/float64(pages))
+		if md.FreePages > 0 {
+			fmt.Fprintf(w, "free pages:\t%d of the zero pages were free in the saved kernel, left out unread (%s)\n", md.FreePages, humanize.IBytes(md.FreePages*uint64(info.PageSize)))
+		}
 	}
 	fmt.Fprintf(w, "chunks:\t%d of %s RAM each\n", info.Chunks, humanize.IBytes(uint64(info.ChunkSize)))
 	fmt.Fprintf(w, "image size:\t%s (%.2fx)\n", humanize.IBytes(uint64(info.ImageBytes)), float64(info.RAMBytes)/float64(max(info.ImageBytes, 1)))

@@ -47,6 +47,8 @@ type Config struct {
 type Image struct {
 	Level   string `toml:"level"`   // fast, default or best
 	Threads int    `toml:"threads"` // compression workers in the helper; 0: one per CPU
+	// FreePages is "exclude" (leave out what the kernel has free) or "keep".
+	FreePages string `toml:"free_pages"`
 }
 
 // Helper is the helper kernel and its memory.
@@ -74,7 +76,7 @@ type Resume struct {
 // Default returns the settings used when the file or a key is absent.
 func Default() Config {
 	return Config{
-		Image:  Image{Level: "fast"},
+		Image:  Image{Level: "fast", FreePages: "exclude"},
 		Helper: Helper{Kernel: "/boot/kjump/helper.bzImage", Initrd: "/boot/kjump/helper.cpio.gz", Reserve: "128M"},
 		Resume: Resume{Policy: "auto"},
 	}
@@ -120,7 +122,7 @@ func Parse(data []byte) (Config, error) {
 	return c, c.Validate()
 }
 
-const knownKeys = "targets, key_file, image.level, image.threads, helper.kernel, helper.initrd, helper.args, " +
+const knownKeys = "targets, key_file, image.level, image.threads, image.free_pages, helper.kernel, helper.initrd, helper.args, " +
 	"helper.reserve, helper.modules, network.interface, network.address, resume.policy, resume.force"
 
 // Validate checks values the types alone do not.
@@ -129,6 +131,11 @@ func (c Config) Validate() error {
 	case "fast", "default", "best":
 	default:
 		return fmt.Errorf("image.level = %q: use fast, default or best", c.Image.Level)
+	}
+	switch c.Image.FreePages {
+	case "exclude", "keep":
+	default:
+		return fmt.Errorf("image.free_pages = %q: use exclude or keep", c.Image.FreePages)
 	}
 	if c.Image.Threads < 0 {
 		return fmt.Errorf("image.threads = %d: use 0 (one per CPU) or a positive number", c.Image.Threads)

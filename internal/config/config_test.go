@@ -27,6 +27,7 @@ key_file = "/etc/kjump/key"
 [image]
 level = "best"
 threads = 3
+free_pages = "keep"
 
 [helper]
 kernel = "/boot/vmlinuz-x"
@@ -47,7 +48,7 @@ force = true
 		t.Fatal(err)
 	}
 	want := Config{Targets: []string{"PARTLABEL=kjump", "/mnt/nfs/kjump"}, KeyFile: "/etc/kjump/key",
-		Image:   Image{Level: "best", Threads: 3},
+		Image:   Image{Level: "best", Threads: 3, FreePages: "keep"},
 		Helper:  Helper{Kernel: "/boot/vmlinuz-x", Initrd: "/boot/kjump/h.cpio.gz", Args: "loglevel=7", Reserve: "256M", Modules: []string{"virtio_net"}},
 		Network: Network{Interface: "eth0", Address: "10.0.2.50/24"},
 		Resume:  Resume{Policy: "never", Force: true}}

@@ -14,6 +14,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"golang.org/x/sys/unix"
 
+	"github.com/kjump/kjump/internal/freepages"
 	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/jump/purgatory"
@@ -56,6 +57,19 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 		md.Extra[k] = v
 	}
 	opts := []image.Option{image.WithLevel(level), image.WithThreads(threads), image.WithProgress(progress("saved"))}
+	if !in.KeepFree {
+		start := time.Now()
+		free, err := freepages.Find(src, src.VMCoreInfo(), src.Ranges())
+		if err != nil {
+			// Saving the free pages too costs time and space, never data.
+			logf("saving free pages too: cannot read the original's free lists: %v", err)
+		} else {
+			logf("free pages: %s of the original's RAM is free in its buddy allocator and is left out (found in %s)",
+				humanize.IBytes(free.Pages*jump.PageSize), time.Since(start).Round(time.Millisecond))
+			opts = append(opts, image.WithExclude(free.Free))
+			res.Details["free_pages"] = strconv.FormatUint(free.Pages, 10)
+		}
+	}
 	enc := "unencrypted"
 	if in.Key != nil {
 		opts = append(opts, image.WithKey(in.Key))

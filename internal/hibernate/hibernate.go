@@ -28,6 +28,8 @@ type Options struct {
 	Target       string
 	Level        string
 	Threads      int
+	// KeepFree saves free pages too (image.free_pages = "keep").
+	KeepFree bool
 	// Key encrypts the image (see image.NewKey); nil writes a plain image.
 	Key *image.Key
 	// NetInterface and NetAddress override the network the helper brings
@@ -155,6 +157,21 @@ func helperCmdline(cmdline string) string {
 	return strings.Join(append(keep, "no_timer_check"), " ")
 }
 
+// pagePoisoning reports whether the kernel fills free pages with a pattern
+// it checks on allocation (page_poison=1): free pages restored as zeros
+// would then be reported as corrupt, so the helper keeps them.
+func pagePoisoning(cmdline string) bool {
+	for _, a := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(a, "page_poison="); ok {
+			switch v {
+			case "1", "on", "y", "yes", "true":
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Plan lays out the helper for this machine.
 func Plan(sys *System, o Options) (*jump.HelperPlan, error) { return plan(sys, o, false) }
 
@@ -252,7 +269,7 @@ func Jump(o Options) (*Outcome, error) {
 	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	in := jump.Instructions{Mode: o.Mode, SavedContext: savedCtx, Convention: conv.String(),
 		Backup: plan.Backup.Start, JumpStub: plan.JumpStub, Target: target, Level: o.Level,
-		Threads: o.Threads, Release: jump.KernelRelease(), Hostname: host,
+		Threads: o.Threads, KeepFree: o.KeepFree || pagePoisoning(sys.Cmdline), Release: jump.KernelRelease(), Hostname: host,
 		BootID: strings.TrimSpace(string(bootID)), Issued: time.Now().UTC(),
 		Extra: map[string]string{}, Key: o.Key}
 	in.Extra["region"] = fmt.Sprintf("%#x-%#x", plan.HelperRAM.Start, plan.Tail.End)

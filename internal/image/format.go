@@ -64,6 +64,9 @@ type Metadata struct {
 	PageSize    uint32        `json:"page_size"`
 	JumpBack    JumpBack      `json:"jump_back"`
 	Filesystems []Fingerprint `json:"filesystems,omitempty"`
+	// FreePages is how many pages Write left out because the saved kernel
+	// had them free (WithExclude); they are restored as zeros.
+	FreePages uint64 `json:"free_pages,omitempty"`
 	// Extra holds anything else a caller wants to carry (tool versions,
 	// kernel command line); the image does not interpret it.
 	Extra map[string]string `json:"extra,omitempty"`

@@ -63,6 +63,7 @@ type options struct {
 	zeroFill  bool
 	key       *Key
 	secret    *Secret
+	exclude   []Range
 }
 
 // WithLevel selects the compression level (Write only).
@@ -89,6 +90,12 @@ func WithForce() Option { return func(o *options) { o.force = true } }
 // not read as zero where nothing is written (/dev/mem: the booted kernel's
 // RAM holds its own data, and the saved kernel expects its zero pages).
 func WithZeroFill() Option { return func(o *options) { o.zeroFill = true } }
+
+// WithExclude makes Write leave out the pages in rs (sorted, page
+// aligned, not overlapping: the free pages internal/freepages finds)
+// without reading them. They count as zero pages: Restore with
+// WithZeroFill writes them as zeros.
+func WithExclude(rs []Range) Option { return func(o *options) { o.exclude = rs } }
 
 // WithKey encrypts a new image with k (Write; see NewKey), or unlocks an
 // encrypted one with an already derived key (Open: the restore kernel gets

@@ -182,3 +182,45 @@ func TestShortSource(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Excluded pages are neither read nor stored, and come back as zeros; every
+// other page round-trips.
+func TestExclude(t *testing.T) {
+	mem := testMemory(21, 2<<20)
+	ranges := []Range{{0, 900 << 10}, {1 << 20, 2 << 20}}
+	exclude := []Range{{0x3000, 0x5000}, {0x10000, 0x30000}, {0x80000, 0xe1000}, {1 << 20, (1 << 20) + 0x40000}, {0x1ff000, 0x200000}}
+	src := RangeSource(bytes.NewReader(mem), ranges)
+	var excludedPages uint64
+	for _, e := range exclude {
+		excludedPages += e.Size() / 4096
+	}
+	for _, chunk := range []int{64 << 10, 2 << 20} {
+		img, st := writeImage(t, src, WithChunkSize(chunk), WithExclude(exclude), WithThreads(3))
+		if st.ExcludedPages != excludedPages {
+			t.Fatalf("chunk %d: excluded %d pages, want %d", chunk, st.ExcludedPages, excludedPages)
+		}
+		r, err := Open(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Metadata().FreePages; got != excludedPages {
+			t.Fatalf("metadata free pages %d, want %d", got, excludedPages)
+		}
+		sink := &sparseMem{b: bytes.Repeat([]byte{0xee}, 2<<20)}
+		if _, err := r.Restore(context.Background(), sink, WithZeroFill()); err != nil {
+			t.Fatal(err)
+		}
+		want := bytes.Clone(mem)
+		for _, e := range exclude {
+			clear(want[e.Start:e.End])
+		}
+		for _, rg := range ranges {
+			if !bytes.Equal(sink.b[rg.Start:rg.End], want[rg.Start:rg.End]) {
+				t.Fatalf("chunk %d: range %v differs after restore", chunk, rg)
+			}
+		}
+	}
+	if _, err := Write(context.Background(), &memImage{}, src, Metadata{}, WithExclude([]Range{{0x5000, 0x6000}, {0x1000, 0x2000}})); err == nil {
+		t.Fatal("unsorted exclusion accepted")
+	}
+}

@@ -26,12 +26,14 @@ type Output interface {
 
 // Stats summarizes a Write, Verify or Restore.
 type Stats struct {
-	RAMBytes    uint64 // bytes in the saved ranges
-	ZeroPages   uint64 // pages not stored because they were all zero
-	StoredPages uint64 // pages stored (compressed) in chunks
-	ImageBytes  uint64 // total image length
-	Chunks      int
-	Duration    time.Duration
+	RAMBytes  uint64 // bytes in the saved ranges
+	ZeroPages uint64 // pages not stored because they were all zero or excluded
+	// ExcludedPages are the ZeroPages left out unread (WithExclude).
+	ExcludedPages uint64
+	StoredPages   uint64 // pages stored (compressed) in chunks
+	ImageBytes    uint64 // total image length
+	Chunks        int
+	Duration      time.Duration
 }
 
 // MaxImageSize bounds the length of an image of src: every page stored
@@ -79,6 +81,10 @@ func Write(ctx context.Context, out Output, src Source, md Metadata, opts ...Opt
 	if len(ranges) == 0 {
 		return Stats{}, errors.New("source has no RAM ranges: nothing to save")
 	}
+	if err := checkRanges(o.exclude, ps); err != nil {
+		return Stats{}, fmt.Errorf("excluded ranges: %w", err)
+	}
+	md.FreePages = totalSize(o.exclude) / ps
 	if uint64(maxChunks(ranges, uint64(o.chunkSize))) > maxChunkCount {
 		return Stats{}, fmt.Errorf("%d bytes of RAM need more than %d chunks: use a larger chunk size", totalSize(ranges), maxChunkCount)
 	}
@@ -195,6 +201,7 @@ type job struct {
 	addr uint64
 	size int
 	out  []byte
+	skip []Range // excluded ranges overlapping the chunk, in order
 }
 
 type result struct {
@@ -203,6 +210,7 @@ type result struct {
 	out         []byte // buffer to recycle
 	ram         uint64
 	zero, store uint64
+	excluded    uint64
 	err         error
 }
 
@@ -221,8 +229,17 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 	go func() { // dispatcher
 		defer close(jobs)
 		seq := 0
+		ex := p.o.exclude
 		for _, r := range p.ranges {
 			for a := r.Start; a < r.End; a += uint64(p.o.chunkSize) {
+				end := min(a+uint64(p.o.chunkSize), r.End)
+				for len(ex) > 0 && ex[0].End <= a {
+					ex = ex[1:]
+				}
+				n := 0
+				for n < len(ex) && ex[n].Start < end {
+					n++
+				}
 				var buf []byte
 				select {
 				case buf = <-pool:
@@ -230,7 +247,7 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 					return
 				}
 				select {
-				case jobs <- job{seq: seq, addr: a, size: int(min(uint64(p.o.chunkSize), r.End-a)), out: buf}:
+				case jobs <- job{seq: seq, addr: a, size: int(end - a), out: buf, skip: ex[:n]}:
 				case <-ctx.Done():
 					return
 				}
@@ -256,7 +273,9 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 		done    uint64
 		total   = totalSize(p.ranges)
 		firstE  error
+		flushed = off // start of the bytes not yet handed to writeback
 	)
+	wb, _ := out.(writebacker)
 	for r := range results {
 		if firstE != nil {
 			continue // drain so workers exit
@@ -282,8 +301,13 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 				}
 				entries = append(entries, indexEntry{Offset: off, Length: uint32(len(r.rec)), CRC: le.Uint32(r.rec[len(r.rec)-crcLen:])})
 				off += uint64(len(r.rec))
+				if wb != nil && off-flushed >= writebackBatch {
+					wb.StartWriteback(int64(flushed), int64(off-flushed))
+					flushed = off
+				}
 			}
 			st.ZeroPages += r.zero
+			st.ExcludedPages += r.excluded
 			st.StoredPages += r.store
 			done += r.ram
 			pool <- r.out
@@ -300,6 +324,16 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 	}
 	return entries, st, nil
 }
+
+// writebacker is an Output that can start writing data to stable storage
+// without waiting for it. Write hands it each writebackBatch of records as
+// they are written, so the disk works while later chunks compress and the
+// Sync before the commit only waits for the tail.
+type writebacker interface {
+	StartWriteback(off, n int64)
+}
+
+const writebackBatch = 8 << 20
 
 // worker compresses jobs. Each worker owns its input buffer and a
 // single-threaded zstd encoder reused across chunks.
@@ -322,6 +356,11 @@ func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- r
 	for j := range jobs {
 		r := result{seq: j.seq, out: j.out, ram: uint64(j.size)}
 		buf := in[:j.size]
+		if p.excludedAll(j) {
+			r.zero = uint64(j.size) / p.ps
+			r.excluded = r.zero
+			goto send
+		}
 		if canView {
 			if m, ok := v.view(j.addr, j.size); ok && p.compressMapped(&r, enc, m, buf, j, zero, ext[:0]) {
 				v.release(m)
@@ -331,7 +370,7 @@ func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- r
 		if n, err := p.src.ReadAt(buf, int64(j.addr)); err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
 			r.err = fmt.Errorf("reading RAM at %#x: %w", j.addr, err)
 		} else {
-			r.rec, r.zero, r.store = p.compress(enc, buf, buf, j, zero, ext[:0])
+			r.rec, r.zero, r.store, r.excluded = p.compress(enc, buf, buf, j, zero, ext[:0])
 		}
 	send:
 		select {
@@ -357,7 +396,7 @@ func (p *pipeline) compressMapped(r *result, enc *zstd.Encoder, m, buf []byte, j
 			ok = false
 		}
 	}()
-	r.rec, r.zero, r.store = p.compress(enc, m, buf, j, zero, ext)
+	r.rec, r.zero, r.store, r.excluded = p.compress(enc, m, buf, j, zero, ext)
 	return true
 }
 
@@ -371,17 +410,29 @@ type viewer interface {
 // for sources read with ReadAt: compaction in place, so each page is read
 // once and copied at most once) and builds the chunk record in j.out.
 // The extents are found first so that a chunk of one run needs no copy.
-func (p *pipeline) compress(enc *zstd.Encoder, src, buf []byte, j job, zero []byte, ext []extent) (rec []byte, zeroPages, stored uint64) {
+func (p *pipeline) compress(enc *zstd.Encoder, src, buf []byte, j job, zero []byte, ext []extent) (rec []byte, zeroPages, stored, excluded uint64) {
 	ps := int(p.ps)
 	var rawCRC uint32 // CRC of the packed pages, taken while each is in cache
+	skip := j.skip
 	for off := 0; off < len(src); off += ps {
+		addr := j.addr + uint64(off)
+		for len(skip) > 0 && skip[0].End <= addr {
+			skip = skip[1:]
+		}
+		if len(skip) > 0 && skip[0].Start <= addr {
+			// Excluded: not read, not stored, restored as zero.
+			n := min(skip[0].End-addr, uint64(len(src)-off)) / p.ps
+			zeroPages += n
+			excluded += n
+			off += int(n-1) * ps
+			continue
+		}
 		page := src[off : off+ps]
 		if bytes.Equal(page, zero) {
 			zeroPages++
 			continue
 		}
 		rawCRC = crc32.Update(rawCRC, castagnoli, page)
-		addr := j.addr + uint64(off)
 		if k := len(ext); k > 0 && ext[k-1].Addr+uint64(ext[k-1].Pages)*p.ps == addr {
 			ext[k-1].Pages++
 		} else {
@@ -389,7 +440,7 @@ func (p *pipeline) compress(enc *zstd.Encoder, src, buf []byte, j job, zero []by
 		}
 	}
 	if len(ext) == 0 {
-		return nil, zeroPages, 0
+		return nil, zeroPages, 0, excluded
 	}
 	// One run of pages (the common case for busy RAM) is compressed where it
 	// is; otherwise the runs are packed into buf, in place when src is buf.
@@ -420,7 +471,12 @@ func (p *pipeline) compress(enc *zstd.Encoder, src, buf []byte, j job, zero []by
 		rec = p.keys.aead.Seal(rec[:hdrLen], chunkNonce(c.Number), rec[hdrLen:], rec[:hdrLen])
 	}
 	rec = le.AppendUint32(rec, crc(rec))
-	return rec, zeroPages, uint64(n / ps)
+	return rec, zeroPages, uint64(n / ps), excluded
+}
+
+// excludedAll reports whether WithExclude covers all of j.
+func (p *pipeline) excludedAll(j job) bool {
+	return len(j.skip) == 1 && j.skip[0].Start <= j.addr && j.skip[0].End >= j.addr+uint64(j.size)
 }
 
 // frameBound is more than the largest zstd frame EncodeAll makes of n

@@ -48,9 +48,11 @@ type Instructions struct {
 	JumpStub uint64     `json:"jump_stub"`
 	Target   TargetSpec `json:"target"`
 	// ImageID names the verified image a restore kernel must restore.
-	ImageID  string    `json:"image_id,omitempty"`
-	Level    string    `json:"level,omitempty"`
-	Threads  int       `json:"threads,omitempty"`
+	ImageID string `json:"image_id,omitempty"`
+	Level   string `json:"level,omitempty"`
+	Threads int    `json:"threads,omitempty"`
+	// KeepFree makes the helper save the pages the original has free too.
+	KeepFree bool      `json:"keep_free,omitempty"`
 	Release  string    `json:"release"`
 	Hostname string    `json:"hostname"`
 	BootID   string    `json:"boot_id"`
