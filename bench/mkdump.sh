@@ -52,6 +52,7 @@ awk '{ n[$1]++ } END { for (k in n) print k, n[k] }' /tmp/sorted.txt >/tmp/words
 sleep 2
 sync
 free -m
+echo "KJUMP-VMCOREINFO $(cat /sys/kernel/vmcoreinfo)"
 echo KJUMP-READY
 while :; do sleep 1000; done
 INIT
@@ -88,6 +89,31 @@ while b"VM status" not in buf:
 cmd("quit")
 PY
 wait $qpid || true
+# QEMU stores the kernel's VMCOREINFO note only when the guest hands it over
+# through fw_cfg (CONFIG_FW_CFG_SYSFS, not in the test kernel), so copy the
+# note from guest RAM into a PT_NOTE of our own, as kdump's vmcore has it:
+# free-page exclusion (hibernate image create --exclude-free) needs it.
+python3 - "$out.tmp" $(sed -n 's/^KJUMP-VMCOREINFO //p' "$work/console.log" | tr -d '\r') <<'PY'
+import struct, sys
+path, addr, size = sys.argv[1], int(sys.argv[2], 16), int(sys.argv[3], 16)
+f = open(path, "r+b")
+eh = bytearray(f.read(64))
+phoff, = struct.unpack_from("<Q", eh, 32)
+phentsize, phnum = struct.unpack_from("<HH", eh, 54)
+f.seek(phoff); ph = f.read(phentsize * phnum)
+note = None
+for i in range(phnum):
+    typ, flags, off, vaddr, paddr, filesz, memsz, align = struct.unpack_from("<IIQQQQQQ", ph, i * phentsize)
+    if typ == 1 and paddr <= addr and addr + size <= paddr + filesz:
+        f.seek(off + addr - paddr); note = f.read(size)
+if note is None or b"VMCOREINFO" not in note:
+    sys.exit("mkdump: VMCOREINFO note at %#x not found in the dump" % addr)
+f.seek(0, 2); noff = f.tell(); f.write(note)
+newph = ph + struct.pack("<IIQQQQQQ", 4, 0, noff, 0, addr, size, size, 0)
+f.seek(0, 2); pos = f.tell(); f.write(newph)
+struct.pack_into("<Q", eh, 32, pos); struct.pack_into("<H", eh, 56, phnum + 1)
+f.seek(0); f.write(eh)
+PY
 mv "$out.tmp" "$out"
 grep -A3 total "$work/console.log" | head -3 || true
 ls -l "$out"

@@ -21,7 +21,7 @@ import (
 // be compared with the pipeline's on the same (emulated) CPUs. The slice
 // comes from make bench's dump; without it calibration is skipped.
 func calibrate(dir, kernel, hibernateBin string) (string, error) {
-	dump := filepath.Join(vm.CacheDir(), "bench", "guest-1g.elf")
+	dump := filepath.Join(vm.CacheDir(), "bench", "guest-1g-vmcoreinfo.elf")
 	if _, err := os.Stat(dump); err != nil {
 		return "calibration skipped: no " + dump + " (make bench builds it)", nil
 	}

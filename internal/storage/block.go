@@ -175,6 +175,14 @@ func (w *blockWriter) WriteAt(p []byte, off int64) (int, error) {
 
 func (w *blockWriter) Sync() error { return wrap(w.t.String(), "sync", w.f.Sync()) }
 
+// StartWriteback asks the kernel to start writing [off, off+n) of the image
+// now, where the volume is one file or device; errors show up at Sync.
+func (w *blockWriter) StartWriteback(off, n int64) {
+	if v, ok := w.f.(*fileVolume); ok {
+		startWriteback(v.File, SignatureSize+off, n)
+	}
+}
+
 func (w *blockWriter) Commit() error {
 	defer w.f.Close()
 	if err := w.f.Sync(); err != nil {

@@ -148,6 +148,10 @@ func (w *fileWriter) WriteAt(p []byte, off int64) (int, error) {
 
 func (w *fileWriter) Sync() error { return wrap(w.t.String(), "sync image on", w.f.Sync()) }
 
+// StartWriteback asks the kernel to start writing [off, off+n) now
+// (image.Write calls it as it goes); errors show up at Sync.
+func (w *fileWriter) StartWriteback(off, n int64) { startWriteback(w.f, off, n) }
+
 func (w *fileWriter) Commit() error {
 	if err := w.f.Sync(); err != nil {
 		w.Abort()

@@ -17,6 +17,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Target is a place that holds at most one image.
@@ -134,4 +136,11 @@ func (t namedTarget) OpenUnfinished() (Image, error) {
 		return nil, ErrNoImage
 	}
 	return u.OpenUnfinished()
+}
+
+// startWriteback starts writeback of a file range without waiting
+// (sync_file_range SYNC_FILE_RANGE_WRITE). It is only a head start for the
+// Sync that follows, so failures (filesystems without it) are ignored.
+func startWriteback(f *os.File, off, n int64) {
+	unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
