@@ -13,11 +13,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/kjump/kjump/internal/image"
+	"github.com/kjump/kjump/internal/phys"
 )
 
 // maxOrder bounds a buddy block's order: x86-64 kernels merge up to order 10
@@ -50,7 +50,7 @@ func Find(mem io.ReaderAt, info map[string]string, ram []image.Range) (*Result, 
 			return nil, err
 		}
 	}
-	res.Free = merge(res.Free)
+	res.Free = phys.Ranges(res.Free).Normalize()
 	return res, nil
 }
 
@@ -281,18 +281,4 @@ func (w *walker) scan(r image.Range, res *Result) error {
 		pfn = next
 	}
 	return nil
-}
-
-// merge sorts rs and joins touching ranges.
-func merge(rs []image.Range) []image.Range {
-	sort.Slice(rs, func(i, j int) bool { return rs[i].Start < rs[j].Start })
-	out := rs[:0]
-	for _, r := range rs {
-		if n := len(out); n > 0 && r.Start <= out[n-1].End {
-			out[n-1].End = max(out[n-1].End, r.End)
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
 }

@@ -12,7 +12,7 @@ import (
 func smallImage(t testing.TB) ([]byte, Source, []byte) {
 	mem := testMemory(42, 96<<10)
 	clear(mem[32<<10 : 48<<10]) // one all-zero chunk
-	src := RangeSource(bytes.NewReader(mem), []Range{{0, 40 << 10}, {48 << 10, 64 << 10}, {72 << 10, 96 << 10}})
+	src := RangeSource(bytes.NewReader(mem), []Range{{Start: 0, End: 40 << 10}, {Start: 48 << 10, End: 64 << 10}, {Start: 72 << 10, End: 96 << 10}})
 	img, _ := writeImage(t, src, WithChunkSize(16<<10), WithThreads(1))
 	return img.b, src, mem
 }

@@ -20,7 +20,7 @@ func encryptedImage(t testing.TB, s Secret) ([]byte, Source, []byte) {
 	}
 	mem := testMemory(7, 96<<10)
 	clear(mem[32<<10 : 48<<10])
-	src := RangeSource(bytes.NewReader(mem), []Range{{0, 40 << 10}, {48 << 10, 64 << 10}, {72 << 10, 96 << 10}})
+	src := RangeSource(bytes.NewReader(mem), []Range{{Start: 0, End: 40 << 10}, {Start: 48 << 10, End: 64 << 10}, {Start: 72 << 10, End: 96 << 10}})
 	img, _ := writeImage(t, src, WithChunkSize(16<<10), WithThreads(2), WithKey(k))
 	return img.b, src, mem
 }

@@ -87,7 +87,7 @@ func TestELFSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Range{{0x1000, 0xa0000}, {0xc0000, 0xc8000}, {0x100000, 0x1a0000}}
+	want := []Range{{Start: 0x1000, End: 0xa0000}, {Start: 0xc0000, End: 0xc8000}, {Start: 0x100000, End: 0x1a0000}}
 	if got := src.Ranges(); len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
 		t.Fatalf("ranges %v, want %v", got, want)
 	}

@@ -243,7 +243,7 @@ func parseHeader(b []byte) (*header, error) {
 	p := b[headerFixedLen+encLen:]
 	h.Ranges = make([]Range, nr)
 	for i := range h.Ranges {
-		h.Ranges[i] = Range{le.Uint64(p), le.Uint64(p[8:])}
+		h.Ranges[i] = Range{Start: le.Uint64(p), End: le.Uint64(p[8:])}
 		p = p[16:]
 	}
 	if err := checkRanges(h.Ranges, uint64(h.PageSize)); err != nil {

@@ -52,7 +52,7 @@ func fuzzHeader(t *testing.T, b []byte) {
 
 // fuzzGeometry is the image geometry chunk records are parsed against.
 var fuzzGeometry = &header{PageSize: 4096, ChunkSize: 16 << 10, Compression: compressionZstd,
-	Ranges: []Range{{0, 40 << 10}, {48 << 10, 64 << 10}, {72 << 10, 96 << 10}}}
+	Ranges: []Range{{Start: 0, End: 40 << 10}, {Start: 48 << 10, End: 64 << 10}, {Start: 72 << 10, End: 96 << 10}}}
 
 // FuzzChunk: a chunk record is parsed, decompressed and CRC-checked without
 // panics or unbounded allocation; accepted records decode to exactly the
@@ -275,7 +275,7 @@ func mustHeaderLen(t *testing.T, img []byte) int {
 }
 
 func mustHeader(t *testing.T) []byte {
-	h := &header{PageSize: 4096, ChunkSize: 4096, Compression: compressionZstd, Ranges: []Range{{0, 4096}}}
+	h := &header{PageSize: 4096, ChunkSize: 4096, Compression: compressionZstd, Ranges: []Range{{Start: 0, End: 4096}}}
 	b, err := h.encode()
 	if err != nil {
 		t.Fatal(err)

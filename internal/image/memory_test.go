@@ -11,7 +11,7 @@ import (
 // third page zero, the others filled from their address.
 type patternSource struct{ size uint64 }
 
-func (s patternSource) Ranges() []Range { return []Range{{0, s.size}} }
+func (s patternSource) Ranges() []Range { return []Range{{Start: 0, End: s.size}} }
 
 func (s patternSource) ReadAt(p []byte, off int64) (int, error) {
 	for i := 0; i < len(p); i += 8 {

@@ -2,37 +2,16 @@ package image
 
 import (
 	"fmt"
-	"sort"
+
+	"github.com/kjump/kjump/internal/phys"
 )
 
-// Range is a half-open physical address range [Start, End). Ranges stored in
-// an image are page aligned.
-type Range struct {
-	Start uint64 `json:"start"`
-	End   uint64 `json:"end"`
-}
-
-// Size is the number of bytes in r.
-func (r Range) Size() uint64 {
-	if r.End <= r.Start {
-		return 0
-	}
-	return r.End - r.Start
-}
-
-// Contains reports whether addr lies in r.
-func (r Range) Contains(addr uint64) bool { return addr >= r.Start && addr < r.End }
-
-func (r Range) String() string { return fmt.Sprintf("[%#x-%#x)", r.Start, r.End) }
+// Range is a half-open physical address range [Start, End) (internal/phys).
+// Ranges stored in an image are page aligned.
+type Range = phys.Range
 
 // totalSize sums the sizes of rs.
-func totalSize(rs []Range) uint64 {
-	var n uint64
-	for _, r := range rs {
-		n += r.Size()
-	}
-	return n
-}
+func totalSize(rs []Range) uint64 { return phys.Ranges(rs).Size() }
 
 // normalize widens every range to whole pages, sorts them and merges
 // overlapping or touching ones. Core files list the same RAM twice (the
@@ -51,18 +30,9 @@ func normalize(rs []Range, pageSize uint64) []Range {
 		} else {
 			e = (e + pageSize - 1) &^ (pageSize - 1)
 		}
-		out = append(out, Range{s, e})
+		out = append(out, Range{Start: s, End: e})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start })
-	merged := out[:0]
-	for _, r := range out {
-		if n := len(merged); n > 0 && r.Start <= merged[n-1].End {
-			merged[n-1].End = max(merged[n-1].End, r.End)
-			continue
-		}
-		merged = append(merged, r)
-	}
-	return merged
+	return phys.Ranges(out).Normalize()
 }
 
 // checkRanges reports whether rs is sorted, disjoint and page aligned: the

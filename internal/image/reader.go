@@ -455,7 +455,7 @@ func (r *Reader) slot(n uint32) (Range, bool) {
 		k := (rg.Size() + cs - 1) / cs
 		if left < k {
 			s := rg.Start + left*cs
-			return Range{s, min(s+cs, rg.End)}, true
+			return Range{Start: s, End: min(s+cs, rg.End)}, true
 		}
 		left -= k
 	}

@@ -18,10 +18,10 @@ func TestRoundTrip(t *testing.T) {
 		level     Level
 		threads   int
 	}{
-		{"one range", 1 << 20, []Range{{0, 1 << 20}}, 64 << 10, LevelFast, 2},
-		{"holes", 4 << 20, []Range{{0x1000, 0x9f000}, {0x100000, 0x2f0000}, {0x300000, 4 << 20}}, 128 << 10, LevelDefault, 3},
-		{"chunk larger than ranges", 1 << 20, []Range{{0x3000, 0x5000}, {0x80000, 0x81000}}, 2 << 20, LevelBest, 1},
-		{"default chunk, many threads", 6 << 20, []Range{{0, 6 << 20}}, 0, LevelFast, 8},
+		{"one range", 1 << 20, []Range{{Start: 0, End: 1 << 20}}, 64 << 10, LevelFast, 2},
+		{"holes", 4 << 20, []Range{{Start: 0x1000, End: 0x9f000}, {Start: 0x100000, End: 0x2f0000}, {Start: 0x300000, End: 4 << 20}}, 128 << 10, LevelDefault, 3},
+		{"chunk larger than ranges", 1 << 20, []Range{{Start: 0x3000, End: 0x5000}, {Start: 0x80000, End: 0x81000}}, 2 << 20, LevelBest, 1},
+		{"default chunk, many threads", 6 << 20, []Range{{Start: 0, End: 6 << 20}}, 0, LevelFast, 8},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := testMemory(uint64(len(tc.name)), tc.size)
@@ -61,7 +61,7 @@ func TestRoundTripRandom(t *testing.T) {
 		var ranges []Range
 		for a := uint64(0); a < uint64(size); a += 4096 * (1 + seed%5) {
 			if (a/4096+seed)%3 != 0 {
-				ranges = append(ranges, Range{a, min(a+4096*(1+seed%4), uint64(size))})
+				ranges = append(ranges, Range{Start: a, End: min(a+4096*(1+seed%4), uint64(size))})
 			}
 		}
 		if len(ranges) == 0 {
@@ -75,7 +75,7 @@ func TestRoundTripRandom(t *testing.T) {
 }
 
 func TestAllZeroMemory(t *testing.T) {
-	src := RangeSource(bytes.NewReader(make([]byte, 1<<20)), []Range{{0, 1 << 20}})
+	src := RangeSource(bytes.NewReader(make([]byte, 1<<20)), []Range{{Start: 0, End: 1 << 20}})
 	img, st := writeImage(t, src, WithChunkSize(64<<10))
 	if st.Chunks != 0 || st.StoredPages != 0 {
 		t.Fatalf("all-zero memory stored %d chunks", st.Chunks)
@@ -85,7 +85,7 @@ func TestAllZeroMemory(t *testing.T) {
 
 func TestInvalidate(t *testing.T) {
 	mem := testMemory(7, 256<<10)
-	src := RangeSource(bytes.NewReader(mem), []Range{{0, 256 << 10}})
+	src := RangeSource(bytes.NewReader(mem), []Range{{Start: 0, End: 256 << 10}})
 	img, _ := writeImage(t, src, WithChunkSize(16<<10))
 	before := bytes.Clone(img.b)
 	if err := Invalidate(img); err != nil {
@@ -119,7 +119,7 @@ func TestInvalidate(t *testing.T) {
 
 func TestUncommittedRefused(t *testing.T) {
 	mem := testMemory(8, 256<<10)
-	src := RangeSource(bytes.NewReader(mem), []Range{{0, 256 << 10}})
+	src := RangeSource(bytes.NewReader(mem), []Range{{Start: 0, End: 256 << 10}})
 	img, _ := writeImage(t, src, WithChunkSize(16<<10))
 	partial := &memImage{b: img.b[:len(img.b)-commitLen]} // crash before the commit record
 	r, err := Open(partial)
@@ -143,7 +143,7 @@ func TestUncommittedRefused(t *testing.T) {
 func TestRestoreZeroFill(t *testing.T) {
 	mem := testMemory(11, 1<<20)
 	clear(mem[256<<10 : 512<<10]) // whole all-zero chunks
-	ranges := []Range{{0, 600 << 10}, {640 << 10, 1 << 20}}
+	ranges := []Range{{Start: 0, End: 600 << 10}, {Start: 640 << 10, End: 1 << 20}}
 	src := RangeSource(bytes.NewReader(mem), ranges)
 	img, _ := writeImage(t, src, WithChunkSize(64<<10))
 	r, err := Open(img)
@@ -176,7 +176,7 @@ func TestRestoreZeroFill(t *testing.T) {
 // A source shorter than its ranges (a truncated /dev/mem-style file) is an
 // error, never stale buffer contents saved as RAM.
 func TestShortSource(t *testing.T) {
-	src := RangeSource(bytes.NewReader(testMemory(9, 100<<10)), []Range{{0, 256 << 10}})
+	src := RangeSource(bytes.NewReader(testMemory(9, 100<<10)), []Range{{Start: 0, End: 256 << 10}})
 	_, err := Write(context.Background(), &memImage{}, src, Metadata{}, WithChunkSize(64<<10))
 	if err == nil || !strings.Contains(err.Error(), "reading RAM at") {
 		t.Fatalf("got %v", err)
@@ -187,8 +187,8 @@ func TestShortSource(t *testing.T) {
 // other page round-trips.
 func TestExclude(t *testing.T) {
 	mem := testMemory(21, 2<<20)
-	ranges := []Range{{0, 900 << 10}, {1 << 20, 2 << 20}}
-	exclude := []Range{{0x3000, 0x5000}, {0x10000, 0x30000}, {0x80000, 0xe1000}, {1 << 20, (1 << 20) + 0x40000}, {0x1ff000, 0x200000}}
+	ranges := []Range{{Start: 0, End: 900 << 10}, {Start: 1 << 20, End: 2 << 20}}
+	exclude := []Range{{Start: 0x3000, End: 0x5000}, {Start: 0x10000, End: 0x30000}, {Start: 0x80000, End: 0xe1000}, {Start: 1 << 20, End: (1 << 20) + 0x40000}, {Start: 0x1ff000, End: 0x200000}}
 	src := RangeSource(bytes.NewReader(mem), ranges)
 	var excludedPages uint64
 	for _, e := range exclude {
@@ -220,7 +220,7 @@ func TestExclude(t *testing.T) {
 			}
 		}
 	}
-	if _, err := Write(context.Background(), &memImage{}, src, Metadata{}, WithExclude([]Range{{0x5000, 0x6000}, {0x1000, 0x2000}})); err == nil {
+	if _, err := Write(context.Background(), &memImage{}, src, Metadata{}, WithExclude([]Range{{Start: 0x5000, End: 0x6000}, {Start: 0x1000, End: 0x2000}})); err == nil {
 		t.Fatal("unsorted exclusion accepted")
 	}
 }

@@ -76,7 +76,7 @@ func OpenELF(r io.ReaderAt) (*ELFSource, error) {
 				return nil, fmt.Errorf("ELF core: PT_LOAD at paddr %#x has inconsistent sizes (filesz %#x, memsz %#x): the core file is damaged", p.Paddr, p.Filesz, p.Memsz)
 			}
 			s.segments = append(s.segments, segment{paddr: p.Paddr, filesz: p.Filesz, memsz: p.Memsz, off: int64(p.Off)})
-			rs = append(rs, Range{p.Paddr, p.Paddr + p.Memsz})
+			rs = append(rs, Range{Start: p.Paddr, End: p.Paddr + p.Memsz})
 		case elf.PT_NOTE:
 			s.readNotes(p)
 		}

@@ -66,8 +66,8 @@ func TestParseBzImageRefuses(t *testing.T) {
 
 func TestBootParams(t *testing.T) {
 	k, _ := ParseBzImage(fakeBzImage(4096))
-	e820 := []E820Entry{{Range{0, 0x9f000}, E820RAM}, {Range{0x130000000, 0x140000000}, E820RAM}}
-	bp, err := BootParams{Kernel: k, Cmdline: 0x1_2345_6000, CmdlineLen: 10, Initrd: Range{0x1_3000_0000, 0x1_3080_0000},
+	e820 := []E820Entry{{Range{Start: 0, End: 0x9f000}, E820RAM}, {Range{Start: 0x130000000, End: 0x140000000}, E820RAM}}
+	bp, err := BootParams{Kernel: k, Cmdline: 0x1_2345_6000, CmdlineLen: 10, Initrd: Range{Start: 0x1_3000_0000, End: 0x1_3080_0000},
 		E820: e820, ACPIRSDP: 0xf59d0}.Build()
 	if err != nil {
 		t.Fatal(err)

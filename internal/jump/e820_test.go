@@ -6,21 +6,21 @@ import (
 )
 
 func TestHelperMemoryMap(t *testing.T) {
-	helperRAM := Range{0x30000000, 0x37f00000}
-	tail := Range{0x37f00000, 0x38000000}
-	got := HelperMemoryMap(qemuFirmware, Ranges{{0, 0x9f000}, helperRAM}, Ranges{tail})
+	helperRAM := Range{Start: 0x30000000, End: 0x37f00000}
+	tail := Range{Start: 0x37f00000, End: 0x38000000}
+	got := HelperMemoryMap(qemuFirmware, Ranges{{Start: 0, End: 0x9f000}, helperRAM}, Ranges{tail})
 	want := []E820Entry{
-		{Range{0x0, 0x9f000}, E820RAM},
-		{Range{0x9f000, 0x9fc00}, E820Reserved}, // original's partial low page
-		{Range{0x9fc00, 0xa0000}, E820Reserved}, // EBDA
-		{Range{0xf0000, 0x100000}, E820Reserved},
-		{Range{0x101000, 0x30000000}, E820Reserved}, // original's RAM, one-page hole at 1 MiB
-		{Range{0x30000000, 0x37f00000}, E820RAM},
-		{Range{0x37f00000, 0x38000000}, E820Reserved},
-		{Range{0x38000000, 0x3ffe0000}, E820Reserved},
-		{Range{0x3ffe0000, 0x40000000}, E820Reserved},
-		{Range{0xfffc0000, 0x100000000}, E820Reserved},
-		{Range{0xfd00000000, 0x10000000000}, E820Reserved},
+		{Range{Start: 0x0, End: 0x9f000}, E820RAM},
+		{Range{Start: 0x9f000, End: 0x9fc00}, E820Reserved}, // original's partial low page
+		{Range{Start: 0x9fc00, End: 0xa0000}, E820Reserved}, // EBDA
+		{Range{Start: 0xf0000, End: 0x100000}, E820Reserved},
+		{Range{Start: 0x101000, End: 0x30000000}, E820Reserved}, // original's RAM, one-page hole at 1 MiB
+		{Range{Start: 0x30000000, End: 0x37f00000}, E820RAM},
+		{Range{Start: 0x37f00000, End: 0x38000000}, E820Reserved},
+		{Range{Start: 0x38000000, End: 0x3ffe0000}, E820Reserved},
+		{Range{Start: 0x3ffe0000, End: 0x40000000}, E820Reserved},
+		{Range{Start: 0xfffc0000, End: 0x100000000}, E820Reserved},
+		{Range{Start: 0xfd00000000, End: 0x10000000000}, E820Reserved},
 	}
 	// The original's RAM stays a separate entry from firmware ranges (the
 	// helper kernel merges them itself, except across the 1 MiB hole).

@@ -47,7 +47,7 @@ func TestParseVMCoreInfo(t *testing.T) {
 }
 
 func TestIdentityMap(t *testing.T) {
-	m := NewIdentityMap(0x37e00000, Ranges{{0, 0xa0000}, {0x30000000, 0x38000000}, {0x1_0000_0000, 0x1_0020_0000}})
+	m := NewIdentityMap(0x37e00000, Ranges{{Start: 0, End: 0xa0000}, {Start: 0x30000000, End: 0x38000000}, {Start: 0x1_0000_0000, End: 0x1_0020_0000}})
 	for _, a := range []uint64{0, 0x9ffff, 0x1fffff, 0x30000000, 0x37ff8010, 0x1_0000_1234} {
 		if pa, ok := m.Translate(a); !ok || pa != a {
 			t.Errorf("%#x -> %#x, %v", a, pa, ok)

@@ -25,7 +25,7 @@ func FuzzParseIOMem(f *testing.F) {
 				t.Fatalf("empty resource accepted: %+v", r)
 			}
 		}
-		OriginalRAM(res, Range{0x30000000, 0x38000000})
+		OriginalRAM(res, Range{Start: 0x30000000, End: 0x38000000})
 	})
 }
 

@@ -87,7 +87,7 @@ func PlanHelper(c HelperConfig) (*HelperPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	mapped := Ranges{{0, LowMemSize}, region}
+	mapped := Ranges{{Start: 0, End: LowMemSize}, region}
 	ptSize := uint64(len(NewIdentityMap(0, mapped).Pages))
 	cmdlineSize := alignUp(uint64(max(c.Kernel.CmdlineSize, 2048)), PageSize)
 	p := &HelperPlan{}
@@ -101,7 +101,7 @@ func PlanHelper(c HelperConfig) (*HelperPlan, error) {
 	elfAddr := take(uint64(len(elfProbe)))
 	ptAddr := take(ptSize)
 	p.Backup = RangeOf(take(LowMemSize), LowMemSize)
-	p.Tail = Range{top, region.End}
+	p.Tail = Range{Start: top, End: region.End}
 
 	if loads, err = coreLoads(OriginalRAM(c.IOMem, region), p.Backup.Start); err != nil {
 		return nil, err
@@ -119,7 +119,7 @@ func PlanHelper(c HelperConfig) (*HelperPlan, error) {
 	kernelAddr := alignUp(region.Start, c.Kernel.KernelAlignment)
 	kernelEnd := kernelAddr + alignUp(c.Kernel.InitSize, PageSize)
 	initrd := RangeOf(alignDown(p.Tail.Start-uint64(len(c.Initrd)), PageSize), uint64(len(c.Initrd)))
-	p.HelperRAM = Range{region.Start, p.Tail.Start}
+	p.HelperRAM = Range{Start: region.Start, End: p.Tail.Start}
 	if initrd.Start < kernelEnd || initrd.Start-kernelEnd < c.MinWorkRAM {
 		need := (kernelEnd - region.Start) + alignUp(uint64(len(c.Initrd)), PageSize) + c.MinWorkRAM + p.Tail.Size()
 		return nil, fmt.Errorf("reserved region %v (%d MiB) is too small for the helper: its kernel needs %d MiB, its initramfs %d MiB, kjump %d MiB, plus %d MiB to work; reserve at least %d MiB",
@@ -134,7 +134,7 @@ func PlanHelper(c HelperConfig) (*HelperPlan, error) {
 	var lowRAM Ranges
 	for _, f := range c.Firmware {
 		if FirmwareType(f.Type) == E820RAM {
-			if r := f.Intersect(Range{0, LowMemSize}).PageAligned(); !r.Empty() {
+			if r := f.Intersect(Range{Start: 0, End: LowMemSize}).PageAligned(); !r.Empty() {
 				lowRAM = append(lowRAM, r)
 			}
 		}
@@ -179,7 +179,7 @@ func coreLoads(ram Ranges, backup uint64) ([]CoreLoad, error) {
 		return nil, fmt.Errorf("no System RAM found in /proc/iomem")
 	}
 	var loads []CoreLoad
-	low := Range{0, LowMemSize}
+	low := Range{Start: 0, End: LowMemSize}
 	for _, r := range ram {
 		if l := r.Intersect(low); !l.Empty() {
 			loads = append(loads, CoreLoad{PAddr: l.Start, Source: backup + l.Start, Size: l.Size()})

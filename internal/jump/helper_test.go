@@ -14,7 +14,7 @@ func testHelperConfig(t *testing.T) HelperConfig {
 		t.Fatal(err)
 	}
 	return HelperConfig{Kernel: k, Initrd: bytes.Repeat([]byte{1}, 3<<20+5), Cmdline: "console=ttyS0,115200",
-		Region: Reservation{Range: Range{0x30000000, 0x38000000}}, Firmware: qemuFirmware,
+		Region: Reservation{Range: Range{Start: 0x30000000, End: 0x38000000}}, Firmware: qemuFirmware,
 		IOMem: qemuIOMem(t), VMCoreInfo: RangeOf(0x3fe0a000, 0x1000)}
 }
 
@@ -56,7 +56,7 @@ func TestPlanHelper(t *testing.T) {
 			ram = append(ram, e)
 		}
 	}
-	if len(ram) != 2 || ram[0].Range != (Range{0, 0x9f000}) || ram[1].Range != p.HelperRAM {
+	if len(ram) != 2 || ram[0].Range != (Range{Start: 0, End: 0x9f000}) || ram[1].Range != p.HelperRAM {
 		t.Errorf("helper RAM in e820: %v", ram)
 	}
 	// The core header shows low memory from the backup, the rest in place.
@@ -100,7 +100,7 @@ func TestPlanHelper(t *testing.T) {
 
 func TestPlanHelperRefusesSmallRegion(t *testing.T) {
 	c := testHelperConfig(t)
-	c.Region.Range = Range{0x30000000, 0x33000000} // 48 MiB
+	c.Region.Range = Range{Start: 0x30000000, End: 0x33000000} // 48 MiB
 	_, err := PlanHelper(c)
 	if err == nil || !strings.Contains(err.Error(), "too small") || !strings.Contains(err.Error(), "reserve at least") {
 		t.Errorf("got %v", err)

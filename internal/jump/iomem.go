@@ -49,7 +49,7 @@ func ParseIOMem(r io.Reader) ([]Resource, error) {
 		if start != 0 || end != 0 {
 			allZero = false
 		}
-		out = append(out, Resource{Range: Range{start, end + 1}, Name: name, Depth: depth})
+		out = append(out, Resource{Range: Range{Start: start, End: end + 1}, Name: name, Depth: depth})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading /proc/iomem: %w", err)

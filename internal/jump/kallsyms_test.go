@@ -19,7 +19,7 @@ func TestKallsyms(t *testing.T) {
 	if s.JumpConvention() != ConventionClassic {
 		t.Error("6.1 symbols detected as reworked")
 	}
-	iomem := []Resource{{Range: Range{0x3ba00000, 0x3c601be7}, Name: "Kernel code", Depth: 1}}
+	iomem := []Resource{{Range: Range{Start: 0x3ba00000, End: 0x3c601be7}, Name: "Kernel code", Depth: 1}}
 	pa, err := s.SavedContextAddr(iomem)
 	if err != nil || pa != 0x3ba00000+0x1d31ba0 {
 		t.Errorf("saved_context pa = %#x, %v", pa, err)

@@ -44,7 +44,7 @@ func ReadFirmwareMemmap(dir string) ([]FirmwareEntry, error) {
 		if err1 != nil || err2 != nil || end < start {
 			return nil, fmt.Errorf("firmware memory map entry %s: bad range %s-%s", d, s, en)
 		}
-		out = append(out, FirmwareEntry{Range: Range{start, end + 1}, Type: t})
+		out = append(out, FirmwareEntry{Range: Range{Start: start, End: end + 1}, Type: t})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("firmware memory map %s is empty", dir)

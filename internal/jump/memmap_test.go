@@ -14,14 +14,14 @@ func hex(v uint64) string { return fmt.Sprintf("0x%x", v) }
 
 func TestParseIOMem(t *testing.T) {
 	res := qemuIOMem(t)
-	if got, want := SystemRAM(res), (Ranges{{0x1000, 0x9fc00}, {0x100000, 0x30000000}, {0x38000000, 0x3ffe0000}}); !reflect.DeepEqual(got, want) {
+	if got, want := SystemRAM(res), (Ranges{{Start: 0x1000, End: 0x9fc00}, {Start: 0x100000, End: 0x30000000}, {Start: 0x38000000, End: 0x3ffe0000}}); !reflect.DeepEqual(got, want) {
 		t.Errorf("SystemRAM = %v, want %v", got, want)
 	}
 	code, ok := Find(res, "Kernel code")
 	if !ok || code.Start != 0x13000000 || code.Depth != 1 {
 		t.Errorf("Kernel code = %+v, %v", code, ok)
 	}
-	if got, want := OriginalRAM(res, Range{0x30000000, 0x38000000}), (Ranges{{0x1000, 0x9f000}, {0x100000, 0x30000000}, {0x38000000, 0x3ffe0000}}); !reflect.DeepEqual(got, want) {
+	if got, want := OriginalRAM(res, Range{Start: 0x30000000, End: 0x38000000}), (Ranges{{Start: 0x1000, End: 0x9f000}, {Start: 0x100000, End: 0x30000000}, {Start: 0x38000000, End: 0x3ffe0000}}); !reflect.DeepEqual(got, want) {
 		t.Errorf("OriginalRAM = %v, want %v", got, want)
 	}
 }
@@ -63,20 +63,20 @@ func TestReadFirmwareMemmap(t *testing.T) {
 }
 
 func TestRanges(t *testing.T) {
-	rs := Ranges{{0x3000, 0x5000}, {0x1000, 0x2000}, {0x2000, 0x3000}, {0x9000, 0x9000}}.Normalize()
-	if want := (Ranges{{0x1000, 0x5000}}); !reflect.DeepEqual(rs, want) {
+	rs := Ranges{{Start: 0x3000, End: 0x5000}, {Start: 0x1000, End: 0x2000}, {Start: 0x2000, End: 0x3000}, {Start: 0x9000, End: 0x9000}}.Normalize()
+	if want := (Ranges{{Start: 0x1000, End: 0x5000}}); !reflect.DeepEqual(rs, want) {
 		t.Errorf("Normalize = %v", rs)
 	}
-	if got := rs.Subtract(Range{0x2000, 0x3000}); !reflect.DeepEqual(got, Ranges{{0x1000, 0x2000}, {0x3000, 0x5000}}) {
+	if got := rs.Subtract(Range{Start: 0x2000, End: 0x3000}); !reflect.DeepEqual(got, Ranges{{Start: 0x1000, End: 0x2000}, {Start: 0x3000, End: 0x5000}}) {
 		t.Errorf("Subtract middle = %v", got)
 	}
-	if got := rs.Subtract(Range{0, 0x10000}); len(got) != 0 {
+	if got := rs.Subtract(Range{Start: 0, End: 0x10000}); len(got) != 0 {
 		t.Errorf("Subtract all = %v", got)
 	}
-	if got := (Range{0x1001, 0x3fff}).PageAligned(); got != (Range{0x2000, 0x3000}) {
+	if got := (Range{Start: 0x1001, End: 0x3fff}).PageAligned(); got != (Range{Start: 0x2000, End: 0x3000}) {
 		t.Errorf("PageAligned = %v", got)
 	}
-	if got := (Range{0x1001, 0x1fff}).PageAligned(); !got.Empty() {
+	if got := (Range{Start: 0x1001, End: 0x1fff}).PageAligned(); !got.Empty() {
 		t.Errorf("PageAligned of a partial page = %v", got)
 	}
 }
@@ -104,7 +104,7 @@ func TestParseMemmapReservations(t *testing.T) {
 func TestFindReservation(t *testing.T) {
 	iomem := qemuIOMem(t)
 	r, err := FindReservation("console=ttyS0 memmap=128M$0x30000000", iomem, 64<<20)
-	if err != nil || r.Range != (Range{0x30000000, 0x38000000}) {
+	if err != nil || r.Range != (Range{Start: 0x30000000, End: 0x38000000}) {
 		t.Fatalf("got %v, %v", r, err)
 	}
 	_, err = FindReservation("console=ttyS0", iomem, 64<<20)
@@ -119,7 +119,7 @@ func TestFindReservation(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "overlaps System RAM") {
 		t.Errorf("not honoured: %v", err)
 	}
-	ck := append(qemuIOMem(t), Resource{Range: Range{0x20000000, 0x28000000}, Name: "Crash kernel", Depth: 1})
+	ck := append(qemuIOMem(t), Resource{Range: Range{Start: 0x20000000, End: 0x28000000}, Name: "Crash kernel", Depth: 1})
 	r, err = FindReservation("crashkernel=128M", ck, 64<<20)
 	if err != nil || r.Source != "crashkernel" || r.Start != 0x20000000 {
 		t.Errorf("crashkernel: %v, %v", r, err)

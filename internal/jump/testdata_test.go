@@ -9,13 +9,13 @@ import (
 // qemuFirmware is the e820 map SeaBIOS gives a 1 GiB QEMU q35/pc guest
 // (captured from a test VM's dmesg).
 var qemuFirmware = []FirmwareEntry{
-	{Range{0x0, 0x9fc00}, "System RAM"},
-	{Range{0x9fc00, 0xa0000}, "Reserved"},
-	{Range{0xf0000, 0x100000}, "Reserved"},
-	{Range{0x100000, 0x3ffe0000}, "System RAM"},
-	{Range{0x3ffe0000, 0x40000000}, "Reserved"},
-	{Range{0xfffc0000, 0x100000000}, "Reserved"},
-	{Range{0xfd00000000, 0x10000000000}, "Reserved"},
+	{Range{Start: 0x0, End: 0x9fc00}, "System RAM"},
+	{Range{Start: 0x9fc00, End: 0xa0000}, "Reserved"},
+	{Range{Start: 0xf0000, End: 0x100000}, "Reserved"},
+	{Range{Start: 0x100000, End: 0x3ffe0000}, "System RAM"},
+	{Range{Start: 0x3ffe0000, End: 0x40000000}, "Reserved"},
+	{Range{Start: 0xfffc0000, End: 0x100000000}, "Reserved"},
+	{Range{Start: 0xfd00000000, End: 0x10000000000}, "Reserved"},
 }
 
 // qemuIOMem is /proc/iomem of that guest booted with memmap=128M$0x30000000.
