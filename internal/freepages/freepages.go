@@ -13,6 +13,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -155,6 +157,7 @@ type walker struct {
 	mem      io.ReaderAt
 	pt       *pageTables
 	sections map[uint64]uint64 // section number -> encoded mem_map
+	present  []uint64          // the section numbers, sorted
 }
 
 // sectionFlagBits are the flag bits at the bottom of section_mem_map
@@ -195,10 +198,23 @@ func (w *walker) loadSections() error {
 			}
 		}
 	}
+	for sec := range w.sections {
+		w.present = append(w.present, sec)
+	}
+	slices.Sort(w.present)
 	if len(w.sections) == 0 {
 		return fmt.Errorf("mem_section lists no memory: not a SPARSEMEM_EXTREME x86-64 kernel?")
 	}
 	return nil
+}
+
+// nextSection returns the first section with a memory map after sec.
+func (w *walker) nextSection(sec uint64) (uint64, bool) {
+	i := sort.Search(len(w.present), func(i int) bool { return w.present[i] > sec })
+	if i == len(w.present) {
+		return 0, false
+	}
+	return w.present[i], true
 }
 
 // readPhys reads physical memory, naming the virtual address on error.
@@ -237,7 +253,11 @@ func (w *walker) scan(r image.Range, res *Result) error {
 	for pfn < end {
 		enc, ok := w.sections[pfn>>(k.sectionBits-12)]
 		if !ok { // no memory map: nothing to learn, keep the pages
-			pfn = (pfn>>(k.sectionBits-12) + 1) << (k.sectionBits - 12)
+			next, ok := w.nextSection(pfn >> (k.sectionBits - 12))
+			if !ok {
+				break
+			}
+			pfn = max(pfn, next<<(k.sectionBits-12))
 			continue
 		}
 		// Read the struct pages of pfn.. up to the end of their page of

@@ -156,3 +156,48 @@ func TestRefusals(t *testing.T) {
 }
 
 var _ io.ReaderAt = physMem{}
+
+// A huge range with no memory map behind it (a bogus core file) ends at
+// once instead of stepping through every section.
+func TestHugeRangeWithoutSections(t *testing.T) {
+	mem, info := newKernel(t, 64, buddy61, map[uint64]uint64{8: 3})
+	res, err := Find(mem, info, []image.Range{{Start: 0, End: 1 << 62}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Pages != 8 {
+		t.Fatalf("free pages %d, want 8", res.Pages)
+	}
+}
+
+// FuzzFind feeds the walker struct pages and table entries it cannot
+// trust (an offline core file may hold anything): it must return, with
+// only aligned, in-range blocks.
+func FuzzFind(f *testing.F) {
+	f.Add([]byte{5, 0, 0x40, 10, 0x10, 3}, uint16(0), uint64(0))
+	f.Add([]byte{7, 2, 255, 255}, uint16(0x18), uint64(0xe3))
+	f.Fuzz(func(t *testing.T, heads []byte, entryOff uint16, entry uint64) {
+		h := map[uint64]uint64{}
+		for i := 0; i+1 < len(heads); i += 2 {
+			h[uint64(heads[i])*16] = uint64(heads[i+1] % 16)
+		}
+		mem, info := newKernel(t, 4096, buddy61, h)
+		// Corrupt one page-table or section word.
+		mem.put64(topPGT+uint64(entryOff)%0x4000&^7, entry)
+		ram := []image.Range{{Start: 0, End: 4096 << 12}}
+		res, err := Find(mem, info, ram)
+		if err != nil {
+			return
+		}
+		var pages uint64
+		for _, r := range res.Free {
+			if r.Start%4096 != 0 || r.End%4096 != 0 || r.End <= r.Start || r.End > 4096<<12 {
+				t.Fatalf("bad free range %v", r)
+			}
+			pages += r.Size() / 4096
+		}
+		if pages != res.Pages {
+			t.Fatalf("ranges hold %d pages, Pages says %d", pages, res.Pages)
+		}
+	})
+}
