@@ -37,7 +37,7 @@ var (
 	memMiB   = flag.Int("mem", 2048, "guest RAM in MiB")
 	anonMiB  = flag.Int("anon", 512, "anonymous memory of the workload in MiB, split over two processes")
 	cacheMiB = flag.Int("cache", 256, "MiB of files read into the page cache from the data disk")
-	methods  = flag.String("methods", "swsusp,kjump,swsusp-default", "methods to alternate, in this order (swsusp with a large image_size, kjump, swsusp with the default image_size)")
+	methods  = flag.String("methods", "swsusp,kjump,swsusp-default", "methods to alternate, in this order (swsusp with a large image_size, kjump, swsusp with the default image_size, kjump-keepfree: kjump saving free pages too)")
 	results  = flag.String("results", "", "also write the results table (TSV) here")
 	calib    = flag.Bool("calibrate", true, "first time the host pipeline on the host and in a TCG guest (needs make bench's dump)")
 	timeout  = flag.Duration("cycle-timeout", 30*time.Minute, "limit for one hibernate/resume cycle")
@@ -75,8 +75,8 @@ func run() error {
 	}
 	meths := strings.Split(*methods, ",")
 	for _, m := range meths {
-		if m != "swsusp" && m != "swsusp-default" && m != "kjump" {
-			return fmt.Errorf("-methods: unknown method %q (use swsusp, swsusp-default, kjump)", m)
+		if m != "swsusp" && m != "swsusp-default" && m != "kjump" && m != "kjump-keepfree" {
+			return fmt.Errorf("-methods: unknown method %q (use swsusp, swsusp-default, kjump, kjump-keepfree)", m)
 		}
 	}
 	kernel, err := vm.BuildKernel("6.1")
@@ -163,7 +163,7 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 method=$(sed -n 's/.*kjb.method=\([a-z-]*\).*/\1/p' /proc/cmdline)
 if grep -q kjb.phase=resume /proc/cmdline; then
   # Before anything is mounted, as an initramfs resume hook does.
-  if [ "$method" != kjump ]; then
+  if [ "${method#kjump}" = "$method" ]; then
     echo "BENCH swsusp resume from $(cat /sys/block/vda/dev)"
     cat /sys/block/vda/dev > /sys/power/resume
     echo "BENCH resume failed: swsusp found no image"
@@ -182,7 +182,7 @@ kjump-workload run -mib %[1]d -seed 2 -state /run/wl2 -print-every 0 &
 while [ ! -f /run/wl1/pid ] || [ ! -f /run/wl2/pid ]; do sleep 0.2; done
 kjump-bench freepages
 grep -E 'MemTotal|MemFree|^Cached|AnonPages' /proc/meminfo | tr -s ' ' | sed 's/^/BENCH meminfo /'
-if [ "$method" != kjump ]; then
+if [ "${method#kjump}" = "$method" ]; then
   mkswap /dev/vda >/dev/null && swapon /dev/vda || echo "BENCH error: swap setup failed"
   echo shutdown > /sys/power/disk
   # swsusp: keep everything, page cache included, if it fits; swsusp-default:
@@ -193,7 +193,8 @@ if [ "$method" != kjump ]; then
   echo "BENCH resumed rc=$?"
 else
   echo "BENCH hibernating kjump"
-  hibernate now --to /dev/vda
+  free=exclude; [ "$method" = kjump-keepfree ] && free=keep
+  hibernate now --to /dev/vda --free-pages $free
   echo "BENCH resumed rc=$?"
 fi
 grep -E '^Cached' /proc/meminfo | tr -s ' ' | sed 's/^/BENCH after meminfo /'
@@ -321,7 +322,7 @@ func cycle(dir, kernel, initrd, data, method string, rep int) (row, error) {
 	}
 	r.ImageBytes = st.Blocks * 512
 	r.ImageNote = imageNote(method, con)
-	hibPhases := phases(m.ConsolePath(), hibernateMarks[method != "kjump"])
+	hibPhases := phases(m.ConsolePath(), hibernateMarks[!isKjump(method)])
 
 	cfg.Name, cfg.RunDir, cfg.Append = name+"-resume", filepath.Join(dir, name+"-resume"), region+" kjb.method="+method+" kjb.phase=resume"
 	os.MkdirAll(cfg.RunDir, 0o755)
@@ -358,7 +359,7 @@ func cycle(dir, kernel, initrd, data, method string, rep int) (row, error) {
 	if err := m2.Wait(5 * time.Minute); err != nil {
 		return r, err
 	}
-	r.Phases = "hibernate: " + hibPhases + "; resume: " + phases(m2.ConsolePath(), resumeMarks[method != "kjump"])
+	r.Phases = "hibernate: " + hibPhases + "; resume: " + phases(m2.ConsolePath(), resumeMarks[!isKjump(method)])
 	return r, nil
 }
 
@@ -414,10 +415,13 @@ func phases(path string, marks []mark) string {
 	return strings.Join(out, ", ")
 }
 
+// isKjump tells kjump's methods from swsusp's.
+func isKjump(method string) bool { return strings.HasPrefix(method, "kjump") }
+
 // imageNote is what the method itself says about the image it wrote.
 func imageNote(method, con string) string {
 	var pats []string
-	if method == "kjump" {
+	if isKjump(method) {
 		pats = []string{`image committed: (.*)`}
 	} else {
 		pats = []string{`\((\d+) pages copied\)`, `PM: Wrote (\d+ kbytes in [\d.]+ seconds \([\d.]+ MB/s\))`}
@@ -463,7 +467,7 @@ func summary(rows []row, meths []string) string {
 	med := map[string]map[string]float64{}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nmedians of %d cycles per method\n", *repeat)
-	fmt.Fprintf(&b, "%-8s %12s %10s %14s %12s %11s %10s %12s\n", "method", "power off s", "image MiB", "boot->work s", "hib+resume s", "re-read s", "reads", "read MiB")
+	fmt.Fprintf(&b, "%-14s %12s %10s %14s %12s %11s %10s %12s\n", "method", "power off s", "image MiB", "boot->work s", "hib+resume s", "re-read s", "reads", "read MiB")
 	for _, m := range meths {
 		get := func(f func(row) float64) float64 {
 			var v []float64
@@ -484,7 +488,7 @@ func summary(rows []row, meths []string) string {
 			"rmib":  get(func(r row) float64 { return r.ReadMiB }),
 		}
 		med[m] = x
-		fmt.Fprintf(&b, "%-8s %12.1f %10.0f %14.1f %12.1f %11.3f %10.0f %12.0f\n", m, x["off"], x["img"], x["boot"], x["total"], x["rr"], x["reads"], x["rmib"])
+		fmt.Fprintf(&b, "%-14s %12.1f %10.0f %14.1f %12.1f %11.3f %10.0f %12.0f\n", m, x["off"], x["img"], x["boot"], x["total"], x["rr"], x["reads"], x["rmib"])
 	}
 	for _, sw := range []string{"swsusp", "swsusp-default"} {
 		s, k := med[sw], med["kjump"]
@@ -499,6 +503,9 @@ func summary(rows []row, meths []string) string {
 		}
 		fmt.Fprintf(&b, "hibernate+resume wall time kjump/%s: %.2f (target <= 1: %s)\n", sw, k["total"]/s["total"], verdict(k["total"] <= s["total"]))
 		fmt.Fprintf(&b, "warm re-read speed-up kjump vs %s: %.1fx (target >= 5x: %s)\n", sw, s["rr"]/k["rr"], verdict(s["rr"] >= 5*k["rr"]))
+	}
+	if k, kf := med["kjump"], med["kjump-keepfree"]; k != nil && kf != nil {
+		fmt.Fprintf(&b, "free-page exclusion: power off %.1f s vs %.1f s keeping free pages, image %.0f vs %.0f MiB\n", k["off"], kf["off"], k["img"], kf["img"])
 	}
 	return b.String()
 }
