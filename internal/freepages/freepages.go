@@ -168,6 +168,9 @@ const sectionFlagBits = 6
 
 const sectionHasMemMap = 1 << 1
 
+// kernelSpace is where x86-64 kernel addresses begin (the top half).
+const kernelSpace = 0xffff800000000000
+
 // loadSections reads the SPARSEMEM_EXTREME table: mem_section points at
 // NR_SECTION_ROOTS pointers, each to a page of struct mem_section.
 func (w *walker) loadSections() error {
@@ -183,19 +186,32 @@ func (w *walker) loadSections() error {
 	}
 	w.sections = map[uint64]uint64{}
 	buf := make([]byte, perRoot*k.sectionSize)
+	var base uint64 // the vmemmap every section's map must decode to
 	for i := range k.roots {
 		root := binary.LittleEndian.Uint64(roots[i*8:])
 		if root == 0 {
 			continue
+		}
+		if root < kernelSpace {
+			return fmt.Errorf("mem_section root %d is %#x, not a kernel address: not a SPARSEMEM_EXTREME kernel", i, root)
 		}
 		if err := w.readVirt(buf, root); err != nil {
 			return fmt.Errorf("mem_section root %d at %#x: %w", i, root, err)
 		}
 		for j := range perRoot {
 			v := binary.LittleEndian.Uint64(buf[j*k.sectionSize+k.memMapOff:])
-			if v&sectionHasMemMap != 0 {
-				w.sections[i*perRoot+j] = v &^ (1<<sectionFlagBits - 1)
+			if v&sectionHasMemMap == 0 {
+				continue
 			}
+			enc := v &^ (1<<sectionFlagBits - 1)
+			if base == 0 {
+				base = enc
+			} else if enc != base {
+				// x86-64 maps every struct page into one virtual array
+				// (SPARSEMEM_VMEMMAP): anything else is a misread.
+				return fmt.Errorf("memory section %d maps its struct pages at %#x, section %d at %#x: not a SPARSEMEM_VMEMMAP kernel", i*perRoot+j, enc, w.present0(), base)
+			}
+			w.sections[i*perRoot+j] = enc
 		}
 	}
 	for sec := range w.sections {
@@ -206,6 +222,15 @@ func (w *walker) loadSections() error {
 		return fmt.Errorf("mem_section lists no memory: not a SPARSEMEM_EXTREME x86-64 kernel?")
 	}
 	return nil
+}
+
+// present0 is the lowest section number seen so far (for messages).
+func (w *walker) present0() uint64 {
+	first := ^uint64(0)
+	for sec := range w.sections {
+		first = min(first, sec)
+	}
+	return first
 }
 
 // nextSection returns the first section with a memory map after sec.

@@ -201,3 +201,24 @@ func FuzzFind(f *testing.F) {
 		}
 	})
 }
+
+// Sections decoding to different struct page arrays are refused: x86-64
+// kernels have one vmemmap.
+func TestSectionsDisagree(t *testing.T) {
+	mem, info := newKernel(t, 64, buddy61, nil)
+	mem.put64(0x300000+16, (vmemmap+0x1000)|0x3) // section 1
+	if _, err := Find(mem, info, []image.Range{{Start: 0, End: 64 << 12}}); err == nil || !strings.Contains(err.Error(), "not a SPARSEMEM_VMEMMAP kernel") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// A misread layout (here mem_section taken as a flat array, whose words
+// are no root pointers) must not invent free pages.
+func TestMisreadFindsNothing(t *testing.T) {
+	mem, info := newKernel(t, 64, buddy61, map[uint64]uint64{8: 3})
+	info["SYMBOL(mem_section)"] = fmt.Sprintf("%x", uint64(directMap+0x300000))
+	res, err := Find(mem, info, []image.Range{{Start: 0, End: 64 << 12}})
+	if err == nil && res.Pages != 0 {
+		t.Fatalf("misread layout found %d free pages: %v", res.Pages, res.Free)
+	}
+}
