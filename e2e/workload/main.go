@@ -7,6 +7,7 @@
 //	kjump-workload run [-mib N] [-seed S] [-state DIR] [-print-every SECONDS]
 //	kjump-workload verify [-state DIR] [-timeout D]    # exit 0 only if intact
 //	kjump-workload corrupt [-state DIR] [-pages K]     # damage K pages (negative tests)
+//	kjump-workload kexec-load-other                    # load a foreign (plain) kexec image
 //
 // Console lines (all start with "WORKLOAD "):
 //
@@ -23,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -48,6 +50,8 @@ func main() {
 		err = verify(args)
 	case "corrupt":
 		err = corrupt(args)
+	case "kexec-load-other":
+		err = kexecLoadOther()
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)
 	}
@@ -273,5 +277,26 @@ func corrupt(args []string) error {
 		}
 	}
 	fmt.Printf("WORKLOAD corrupted pages=%d\n", *pages)
+	return nil
+}
+
+// kexecLoadOther plays another tool (kexec -l): it loads a one-page image
+// without KEXEC_PRESERVE_CONTEXT, replacing whatever was loaded. kjump must
+// notice and never jump into it.
+func kexecLoadOther() error {
+	page := make([]byte, pageSize)
+	seg := struct {
+		buf   unsafe.Pointer
+		bufsz uintptr
+		mem   uintptr
+		memsz uintptr
+	}{unsafe.Pointer(&page[0]), pageSize, 16 << 20, pageSize}
+	const archX86_64 = 62 << 16
+	_, _, errno := unix.Syscall6(unix.SYS_KEXEC_LOAD, 16<<20, 1, uintptr(unsafe.Pointer(&seg)), archX86_64, 0, 0)
+	runtime.KeepAlive(page)
+	if errno != 0 {
+		return fmt.Errorf("kexec_load: %w", errno)
+	}
+	fmt.Println("WORKLOAD kexec-load-other loaded")
 	return nil
 }

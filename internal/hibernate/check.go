@@ -1,6 +1,7 @@
 package hibernate
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -134,6 +135,19 @@ func Check(o CheckOptions) Report {
 		add("helper-initramfs", Warn, o.HelperInitrd+" is out of date: "+strings.Join(why, ", "), "run 'hibernate prepare'")
 	default:
 		add("helper-initramfs", Pass, o.HelperInitrd+" is current", "")
+	}
+
+	switch loaded, detail, err := PreloadStatus(); {
+	case errors.Is(err, ErrNoLoadCounter):
+		add("preload", Pass, "not available on kernel "+rel+" (no kexec_load_limit_reboot, Linux 6.6+): the helper is loaded when you hibernate", "")
+	case err != nil:
+		add("preload", Warn, err.Error(), "the helper is loaded when you hibernate")
+	case loaded:
+		add("preload", Pass, detail, "")
+	case strings.Contains(detail, "replaced"):
+		add("preload", Warn, detail, "find what else loads kexec images (kexec-tools' kexec-load.service, LOAD_KEXEC in /etc/default/kexec)")
+	default:
+		add("preload", Pass, detail, "")
 	}
 
 	if o.KeyFile != "" {

@@ -121,6 +121,10 @@ func kexecJumpSource() (string, error) {
 	}
 	// No config to read: ask the kernel. kexec_load rejects the
 	// preserve-context flag outright when KEXEC_JUMP is not built in.
+	// A preloaded helper already proves it, and probing would replace it.
+	if p, err := os.ReadFile(PreloadRecord); err == nil && strings.Contains(string(p), bootID()) {
+		return "the preloaded helper was loaded with KEXEC_PRESERVE_CONTEXT", nil
+	}
 	if err := probePreserveContext(); err != nil {
 		return "", err
 	}
@@ -278,10 +282,30 @@ func Jump(o Options) (*Outcome, error) {
 		return nil, err
 	}
 	defer mem.Close()
-	if err := plan.Image.Load(); err != nil {
-		return nil, err
+	// A preload (kjump-preload.service) stays in use only while provably
+	// ours; afterwards the loaded image is spent, so load it again then.
+	ok, why := preloaded(plan.Image)
+	repreload := ok || why != ""
+	if ok {
+		logf("using the helper preloaded at boot: region %v, helper RAM %v, handoff %#x, %s", plan.Tail, plan.HelperRAM, plan.Handoff, conv)
+	} else {
+		if why != "" {
+			logf("not using the preloaded helper: %s; loading it now", why)
+		}
+		if err := plan.Image.Load(); err != nil {
+			return nil, err
+		}
+		logf("helper loaded: region %v, helper RAM %v, handoff %#x, %s", plan.Tail, plan.HelperRAM, plan.Handoff, conv)
 	}
-	logf("helper loaded: region %v, helper RAM %v, handoff %#x, %s", plan.Tail, plan.HelperRAM, plan.Handoff, conv)
+	if repreload {
+		defer func() {
+			if err := loadAndRecord(plan.Image); err != nil {
+				logf("could not preload the helper again: %v (the next hibernate loads it)", err)
+			} else {
+				logf("helper preloaded again for the next hibernate")
+			}
+		}()
+	}
 	unix.Sync()
 	// Fingerprints last, after the sync: they must match the disks as the
 	// image will find them at resume.

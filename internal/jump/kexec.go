@@ -1,6 +1,8 @@
 package jump
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -70,6 +72,28 @@ func (im Image) Validate() error {
 		return fmt.Errorf("kexec entry %#x is in no segment", im.Entry)
 	}
 	return nil
+}
+
+// Hash identifies im's content: entry, flags and every segment's placement
+// and bytes (hibernate compares a preloaded helper with the one it would
+// load now).
+func (im Image) Hash() string {
+	h := sha256.New()
+	var b [8]byte
+	put := func(v uint64) { binary.LittleEndian.PutUint64(b[:], v); h.Write(b[:]) }
+	put(im.Entry)
+	if im.PreserveContext {
+		put(1)
+	} else {
+		put(0)
+	}
+	for _, s := range im.Segments {
+		put(s.Mem)
+		put(s.MemSize)
+		put(uint64(len(s.Buf)))
+		h.Write(s.Buf)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
 }
 
 // kexecSegment mirrors struct kexec_segment.
