@@ -139,7 +139,7 @@ func Check(o CheckOptions) Report {
 
 	switch loaded, detail, err := PreloadStatus(); {
 	case errors.Is(err, ErrNoLoadCounter):
-		add("preload", Pass, "not available on kernel "+rel+" (no kexec_load_limit_reboot, Linux 6.6+): the helper is loaded when you hibernate", "")
+		add("preload", Pass, "not available on kernel "+rel+" (no /proc/sys/kernel/kexec_load_limit_reboot: Linux 6.6+ with kexec): the helper is loaded when you hibernate", "")
 	case err != nil:
 		add("preload", Warn, err.Error(), "the helper is loaded when you hibernate")
 	case loaded:
