@@ -14,7 +14,11 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/coreos/go-systemd/v22/journal"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kjump/kjump/internal/cli"
+	"github.com/kjump/kjump/internal/sleepconf"
+	"github.com/kjump/kjump/internal/suspend"
 )
 
 func init() {
@@ -44,10 +48,21 @@ const (
 // then hooks again. A refused or failed hibernate leaves the machine
 // running, is logged as systemd logs a failed sleep, and fails the unit.
 func runSystemdSleep(args []string) error {
-	if len(args) == 0 || args[0] != "hibernate" {
-		return &cli.ExitError{Code: 2, Err: errors.New("usage: hibernate systemd-sleep hibernate [hibernate now options]: only hibernation goes through kjump (suspend stays with systemd-sleep)")}
+	if len(args) > 0 && args[0] == "hybrid-sleep" {
+		err := errors.New("hybrid-sleep is not done by kjump: its checkpoint returns to a running system whose disks can change before it suspends, so the image could not be resumed safely after a power loss; use suspend-then-hibernate (HibernateDelaySec= in sleep.conf) or hibernate")
+		sleepLog(journal.PriErr, sleepStopID, "hybrid-sleep", "Failed to put system to sleep. System resumed again: "+err.Error())
+		return err
+	}
+	if len(args) == 0 || args[0] != "hibernate" && args[0] != "suspend-then-hibernate" {
+		return &cli.ExitError{Code: 2, Err: errors.New("usage: hibernate systemd-sleep hibernate|suspend-then-hibernate [hibernate now options]: only hibernation goes through kjump (plain suspend stays with systemd-sleep)")}
 	}
 	op, rest := args[0], args[1:]
+	if op == "suspend-then-hibernate" {
+		runSleepHooks("pre", op)
+		err := suspendThenHibernate(op, rest)
+		runSleepHooks("post", op)
+		return err
+	}
 	runSleepHooks("pre", op)
 	notify("STATUS=Hibernating through kjump (kexec jump)")
 	sleepLog(journal.PriInfo, sleepStartID, op, fmt.Sprintf("Entering sleep state '%s' through kjump (kexec jump)...", op))
@@ -130,3 +145,50 @@ func sleepLog(pri journal.Priority, msgID, op, msg string) {
 // notify tells systemd our status (NotifyAccess=main in the drop-in); a
 // no-op outside a unit.
 func notify(state string) { daemon.SdNotify(false, state) }
+
+// suspendThenHibernate is systemd's suspend-then-hibernate with kjump
+// doing the hibernation: suspend with a wake-up alarm HibernateDelaySec=
+// away; woken by the alarm, hibernate through kjump; woken earlier (lid,
+// key), stay up. A failed hibernation leaves the machine running, as
+// after any failed kjump hibernation; nothing falls back to swsusp.
+func suspendThenHibernate(op string, rest []string) error {
+	cfg, err := sleepconf.Read()
+	if err != nil {
+		sleepLog(journal.PriErr, sleepStopID, op, fmt.Sprintf("Failed to put system to sleep: %v", err))
+		return err
+	}
+	alarm, err := suspend.SetAlarm(cfg.HibernateDelay)
+	if err != nil {
+		sleepLog(journal.PriErr, sleepStopID, op, fmt.Sprintf("Failed to put system to sleep: %v", err))
+		return err
+	}
+	defer alarm.Close()
+	notify("STATUS=Suspended; hibernating through kjump after " + cfg.HibernateDelay.String())
+	sleepLog(journal.PriInfo, sleepStartID, "suspend", fmt.Sprintf("Entering sleep state 'suspend'; kjump hibernates the system if it is still asleep after %s (HibernateDelaySec=)...", cfg.HibernateDelay))
+	start := bootTime()
+	state, err := suspend.Enter(cfg.SuspendStates)
+	if err != nil {
+		sleepLog(journal.PriErr, sleepStopID, "suspend", fmt.Sprintf("Failed to put system to sleep. System resumed again: %v", err))
+		return err
+	}
+	slept := (bootTime() - start).Round(time.Second)
+	if !alarm.Fired() {
+		sleepLog(journal.PriInfo, sleepStopID, "suspend", fmt.Sprintf("System returned from sleep state '%s' after %s, before the hibernation alarm.", state, slept))
+		return nil
+	}
+	sleepLog(journal.PriInfo, sleepStopID, "suspend", fmt.Sprintf("Woken up by the alarm after %s in sleep state '%s': hibernating through kjump.", slept, state))
+	sleepLog(journal.PriInfo, sleepStartID, "hibernate", "Entering sleep state 'hibernate' through kjump (kexec jump)...")
+	if err := runJump("now", rest); err != nil {
+		sleepLog(journal.PriErr, sleepStopID, "hibernate", fmt.Sprintf("Failed to put system to sleep. System resumed again: %v", err))
+		return err
+	}
+	sleepLog(journal.PriInfo, sleepStopID, "hibernate", "System returned from sleep state (resumed by kjump).")
+	return nil
+}
+
+// bootTime reads CLOCK_BOOTTIME, which counts suspended time too.
+func bootTime() time.Duration {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	return time.Duration(ts.Nano())
+}
