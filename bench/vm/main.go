@@ -40,6 +40,7 @@ var (
 	methods  = flag.String("methods", "swsusp,kjump,swsusp-default", "methods to alternate, in this order (swsusp with a large image_size, kjump, swsusp with the default image_size, kjump-keepfree: kjump saving free pages too)")
 	results  = flag.String("results", "", "also write the results table (TSV) here")
 	calib    = flag.Bool("calibrate", true, "first time the host pipeline on the host and in a TCG guest (needs make bench's dump)")
+	diskIO   = flag.String("disk-cache", "none", "how QEMU attaches both disks: none (O_DIRECT: guest I/O reaches the host's disk, as on a real machine) or unsafe (the host's page cache absorbs it)")
 	timeout  = flag.Duration("cycle-timeout", 30*time.Minute, "limit for one hibernate/resume cycle")
 )
 
@@ -78,6 +79,9 @@ func run() error {
 		if m != "swsusp" && m != "swsusp-default" && m != "kjump" && m != "kjump-keepfree" {
 			return fmt.Errorf("-methods: unknown method %q (use swsusp, swsusp-default, kjump, kjump-keepfree)", m)
 		}
+	}
+	if *diskIO != "none" && *diskIO != "unsafe" {
+		return fmt.Errorf("-disk-cache %q: use none or unsafe", *diskIO)
 	}
 	kernel, err := vm.BuildKernel("6.1")
 	if err != nil {
@@ -286,6 +290,9 @@ func cycle(dir, kernel, initrd, data, method string, rep int) (row, error) {
 	}
 	defer os.Remove(img)
 	cfg := vm.Config{Kernel: kernel, Initrd: initrd, MemMiB: *memMiB, SMP: 2, Disks: []string{img, data}}
+	if *diskIO == "none" {
+		cfg.DirectIO = map[string]bool{img: true, data: true}
+	}
 
 	cfg.Name, cfg.RunDir, cfg.Append = name+"-hibernate", filepath.Join(dir, name+"-hibernate"), region+" kjb.method="+method
 	os.MkdirAll(cfg.RunDir, 0o755)

@@ -35,6 +35,10 @@ type Config struct {
 	// driver sits between the virtio disk and its file, so every kernel
 	// the machine runs (original, helper) sees the same failing device.
 	WriteEIO map[string]int64
+	// DirectIO attaches these disks with cache=none (O_DIRECT on the host):
+	// the guest's reads and writes reach the host's disk, as on a real
+	// machine, instead of the host's page cache (benchmarks).
+	DirectIO map[string]bool
 	Net      *Net // optional virtio-net on a 127.0.0.1 socket
 	Monitor  bool // HMP monitor on a unix socket, see Machine.Monitor
 	// Debug logs CPU resets and guest errors (triple faults) to
@@ -216,7 +220,11 @@ func (m *Machine) args(cfg Config) ([]string, error) {
 			a = append(a, "-drive", failingDrive(d, off))
 			continue
 		}
-		a = append(a, "-drive", "file="+d+",format=raw,if=virtio,cache=unsafe")
+		cache := "unsafe"
+		if cfg.DirectIO[d] {
+			cache = "none"
+		}
+		a = append(a, "-drive", "file="+d+",format=raw,if=virtio,cache="+cache)
 	}
 	if n := cfg.Net; n != nil {
 		mode, mac := "connect", "52:54:00:12:34:57"
