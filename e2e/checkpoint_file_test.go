@@ -14,7 +14,8 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "checkpoint-continue-resume", Timeout: 25 * time.Minute, Run: checkpointContinueResume})
+	register(Scenario{Name: "checkpoint-continue-resume", Timeout: 25 * time.Minute, Run: func(s *S) error { return checkpointContinueResume(s, "") }})
+	register(Scenario{Name: "checkpoint-continue-resume-linux7.3", Timeout: 45 * time.Minute, Run: func(s *S) error { return checkpointContinueResume(s, "7.3") }})
 	register(Scenario{Name: "stale-disk-refused", Timeout: 25 * time.Minute, Run: staleDiskRefused})
 }
 
@@ -53,8 +54,8 @@ echo "CFR ready to lose power"
 sleep 100000
 `
 
-func checkpointContinueResume(s *S) error {
-	kernel, initrd, err := s.jumpingBoot("", checkpointFileBody)
+func checkpointContinueResume(s *S, version string) error {
+	kernel, initrd, err := s.jumpingBoot(version, checkpointFileBody)
 	if err != nil {
 		return err
 	}
@@ -62,7 +63,7 @@ func checkpointContinueResume(s *S) error {
 	if err := vm.MakeExt4(disk, 1280, "kjdata", ""); err != nil {
 		return err
 	}
-	cfg := vm.Config{Name: "checkpoint", Kernel: kernel, Initrd: initrd, SMP: 2, Append: region, Disks: []string{disk}}
+	cfg := vm.Config{Name: "checkpoint", Kernel: kernel, Initrd: initrd, SMP: 2, Append: region, Disks: []string{disk}, SingleThreadTCG: needsSingleThreadTCG(version)}
 	m, err := s.Start(cfg)
 	if err != nil {
 		return err

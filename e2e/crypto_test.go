@@ -22,7 +22,8 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "encrypted-hibernate-resume", Timeout: 30 * time.Minute, Run: encryptedHibernateResume})
+	register(Scenario{Name: "encrypted-hibernate-resume", Timeout: 30 * time.Minute, Run: func(s *S) error { return encryptedHibernateResume(s, "") }})
+	register(Scenario{Name: "encrypted-hibernate-resume-linux7.3", Timeout: 45 * time.Minute, Run: func(s *S) error { return encryptedHibernateResume(s, "7.3") }})
 	register(Scenario{Name: "forged-image-refused", Timeout: 30 * time.Minute, Run: forgedImageRefused})
 	register(Scenario{Name: "encrypted-checkpoint", Timeout: 25 * time.Minute, Run: encryptedCheckpoint})
 }
@@ -94,8 +95,8 @@ func randomKey() []byte {
 // encryptedHibernateResume: hibernate with a key file, check on the host
 // that the image holds none of the RAM in the clear, refuse to resume
 // without the key, then resume with it.
-func encryptedHibernateResume(s *S) error {
-	h, err := hibernateOnce(s, "", withKeyFile(randomKey()))
+func encryptedHibernateResume(s *S, version string) error {
+	h, err := hibernateOnce(s, version, withKeyFile(randomKey()))
 	if err != nil {
 		return err
 	}

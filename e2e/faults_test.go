@@ -15,7 +15,8 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "write-eio-jumps-back", Timeout: 20 * time.Minute, Run: writeEIOJumpsBack})
+	register(Scenario{Name: "write-eio-jumps-back", Timeout: 20 * time.Minute, Run: func(s *S) error { return writeEIOJumpsBack(s, "") }})
+	register(Scenario{Name: "write-eio-jumps-back-linux7.3", Timeout: 40 * time.Minute, Run: func(s *S) error { return writeEIOJumpsBack(s, "7.3") }})
 	register(Scenario{Name: "enospc-jumps-back", Timeout: 20 * time.Minute, Run: enospcJumpsBack})
 	register(Scenario{Name: "power-loss-during-write", Timeout: 25 * time.Minute, Run: powerLossDuringWrite})
 	register(Scenario{Name: "enospc-nfs-jumps-back", Timeout: 25 * time.Minute, Run: enospcNFSJumpsBack})
@@ -37,8 +38,8 @@ const eioOffset = 100 << 20
 // The helper must stop, jump back, and the original's hibernate must say
 // what failed, where, and what to do; no committed image may exist and the
 // machine keeps running with its memory intact.
-func writeEIOJumpsBack(s *S) error {
-	h, m, err := startHibernating(s, "", withWriteEIO(eioOffset), withScript("", verifyTarget))
+func writeEIOJumpsBack(s *S, version string) error {
+	h, m, err := startHibernating(s, version, withWriteEIO(eioOffset), withScript("", verifyTarget))
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,9 @@ import (
 func init() {
 	register(Scenario{Name: "systemctl-hibernate", Timeout: 60 * time.Minute, Run: func(s *S) error { return systemctlHibernate(s, "initramfs-tools") }})
 	register(Scenario{Name: "systemctl-hibernate-dracut", Timeout: 60 * time.Minute, Run: func(s *S) error { return systemctlHibernate(s, "dracut") }})
+	// suspend to RAM (S3, QEMU wakes it with the RTC alarm), then kjump
+	// hibernates it after HibernateDelaySec=20s.
+	register(Scenario{Name: "systemctl-suspend-then-hibernate", Timeout: 60 * time.Minute, Run: func(s *S) error { return systemctlSleep(s, "initramfs-tools", "suspend-then-hibernate") }})
 }
 
 // The test's parts of the Debian system: the workload as a service, and a
@@ -47,11 +50,13 @@ WantedBy=multi-user.target
 `
 	driverScript = `#!/bin/sh
 exec 2>&1
+OP=hibernate
+UNIT=systemd-$OP.service
 say() { echo "SYSD $*"; }
 stamp=/var/lib/kjump-e2e/hibernated
 if [ -e $stamp ]; then
 	say "cold boot after hibernating: the initramfs did not resume"
-	journalctl -b -1 -o short-monotonic --no-pager -u systemd-hibernate.service | sed 's/^/SYSD previous boot: /'
+	journalctl -b -1 -o short-monotonic --no-pager -u $UNIT | sed 's/^/SYSD previous boot: /'
 	systemctl poweroff
 	exit 0
 fi
@@ -74,15 +79,15 @@ say "before counter=$(cat /run/kjump-workload/counter) uptime=$(cut -d' ' -f1 /p
 mkdir -p /var/lib/kjump-e2e && touch $stamp && sync
 t0=$(date +%s)
 cursor=$(journalctl -n1 --show-cursor | sed -n 's/^-- cursor: //p')
-systemctl hibernate
-say "systemctl hibernate rc=$?"
+systemctl $OP
+say "systemctl $OP rc=$?"
 # The service ends after the resume (or after a refusal, the machine running).
-until journalctl --after-cursor="$cursor" -u systemd-hibernate.service -o cat | grep -q -e "returned from sleep state" -e "Failed to put system to sleep"; do sleep 1; done
+until journalctl --after-cursor="$cursor" -u $UNIT -o cat | grep -q -e "returned from sleep state (resumed" -e "Failed to put system to sleep"; do sleep 1; done
 rm -f $stamp && sync
 say "after counter=$(cat /run/kjump-workload/counter) uptime=$(cut -d' ' -f1 /proc/uptime) away=$(( $(date +%s) - t0 ))s"
-say "service $(systemctl show -p Result --value systemd-hibernate.service)"
+say "service $(systemctl show -p Result --value $UNIT)"
 kjump-workload verify
-journalctl -b -o short-monotonic --no-pager -u systemd-hibernate.service | sed 's/^/SYSD journal: /'
+journalctl -b -o short-monotonic --no-pager -u $UNIT | sed 's/^/SYSD journal: /'
 journalctl -b -o short-monotonic --no-pager -t systemd-sleep-hook | sed 's/^/SYSD hooks: /'
 say "done"
 systemctl poweroff
@@ -103,6 +108,16 @@ echo "hook $1 $2" | systemd-cat -t systemd-sleep-hook
 // workload service continues and the journal has both halves. Before that,
 // a hibernation refused for a missing target leaves everything running.
 func systemctlHibernate(s *S, generator string) error {
+	return systemctlSleep(s, generator, "hibernate")
+}
+
+// sleepConfDropIn makes suspend-then-hibernate hibernate after 20 s.
+const sleepConfDropIn = "[Sleep]\nHibernateDelaySec=20s\n"
+
+// systemctlSleep is systemctlHibernate for `systemctl OP`: hibernate, or
+// suspend-then-hibernate (suspended first, woken by the RTC alarm after
+// HibernateDelaySec=, then hibernated by kjump).
+func systemctlSleep(s *S, generator, op string) error {
 	kernel, err := testKernel("")
 	if err != nil {
 		return err
@@ -113,7 +128,7 @@ func systemctlHibernate(s *S, generator string) error {
 		return err
 	}
 	s.T.Logf("root file system archive %s (%s)", tarball, time.Since(t0).Round(time.Second))
-	rootDisk, initrd, err := s.debianSystem(tarball, kernel, generator)
+	rootDisk, initrd, err := s.debianSystem(tarball, kernel, generator, op)
 	if err != nil {
 		return err
 	}
@@ -146,13 +161,25 @@ func systemctlHibernate(s *S, generator string) error {
 		return err
 	}
 	hib := time.Now()
+	if op == "suspend-then-hibernate" {
+		if _, err := m.Expect(`Entering sleep state 'suspend'; kjump hibernates the system if it is still asleep after 20s`, 5*time.Minute); err != nil {
+			return err
+		}
+		if _, err := m.Expect(`ACPI: PM: Waking up from system sleep state S3`, 5*time.Minute); err != nil {
+			return err
+		}
+		s.T.Logf("suspend to RAM, woken by the RTC alarm: %s", time.Since(hib).Round(time.Second))
+		if _, err := m.Expect(`Woken up by the alarm after \d+s in sleep state 'mem': hibernating through kjump`, 5*time.Minute); err != nil {
+			return err
+		}
+	}
 	if err := expectAll(m, 15*time.Minute, "kjump-helper: image committed; powering off"); err != nil {
 		return err
 	}
 	if err := m.Wait(3 * time.Minute); err != nil {
 		return fmt.Errorf("machine did not power off after systemctl hibernate: %w", err)
 	}
-	s.T.Logf("systemctl hibernate to power-off: %s", time.Since(hib).Round(time.Second))
+	s.T.Logf("systemctl %s to power-off: %s", op, time.Since(hib).Round(time.Second))
 	if strings.Contains(m.Console(), "SYSD after counter") {
 		return fmt.Errorf("the driver went on instead of the machine powering off")
 	}
@@ -196,7 +223,7 @@ func systemctlHibernate(s *S, generator string) error {
 	if generator == "initramfs-tools" && !strings.Contains(con, "kjump: resuming from a hibernation image") {
 		return fmt.Errorf("the initramfs-tools premount script did not announce itself")
 	}
-	for _, want := range []string{"hook pre hibernate", "hook post hibernate"} {
+	for _, want := range []string{"hook pre " + op, "hook post " + op} {
 		if !strings.Contains(con, want) {
 			return fmt.Errorf("system-sleep hook did not log %q", want)
 		}
@@ -218,7 +245,7 @@ func (s *S) consoleOf(name string) string {
 // configuration and the test's units, builds the initramfs in a chroot
 // (update-initramfs or dracut), and returns the root disk image and that
 // initramfs.
-func (s *S) debianSystem(tarball, kernel, generator string) (disk, initrd string, err error) {
+func (s *S) debianSystem(tarball, kernel, generator, op string) (disk, initrd string, err error) {
 	root := filepath.Join(s.Dir, "root")
 	defer os.RemoveAll(root) // the disk image has it all
 	if err := os.Mkdir(root, 0o755); err != nil {
@@ -252,7 +279,8 @@ func (s *S) debianSystem(tarball, kernel, generator string) (disk, initrd string
 		{path: "tmp/kjump.deb", from: deb, mode: 0o644},
 		{path: "etc/kjump.conf", data: kjumpConf, mode: 0o644},
 		{path: "usr/local/bin/kjump-workload", from: goBins["bin/kjump-workload"], mode: 0o755},
-		{path: "usr/local/sbin/kjump-e2e", data: driverScript, mode: 0o755},
+		{path: "usr/local/sbin/kjump-e2e", data: strings.Replace(driverScript, "OP=hibernate", "OP="+op, 1), mode: 0o755},
+		{path: "etc/systemd/sleep.conf.d/kjump-e2e.conf", data: sleepConfDropIn, mode: 0o644},
 		{path: "usr/lib/systemd/system-sleep/e2e-hook", data: sleepHook, mode: 0o755},
 		{path: "etc/systemd/system/kjump-workload.service", data: workloadUnit, mode: 0o644},
 		{path: "etc/systemd/system/kjump-e2e.service", data: driverUnit, mode: 0o644},
