@@ -47,7 +47,8 @@ func calibrate(dir, kernel, hibernateBin string) (string, error) {
 	}
 	script := fmt.Sprintf(`#!/bin/sh
 mount -t proc proc /proc
-mount -t tmpfs tmp /tmp
+# A root-only directory: kjump refuses image targets others can write.
+mount -t tmpfs -o mode=0700 tmp /tmp
 exec </dev/console >/dev/console 2>&1
 for i in $(seq %d); do
   t0=$(cut -d' ' -f1 /proc/uptime)
