@@ -6,7 +6,7 @@
 // page cache before hibernating. It is a benchmark: it fails only when a
 // cycle does not work, never because a number is bad.
 //
-//	go run ./bench/vm [-repeat 3] [-results out/bench-vm/results.tsv]
+//	go run ./bench/vm [-repeat 3] [-results out/bench-vm/results.tsv] [-disk-cache none]
 package main
 
 import (
@@ -92,6 +92,7 @@ func run() error {
 		return err
 	}
 	fmt.Println("bench-vm: run directory", dir)
+	fmt.Println("bench-vm: disks: cache=" + *diskIO + " (vda image, vdb data)")
 	bins, err := vm.BuildGo(filepath.Join(dir, "bin"), "./cmd/hibernate", "./cmd/resume", "./e2e/workload", "./bench/vm/guest")
 	if err != nil {
 		return err
@@ -296,6 +297,9 @@ func cycle(dir, kernel, initrd, data, method string, rep int) (row, error) {
 
 	cfg.Name, cfg.RunDir, cfg.Append = name+"-hibernate", filepath.Join(dir, name+"-hibernate"), region+" kjb.method="+method
 	os.MkdirAll(cfg.RunDir, 0o755)
+	if err := coldDisks(cfg.Name, img, data); err != nil {
+		return r, err
+	}
 	m, err := vm.Start(ctx, cfg)
 	if err != nil {
 		return r, err
@@ -333,6 +337,9 @@ func cycle(dir, kernel, initrd, data, method string, rep int) (row, error) {
 
 	cfg.Name, cfg.RunDir, cfg.Append = name+"-resume", filepath.Join(dir, name+"-resume"), region+" kjb.method="+method+" kjb.phase=resume"
 	os.MkdirAll(cfg.RunDir, 0o755)
+	if err := coldDisks(cfg.Name, img, data); err != nil {
+		return r, err
+	}
 	tb := time.Now()
 	m2, err := vm.Start(ctx, cfg)
 	if err != nil {

@@ -35,3 +35,27 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+func TestDropHostCache(t *testing.T) {
+	// In the package directory, not t.TempDir: /tmp may be tmpfs, whose
+	// pages cannot leave the page cache.
+	f, err := os.CreateTemp(".", "hostcache-test-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.Write(make([]byte, 4<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := hostCached(f); err != nil || n == 0 {
+		t.Fatalf("a file just written: %d bytes cached (%v), want > 0", n, err)
+	}
+	left, err := dropHostCache(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("%d bytes still in the host page cache after dropping", left)
+	}
+}
