@@ -224,6 +224,19 @@ func acpiRSDP() uint64 {
 // well under 1%, chunk records and the header a few MiB).
 func ImageFileSize(ram uint64) uint64 { return ram + ram/64 + 16<<20 }
 
+// planHere checks this kernel and lays out the helper for it.
+func planHere(o Options) (*System, *jump.HelperPlan, error) {
+	if err := CheckKernel(); err != nil {
+		return nil, nil, err
+	}
+	sys, err := ReadSystem()
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := Plan(sys, o)
+	return sys, plan, err
+}
+
 // Jump runs one kexec jump: it returns when the helper jumps back. A helper
 // told to power off never returns.
 func Jump(o Options) (*Outcome, error) {
@@ -231,14 +244,7 @@ func Jump(o Options) (*Outcome, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	if err := CheckKernel(); err != nil {
-		return nil, err
-	}
-	sys, err := ReadSystem()
-	if err != nil {
-		return nil, err
-	}
-	plan, err := Plan(sys, o)
+	sys, plan, err := planHere(o)
 	if err != nil {
 		return nil, err
 	}

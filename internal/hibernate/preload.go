@@ -87,14 +87,7 @@ func bootID() string {
 
 // Preload plans and loads the helper as a jump would, and records it.
 func Preload(o Options) (*jump.HelperPlan, error) {
-	if err := CheckKernel(); err != nil {
-		return nil, err
-	}
-	sys, err := ReadSystem()
-	if err != nil {
-		return nil, err
-	}
-	plan, err := Plan(sys, o)
+	_, plan, err := planHere(o)
 	if err != nil {
 		return nil, err
 	}
