@@ -171,8 +171,11 @@ func suspendThenHibernate(op string, rest []string) error {
 		sleepLog(journal.PriErr, sleepStopID, "suspend", fmt.Sprintf("Failed to put system to sleep. System resumed again: %v", err))
 		return err
 	}
-	slept := (bootTime() - start).Round(time.Second)
-	if !alarm.Fired() {
+	asleep := bootTime() - start
+	slept := asleep.Round(time.Second)
+	// The kernel may report the expired timer a moment after user space
+	// runs again; having slept the whole delay is the same answer.
+	if !alarm.Fired() && asleep < cfg.HibernateDelay {
 		sleepLog(journal.PriInfo, sleepStopID, "suspend", fmt.Sprintf("System returned from sleep state '%s' after %s, before the hibernation alarm.", state, slept))
 		return nil
 	}
