@@ -33,14 +33,13 @@ func newConsole(log io.Writer, path string) *console {
 }
 
 // read consumes QEMU's serial output until EOF. Carriage returns are dropped
-// and a final partial line still counts as a line.
+// and a final partial line still counts as a line. The raw output goes to
+// the log; Expect sees lines with kernel messages spliced out (see splicer).
 func (c *console) read(r io.Reader, onLine func(string)) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	for {
-		s, err := br.ReadString('\n')
-		if s != "" {
-			line := strings.TrimRight(strings.ReplaceAll(s, "\r", ""), "\n")
-			fmt.Fprintf(c.log, "[%9.3f] %s\n", time.Since(c.start).Seconds(), line)
+	var sp splicer
+	add := func(lines []string) {
+		for _, line := range lines {
 			c.mu.Lock()
 			c.all = append(c.all, line)
 			close(c.changed)
@@ -48,10 +47,19 @@ func (c *console) read(r io.Reader, onLine func(string)) {
 			c.mu.Unlock()
 			onLine(line)
 		}
+	}
+	for {
+		s, err := br.ReadString('\n')
+		if s != "" {
+			line := strings.TrimRight(strings.ReplaceAll(s, "\r", ""), "\n")
+			fmt.Fprintf(c.log, "[%9.3f] %s\n", time.Since(c.start).Seconds(), line)
+			add(sp.line(line))
+		}
 		if err != nil {
 			break
 		}
 	}
+	add(sp.flush())
 	c.mu.Lock()
 	c.done = true
 	close(c.changed)
@@ -110,4 +118,42 @@ func (c *console) text() string {
 		return ""
 	}
 	return strings.Join(l, "\n") + "\n"
+}
+
+// kernelStamp is the "[    1.570070] " prefix printk puts on console lines.
+var kernelStamp = regexp.MustCompile(`\[\s*\d+\.\d{6}\] `)
+
+// splicer undoes printk cutting into a user-space line on the serial
+// console: "wrong key or pass[    1.57] resume used greatest stack depth"
+// followed by "phrase" becomes the kernel line and "wrong key or passphrase".
+// The kernel starts its message mid-line and ends it with a newline, so the
+// user text resumes on the next line that is not a kernel message.
+type splicer struct {
+	head    string // user text cut off by a kernel message
+	holding bool
+}
+
+func (sp *splicer) line(line string) []string {
+	loc := kernelStamp.FindStringIndex(line)
+	if loc != nil && loc[0] > 0 {
+		sp.head += line[:loc[0]]
+		sp.holding = true
+		return []string{line[loc[0]:]}
+	}
+	if !sp.holding || loc != nil {
+		return []string{line}
+	}
+	joined := sp.head + line
+	sp.head, sp.holding = "", false
+	return []string{joined}
+}
+
+// flush returns a cut-off head that never got its continuation.
+func (sp *splicer) flush() []string {
+	if !sp.holding {
+		return nil
+	}
+	h := sp.head
+	sp.head, sp.holding = "", false
+	return []string{h}
 }

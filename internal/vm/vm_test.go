@@ -110,6 +110,24 @@ func TestConsoleExpectIsOrderedAndReportsTail(t *testing.T) {
 	}
 }
 
+// The CI failure that motivated the splicer: printk cut into resume's refusal.
+func TestConsoleSplicesKernelMessagesOutOfUserLines(t *testing.T) {
+	c := newConsole(io.Discard, "console.log")
+	exited := make(chan struct{})
+	out := "resume: image 7176 is not resumable: wrong key or pass[    1.570070] resume (78) used greatest stack depth: 13592 bytes left\r\n" +
+		"[    1.580000] another kernel line\n" +
+		"phrase\nnext\ncut[   12.000001] k\n"
+	go func() { c.read(strings.NewReader(out), func(string) {}); close(exited) }()
+	<-exited
+	want := "[    1.570070] resume (78) used greatest stack depth: 13592 bytes left\n" +
+		"[    1.580000] another kernel line\n" +
+		"resume: image 7176 is not resumable: wrong key or passphrase\n" +
+		"next\n[   12.000001] k\ncut\n"
+	if got := c.text(); got != want {
+		t.Errorf("spliced console:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestKernelOverride(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "bzImage")
 	os.WriteFile(p, nil, 0o644)
