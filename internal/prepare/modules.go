@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // ModuleDB is one kernel's module tree as depmod describes it.
@@ -16,6 +18,9 @@ type ModuleDB struct {
 	byName  map[string]string   // normalised name -> path
 	builtin map[string]bool     // normalised names built into the kernel
 	softPre map[string][]string // name -> "softdep NAME pre: ..." modules
+	// runningBuiltin, when set, says whether the running kernel (the same
+	// release) has a module built in: for trees without modules.builtin.
+	runningBuiltin func(name string) bool
 }
 
 // normName is the kernel's module name: file name without .ko*, '-' as '_'.
@@ -119,7 +124,7 @@ func (db *ModuleDB) Resolve(names []string) ([]string, error) {
 	}
 	for _, n := range names {
 		name := normName(n)
-		if db.builtin[name] {
+		if db.builtin[name] || db.runningBuiltin != nil && db.runningBuiltin(name) {
 			continue
 		}
 		p, ok := db.byName[name]
@@ -131,6 +136,30 @@ func (db *ModuleDB) Resolve(names []string) ([]string, error) {
 		}
 	}
 	return order, nil
+}
+
+// builtinInRunningKernel reports whether the running kernel has a module
+// built in: a built-in driver has /sys/module/NAME but no initstate there
+// (only loaded modules have one).
+func builtinInRunningKernel(name string) bool {
+	dir := filepath.Join(SysModule, normName(name))
+	if _, err := os.Stat(dir); err != nil {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(dir, "initstate"))
+	return os.IsNotExist(err)
+}
+
+// SysModule is where the running kernel lists its modules.
+var SysModule = "/sys/module"
+
+// runningRelease is the running kernel's release (uname -r).
+func runningRelease() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
 }
 
 // Builtin reports whether a module is built into the kernel.

@@ -106,19 +106,27 @@ func (in Inputs) current() (Stamp, *ModuleDB, error) {
 	if s.Release, err = KernelRelease(in.Kernel); err != nil {
 		return s, nil, err
 	}
-	var db *ModuleDB
+	// The stamp holds what the helper's modules depend on: modules.dep's
+	// content (whatever the targets need, so a stamp written in a chroot
+	// that cannot see the target matches one written on the machine) and
+	// the resolved module files.
 	dir := filepath.Join(in.root(), "lib/modules", s.Release)
-	if _, err := os.Stat(dir); err != nil && !in.RequireModules {
-		return s, nil, nil // a monolithic helper kernel: drivers are built in
-	}
-	if len(in.Modules) > 0 {
-		if db, err = LoadModuleDB(dir); err != nil {
+	db, err := LoadModuleDB(dir)
+	if err != nil {
+		if in.RequireModules {
 			return s, nil, fmt.Errorf("helper kernel %s needs modules %s: %w", s.Release, strings.Join(in.Modules, ", "), err)
 		}
-		if s.Modules, err = db.Resolve(in.Modules); err != nil {
-			return s, nil, err
-		}
-		s.DepHash, _ = hashFile(filepath.Join(dir, "modules.dep"))
+		return s, nil, nil // no module tree: a monolithic helper kernel, drivers built in
+	}
+	s.DepHash, _ = hashFile(filepath.Join(dir, "modules.dep"))
+	if len(db.deps) == 0 && !in.RequireModules {
+		return s, nil, nil // depmod found no modules: everything is built in
+	}
+	if in.root() == "/" && s.Release == runningRelease() {
+		db.runningBuiltin = builtinInRunningKernel
+	}
+	if s.Modules, err = db.Resolve(in.Modules); err != nil {
+		return s, nil, err
 	}
 	return s, db, nil
 }

@@ -205,6 +205,84 @@ func TestBuild(t *testing.T) {
 	}
 }
 
+// A monolithic helper kernel needs no module tree whatever drivers the
+// target needs, and the stamp does not depend on which drivers those are:
+// 'hibernate prepare' in a chroot, which cannot see the target, and on the
+// machine, which can, agree that the initramfs is current.
+func TestStampIndependentOfTargetDrivers(t *testing.T) {
+	vmlinuz, stockRoot, rel := stockTree(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "hibernate")
+	os.WriteFile(bin, []byte("\x7fELF static binary"), 0o755)
+	initrd := filepath.Join(dir, "helper.cpio.gz")
+	chroot := Inputs{Binary: bin, Kernel: vmlinuz, ModulesRoot: t.TempDir()} // no lib/modules at all
+	machine := chroot
+	machine.Modules = []string{"virtio_blk", "virtio_pci", "ext4"}
+	if res, err := Build(initrd, chroot, false); err != nil || !res.Rebuilt || len(res.Modules) != 0 {
+		t.Fatalf("no module tree: %+v %v", res, err)
+	}
+	if why, err := Stale(initrd, machine); err != nil || len(why) != 0 {
+		t.Fatalf("no module tree, drivers of the target: stale %v %v", why, err)
+	}
+
+	// The tree update-initramfs needs and depmod fills with nothing.
+	mods := filepath.Join(chroot.ModulesRoot, "lib/modules", rel)
+	os.MkdirAll(mods, 0o755)
+	os.WriteFile(filepath.Join(mods, "modules.dep"), nil, 0o644)
+	if why, _ := Stale(initrd, machine); !slices.Equal(why, []string{"the helper's kernel modules changed"}) {
+		t.Fatalf("modules.dep appeared: %v", why)
+	}
+	if res, err := Build(initrd, chroot, false); err != nil || !res.Rebuilt || len(res.Modules) != 0 {
+		t.Fatalf("empty modules.dep: %+v %v", res, err)
+	}
+	machine.ModulesRoot = chroot.ModulesRoot
+	if why, err := Stale(initrd, machine); err != nil || len(why) != 0 {
+		t.Fatalf("empty modules.dep, drivers of the target: stale %v %v", why, err)
+	}
+	os.WriteFile(filepath.Join(mods, "modules.dep"), []byte("kernel/fs/foo.ko:\n"), 0o644)
+	if why, _ := Stale(initrd, chroot); !slices.Equal(why, []string{"the helper's kernel modules changed"}) {
+		t.Fatalf("modules.dep changed: %v", why)
+	}
+
+	// A modular kernel: built-in drivers resolve to no files either way.
+	chroot.ModulesRoot, machine.ModulesRoot = stockRoot, stockRoot
+	machine.Modules = []string{"unix"}
+	if _, err := Build(initrd, chroot, false); err != nil {
+		t.Fatal(err)
+	}
+	if why, err := Stale(initrd, machine); err != nil || len(why) != 0 {
+		t.Fatalf("modular kernel, built-in driver: stale %v %v", why, err)
+	}
+	// ... but a driver that is a module must go in: rebuild.
+	machine.Modules = []string{"virtio_blk"}
+	if why, _ := Stale(initrd, machine); !slices.Equal(why, []string{"the helper's kernel modules changed"}) {
+		t.Fatalf("modular driver needed: %v", why)
+	}
+}
+
+// Without modules.builtin, a driver the running kernel (same release) has
+// built in shows as /sys/module/NAME without initstate.
+func TestBuiltinInRunningKernel(t *testing.T) {
+	defer func(d string) { SysModule = d }(SysModule)
+	SysModule = t.TempDir()
+	os.MkdirAll(filepath.Join(SysModule, "virtio_blk/parameters"), 0o755)
+	os.MkdirAll(filepath.Join(SysModule, "ext4"), 0o755)
+	os.WriteFile(filepath.Join(SysModule, "ext4/initstate"), []byte("live\n"), 0o444)
+	for name, want := range map[string]bool{"virtio_blk": true, "virtio-blk": true, "ext4": false, "nvme": false} {
+		if got := builtinInRunningKernel(name); got != want {
+			t.Errorf("%s: built in %v, want %v", name, got, want)
+		}
+	}
+	db := &ModuleDB{Dir: "/x", deps: map[string][]string{"a.ko": nil}, byName: map[string]string{"a": "a.ko"},
+		builtin: map[string]bool{}, softPre: map[string][]string{}, runningBuiltin: builtinInRunningKernel}
+	if m, err := db.Resolve([]string{"virtio_blk", "a"}); err != nil || !slices.Equal(m, []string{"a.ko"}) {
+		t.Errorf("resolve: %v %v", m, err)
+	}
+	if _, err := db.Resolve([]string{"ext4"}); err == nil {
+		t.Error("a loadable module missing from modules.dep was taken as built in")
+	}
+}
+
 func keys(m map[string][]byte) []string {
 	var k []string
 	for n := range m {
