@@ -48,6 +48,7 @@ func restore(h jump.Handoff, mem *physmem.Mem, res *jump.Result) (jump.JumpBack,
 	if err != nil {
 		return jump.JumpBack{}, err
 	}
+	logf("restored in %.2fs, of which %.2fs zeroing RAM no chunk covers", st.Duration.Seconds(), st.ZeroFill.Seconds())
 	res.RAMBytes, res.ImageBytes = st.RAMBytes, st.ImageBytes
 	res.Details["image_id"] = info.ID
 	res.Details["hibernated_at"] = md.Created.Format("2006-01-02T15:04:05Z07:00")
@@ -83,4 +84,17 @@ func (s *ramSink) WriteAt(p []byte, off int64) (int, error) {
 	}
 	k, err := s.mem.WriteAt(p, off)
 	return n + k, err
+}
+
+// ZeroAt clears RAM in place (image.Zeroer), low memory in the copy.
+func (s *ramSink) ZeroAt(off, n int64) error {
+	if off < jump.LowMemSize {
+		k := min(n, jump.LowMemSize-off)
+		clear(s.low[off : off+k])
+		off, n = off+k, n-k
+	}
+	if n == 0 {
+		return nil
+	}
+	return s.mem.ZeroAt(off, n)
 }

@@ -49,6 +49,22 @@ func (s *sparseMem) WriteAt(p []byte, off int64) (int, error) {
 	return copy(s.b[off:], p), nil
 }
 
+// zeroingMem is a sparseMem that clears memory itself (image.Zeroer).
+type zeroingMem struct {
+	*sparseMem
+	calls   int
+	largest int64
+}
+
+func (z *zeroingMem) ZeroAt(off, n int64) error {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.calls++
+	z.largest = max(z.largest, n)
+	clear(z.b[off : off+n])
+	return nil
+}
+
 // testMemory builds flat physical memory of size bytes with a realistic
 // mix: zero pages, repetitive text, random pages, and partly zero pages.
 func testMemory(seed uint64, size int) []byte {

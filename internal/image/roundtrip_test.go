@@ -164,6 +164,16 @@ func TestRestoreZeroFill(t *testing.T) {
 			t.Fatalf("zero fill wrote outside the saved ranges at %#x", a)
 		}
 	}
+	// A sink that clears memory itself gets the zero runs through ZeroAt,
+	// whole missing chunks as one run, on every thread.
+	zs := &zeroingMem{sparseMem: dirty()}
+	if _, err := r.Restore(context.Background(), zs, WithZeroFill(), WithThreads(3)); err != nil {
+		t.Fatal(err)
+	}
+	expectRestored(t, src, zs.b)
+	if zs.calls == 0 || zs.largest < 256<<10 {
+		t.Fatalf("ZeroAt: %d calls, largest %d bytes; want the four all-zero chunks as one run", zs.calls, zs.largest)
+	}
 	sink = dirty()
 	if _, err := r.Restore(context.Background(), sink); err != nil {
 		t.Fatal(err)

@@ -34,6 +34,9 @@ type Stats struct {
 	ImageBytes    uint64 // total image length
 	Chunks        int
 	Duration      time.Duration
+	// ZeroFill is the part of a restore's Duration spent zeroing chunks
+	// that were never stored (WithZeroFill).
+	ZeroFill time.Duration
 }
 
 // MaxImageSize bounds the length of an image of src: every page stored

@@ -70,6 +70,24 @@ func (m *Mem) WriteAt(p []byte, addr int64) (int, error) {
 	return m.transfer(p, addr, true)
 }
 
+// ZeroAt clears n bytes of physical memory at addr, in place.
+func (m *Mem) ZeroAt(addr, n int64) error {
+	if !m.writable {
+		return fmt.Errorf("physical memory opened read-only")
+	}
+	for n > 0 {
+		k := int(min(n, maxWindow))
+		w, off, err := m.window(addr, k, true)
+		if err != nil {
+			return err
+		}
+		clear(w[off : off+k])
+		unix.Munmap(w)
+		addr, n = addr+int64(k), n-int64(k)
+	}
+	return nil
+}
+
 // transfer moves p to or from physical memory one window at a time.
 func (m *Mem) transfer(p []byte, addr int64, write bool) (int, error) {
 	done := 0

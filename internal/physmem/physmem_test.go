@@ -38,10 +38,20 @@ func TestReadWriteAcrossWindows(t *testing.T) {
 	if !bytes.Equal(file[addr:addr+len(p)], p) || file[addr-1] != 0 || file[addr+len(p)] != 0 {
 		t.Fatal("bytes landed at the wrong offsets")
 	}
+	if err := m.ZeroAt(addr+1, int64(len(p)-2)); err != nil {
+		t.Fatal(err)
+	}
+	file, _ = os.ReadFile(path)
+	if file[addr] != p[0] || file[addr+len(p)-1] != p[len(p)-1] || !bytes.Equal(file[addr+1:addr+len(p)-1], make([]byte, len(p)-2)) {
+		t.Fatal("ZeroAt cleared the wrong bytes")
+	}
 	ro, _ := Open(path, false)
 	defer ro.Close()
 	if _, err := ro.WriteAt(p[:1], 0); err == nil {
 		t.Error("write through a read-only open succeeded")
+	}
+	if err := ro.ZeroAt(0, 1); err == nil {
+		t.Error("ZeroAt through a read-only open succeeded")
 	}
 	if _, err := Open(filepath.Join(t.TempDir(), "none"), false); err == nil {
 		t.Error("opening a missing device succeeded")
