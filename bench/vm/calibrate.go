@@ -69,7 +69,7 @@ poweroff -f
 	defer cancel()
 	rd := filepath.Join(dir, "calibrate")
 	os.MkdirAll(rd, 0o755)
-	m, err := vm.Start(ctx, vm.Config{Name: "calibrate", RunDir: rd, Kernel: kernel, Initrd: initrd, MemMiB: 1024, SMP: 2, Append: region})
+	m, err := vm.Start(ctx, vm.Config{Name: "calibrate", RunDir: rd, Kernel: kernel, Initrd: initrd, MemMiB: 1024, SMP: 2, CPU: *cpuModel, Append: region})
 	if err != nil {
 		return "", err
 	}

@@ -41,6 +41,7 @@ var (
 	results  = flag.String("results", "", "also write the results table (TSV) here")
 	calib    = flag.Bool("calibrate", true, "first time the host pipeline on the host and in a TCG guest (needs make bench's dump)")
 	diskIO   = flag.String("disk-cache", "none", "how QEMU attaches both disks: none (O_DIRECT: guest I/O reaches the host's disk, as on a real machine) or unsafe (the host's page cache absorbs it)")
+	cpuModel = flag.String("cpu", "qemu64", "QEMU -cpu model for every guest, e.g. qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt (x86-64-v2: CRC32C and POPCNT instructions, which every x86-64 CPU since 2008 has and QEMU's default model lacks)")
 	timeout  = flag.Duration("cycle-timeout", 30*time.Minute, "limit for one hibernate/resume cycle")
 )
 
@@ -290,7 +291,7 @@ func cycle(dir, kernel, initrd, data, method string, rep int) (row, error) {
 		return r, err
 	}
 	defer os.Remove(img)
-	cfg := vm.Config{Kernel: kernel, Initrd: initrd, MemMiB: *memMiB, SMP: 2, Disks: []string{img, data}}
+	cfg := vm.Config{Kernel: kernel, Initrd: initrd, MemMiB: *memMiB, SMP: 2, CPU: *cpuModel, Disks: []string{img, data}}
 	if *diskIO == "none" {
 		cfg.DirectIO = map[string]bool{img: true, data: true}
 	}
