@@ -20,7 +20,13 @@ func init() {
 	// suspend to RAM (S3, QEMU wakes it with the RTC alarm), then kjump
 	// hibernates it after HibernateDelaySec=20s.
 	register(Scenario{Name: "systemctl-suspend-then-hibernate", Timeout: 60 * time.Minute, Run: func(s *S) error { return systemctlSleep(s, "initramfs-tools", "suspend-then-hibernate") }})
+	// With the RTC driver unbound nothing could wake the machine from
+	// suspend: kjump hibernates at once instead.
+	register(Scenario{Name: "systemctl-suspend-then-hibernate-no-rtc", Timeout: 60 * time.Minute, Run: func(s *S) error { return systemctlSleep(s, "initramfs-tools", "suspend-then-hibernate"+noRTC) }})
 }
+
+// noRTC marks an op whose driver unbinds the RTC before `systemctl OP`.
+const noRTC = "/no-rtc"
 
 // The test's parts of the Debian system: the workload as a service, and a
 // driver that runs once per boot of the original system. The driver
@@ -51,6 +57,7 @@ WantedBy=multi-user.target
 	driverScript = `#!/bin/sh
 exec 2>&1
 OP=hibernate
+UNBIND_RTC=
 UNIT=systemd-$OP.service
 say() { echo "SYSD $*"; }
 stamp=/var/lib/kjump-e2e/hibernated
@@ -77,6 +84,11 @@ say "refused service $(systemctl show -p Result --value systemd-hibernate.servic
 mv /etc/kjump.conf.good /etc/kjump.conf
 say "before counter=$(cat /run/kjump-workload/counter) uptime=$(cut -d' ' -f1 /proc/uptime)"
 mkdir -p /var/lib/kjump-e2e && touch $stamp && sync
+if [ -n "$UNBIND_RTC" ]; then
+	d=$(readlink -f /sys/class/rtc/rtc0/device)
+	echo "${d##*/}" > $d/driver/unbind
+	say "rtc unbound, wakealarms left: $(ls /sys/class/rtc/*/wakealarm 2>/dev/null | wc -l)"
+fi
 t0=$(date +%s)
 cursor=$(journalctl -n1 --show-cursor | sed -n 's/^-- cursor: //p')
 systemctl $OP
@@ -118,6 +130,7 @@ const sleepConfDropIn = "[Sleep]\nHibernateDelaySec=20s\n"
 // suspend-then-hibernate (suspended first, woken by the RTC alarm after
 // HibernateDelaySec=, then hibernated by kjump).
 func systemctlSleep(s *S, generator, op string) error {
+	op, withoutRTC := strings.CutSuffix(op, noRTC)
 	kernel, err := testKernel("")
 	if err != nil {
 		return err
@@ -128,7 +141,11 @@ func systemctlSleep(s *S, generator, op string) error {
 		return err
 	}
 	s.T.Logf("root file system archive %s (%s)", tarball, time.Since(t0).Round(time.Second))
-	rootDisk, initrd, err := s.debianSystem(tarball, kernel, generator, op)
+	driverOp := op
+	if withoutRTC {
+		driverOp += noRTC
+	}
+	rootDisk, initrd, err := s.debianSystem(tarball, kernel, generator, driverOp)
 	if err != nil {
 		return err
 	}
@@ -161,7 +178,12 @@ func systemctlSleep(s *S, generator, op string) error {
 		return err
 	}
 	hib := time.Now()
-	if op == "suspend-then-hibernate" {
+	switch {
+	case withoutRTC:
+		if _, err := m.Expect(`no real-time clock can wake this machine .*; hibernating now instead of suspending first`, 5*time.Minute); err != nil {
+			return err
+		}
+	case op == "suspend-then-hibernate":
 		if _, err := m.Expect(`Entering sleep state 'suspend'; kjump hibernates the system if it is still asleep after 20s`, 5*time.Minute); err != nil {
 			return err
 		}
@@ -175,6 +197,12 @@ func systemctlSleep(s *S, generator, op string) error {
 	}
 	if err := expectAll(m, 15*time.Minute, "kjump-helper: image committed; powering off"); err != nil {
 		return err
+	}
+	if withoutRTC && !strings.Contains(m.Console(), "SYSD rtc unbound, wakealarms left: 0") {
+		return fmt.Errorf("the driver did not unbind the RTC")
+	}
+	if withoutRTC && strings.Contains(m.Console(), "Waking up from system sleep state") {
+		return fmt.Errorf("the machine suspended without an RTC to wake it")
 	}
 	if err := m.Wait(3 * time.Minute); err != nil {
 		return fmt.Errorf("machine did not power off after systemctl hibernate: %w", err)
@@ -234,6 +262,16 @@ func systemctlSleep(s *S, generator, op string) error {
 	return m.Wait(5 * time.Minute)
 }
 
+// driverFor is the driver script for `systemctl OP` (OP may end in noRTC).
+func driverFor(op string) string {
+	op, withoutRTC := strings.CutSuffix(op, noRTC)
+	d := strings.Replace(driverScript, "OP=hibernate", "OP="+op, 1)
+	if withoutRTC {
+		d = strings.Replace(d, "UNBIND_RTC=", "UNBIND_RTC=1", 1)
+	}
+	return d
+}
+
 // consoleOf reads a finished machine's console log.
 func (s *S) consoleOf(name string) string {
 	b, _ := os.ReadFile(filepath.Join(s.Dir, name, "console.log"))
@@ -279,7 +317,7 @@ func (s *S) debianSystem(tarball, kernel, generator, op string) (disk, initrd st
 		{path: "tmp/kjump.deb", from: deb, mode: 0o644},
 		{path: "etc/kjump.conf", data: kjumpConf, mode: 0o644},
 		{path: "usr/local/bin/kjump-workload", from: goBins["bin/kjump-workload"], mode: 0o755},
-		{path: "usr/local/sbin/kjump-e2e", data: strings.Replace(driverScript, "OP=hibernate", "OP="+op, 1), mode: 0o755},
+		{path: "usr/local/sbin/kjump-e2e", data: driverFor(op), mode: 0o755},
 		{path: "etc/systemd/sleep.conf.d/kjump-e2e.conf", data: sleepConfDropIn, mode: 0o644},
 		{path: "usr/lib/systemd/system-sleep/e2e-hook", data: sleepHook, mode: 0o755},
 		{path: "etc/systemd/system/kjump-workload.service", data: workloadUnit, mode: 0o644},

@@ -157,6 +157,12 @@ func suspendThenHibernate(op string, rest []string) error {
 		sleepLog(journal.PriErr, sleepStopID, op, fmt.Sprintf("Failed to put system to sleep: %v", err))
 		return err
 	}
+	if _, err := suspend.WakeRTC(); err != nil {
+		// Suspending without a way to wake up would leave the machine
+		// asleep until its battery is empty: hibernate at once instead.
+		sleepLog(journal.PriWarning, "", op, fmt.Sprintf("%v; hibernating now instead of suspending first.", err))
+		return hibernateNow(rest)
+	}
 	alarm, err := suspend.SetAlarm(cfg.HibernateDelay)
 	if err != nil {
 		sleepLog(journal.PriErr, sleepStopID, op, fmt.Sprintf("Failed to put system to sleep: %v", err))
@@ -180,6 +186,11 @@ func suspendThenHibernate(op string, rest []string) error {
 		return nil
 	}
 	sleepLog(journal.PriInfo, sleepStopID, "suspend", fmt.Sprintf("Woken up by the alarm after %s in sleep state '%s': hibernating through kjump.", slept, state))
+	return hibernateNow(rest)
+}
+
+// hibernateNow is suspend-then-hibernate's hibernation step.
+func hibernateNow(rest []string) error {
 	sleepLog(journal.PriInfo, sleepStartID, "hibernate", "Entering sleep state 'hibernate' through kjump (kexec jump)...")
 	if err := runJump("now", rest); err != nil {
 		sleepLog(journal.PriErr, sleepStopID, "hibernate", fmt.Sprintf("Failed to put system to sleep. System resumed again: %v", err))

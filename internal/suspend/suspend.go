@@ -7,6 +7,7 @@ package suspend
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +35,21 @@ func Enter(states []string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("none of the sleep states %v is offered by the kernel (%s: %s): fix SuspendState= in sleep.conf", states, StatePath, strings.TrimSpace(string(b)))
+}
+
+// RTCClass lists the real-time clocks.
+var RTCClass = "/sys/class/rtc"
+
+// WakeRTC names a real-time clock that can wake the machine, which the
+// kernel's alarmtimer programs when it suspends: the kernel shows a
+// wakealarm file only for an RTC that can raise a wake-up. Without one a
+// wake-up alarm never fires and the machine would stay suspended.
+func WakeRTC() (string, error) {
+	ms, _ := filepath.Glob(filepath.Join(RTCClass, "rtc*", "wakealarm"))
+	if len(ms) == 0 {
+		return "", fmt.Errorf("no real-time clock can wake this machine (no %s/rtc*/wakealarm), so a wake-up alarm would never fire: load the RTC driver (rtc_cmos on PCs) and allow it to wake the machine in the firmware", RTCClass)
+	}
+	return filepath.Base(filepath.Dir(ms[0])), nil
 }
 
 // Alarm is a wake-up alarm: it wakes a suspended machine when it expires.
