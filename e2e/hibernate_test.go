@@ -29,6 +29,12 @@ func init() {
 func hibernateScript(before, after string) string {
 	return `
 if grep -q kjtest=resume /proc/cmdline; then
+  if grep -q kjtest=stock /proc/cmdline; then
+    # Debian's stock kernel: its virtio drivers are modules.
+    while read -r m; do insmod "$m"; done </etc/kjtest-modules
+    i=0; while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+    echo "HIB resuming on $(uname -r)"
+  fi
   /bin/resume --from /dev/vda   # by path: busybox sh prefers its own swsusp "resume" applet
   echo "HIB resume rc=$?"
   echo "HIB booted normally"
@@ -86,6 +92,18 @@ func withWriteEIO(off int64) hibOption { return func(o *hibSetup) { o.writeEIO =
 
 // withSmallDisk adds a third disk (vdc) of mib MiB.
 func withSmallDisk(mib int) hibOption { return func(o *hibSetup) { o.smallMiB = mib } }
+
+// withFiles adds files to the machine's initramfs.
+func withFiles(files map[string]vm.File) hibOption {
+	return func(o *hibSetup) {
+		if o.files == nil {
+			o.files = map[string]vm.File{}
+		}
+		for k, v := range files {
+			o.files[k] = v
+		}
+	}
+}
 
 // withScript runs shell before and after `hibernate now` (hibernateScript).
 func withScript(before, after string) hibOption {

@@ -263,23 +263,10 @@ func (s *S) startNFSServer(exportMiB int) (*nfsServer, error) {
 // virtio-net need, listed in load order in /etc/kjtest-modules) and the
 // host's nfs-kernel-server programs with their shared libraries.
 func nfsServerFiles(kernel string) (map[string]vm.File, error) {
-	mods, err := filepath.Glob(filepath.Join(filepath.Dir(kernel), "lib", "modules", "*", "modules.dep"))
-	if err != nil || len(mods) != 1 {
-		return nil, fmt.Errorf("no modules.dep next to the stock kernel %s (kernel/stock.sh keeps them; KJUMP_STOCK_KERNEL needs them too)", kernel)
-	}
-	modDir := filepath.Dir(mods[0])
-	order, err := moduleOrder(mods[0], "virtio_pci", "virtio_net", "nfsd")
+	files, err := stockModuleFiles(kernel, "virtio_pci", "virtio_net", "nfsd")
 	if err != nil {
 		return nil, err
 	}
-	files := map[string]vm.File{}
-	var list strings.Builder
-	for _, rel := range order {
-		img := filepath.Join("lib/modules", filepath.Base(modDir), rel)
-		files[img] = vm.File{Host: filepath.Join(modDir, rel), Mode: 0o644}
-		fmt.Fprintf(&list, "/%s\n", img)
-	}
-	files["etc/kjtest-modules"] = vm.File{Data: []byte(list.String()), Mode: 0o644}
 	for _, f := range []string{"/etc/netconfig", "/etc/services", "/etc/protocols"} {
 		files[f[1:]] = vm.File{Host: f, Mode: 0o644}
 	}
@@ -296,6 +283,29 @@ func nfsServerFiles(kernel string) (map[string]vm.File, error) {
 			files[l[1:]] = vm.File{Host: l, Mode: 0o755}
 		}
 	}
+	return files, nil
+}
+
+// stockModuleFiles returns the stock kernel's modules for names, with
+// their dependencies, and /etc/kjtest-modules listing them in load order.
+func stockModuleFiles(kernel string, names ...string) (map[string]vm.File, error) {
+	mods, err := filepath.Glob(filepath.Join(filepath.Dir(kernel), "lib", "modules", "*", "modules.dep"))
+	if err != nil || len(mods) != 1 {
+		return nil, fmt.Errorf("no modules.dep next to the stock kernel %s (kernel/stock.sh keeps them; KJUMP_STOCK_KERNEL needs them too)", kernel)
+	}
+	modDir := filepath.Dir(mods[0])
+	order, err := moduleOrder(mods[0], names...)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string]vm.File{}
+	var list strings.Builder
+	for _, rel := range order {
+		img := filepath.Join("lib/modules", filepath.Base(modDir), rel)
+		files[img] = vm.File{Host: filepath.Join(modDir, rel), Mode: 0o644}
+		fmt.Fprintf(&list, "/%s\n", img)
+	}
+	files["etc/kjtest-modules"] = vm.File{Data: []byte(list.String()), Mode: 0o644}
 	return files, nil
 }
 
