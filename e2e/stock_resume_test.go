@@ -12,6 +12,40 @@ import (
 
 func init() {
 	register(Scenario{Name: "resume-on-stock-kernel", Timeout: 25 * time.Minute, Run: resumeOnStockKernel})
+	register(Scenario{Name: "resume-7.3-image-on-6.1", Timeout: 45 * time.Minute, Run: resumeOnOlderKernel})
+}
+
+// resumeOnOlderKernel: the machine hibernates on Linux 7.3 and the resume
+// boot runs the 6.1 test kernel; the restore kernel is the 7.3 helper.
+func resumeOnOlderKernel(s *S) error {
+	older, err := testKernel("")
+	if err != nil {
+		return err
+	}
+	h, err := hibernateOnce(s, "7.3")
+	if err != nil {
+		return err
+	}
+	m, err := s.Start(vm.Config{Name: "resume", Kernel: older, Initrd: h.initrd, SMP: 2, Append: region + " kjtest=resume",
+		Disks: []string{h.imageDisk, h.dataDisk}, SingleThreadTCG: true})
+	if err != nil {
+		return err
+	}
+	boot, err := m.Expect(`Linux version (\S+)`, 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	if _, err := m.Expect(`resume: image \w+ verified and invalidated`, 5*time.Minute); err != nil {
+		return err
+	}
+	helper, err := m.Expect(`Linux version (\S+)`, 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(boot[1], "6.1.") || !strings.HasPrefix(helper[1], "7.3") {
+		return fmt.Errorf("booted %s and restored with %s; want 6.1 then the 7.3 helper", boot[1], helper[1])
+	}
+	return h.expectResumed(m)
 }
 
 // resumeOnStockKernel: the machine hibernates on the 6.1 test kernel and
