@@ -16,6 +16,7 @@ import (
 
 func init() {
 	register(Scenario{Name: "hibernate-resume", Timeout: 20 * time.Minute, Run: func(s *S) error { return hibernateResume(s, "") }})
+	register(Scenario{Name: "hibernate-resume-5g", Timeout: 30 * time.Minute, Run: hibernateResume5G})
 	register(Scenario{Name: "hibernate-resume-linux7.3", Timeout: 40 * time.Minute, Run: func(s *S) error { return hibernateResume(s, "7.3") }})
 	register(Scenario{Name: "corrupt-image-refused", Timeout: 20 * time.Minute, Run: corruptImageRefused})
 	register(Scenario{Name: "double-resume-refused", Timeout: 25 * time.Minute, Run: doubleResumeRefused})
@@ -64,6 +65,7 @@ kjump-workload verify
 type hibernated struct {
 	kernel, initrd, imageDisk, dataDisk string
 	singleThreadTCG                     bool
+	memMiB                              int // guest RAM; 0: vm's default
 	sha                                 string
 	console, consoleText                string // the hibernating boot's log
 	resumeAppend                        string // extra command line of resume boots
@@ -79,6 +81,7 @@ type hibSetup struct {
 	files        map[string]vm.File
 	// Fault scenarios:
 	imageMiB      int    // size of the image disk (vda); default 2048
+	memMiB        int    // guest RAM in MiB; default vm's (1024)
 	writeEIO      int64  // > 0: writes touching this byte offset of vda fail with EIO
 	smallMiB      int    // > 0: a third disk (vdc) of this size
 	before, after string // see hibernateScript
@@ -86,6 +89,9 @@ type hibSetup struct {
 
 // withImageDisk sizes the image disk (vda) in MiB.
 func withImageDisk(mib int) hibOption { return func(o *hibSetup) { o.imageMiB = mib } }
+
+// withMemMiB gives the machine mib MiB of RAM.
+func withMemMiB(mib int) hibOption { return func(o *hibSetup) { o.memMiB = mib } }
 
 // withWriteEIO makes writes touching byte offset off of vda fail with EIO.
 func withWriteEIO(off int64) hibOption { return func(o *hibSetup) { o.writeEIO = off } }
@@ -163,7 +169,7 @@ func startHibernating(s *S, version string, opts ...hibOption) (*hibernated, *vm
 		return nil, nil, err
 	}
 	h := &hibernated{kernel: kernel, initrd: initrd, singleThreadTCG: needsSingleThreadTCG(version), imageDisk: filepath.Join(s.Dir, "image.raw"),
-		dataDisk: filepath.Join(s.Dir, "data.ext4"), resumeAppend: o.resumeAppend, marker: marker}
+		dataDisk: filepath.Join(s.Dir, "data.ext4"), resumeAppend: o.resumeAppend, marker: marker, memMiB: o.memMiB}
 	if o.imageMiB == 0 {
 		o.imageMiB = 2048
 	}
@@ -182,7 +188,7 @@ func startHibernating(s *S, version string, opts ...hibOption) (*hibernated, *vm
 	if err := vm.MakeExt4(h.dataDisk, 64, "kjdata", dataDir); err != nil {
 		return nil, nil, err
 	}
-	cfg := vm.Config{Name: "hibernate", Kernel: kernel, Initrd: initrd, SMP: 2, Append: region,
+	cfg := vm.Config{Name: "hibernate", Kernel: kernel, Initrd: initrd, SMP: 2, MemMiB: o.memMiB, Append: region,
 		Disks: []string{h.imageDisk, h.dataDisk}, SingleThreadTCG: h.singleThreadTCG}
 	if o.smallMiB > 0 {
 		small := filepath.Join(s.Dir, "small.raw")
@@ -213,7 +219,7 @@ func (h *hibernated) bootResume(s *S, name string) (*vm.Machine, error) {
 
 // bootResumeWith boots like bootResume with another extra command line.
 func (h *hibernated) bootResumeWith(s *S, name, extra string) (*vm.Machine, error) {
-	return s.Start(vm.Config{Name: name, Kernel: h.kernel, Initrd: h.initrd, SMP: 2, Append: region + " kjtest=resume " + extra,
+	return s.Start(vm.Config{Name: name, Kernel: h.kernel, Initrd: h.initrd, SMP: 2, MemMiB: h.memMiB, Append: region + " kjtest=resume " + extra,
 		Disks: []string{h.imageDisk, h.dataDisk}, SingleThreadTCG: h.singleThreadTCG})
 }
 
@@ -276,6 +282,54 @@ dd if=/dev/urandom of=/freed.bin bs=1M count=128 2>/dev/null
 rm /freed.bin
 echo "HIB freed 128 MiB of random data"
 `
+
+// highMemory fills a tmpfs with random data; with 5 GiB of RAM the kernel
+// takes those pages from above 4 GiB (ZONE_NORMAL) first.
+const (
+	highMemoryFill = `
+mkdir -p /big && mount -t tmpfs -o size=1g big /big
+dd if=/dev/urandom of=/big/r.bin bs=1M count=384 2>/dev/null
+echo "HIB big sha=$(sha256sum /big/r.bin | cut -d' ' -f1)"
+`
+	highMemoryCheck = `
+echo "HIB big after sha=$(sha256sum /big/r.bin | cut -d' ' -f1)"
+`
+)
+
+// hibernateResume5G: a machine with 5 GiB of RAM (QEMU maps 3 GiB below
+// 4 GiB and 2 GiB above) and 384 MiB of random data in a tmpfs hibernates
+// and resumes: RAM ranges and pages above 4 GiB, as on any real machine.
+func hibernateResume5G(s *S) error {
+	h, err := hibernateOnce(s, "", withMemMiB(5120), withImageDisk(6144), withScript(highMemoryFill, highMemoryCheck))
+	if err != nil {
+		return err
+	}
+	// 5 GiB less the reserved region and the holes: more than the 3 GiB
+	// below 4 GiB only if the ranges above were saved.
+	ram, _ := match(`kjump-helper: image committed: ([\d.]+) GiB of RAM`, h.consoleText)
+	if gib, _ := strconv.ParseFloat(ram, 64); gib < 4.5 {
+		return fmt.Errorf("the helper saved %q GiB of RAM, want about 5 (ranges above 4 GiB)", ram)
+	}
+	before, ok := match(`HIB big sha=(\w+)`, h.consoleText)
+	if !ok {
+		return fmt.Errorf("no tmpfs checksum before hibernating")
+	}
+	m, err := h.bootResume(s, "resume")
+	if err != nil {
+		return err
+	}
+	if _, err := m.Expect(`resume: image \w+ verified and invalidated`, 5*time.Minute); err != nil {
+		return err
+	}
+	if err := h.expectResumed(m); err != nil {
+		return err
+	}
+	// Printed right after the jump back, before what expectResumed waits for.
+	if after, ok := match(`HIB big after sha=(\w+)`, m.Console()); !ok || after != before {
+		return fmt.Errorf("tmpfs data changed across hibernation: %s before, %q after", before, after)
+	}
+	return m.Wait(time.Minute)
+}
 
 func hibernateResume(s *S, version string) error {
 	h, err := hibernateOnce(s, version, withScript(freedRandom, ""))

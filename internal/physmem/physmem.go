@@ -8,6 +8,7 @@
 package physmem
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 
@@ -81,11 +82,27 @@ func (m *Mem) ZeroAt(addr, n int64) error {
 		if err != nil {
 			return err
 		}
-		clear(w[off : off+k])
+		clearNonZero(w[off : off+k])
 		unix.Munmap(w)
 		addr, n = addr+int64(k), n-int64(k)
 	}
 	return nil
+}
+
+// zeroBlock is what clearNonZero compares with.
+var zeroBlock = make([]byte, 64<<10)
+
+// clearNonZero zeroes b, writing only the blocks that are not zero
+// already: RAM a fresh boot never touched often is, and reading it costs
+// less than writing (no dirty lines to write back).
+func clearNonZero(b []byte) {
+	for len(b) > 0 {
+		n := min(len(b), len(zeroBlock))
+		if !bytes.Equal(b[:n], zeroBlock[:n]) {
+			clear(b[:n])
+		}
+		b = b[n:]
+	}
 }
 
 // transfer moves p to or from physical memory one window at a time.

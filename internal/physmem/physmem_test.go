@@ -57,3 +57,16 @@ func TestReadWriteAcrossWindows(t *testing.T) {
 		t.Error("opening a missing device succeeded")
 	}
 }
+
+// clearNonZero leaves zero blocks unwritten and clears every other byte,
+// including a short tail and a block whose only non-zero byte is its last.
+func TestClearNonZero(t *testing.T) {
+	b := make([]byte, 3*len(zeroBlock)+100)
+	b[len(zeroBlock)-1] = 1
+	b[2*len(zeroBlock)+5] = 7
+	b[len(b)-1] = 9
+	clearNonZero(b)
+	if !bytes.Equal(b, make([]byte, len(b))) {
+		t.Fatal("clearNonZero left non-zero bytes")
+	}
+}
