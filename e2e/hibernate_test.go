@@ -223,6 +223,19 @@ func (h *hibernated) bootResumeWith(s *S, name, extra string) (*vm.Machine, erro
 		Disks: []string{h.imageDisk, h.dataDisk}, SingleThreadTCG: h.singleThreadTCG})
 }
 
+// resumeWhole boots the machine to resume, and checks that resume verified
+// the image and the original woke up whole.
+func (h *hibernated) resumeWhole(s *S, name string) (*vm.Machine, error) {
+	m, err := h.bootResume(s, name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.Expect(`resume: image \w+ verified and invalidated`, 5*time.Minute); err != nil {
+		return nil, err
+	}
+	return m, h.expectResumed(m)
+}
+
 // expectResumed checks the original woke up whole: workload memory and
 // counter, CPUs, clocks, and the page cache (no disk reads for a file read
 // before hibernation).
@@ -314,14 +327,8 @@ func hibernateResume5G(s *S) error {
 	if !ok {
 		return fmt.Errorf("no tmpfs checksum before hibernating")
 	}
-	m, err := h.bootResume(s, "resume")
+	m, err := h.resumeWhole(s, "resume")
 	if err != nil {
-		return err
-	}
-	if _, err := m.Expect(`resume: image \w+ verified and invalidated`, 5*time.Minute); err != nil {
-		return err
-	}
-	if err := h.expectResumed(m); err != nil {
 		return err
 	}
 	// Printed right after the jump back, before what expectResumed waits for.
@@ -351,14 +358,8 @@ func hibernateResume(s *S, version string) error {
 	} else if found == 0 {
 		return fmt.Errorf("the RAM marker is not in the unencrypted image: the plaintext check of encrypted-hibernate-resume would prove nothing")
 	}
-	m, err := h.bootResume(s, "resume")
+	m, err := h.resumeWhole(s, "resume")
 	if err != nil {
-		return err
-	}
-	if _, err := m.Expect(`resume: image \w+ verified and invalidated`, 5*time.Minute); err != nil {
-		return err
-	}
-	if err := h.expectResumed(m); err != nil {
 		return err
 	}
 	if os.Getenv("KJUMP_DEMO") != "" {
