@@ -180,8 +180,13 @@ func suspendThenHibernate(op string, rest []string) error {
 	asleep := bootTime() - start
 	slept := asleep.Round(time.Second)
 	// The kernel may report the expired timer a moment after user space
-	// runs again; having slept the whole delay is the same answer.
-	if !alarm.Fired() && asleep < cfg.HibernateDelay {
+	// runs again, and the RTC (whole seconds) may wake the machine just
+	// before the delay is up: near the delay, wait a moment for the alarm.
+	fired := alarm.Fired() || asleep >= cfg.HibernateDelay
+	if !fired && asleep >= cfg.HibernateDelay-alarmSlack {
+		fired = alarm.FiredWithin(alarmSlack + time.Second)
+	}
+	if !fired {
 		sleepLog(journal.PriInfo, sleepStopID, "suspend", fmt.Sprintf("System returned from sleep state '%s' after %s, before the hibernation alarm.", state, slept))
 		return nil
 	}
@@ -199,6 +204,10 @@ func hibernateNow(rest []string) error {
 	sleepLog(journal.PriInfo, sleepStopID, "hibernate", "System returned from sleep state (resumed by kjump).")
 	return nil
 }
+
+// alarmSlack is how early before HibernateDelaySec= a wake-up may still be
+// the alarm's.
+const alarmSlack = 2 * time.Second
 
 // bootTime reads CLOCK_BOOTTIME, which counts suspended time too.
 func bootTime() time.Duration {

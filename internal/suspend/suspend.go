@@ -57,8 +57,10 @@ type Alarm struct{ fd int }
 
 // SetAlarm arms an alarm d from now on the boot-time clock, which keeps
 // counting while the machine is suspended.
-func SetAlarm(d time.Duration) (*Alarm, error) {
-	fd, err := unix.TimerfdCreate(unix.CLOCK_BOOTTIME_ALARM, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+func SetAlarm(d time.Duration) (*Alarm, error) { return setTimer(unix.CLOCK_BOOTTIME_ALARM, d) }
+
+func setTimer(clock int, d time.Duration) (*Alarm, error) {
+	fd, err := unix.TimerfdCreate(clock, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("wake-up alarm (timerfd CLOCK_BOOTTIME_ALARM): %w (needs CAP_WAKE_ALARM and an RTC that can wake the machine)", err)
 	}
@@ -75,6 +77,22 @@ func (a *Alarm) Fired() bool {
 	var buf [8]byte
 	n, err := unix.Read(a.fd, buf[:])
 	return err == nil && n == 8
+}
+
+// FiredWithin waits up to d for the alarm to expire. The RTC counts whole
+// seconds, so it can wake the machine a moment before the boot-time clock
+// reaches the alarm, which then expires only after user space runs again.
+func (a *Alarm) FiredWithin(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for !a.Fired() {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		fds := []unix.PollFd{{Fd: int32(a.fd), Events: unix.POLLIN}}
+		unix.Poll(fds, int(left.Milliseconds())+1)
+	}
+	return true
 }
 
 // Close disarms the alarm.

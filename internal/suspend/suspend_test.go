@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestWakeRTC(t *testing.T) {
@@ -37,5 +40,28 @@ func TestEnterPicksAnOfferedState(t *testing.T) {
 	os.WriteFile(StatePath, []byte("freeze\n"), 0o644)
 	if _, err := Enter([]string{"mem"}); err == nil || !strings.Contains(err.Error(), "SuspendState=") {
 		t.Fatalf("no offered state: %v", err)
+	}
+}
+
+// The alarm's timer on CLOCK_BOOTTIME (the alarm clock without the RTC
+// and CAP_WAKE_ALARM): not fired at once, fired within its time.
+func TestFiredWithin(t *testing.T) {
+	a, err := setTimer(unix.CLOCK_BOOTTIME, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.Fired() {
+		t.Fatal("fired at once")
+	}
+	if a.FiredWithin(10 * time.Millisecond) {
+		t.Fatal("fired after 10ms of 200ms")
+	}
+	start := time.Now()
+	if !a.FiredWithin(5 * time.Second) {
+		t.Fatal("did not fire within 5s")
+	}
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Fatalf("fired after %v, before its 200ms", waited)
 	}
 }
