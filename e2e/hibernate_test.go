@@ -219,7 +219,13 @@ func (h *hibernated) bootResume(s *S, name string) (*vm.Machine, error) {
 
 // bootResumeWith boots like bootResume with another extra command line.
 func (h *hibernated) bootResumeWith(s *S, name, extra string) (*vm.Machine, error) {
-	return s.Start(vm.Config{Name: name, Kernel: h.kernel, Initrd: h.initrd, SMP: 2, MemMiB: h.memMiB, Append: region + " kjtest=resume " + extra,
+	return h.bootResumeOn(s, name, h.kernel, extra)
+}
+
+// bootResumeOn boots like bootResumeWith, another kernel than the one that
+// hibernated.
+func (h *hibernated) bootResumeOn(s *S, name, kernel, extra string) (*vm.Machine, error) {
+	return s.Start(vm.Config{Name: name, Kernel: kernel, Initrd: h.initrd, SMP: 2, MemMiB: h.memMiB, Append: region + " kjtest=resume " + extra,
 		Disks: []string{h.imageDisk, h.dataDisk}, SingleThreadTCG: h.singleThreadTCG})
 }
 

@@ -26,8 +26,7 @@ func resumeOnOlderKernel(s *S) error {
 	if err != nil {
 		return err
 	}
-	m, err := s.Start(vm.Config{Name: "resume", Kernel: older, Initrd: h.initrd, SMP: 2, Append: region + " kjtest=resume",
-		Disks: []string{h.imageDisk, h.dataDisk}, SingleThreadTCG: true})
+	m, err := h.bootResumeOn(s, "resume", older, "")
 	if err != nil {
 		return err
 	}
@@ -66,8 +65,7 @@ func resumeOnStockKernel(s *S) error {
 	if err != nil {
 		return err
 	}
-	m, err := s.Start(vm.Config{Name: "resume", Kernel: stock, Initrd: h.initrd, SMP: 2, Append: region + " kjtest=resume kjtest=stock",
-		Disks: []string{h.imageDisk, h.dataDisk}})
+	m, err := h.bootResumeOn(s, "resume", stock, "kjtest=stock")
 	if err != nil {
 		return err
 	}

@@ -130,6 +130,7 @@ const sleepConfDropIn = "[Sleep]\nHibernateDelaySec=20s\n"
 // suspend-then-hibernate (suspended first, woken by the RTC alarm after
 // HibernateDelaySec=, then hibernated by kjump).
 func systemctlSleep(s *S, generator, op string) error {
+	driverOp := op
 	op, withoutRTC := strings.CutSuffix(op, noRTC)
 	kernel, err := testKernel("")
 	if err != nil {
@@ -141,10 +142,6 @@ func systemctlSleep(s *S, generator, op string) error {
 		return err
 	}
 	s.T.Logf("root file system archive %s (%s)", tarball, time.Since(t0).Round(time.Second))
-	driverOp := op
-	if withoutRTC {
-		driverOp += noRTC
-	}
 	rootDisk, initrd, err := s.debianSystem(tarball, kernel, generator, driverOp)
 	if err != nil {
 		return err
