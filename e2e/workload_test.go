@@ -61,6 +61,13 @@ kjump-workload verify; echo "WL verify2 rc=$?"
 	if _, err := m.Monitor("dump-guest-memory "+dump, 5*time.Minute); err != nil {
 		return err
 	}
+	// QEMU does not report a dump cut short by a full disk.
+	if fi, err := os.Stat(dump); err != nil {
+		return err
+	} else if fi.Size() < 512<<20 {
+		os.Remove(dump)
+		return fmt.Errorf("guest memory dump %s has %d bytes, less than the guest's 512 MiB of RAM: is the disk full?", dump, fi.Size())
+	}
 	found, err := containsPattern(dump, 7)
 	os.Remove(dump) // 512 MiB; not worth keeping
 	if err != nil {
