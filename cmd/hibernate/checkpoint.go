@@ -29,7 +29,7 @@ func helperFlags(fs *flag.FlagSet, o *hibernate.Options, cfg config.Config) {
 	fs.StringVar(&o.HelperInitrd, "initrd", cfg.Helper.Initrd, "helper `initramfs` (from 'hibernate prepare')")
 	fs.StringVar(&o.HelperArgs, "helper-args", cfg.Helper.Args, "extra helper kernel command line")
 	fs.StringVar(&o.Target, "to", "", "image `target`: block device, UUID=, LABEL=, NFS path (default: first reachable of targets in the config)")
-	fs.StringVar(&o.Level, "level", cfg.Image.Level, "compression level: fast, default or best")
+	fs.StringVar(&o.Level, "level", cfg.Image.Level, "compression level: fastest, fast, default or best")
 	fs.IntVar(&o.Threads, "threads", cfg.Image.Threads, "compression threads in the helper (0: all CPUs)")
 	o.KeepFree = cfg.Image.FreePages == "keep"
 	fs.Func("free-pages", "exclude (default: leave out the pages the kernel has free) or keep", func(v string) error {

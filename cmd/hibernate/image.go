@@ -29,7 +29,7 @@ func init() {
 
 func runImage(args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(os.Stderr, "usage: hibernate image create --from CORE.elf --to TARGET [--level fast|default|best] [--threads N] [--key-file F | --passphrase-file F | --passphrase]")
+		fmt.Fprintln(os.Stderr, "usage: hibernate image create --from CORE.elf --to TARGET [--level fastest|fast|default|best] [--threads N] [--key-file F | --passphrase-file F | --passphrase]")
 		if len(args) == 0 {
 			return &cli.ExitError{Code: 2, Err: errors.New("missing subcommand: use 'image create'")}
 		}
@@ -45,7 +45,7 @@ func imageCreate(args []string) error {
 	fs := commands.FlagSet("image create", "--from CORE.elf --to TARGET")
 	from := fs.String("from", "", "ELF core file with the memory to save (/proc/vmcore, kdump, QEMU dump-guest-memory)")
 	to := fs.String("to", "", "target: file, directory, /dev/ block device, UUID=, LABEL=, PARTUUID= or PARTLABEL=")
-	level := fs.String("level", "fast", "compression level: fast, default or best")
+	level := fs.String("level", "fast", "compression level: fastest, fast, default or best")
 	threads := fs.Int("threads", 0, fmt.Sprintf("compression workers (0: one per CPU, at most %d)", image.MaxThreads))
 	release := fs.String("kernel-release", "", "kernel release to record (default: the core's VMCOREINFO OSRELEASE)")
 	hostname := fs.String("hostname", "", "hostname to record")

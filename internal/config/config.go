@@ -45,7 +45,7 @@ type Config struct {
 
 // Image is how images are written.
 type Image struct {
-	Level   string `toml:"level"`   // fast, default or best
+	Level   string `toml:"level"`   // fastest, fast, default or best
 	Threads int    `toml:"threads"` // compression workers in the helper; 0: one per CPU
 	// FreePages is "exclude" (leave out what the kernel has free) or "keep".
 	FreePages string `toml:"free_pages"`
@@ -128,9 +128,9 @@ const knownKeys = "targets, key_file, image.level, image.threads, image.free_pag
 // Validate checks values the types alone do not.
 func (c Config) Validate() error {
 	switch c.Image.Level {
-	case "fast", "default", "best":
+	case "fastest", "fast", "default", "best":
 	default:
-		return fmt.Errorf("image.level = %q: use fast, default or best", c.Image.Level)
+		return fmt.Errorf("image.level = %q: use fastest, fast, default or best", c.Image.Level)
 	}
 	switch c.Image.FreePages {
 	case "exclude", "keep":

@@ -75,7 +75,7 @@ func TestErrors(t *testing.T) {
 		{"targets = [\"/dev/sdb2\"]\n\n[image]\nlevle = \"best\"\n", `line 4: unknown key "image.levle"`},
 		{"tragets = [\"/dev/sdb2\"]\n", `line 1: unknown key "tragets"`},
 		{"[image]\nlevel = \"fast\"\n[imagine]\nx = 1\n", `line 3: unknown key "imagine"`},
-		{"[image]\nlevel = \"ultra\"\n", `image.level = "ultra": use fast, default or best`},
+		{"[image]\nlevel = \"ultra\"\n", `image.level = "ultra": use fastest, fast, default or best`},
 		{"[image]\nthreads = -1\n", "image.threads = -1"},
 		{"[image]\nthreads = \"four\"\n", "line 2"},
 		{"[resume]\npolicy = \"sometimes\"\n", "resume.policy"},

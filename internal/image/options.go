@@ -14,11 +14,18 @@ const (
 	LevelFast    Level = iota + 1 // zstd "fastest": about zstd -1, the hibernate default
 	LevelDefault                  // zstd "default": about zstd -3
 	LevelBest                     // zstd "better": about zstd -7; "best" proper is too slow for hibernation
+	// LevelFastest is "fast" without Huffman coding of literals: the
+	// matches are found the same way, so about 10 % more output buys
+	// 10-15 % less CPU (more under emulation). For CPU-bound captures, where
+	// the target writes faster than the cores compress.
+	LevelFastest
 )
 
-// ParseLevel accepts "fast", "default" and "best".
+// ParseLevel accepts "fastest", "fast", "default" and "best".
 func ParseLevel(s string) (Level, error) {
 	switch s {
+	case "fastest":
+		return LevelFastest, nil
 	case "fast":
 		return LevelFast, nil
 	case "default":
@@ -26,11 +33,13 @@ func ParseLevel(s string) (Level, error) {
 	case "best":
 		return LevelBest, nil
 	}
-	return 0, fmt.Errorf("unknown compression level %q: use fast, default or best", s)
+	return 0, fmt.Errorf("unknown compression level %q: use fastest, fast, default or best", s)
 }
 
 func (l Level) String() string {
 	switch l {
+	case LevelFastest:
+		return "fastest"
 	case LevelFast:
 		return "fast"
 	case LevelDefault:

@@ -22,6 +22,7 @@ func TestRoundTrip(t *testing.T) {
 		{"holes", 4 << 20, []Range{{Start: 0x1000, End: 0x9f000}, {Start: 0x100000, End: 0x2f0000}, {Start: 0x300000, End: 4 << 20}}, 128 << 10, LevelDefault, 3},
 		{"chunk larger than ranges", 1 << 20, []Range{{Start: 0x3000, End: 0x5000}, {Start: 0x80000, End: 0x81000}}, 2 << 20, LevelBest, 1},
 		{"default chunk, many threads", 6 << 20, []Range{{Start: 0, End: 6 << 20}}, 0, LevelFast, 8},
+		{"level fastest", 4 << 20, []Range{{Start: 0, End: 4 << 20}}, 256 << 10, LevelFastest, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := testMemory(uint64(len(tc.name)), tc.size)

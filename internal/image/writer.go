@@ -343,6 +343,7 @@ const writebackBatch = 8 << 20
 func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- result) {
 	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(p.o.level.zstd()),
+		zstd.WithNoEntropyCompression(p.o.level == LevelFastest),
 		zstd.WithEncoderConcurrency(1),
 		zstd.WithEncoderCRC(false), // the record carries CRC32C of the raw pages
 		zstd.WithWindowSize(windowFor(p.o.chunkSize)),
