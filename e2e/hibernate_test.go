@@ -19,6 +19,7 @@ func init() {
 	register(Scenario{Name: "hibernate-resume-5g", Timeout: 30 * time.Minute, Run: hibernateResume5G})
 	register(Scenario{Name: "hibernate-resume-linux7.3", Timeout: 40 * time.Minute, Run: func(s *S) error { return hibernateResume(s, "7.3") }})
 	register(Scenario{Name: "corrupt-image-refused", Timeout: 20 * time.Minute, Run: corruptImageRefused})
+	register(Scenario{Name: "undecodable-chunk-reboots", Timeout: 25 * time.Minute, Run: undecodableChunkReboots})
 	register(Scenario{Name: "double-resume-refused", Timeout: 25 * time.Minute, Run: doubleResumeRefused})
 }
 
@@ -434,6 +435,50 @@ func corruptImageRefused(s *S) error {
 		return fmt.Errorf("a restore kernel was started for a corrupt image")
 	}
 	return m.Wait(time.Minute)
+}
+
+// undecodableChunkReboots: a chunk whose payload was changed with its
+// record CRC kept (a plain image has no authentication tags) passes
+// resume's check of the stored bytes, so resume invalidates the image and
+// starts the restore kernel. That kernel decodes each chunk and checks its
+// pages' CRC before writing them: it refuses the chunk, reboots, and the
+// next boot is a normal one.
+func undecodableChunkReboots(s *S) error {
+	h, err := hibernateOnce(s, "")
+	if err != nil {
+		return err
+	}
+	if err := forgeChunkKeepingCRC(h.imageDisk); err != nil {
+		return err
+	}
+	m, err := h.bootResume(s, "resume-undecodable")
+	if err != nil {
+		return err
+	}
+	if _, err := m.Expect(`resume: image \w+ verified and invalidated`, 5*time.Minute); err != nil {
+		return err
+	}
+	if _, err := m.Expect(`RESTORE FAILED: image is corrupt: chunk 0 at offset \d+: (decompressing|page data CRC mismatch)`, 5*time.Minute); err != nil {
+		return err
+	}
+	e, err := m.WaitExit(time.Minute)
+	if err != nil {
+		return err
+	}
+	if e.PowerDown || e.Panic != "" || e.Killed {
+		return fmt.Errorf("the restore kernel should reboot after refusing the chunk, got %+v", e)
+	}
+	m2, err := h.bootResume(s, "resume-after-refusal")
+	if err != nil {
+		return err
+	}
+	if _, err := m2.Expect(`resume: no image to resume: image \w+ on /dev/vda was already used or refused \(invalidated\)`, 5*time.Minute); err != nil {
+		return err
+	}
+	if err := expectAll(m2, time.Minute, "HIB booted normally", "E2E exit rc=0"); err != nil {
+		return err
+	}
+	return m2.Wait(time.Minute)
 }
 
 // doubleResumeRefused: after a successful resume the image is spent; the

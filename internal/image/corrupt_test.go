@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/kjump/kjump/internal/image/forgery"
 )
 
 // smallImage is an image small enough to corrupt at every byte: 96 KiB of
@@ -27,10 +29,11 @@ func checkDetected(t *testing.T, what string, img, mem []byte) {
 		return // header damage: nothing can be read
 	}
 	_, verr := r.Verify(context.Background(), WithThreads(1))
+	_, serr := r.VerifyStored(context.Background(), WithThreads(1))
 	sink := &sparseMem{}
 	_, rerr := r.Restore(context.Background(), sink, WithThreads(1), WithForce())
-	if verr == nil || rerr == nil {
-		t.Fatalf("%s: not detected (verify %v, restore %v)", what, verr, rerr)
+	if verr == nil || serr == nil || rerr == nil {
+		t.Fatalf("%s: not detected (verify %v, verify stored %v, restore %v)", what, verr, serr, rerr)
 	}
 	for i, b := range sink.b {
 		if b != 0 && b != mem[i] {
@@ -82,6 +85,48 @@ func TestCorruptErrorNamesChunk(t *testing.T) {
 	var ce *CorruptError
 	if !errors.As(err, &ce) || !errors.Is(err, ErrCorrupt) || ce.Chunk != 1 || ce.Offset != int64(e.Offset) {
 		t.Fatalf("got %v (%#v)", err, ce)
+	}
+}
+
+// A payload changed with its record CRC kept (CRC32C is linear; only an
+// encrypted image's tags stop this) passes VerifyStored, which checks what
+// was stored, but not Verify, and Restore refuses the chunk before writing
+// any of its pages.
+func TestVerifyStoredLeavesDecodingToRestore(t *testing.T) {
+	img, _, mem := smallImage(t)
+	r, _ := Open(&memImage{b: img})
+	e := r.entries[0]
+	bad := bytes.Clone(img)
+	rec := bad[e.Offset : e.Offset+uint64(e.Length)]
+	last := len(rec) - crcLen - 8 // the payload's tail, before the record CRC
+	if err := forgery.FlipKeepingCRC(rec[:len(rec)-crcLen], last, 0x20, last+1); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(&memImage{b: bad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.VerifyStored(context.Background()); err != nil {
+		t.Fatalf("VerifyStored refused an image whose stored bytes check out: %v", err)
+	}
+	if _, err := r.Verify(context.Background()); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Verify: %v, want a corrupt chunk", err)
+	}
+	checkRestoreRefuses(t, r, mem)
+}
+
+func checkRestoreRefuses(t *testing.T, r *Reader, mem []byte) {
+	t.Helper()
+	sink := &sparseMem{}
+	_, err := r.Restore(context.Background(), sink, WithThreads(1))
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.Chunk != 0 {
+		t.Fatalf("Restore: %v, want chunk 0 refused", err)
+	}
+	for i, b := range sink.b {
+		if b != 0 && b != mem[i] {
+			t.Fatalf("restore wrote a wrong byte at physical %#x", i)
+		}
 	}
 }
 

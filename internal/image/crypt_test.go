@@ -109,6 +109,11 @@ func TestForgeryKeepingCRCs(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Chunk != 2 || !strings.Contains(err.Error(), "image forged or corrupt: chunk 2 failed authentication") {
 		t.Fatalf("CRC-preserving chunk forgery: %v", err)
 	}
+	// Resume's check before the point of no return catches it too.
+	rb, _ := Open(&memImage{b: bad}, s)
+	if _, err := rb.VerifyStored(context.Background()); !errors.As(err, &ae) || ae.Chunk != 2 {
+		t.Fatalf("CRC-preserving chunk forgery, VerifyStored: %v", err)
+	}
 	// The same on a plain image is only caught (if at all) by decoding.
 	// Header: change the metadata and fix the CRC.
 	bad = bytes.Clone(img)
@@ -155,10 +160,11 @@ func TestEncryptedEverySingleByteCorruptionDetected(t *testing.T) {
 		r, err := Open(&memImage{b: bad}, WithSecret(s))
 		if err == nil {
 			_, verr := r.Verify(context.Background(), WithThreads(1))
+			_, serr := r.VerifyStored(context.Background(), WithThreads(1))
 			sink := &sparseMem{}
 			_, rerr := r.Restore(context.Background(), sink, WithThreads(1), WithForce())
-			if verr == nil || rerr == nil {
-				t.Fatalf("byte %d: not detected (%v, %v)", off, verr, rerr)
+			if verr == nil || serr == nil || rerr == nil {
+				t.Fatalf("byte %d: not detected (%v, %v, %v)", off, verr, serr, rerr)
 			}
 			for i, b := range sink.b {
 				if b != 0 && b != mem[i] {

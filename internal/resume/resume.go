@@ -105,7 +105,10 @@ func Run(o Options) error {
 	if o.Force {
 		vopts = append(vopts, image.WithForce())
 	}
-	if _, err := r.Verify(context.Background(), vopts...); err != nil {
+	// Every stored byte is checked here, before the point of no return;
+	// decoding waits for the restore kernel, which checks each chunk's
+	// pages before writing them (and reboots if one fails).
+	if _, err := r.VerifyStored(context.Background(), vopts...); err != nil {
 		r.Close()
 		return fmt.Errorf("image %s on %s failed verification, it will not be resumed: %w", info.ID, t, err)
 	}
