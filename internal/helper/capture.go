@@ -85,6 +85,7 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 		})
 		defer stop()
 	}
+	cpu0, cpuErr := readCPUTimes()
 	st, err := image.WriteTarget(ctx, t, src, md, opts...)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
@@ -100,6 +101,9 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 	logf("image committed: %s of RAM in %s (%.0f%% zero pages) in %.2fs, %s/s",
 		humanize.IBytes(st.RAMBytes), humanize.IBytes(st.ImageBytes), 100*float64(st.ZeroPages*jump.PageSize)/float64(max(st.RAMBytes, 1)),
 		st.Duration.Seconds(), humanize.IBytes(uint64(float64(st.RAMBytes)/max(st.Duration.Seconds(), 1e-3))))
+	if cpu1, err := readCPUTimes(); err == nil && cpuErr == nil {
+		logf("while writing: %s", cpu0.busySince(cpu1))
+	}
 	return nil
 }
 

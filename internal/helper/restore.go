@@ -43,12 +43,16 @@ func restore(h jump.Handoff, mem *physmem.Mem, res *jump.Result) (jump.JumpBack,
 	logf("restoring %s from image %s on %s", humanize.IBytes(info.RAMBytes), info.ID, t)
 	// WithZeroFill: pages that were zero are not stored, and the memory
 	// under them holds whatever the kernels booted since left there.
+	cpu0, cpuErr := readCPUTimes()
 	st, err := r.Restore(context.Background(), sink, image.WithForce(), image.WithZeroFill(), image.WithThreads(runtime.NumCPU()),
 		image.WithProgress(progress("restored")))
 	if err != nil {
 		return jump.JumpBack{}, err
 	}
 	logf("restored in %.2fs, of which %.2fs zeroing RAM no chunk covers", st.Duration.Seconds(), st.ZeroFill.Seconds())
+	if cpu1, err := readCPUTimes(); err == nil && cpuErr == nil {
+		logf("while restoring: %s", cpu0.busySince(cpu1))
+	}
 	res.RAMBytes, res.ImageBytes = st.RAMBytes, st.ImageBytes
 	res.Details["image_id"] = info.ID
 	res.Details["hibernated_at"] = md.Created.Format("2006-01-02T15:04:05Z07:00")
