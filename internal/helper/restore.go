@@ -39,6 +39,15 @@ func restore(h jump.Handoff, mem *physmem.Mem, res *jump.Result) (jump.JumpBack,
 		return jump.JumpBack{}, fmt.Errorf("image on %s is %s, but resume verified %s: refusing to restore a different image", t, info.ID, in.ImageID)
 	}
 	md := r.Metadata()
+	// The saved RAM above low memory is the original's, never this
+	// kernel's, so /dev/mem maps it in shared windows.
+	var above []image.Range
+	for _, rg := range r.Ranges() {
+		if rg = rg.Intersect(image.Range{Start: jump.LowMemSize, End: ^uint64(0)}); !rg.Empty() {
+			above = append(above, rg)
+		}
+	}
+	mem.UseWindows(above)
 	sink := &ramSink{mem: mem, low: make([]byte, jump.LowMemSize)}
 	logf("restoring %s from image %s on %s", humanize.IBytes(info.RAMBytes), info.ID, t)
 	// WithZeroFill: pages that were zero are not stored, and the memory

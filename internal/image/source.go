@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kjump/kjump/internal/mapwin"
 )
 
 // Source is physical memory to save: ReadAt reads at a physical address, and
@@ -46,13 +48,12 @@ type ELFSource struct {
 	segments []segment // sorted by paddr
 	ranges   []Range
 	info     map[string]string
-	maps     [][]byte // mmapped regions to unmap on Close
+	win      *mapwin.Mapper // the core file's mapping, if it is a file
 }
 
 type segment struct {
 	paddr, filesz, memsz uint64
 	off                  int64
-	mapped               []byte // the segment's filesz bytes, if mmapped
 }
 
 // OpenELF parses the program headers of an ELF core file.
@@ -92,61 +93,48 @@ func OpenELF(r io.ReaderAt) (*ELFSource, error) {
 	return s, nil
 }
 
-// mapSegments mmaps the segments of a core file so Write can check pages
-// for zero in place and copy only non-zero ones: reading /proc/vmcore
-// through read() copies every page, mmap does not (makedumpfile does the
-// same). Segments that cannot be mapped are read with ReadAt.
+// mapSegments arranges for the core file to be read through mappings, so
+// Write can check pages for zero in place and copy only non-zero ones:
+// reading /proc/vmcore through read() copies every page, mmap does not
+// (makedumpfile does the same). The mapping goes in shared 64 MiB windows:
+// /proc/vmcore fills in the page tables of a whole mapping at mmap time,
+// 2 MiB of them per GiB of RAM, which a helper kernel with about 100 MiB
+// could not hold for a large machine. Where mapping fails, ReadAt is used.
 func (s *ELFSource) mapSegments(f *os.File) {
-	pg := int64(os.Getpagesize())
-	for i := range s.segments {
-		sg := &s.segments[i]
-		if sg.filesz == 0 || sg.filesz > 1<<46 {
-			continue
-		}
-		base := sg.off &^ (pg - 1)
-		n := sg.off - base + int64(sg.filesz)
-		if int64(int(n)) != n {
-			continue
-		}
-		data, err := unix.Mmap(int(f.Fd()), base, int(n), unix.PROT_READ, unix.MAP_SHARED)
-		if err != nil {
-			continue
-		}
-		unix.Madvise(data, unix.MADV_SEQUENTIAL)
-		s.maps = append(s.maps, data)
-		sg.mapped = data[sg.off-base:]
-	}
+	s.win = mapwin.New(int(f.Fd()), unix.PROT_READ, mapwin.DefaultSize, mapwin.DefaultMax)
 }
 
 // Close unmaps what OpenELF mapped. The ReaderAt is the caller's to close.
 func (s *ELFSource) Close() error {
-	for _, m := range s.maps {
-		unix.Munmap(m)
-	}
-	s.maps = nil
-	for i := range s.segments {
-		s.segments[i].mapped = nil
+	if s.win != nil {
+		s.win.Close()
+		s.win = nil
 	}
 	return nil
 }
 
 // view returns n bytes of physical memory at addr without copying, if one
-// mapped segment stores them all.
-func (s *ELFSource) view(addr uint64, n int) ([]byte, bool) {
+// segment stores them all, and the function to call when done with them.
+// That drops the range's page table entries where it can (a core file in
+// the page cache: the process's resident set stays at the chunks in
+// flight; /proc/vmcore's PFN mapping refuses, harmlessly).
+func (s *ELFSource) view(addr uint64, n int) ([]byte, func(), bool) {
 	sg, ok := s.find(addr)
-	if !ok || sg.mapped == nil {
-		return nil, false
+	if !ok || s.win == nil || sg.filesz == 0 {
+		return nil, nil, false
 	}
 	rel := addr - sg.paddr
 	if rel+uint64(n) > sg.filesz {
-		return nil, false
+		return nil, nil, false
 	}
-	return sg.mapped[rel : rel+uint64(n)], true
+	b, done, err := s.win.Map(sg.off+int64(rel), n, sg.off, sg.off+int64(sg.filesz))
+	if err != nil {
+		return nil, nil, false
+	}
+	return b, func() { dropPages(b); done() }, true
 }
 
-// release drops the page table entries of a viewed range so the process's
-// resident set stays at the chunks in flight; the page cache keeps the data.
-func (s *ELFSource) release(b []byte) {
+func dropPages(b []byte) {
 	pg := os.Getpagesize()
 	if len(b) == 0 {
 		return

@@ -366,9 +366,12 @@ func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- r
 			goto send
 		}
 		if canView {
-			if m, ok := v.view(j.addr, j.size); ok && p.compressMapped(&r, enc, m, buf, j, zero, ext[:0]) {
-				v.release(m)
-				goto send
+			if m, done, ok := v.view(j.addr, j.size); ok {
+				mapped := p.compressMapped(&r, enc, m, buf, j, zero, ext[:0])
+				done()
+				if mapped {
+					goto send
+				}
 			}
 		}
 		if n, err := p.src.ReadAt(buf, int64(j.addr)); err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
@@ -406,8 +409,7 @@ func (p *pipeline) compressMapped(r *result, enc *zstd.Encoder, m, buf []byte, j
 
 // viewer is a Source that can lend its memory without copying (mmap).
 type viewer interface {
-	view(addr uint64, n int) ([]byte, bool)
-	release([]byte)
+	view(addr uint64, n int) (b []byte, done func(), ok bool)
 }
 
 // compress drops zero pages from src, packs the rest into buf (src itself

@@ -13,6 +13,9 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kjump/kjump/internal/mapwin"
+	"github.com/kjump/kjump/internal/phys"
 )
 
 const pageSize = 4096
@@ -21,6 +24,10 @@ const pageSize = 4096
 type Mem struct {
 	f        *os.File
 	writable bool
+	// With UseWindows: accesses inside these ranges go through shared
+	// windows instead of a mapping each.
+	windows *mapwin.Mapper
+	ranges  []phys.Range
 }
 
 // Open opens /dev/mem (path for tests) read-only or read-write.
@@ -37,7 +44,57 @@ func Open(path string, writable bool) (*Mem, error) {
 }
 
 // Close closes /dev/mem.
-func (m *Mem) Close() error { return m.f.Close() }
+func (m *Mem) Close() error {
+	if m.windows != nil {
+		m.windows.Close()
+	}
+	return m.f.Close()
+}
+
+// UseWindows makes accesses inside ranges (memory this kernel lets
+// /dev/mem map: another kernel's RAM) share 64 MiB windows that stay
+// mapped while used, instead of an mmap and munmap per call. The restore
+// kernel writes a whole machine's RAM in chunk-sized pieces; under TCG each
+// munmap's TLB shootdown cost about as much as copying 2 MiB. Call it
+// before concurrent use.
+func (m *Mem) UseWindows(ranges []phys.Range) {
+	prot := unix.PROT_READ
+	if m.writable {
+		prot |= unix.PROT_WRITE
+	}
+	m.windows = mapwin.New(int(m.f.Fd()), prot, mapwin.DefaultSize, mapwin.DefaultMax)
+	m.ranges = append([]phys.Range(nil), ranges...)
+}
+
+// view returns physical memory at addr (up to n bytes, at least one) from a
+// shared window, if windows are in use and a range holds addr.
+func (m *Mem) view(addr int64, n int) ([]byte, func(), bool) {
+	if m.windows == nil || addr < 0 {
+		return nil, nil, false
+	}
+	for _, r := range m.ranges {
+		if r.Contains(uint64(addr)) {
+			k := int(min(int64(n), int64(r.End)-addr, maxWindow))
+			b, done, err := m.windows.Map(addr, k, int64(r.Start), int64(r.End))
+			if err != nil {
+				return nil, nil, false // the caller maps it on its own and reports
+			}
+			return b, done, true
+		}
+	}
+	return nil, nil, false
+}
+
+// outside bounds a mapping of its own at addr (in no range) to end where
+// the next range begins, so that range's windows are used.
+func (m *Mem) outside(addr int64, n int) int {
+	for _, r := range m.ranges {
+		if int64(r.Start) > addr && int64(r.Start)-addr < int64(n) {
+			n = int(int64(r.Start) - addr)
+		}
+	}
+	return n
+}
 
 // window maps the pages covering [addr, addr+n) and returns the mapping and
 // the offset of addr inside it.
@@ -77,7 +134,13 @@ func (m *Mem) ZeroAt(addr, n int64) error {
 		return fmt.Errorf("physical memory opened read-only")
 	}
 	for n > 0 {
-		k := int(min(n, maxWindow))
+		if b, done, ok := m.view(addr, int(min(n, maxWindow))); ok {
+			clearNonZero(b)
+			done()
+			addr, n = addr+int64(len(b)), n-int64(len(b))
+			continue
+		}
+		k := m.outside(addr, int(min(n, maxWindow)))
 		w, off, err := m.window(addr, k, true)
 		if err != nil {
 			return err
@@ -109,7 +172,17 @@ func clearNonZero(b []byte) {
 func (m *Mem) transfer(p []byte, addr int64, write bool) (int, error) {
 	done := 0
 	for done < len(p) {
-		n := min(len(p)-done, maxWindow)
+		if b, release, ok := m.view(addr+int64(done), len(p)-done); ok {
+			if write {
+				copy(b, p[done:])
+			} else {
+				copy(p[done:], b)
+			}
+			release()
+			done += len(b)
+			continue
+		}
+		n := m.outside(addr+int64(done), min(len(p)-done, maxWindow))
 		w, off, err := m.window(addr+int64(done), n, write)
 		if err != nil {
 			return done, err

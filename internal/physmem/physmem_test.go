@@ -5,11 +5,28 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/kjump/kjump/internal/phys"
 )
 
 // A regular file maps exactly like /dev/mem (offset = physical address), so
-// the window arithmetic is tested on one.
+// the window arithmetic is tested on one: a mapping per call, shared
+// windows over all of it, and windows over part of it (the rest mapped per
+// call, as /dev/mem outside the ranges given).
 func TestReadWriteAcrossWindows(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ranges []phys.Range
+	}{
+		{"per call", nil},
+		{"windows", []phys.Range{{Start: 0, End: maxWindow + 3*pageSize}}},
+		{"windows in part", []phys.Range{{Start: 2 * pageSize, End: 1 << 20}, {Start: 3 << 20, End: maxWindow}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testReadWrite(t, tc.ranges) })
+	}
+}
+
+func testReadWrite(t *testing.T, ranges []phys.Range) {
 	path := filepath.Join(t.TempDir(), "mem")
 	if err := os.WriteFile(path, make([]byte, maxWindow+3*pageSize), 0o600); err != nil {
 		t.Fatal(err)
@@ -19,6 +36,9 @@ func TestReadWriteAcrossWindows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	if ranges != nil {
+		m.UseWindows(ranges)
+	}
 	p := make([]byte, maxWindow+100)
 	for i := range p {
 		p[i] = byte(i * 31)
@@ -26,6 +46,9 @@ func TestReadWriteAcrossWindows(t *testing.T) {
 	const addr = pageSize + 123 // unaligned start and end
 	if n, err := m.WriteAt(p, addr); err != nil || n != len(p) {
 		t.Fatalf("WriteAt = %d, %v", n, err)
+	}
+	if ranges != nil && m.windows.Mapped() == 0 {
+		t.Fatal("no window was used")
 	}
 	got := make([]byte, len(p))
 	if n, err := m.ReadAt(got, addr); err != nil || n != len(p) {

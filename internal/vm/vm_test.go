@@ -150,7 +150,7 @@ func TestQEMUArgs(t *testing.T) {
 	}
 	got := shellQuote(a)
 	for _, want := range []string{
-		"-accel tcg -m 256 -smp 2 -kernel k -append 'quiet panic=5 console=ttyS0 no_timer_check' -nodefaults -display none -no-reboot -serial stdio",
+		"-accel tcg -m 256 -object memory-backend-ram,id=ram0,size=256M,reserve=off -machine memory-backend=ram0 -smp 2 -kernel k -append 'quiet panic=5 console=ttyS0 no_timer_check' -nodefaults -display none -no-reboot -serial stdio",
 		"-drive file=/d.img,format=raw,if=virtio,cache=unsafe",
 		"-netdev socket,id=n0,listen=127.0.0.1:4444 -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
 		"-monitor unix:/s/monitor.sock,server=on,wait=off",
