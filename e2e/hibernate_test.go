@@ -378,6 +378,13 @@ func hibernateResume(s *S, version string) error {
 	if err != nil {
 		return err
 	}
+	// The test kernels do not zero free pages (/proc/config.gz: "#
+	// CONFIG_INIT_ON_FREE_DEFAULT_ON is not set"), so the restore kernel
+	// leaves them as it finds them, and the resumed system checked out
+	// whole all the same (resumeWhole).
+	if left, ok := match(`kjump-helper: restored in .*; (\S+ \S+) of free pages left as they were`, m.Console()); !ok || strings.HasPrefix(left, "0 ") {
+		return fmt.Errorf("the restore kernel zeroed the free pages (%q left as they were); init_on_free is off on the test kernels", left)
+	}
 	if os.Getenv("KJUMP_DEMO") != "" {
 		printDemo(h, m)
 	}

@@ -66,7 +66,13 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 		} else {
 			logf("free pages: %s of the original's RAM is free in its buddy allocator and is left out (found in %s)",
 				humanize.IBytes(free.Pages*jump.PageSize), time.Since(start).Round(time.Millisecond))
-			opts = append(opts, image.WithExclude(free.Free))
+			if in.DiscardFree {
+				// The original does not zero free pages: a restore need
+				// not either (init_on_free off; see internal/hibernate).
+				opts = append(opts, image.WithDiscard(free.Free))
+			} else {
+				opts = append(opts, image.WithExclude(free.Free))
+			}
 			res.Details["free_pages"] = strconv.FormatUint(free.Pages, 10)
 		}
 	}

@@ -58,7 +58,7 @@ func restore(h jump.Handoff, mem *physmem.Mem, res *jump.Result) (jump.JumpBack,
 	if err != nil {
 		return jump.JumpBack{}, err
 	}
-	logf("restored in %.2fs, of which %.2fs zeroing RAM no chunk covers", st.Duration.Seconds(), st.ZeroFill.Seconds())
+	logf("restored in %.2fs, of which %.2fs zeroing RAM no chunk covers; %s of free pages left as they were", st.Duration.Seconds(), st.ZeroFill.Seconds(), humanize.IBytes(st.Discarded))
 	if cpu1, err := readCPUTimes(); err == nil && cpuErr == nil {
 		logf("while restoring: %s", cpu0.busySince(cpu1))
 	}

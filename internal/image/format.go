@@ -67,6 +67,11 @@ type Metadata struct {
 	// FreePages is how many pages Write left out because the saved kernel
 	// had them free (WithExclude); they are restored as zeros.
 	FreePages uint64 `json:"free_pages,omitempty"`
+	// Discarded are free pages (of FreePages) whose contents the saved
+	// kernel does not care about, because it does not zero free pages
+	// (init_on_free off): Restore leaves them as they are instead of
+	// zeroing them (WithDiscard).
+	Discarded PageRanges `json:"discarded,omitempty"`
 	// Extra holds anything else a caller wants to carry (tool versions,
 	// kernel command line); the image does not interpret it.
 	Extra map[string]string `json:"extra,omitempty"`

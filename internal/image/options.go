@@ -73,6 +73,7 @@ type options struct {
 	key       *Key
 	secret    *Secret
 	exclude   []Range
+	discard   bool // exclude is WithDiscard's
 }
 
 // WithLevel selects the compression level (Write only).
@@ -104,7 +105,13 @@ func WithZeroFill() Option { return func(o *options) { o.zeroFill = true } }
 // aligned, not overlapping: the free pages internal/freepages finds)
 // without reading them. They count as zero pages: Restore with
 // WithZeroFill writes them as zeros.
-func WithExclude(rs []Range) Option { return func(o *options) { o.exclude = rs } }
+func WithExclude(rs []Range) Option { return func(o *options) { o.exclude, o.discard = rs, false } }
+
+// WithDiscard is WithExclude for pages whose contents do not matter at all
+// (free pages of a kernel that does not zero free pages): the image lists
+// them (Metadata.Discarded, up to 256 KiB of list) and Restore with
+// WithZeroFill leaves them as they are instead of zeroing them.
+func WithDiscard(rs []Range) Option { return func(o *options) { o.exclude, o.discard = rs, true } }
 
 // WithKey encrypts a new image with k (Write; see NewKey), or unlocks an
 // encrypted one with an already derived key (Open: the restore kernel gets

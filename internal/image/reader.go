@@ -373,7 +373,7 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 				ext = c.Extents
 				slots[i] = c.Number
 				if sink != nil {
-					if err := writeExtents(sink, c, r.h.PageSize, o.zeroFill, c.Slot); err != nil {
+					if err := writeExtents(sink, c, r.h.PageSize, o.zeroFill, c.Slot, r.h.Meta.Discarded); err != nil {
 						fail(err)
 						return
 					}
@@ -415,6 +415,7 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 		Chunks:      n,
 		Duration:    time.Since(start),
 		ZeroFill:    zeroFill,
+		Discarded:   totalSize(r.h.Meta.Discarded),
 	}, nil
 }
 
@@ -491,12 +492,12 @@ func (r *Reader) slot(n uint32) (Range, bool) {
 
 // writeExtents writes the decoded pages of c at their physical addresses,
 // and with zeroFill the zero pages between them within the chunk's slot.
-func writeExtents(sink io.WriterAt, c *chunk, pageSize uint32, zeroFill bool, slot Range) error {
+func writeExtents(sink io.WriterAt, c *chunk, pageSize uint32, zeroFill bool, slot Range, discarded []Range) error {
 	p := c.Payload
 	at := slot.Start
 	for _, e := range c.Extents {
 		if zeroFill && e.Addr > at {
-			if err := writeZeros(sink, at, e.Addr); err != nil {
+			if err := zeroExcept(sink, at, e.Addr, discarded); err != nil {
 				return err
 			}
 		}
@@ -508,7 +509,7 @@ func writeExtents(sink io.WriterAt, c *chunk, pageSize uint32, zeroFill bool, sl
 		at = e.Addr + uint64(n)
 	}
 	if zeroFill && at < slot.End {
-		return writeZeros(sink, at, slot.End)
+		return zeroExcept(sink, at, slot.End, discarded)
 	}
 	return nil
 }
@@ -537,6 +538,11 @@ func writeZeros(sink io.WriterAt, start, end uint64) error {
 		a += n
 	}
 	return nil
+}
+
+// zeroExcept zeroes [start, end) but for the discarded ranges in it.
+func zeroExcept(sink io.WriterAt, start, end uint64, discarded []Range) error {
+	return subtractRanges(start, end, discarded, func(s, e uint64) error { return writeZeros(sink, s, e) })
 }
 
 // zeroMissingSlots zeroes the slots no chunk was stored for (all-zero RAM),
@@ -581,7 +587,7 @@ func (r *Reader) zeroMissingSlots(ctx context.Context, sink io.WriterAt, slots [
 				if i >= len(pieces) {
 					return
 				}
-				if err := writeZeros(sink, pieces[i].Start, pieces[i].End); err != nil {
+				if err := zeroExcept(sink, pieces[i].Start, pieces[i].End, r.h.Meta.Discarded); err != nil {
 					errOnce.Do(func() { firstErr = err })
 					return
 				}

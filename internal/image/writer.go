@@ -37,6 +37,8 @@ type Stats struct {
 	// ZeroFill is the part of a restore's Duration spent zeroing chunks
 	// that were never stored (WithZeroFill).
 	ZeroFill time.Duration
+	// Discarded is the RAM a restore left as it was (Metadata.Discarded).
+	Discarded uint64
 }
 
 // MaxImageSize bounds the length of an image of src: every page stored
@@ -88,6 +90,10 @@ func Write(ctx context.Context, out Output, src Source, md Metadata, opts ...Opt
 		return Stats{}, fmt.Errorf("excluded ranges: %w", err)
 	}
 	md.FreePages = totalSize(o.exclude) / ps
+	md.Discarded = nil
+	if o.discard {
+		md.Discarded = discardList(o.exclude)
+	}
 	if uint64(maxChunks(ranges, uint64(o.chunkSize))) > maxChunkCount {
 		return Stats{}, fmt.Errorf("%d bytes of RAM need more than %d chunks: use a larger chunk size", totalSize(ranges), maxChunkCount)
 	}

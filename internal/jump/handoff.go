@@ -52,11 +52,14 @@ type Instructions struct {
 	Level   string `json:"level,omitempty"`
 	Threads int    `json:"threads,omitempty"`
 	// KeepFree makes the helper save the pages the original has free too.
-	KeepFree bool      `json:"keep_free,omitempty"`
-	Release  string    `json:"release"`
-	Hostname string    `json:"hostname"`
-	BootID   string    `json:"boot_id"`
-	Issued   time.Time `json:"issued"`
+	KeepFree bool `json:"keep_free,omitempty"`
+	// DiscardFree says the original does not zero its free pages
+	// (init_on_free off), so a restore may leave them as it finds them.
+	DiscardFree bool      `json:"discard_free,omitempty"`
+	Release     string    `json:"release"`
+	Hostname    string    `json:"hostname"`
+	BootID      string    `json:"boot_id"`
+	Issued      time.Time `json:"issued"`
 	// Filesystems are the stale-disk guard's fingerprints of the
 	// original's mounted filesystems, taken after its last sync.
 	Filesystems []image.Fingerprint `json:"filesystems,omitempty"`
