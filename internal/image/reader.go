@@ -400,7 +400,9 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 		}
 	}
 	var zeroFill time.Duration
+	var discarded uint64
 	if sink != nil && o.zeroFill {
+		discarded = totalSize(r.h.Meta.Discarded)
 		t := time.Now()
 		if err := r.zeroMissingSlots(ctx, sink, slots, o.threads); err != nil {
 			return Stats{}, err
@@ -415,7 +417,7 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 		Chunks:      n,
 		Duration:    time.Since(start),
 		ZeroFill:    zeroFill,
-		Discarded:   totalSize(r.h.Meta.Discarded),
+		Discarded:   discarded,
 	}, nil
 }
 
