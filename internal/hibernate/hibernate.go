@@ -283,7 +283,8 @@ func Jump(o Options) (*Outcome, error) {
 		BootID: strings.TrimSpace(string(bootID)), Issued: time.Now().UTC(),
 		Extra: map[string]string{}, Key: o.Key}
 	in.Extra["region"] = fmt.Sprintf("%#x-%#x", plan.HelperRAM.Start, plan.Tail.End)
-	zeroed, why := zeroesFreePages(sys.Cmdline, "/proc/config.gz", "/boot/config-"+in.Release)
+	kcfg, found, _ := jump.ReadKernelConfig() // unreadable: free pages are zeroed
+	zeroed, why := zeroesFreePages(sys.Cmdline, kcfg, found)
 	in.DiscardFree = !zeroed
 	in.Extra["free_pages_zeroed"] = fmt.Sprintf("%v (%s)", zeroed, why)
 	mem, err := physmem.Open("/dev/mem", true)

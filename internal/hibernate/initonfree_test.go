@@ -1,40 +1,39 @@
 package hibernate
 
 import (
-	"bytes"
-	"compress/gzip"
-	"os"
-	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/kjump/kjump/internal/jump"
 )
 
 func TestZeroesFreePages(t *testing.T) {
-	dir := t.TempDir()
-	off := filepath.Join(dir, "config-off")
-	os.WriteFile(off, []byte("CONFIG_X=y\n# CONFIG_INIT_ON_FREE_DEFAULT_ON is not set\n"), 0o644)
-	on := filepath.Join(dir, "config.gz")
-	var gz bytes.Buffer
-	w := gzip.NewWriter(&gz)
-	w.Write([]byte("CONFIG_INIT_ON_FREE_DEFAULT_ON=y\n"))
-	w.Close()
-	os.WriteFile(on, gz.Bytes(), 0o644)
-	silent := filepath.Join(dir, "config-silent")
-	os.WriteFile(silent, []byte("CONFIG_X=y\n"), 0o644)
+	config := func(text string) jump.KernelConfig {
+		c, err := jump.ParseKernelConfig(strings.NewReader(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	off := config("CONFIG_X=y\n# CONFIG_INIT_ON_FREE_DEFAULT_ON is not set\n")
+	on := config("CONFIG_INIT_ON_FREE_DEFAULT_ON=y\n")
+	silent := config("CONFIG_X=y\n")
 	for _, tc := range []struct {
 		cmdline string
-		configs []string
+		cfg     jump.KernelConfig
+		found   bool
 		want    bool
 	}{
-		{"quiet init_on_free=1", []string{off}, true},
-		{"init_on_free=0", []string{on}, false},
-		{"init_on_free=off", nil, false},
-		{"quiet", []string{on, off}, true},
-		{"quiet", []string{filepath.Join(dir, "none"), off}, false},
-		{"quiet", []string{silent}, true},
-		{"quiet", nil, true},
+		{"quiet init_on_free=1", off, true, true},
+		{"init_on_free=0", on, true, false},
+		{"init_on_free=off", jump.KernelConfig{}, false, false},
+		{"quiet", on, true, true},
+		{"quiet", off, true, false},
+		{"quiet", silent, true, true},
+		{"quiet", jump.KernelConfig{}, false, true},
 	} {
-		if got, why := zeroesFreePages(tc.cmdline, tc.configs...); got != tc.want || why == "" {
-			t.Errorf("%q %v: %v (%s), want %v", tc.cmdline, tc.configs, got, why, tc.want)
+		if got, why := zeroesFreePages(tc.cmdline, tc.cfg, tc.found); got != tc.want || why == "" {
+			t.Errorf("%q (config found %v): %v (%s), want %v", tc.cmdline, tc.found, got, why, tc.want)
 		}
 	}
 }

@@ -60,6 +60,13 @@ func ParseKernelConfig(r io.Reader) (KernelConfig, error) {
 	return cfg, sc.Err()
 }
 
+// Value returns option's value ("n" for "is not set"); ok is false when
+// the configuration does not mention it.
+func (c KernelConfig) Value(option string) (v string, ok bool) {
+	v, ok = c.values[option]
+	return v, ok
+}
+
 // Enabled reports whether option (e.g. "CONFIG_KEXEC_JUMP") is y.
 func (c KernelConfig) Enabled(option string) bool { return c.values[option] == "y" }
 
