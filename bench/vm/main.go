@@ -37,7 +37,7 @@ var (
 	memMiB   = flag.Int("mem", 2048, "guest RAM in MiB")
 	anonMiB  = flag.Int("anon", 512, "anonymous memory of the workload in MiB, split over two processes")
 	cacheMiB = flag.Int("cache", 256, "MiB of files read into the page cache from the data disk")
-	methods  = flag.String("methods", "swsusp,kjump,swsusp-default", "methods to alternate, in this order (swsusp with a large image_size, kjump, swsusp with the default image_size, kjump-keepfree: kjump saving free pages too, kjump-fastest: kjump at --level fastest)")
+	methods  = flag.String("methods", "swsusp,kjump,swsusp-default", "methods to alternate, in this order (swsusp with a large image_size, kjump, swsusp with the default image_size, kjump-keepfree: kjump saving free pages too, kjump-fastest: kjump at --level fastest, kjump-s2: kjump with --compression s2)")
 	results  = flag.String("results", "", "also write the results table (TSV) here")
 	calib    = flag.Bool("calibrate", true, "first time the host pipeline on the host and in a TCG guest (needs make bench's dump)")
 	diskIO   = flag.String("disk-cache", "none", "how QEMU attaches both disks: none (O_DIRECT: guest I/O reaches the host's disk, as on a real machine) or unsafe (the host's page cache absorbs it)")
@@ -77,8 +77,8 @@ func run() error {
 	}
 	meths := strings.Split(*methods, ",")
 	for _, m := range meths {
-		if m != "swsusp" && m != "swsusp-default" && m != "kjump" && m != "kjump-keepfree" && m != "kjump-fastest" {
-			return fmt.Errorf("-methods: unknown method %q (use swsusp, swsusp-default, kjump, kjump-keepfree, kjump-fastest)", m)
+		if m != "swsusp" && m != "swsusp-default" && m != "kjump" && m != "kjump-keepfree" && m != "kjump-fastest" && m != "kjump-s2" {
+			return fmt.Errorf("-methods: unknown method %q (use swsusp, swsusp-default, kjump, kjump-keepfree, kjump-fastest, kjump-s2)", m)
 		}
 	}
 	if *diskIO != "none" && *diskIO != "unsafe" {
@@ -166,7 +166,7 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 exec </dev/console >/dev/console 2>&1
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-method=$(sed -n 's/.*kjb.method=\([a-z-]*\).*/\1/p' /proc/cmdline)
+method=$(sed -n 's/.*kjb.method=\([a-z0-9-]*\).*/\1/p' /proc/cmdline)
 if grep -q kjb.phase=resume /proc/cmdline; then
   # Before anything is mounted, as an initramfs resume hook does.
   if [ "${method#kjump}" = "$method" ]; then
@@ -201,7 +201,8 @@ else
   echo "BENCH hibernating kjump"
   free=exclude; [ "$method" = kjump-keepfree ] && free=keep
   level=fast; [ "$method" = kjump-fastest ] && level=fastest
-  hibernate now --to /dev/vda --free-pages $free --level $level
+  codec=zstd; [ "$method" = kjump-s2 ] && codec=s2
+  hibernate now --to /dev/vda --free-pages $free --level $level --compression $codec
   echo "BENCH resumed rc=$?"
 fi
 grep -E '^Cached' /proc/meminfo | tr -s ' ' | sed 's/^/BENCH after meminfo /'
@@ -506,7 +507,7 @@ func summary(rows []row, meths []string) string {
 		med[m] = x
 		fmt.Fprintf(&b, "%-14s %12.1f %10.0f %14.1f %12.1f %11.3f %10.0f %12.0f\n", m, x["off"], x["img"], x["boot"], x["total"], x["rr"], x["reads"], x["rmib"])
 	}
-	for _, c := range [][2]string{{"kjump", "swsusp"}, {"kjump", "swsusp-default"}, {"kjump-fastest", "swsusp"}, {"kjump-fastest", "swsusp-default"}} {
+	for _, c := range [][2]string{{"kjump", "swsusp"}, {"kjump", "swsusp-default"}, {"kjump-fastest", "swsusp"}, {"kjump-fastest", "swsusp-default"}, {"kjump-s2", "swsusp"}, {"kjump-s2", "swsusp-default"}} {
 		kn, sw := c[0], c[1]
 		s, k := med[sw], med[kn]
 		if s == nil || k == nil {

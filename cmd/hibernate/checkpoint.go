@@ -29,7 +29,17 @@ func helperFlags(fs *flag.FlagSet, o *hibernate.Options, cfg config.Config) {
 	fs.StringVar(&o.HelperInitrd, "initrd", cfg.Helper.Initrd, "helper `initramfs` (from 'hibernate prepare')")
 	fs.StringVar(&o.HelperArgs, "helper-args", cfg.Helper.Args, "extra helper kernel command line")
 	fs.StringVar(&o.Target, "to", "", "image `target`: block device, UUID=, LABEL=, NFS path (default: first reachable of targets in the config)")
-	fs.StringVar(&o.Level, "level", cfg.Image.Level, "compression level: fastest, fast, default or best")
+	o.Level, o.Compression = cfg.Image.Level, cfg.Image.Compression
+	fs.Func("level", fmt.Sprintf("compression level: fastest, fast, default or best (default %s)", o.Level), func(v string) error {
+		_, err := image.ParseLevel(v)
+		o.Level = v
+		return err
+	})
+	fs.Func("compression", fmt.Sprintf("codec: zstd, or s2 when the CPUs limit the capture (default %s)", o.Compression), func(v string) error {
+		_, err := image.ParseCompression(v)
+		o.Compression = v
+		return err
+	})
 	fs.IntVar(&o.Threads, "threads", cfg.Image.Threads, "compression threads in the helper (0: all CPUs)")
 	o.KeepFree = cfg.Image.FreePages == "keep"
 	fs.Func("free-pages", "exclude (default: leave out the pages the kernel has free) or keep", func(v string) error {

@@ -46,6 +46,7 @@ func imageCreate(args []string) error {
 	from := fs.String("from", "", "ELF core file with the memory to save (/proc/vmcore, kdump, QEMU dump-guest-memory)")
 	to := fs.String("to", "", "target: file, directory, /dev/ block device, UUID=, LABEL=, PARTUUID= or PARTLABEL=")
 	level := fs.String("level", "fast", "compression level: fastest, fast, default or best")
+	compression := fs.String("compression", "zstd", "codec: zstd, or s2 (faster, larger)")
 	threads := fs.Int("threads", 0, fmt.Sprintf("compression workers (0: one per CPU, at most %d)", image.MaxThreads))
 	release := fs.String("kernel-release", "", "kernel release to record (default: the core's VMCOREINFO OSRELEASE)")
 	hostname := fs.String("hostname", "", "hostname to record")
@@ -61,6 +62,10 @@ func imageCreate(args []string) error {
 		return &cli.ExitError{Code: 2, Err: errors.New("need --from CORE.elf and --to TARGET and nothing else")}
 	}
 	lvl, err := image.ParseLevel(*level)
+	if err != nil {
+		return &cli.ExitError{Code: 2, Err: err}
+	}
+	codec, err := image.ParseCompression(*compression)
 	if err != nil {
 		return &cli.ExitError{Code: 2, Err: err}
 	}
@@ -82,7 +87,7 @@ func imageCreate(args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := []image.Option{image.WithLevel(lvl), image.WithThreads(*threads)}
+	opts := []image.Option{image.WithLevel(lvl), image.WithCompression(codec), image.WithThreads(*threads)}
 	if *excludeFree {
 		start := time.Now()
 		free, err := freepages.Find(src, src.VMCoreInfo(), src.Ranges())

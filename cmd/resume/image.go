@@ -147,7 +147,7 @@ func imageInfo(args []string) error {
 			fmt.Fprintf(w, "free pages:\t%d of the zero pages were free in the saved kernel, left out unread (%s)\n", md.FreePages, humanize.IBytes(md.FreePages*uint64(info.PageSize)))
 		}
 	}
-	fmt.Fprintf(w, "chunks:\t%d of %s RAM each\n", info.Chunks, humanize.IBytes(uint64(info.ChunkSize)))
+	fmt.Fprintf(w, "chunks:\t%d of %s RAM each, %s-compressed\n", info.Chunks, humanize.IBytes(uint64(info.ChunkSize)), info.Compression)
 	fmt.Fprintf(w, "image size:\t%s (%.2fx)\n", humanize.IBytes(uint64(info.ImageBytes)), float64(info.RAMBytes)/float64(max(info.ImageBytes, 1)))
 	fmt.Fprintf(w, "jump back:\tentry %#x, GDT %#x/%#x, flags %#x\n", md.JumpBack.Entry, md.JumpBack.GDTBase, md.JumpBack.GDTLimit, md.JumpBack.Flags)
 	for _, f := range md.Filesystems {

@@ -45,8 +45,9 @@ type Config struct {
 
 // Image is how images are written.
 type Image struct {
-	Level   string `toml:"level"`   // fastest, fast, default or best
-	Threads int    `toml:"threads"` // compression workers in the helper; 0: one per CPU
+	Level       string `toml:"level"`       // fastest, fast, default or best
+	Compression string `toml:"compression"` // zstd or s2
+	Threads     int    `toml:"threads"`     // compression workers in the helper; 0: one per CPU
 	// FreePages is "exclude" (leave out what the kernel has free) or "keep".
 	FreePages string `toml:"free_pages"`
 }
@@ -76,7 +77,7 @@ type Resume struct {
 // Default returns the settings used when the file or a key is absent.
 func Default() Config {
 	return Config{
-		Image:  Image{Level: "fast", FreePages: "exclude"},
+		Image:  Image{Level: "fast", Compression: "zstd", FreePages: "exclude"},
 		Helper: Helper{Kernel: "/boot/kjump/helper.bzImage", Initrd: "/boot/kjump/helper.cpio.gz", Reserve: "128M"},
 		Resume: Resume{Policy: "auto"},
 	}
@@ -122,7 +123,7 @@ func Parse(data []byte) (Config, error) {
 	return c, c.Validate()
 }
 
-const knownKeys = "targets, key_file, image.level, image.threads, image.free_pages, helper.kernel, helper.initrd, helper.args, " +
+const knownKeys = "targets, key_file, image.level, image.compression, image.threads, image.free_pages, helper.kernel, helper.initrd, helper.args, " +
 	"helper.reserve, helper.modules, network.interface, network.address, resume.policy, resume.force"
 
 // Validate checks values the types alone do not.
@@ -131,6 +132,11 @@ func (c Config) Validate() error {
 	case "fastest", "fast", "default", "best":
 	default:
 		return fmt.Errorf("image.level = %q: use fastest, fast, default or best", c.Image.Level)
+	}
+	switch c.Image.Compression {
+	case "zstd", "s2":
+	default:
+		return fmt.Errorf("image.compression = %q: use zstd or s2", c.Image.Compression)
 	}
 	switch c.Image.FreePages {
 	case "exclude", "keep":

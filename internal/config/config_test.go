@@ -26,6 +26,7 @@ key_file = "/etc/kjump/key"
 
 [image]
 level = "best"
+compression = "s2"
 threads = 3
 free_pages = "keep"
 
@@ -48,7 +49,7 @@ force = true
 		t.Fatal(err)
 	}
 	want := Config{Targets: []string{"PARTLABEL=kjump", "/mnt/nfs/kjump"}, KeyFile: "/etc/kjump/key",
-		Image:   Image{Level: "best", Threads: 3, FreePages: "keep"},
+		Image:   Image{Level: "best", Compression: "s2", Threads: 3, FreePages: "keep"},
 		Helper:  Helper{Kernel: "/boot/vmlinuz-x", Initrd: "/boot/kjump/h.cpio.gz", Args: "loglevel=7", Reserve: "256M", Modules: []string{"virtio_net"}},
 		Network: Network{Interface: "eth0", Address: "10.0.2.50/24"},
 		Resume:  Resume{Policy: "never", Force: true}}
@@ -76,6 +77,7 @@ func TestErrors(t *testing.T) {
 		{"tragets = [\"/dev/sdb2\"]\n", `line 1: unknown key "tragets"`},
 		{"[image]\nlevel = \"fast\"\n[imagine]\nx = 1\n", `line 3: unknown key "imagine"`},
 		{"[image]\nlevel = \"ultra\"\n", `image.level = "ultra": use fastest, fast, default or best`},
+		{"[image]\ncompression = \"lz4\"\n", `image.compression = "lz4": use zstd or s2`},
 		{"[image]\nthreads = -1\n", "image.threads = -1"},
 		{"[image]\nthreads = \"four\"\n", "line 2"},
 		{"[resume]\npolicy = \"sometimes\"\n", "resume.policy"},

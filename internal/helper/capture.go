@@ -39,6 +39,10 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 	if err != nil {
 		level = image.LevelFast
 	}
+	codec, err := image.ParseCompression(in.Compression)
+	if err != nil {
+		codec = image.Zstd
+	}
 	threads := in.Threads
 	if threads <= 0 {
 		threads = runtime.NumCPU()
@@ -56,7 +60,7 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 	for k, v := range in.Extra {
 		md.Extra[k] = v
 	}
-	opts := []image.Option{image.WithLevel(level), image.WithThreads(threads), image.WithProgress(progress("saved"))}
+	opts := []image.Option{image.WithLevel(level), image.WithCompression(codec), image.WithThreads(threads), image.WithProgress(progress("saved"))}
 	if !in.KeepFree {
 		start := time.Now()
 		free, err := freepages.Find(src, src.VMCoreInfo(), src.Ranges())
@@ -81,7 +85,7 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 		opts = append(opts, image.WithKey(in.Key))
 		enc = "encrypted with a " + in.Key.Source.String()
 	}
-	logf("writing image of %s to %s (level %s, %d threads, %s)", humanize.IBytes(totalRAM(src.Ranges())), t, level, threads, enc)
+	logf("writing image of %s to %s (%s level %s, %d threads, %s)", humanize.IBytes(totalRAM(src.Ranges())), t, codec, level, threads, enc)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	if dev := in.Target.Device; dev != "" && in.Target.FSType == "" {

@@ -27,6 +27,7 @@ type Options struct {
 	HelperArgs   string // extra helper command line; console= is inherited
 	Target       string
 	Level        string
+	Compression  string // "zstd" or "s2"
 	Threads      int
 	// KeepFree saves free pages too (image.free_pages = "keep").
 	KeepFree bool
@@ -278,7 +279,7 @@ func Jump(o Options) (*Outcome, error) {
 	host, _ := os.Hostname()
 	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	in := jump.Instructions{Mode: o.Mode, SavedContext: savedCtx, Convention: conv.String(),
-		Backup: plan.Backup.Start, JumpStub: plan.JumpStub, Target: target, Level: o.Level,
+		Backup: plan.Backup.Start, JumpStub: plan.JumpStub, Target: target, Level: o.Level, Compression: o.Compression,
 		Threads: o.Threads, KeepFree: o.KeepFree || pagePoisoning(sys.Cmdline), Release: jump.KernelRelease(), Hostname: host,
 		BootID: strings.TrimSpace(string(bootID)), Issued: time.Now().UTC(),
 		Extra: map[string]string{}, Key: o.Key}

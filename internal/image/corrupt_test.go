@@ -11,11 +11,11 @@ import (
 
 // smallImage is an image small enough to corrupt at every byte: 96 KiB of
 // RAM in three ranges, 16 KiB chunks, some all-zero.
-func smallImage(t testing.TB) ([]byte, Source, []byte) {
+func smallImage(t testing.TB, opts ...Option) ([]byte, Source, []byte) {
 	mem := testMemory(42, 96<<10)
 	clear(mem[32<<10 : 48<<10]) // one all-zero chunk
 	src := RangeSource(bytes.NewReader(mem), []Range{{Start: 0, End: 40 << 10}, {Start: 48 << 10, End: 64 << 10}, {Start: 72 << 10, End: 96 << 10}})
-	img, _ := writeImage(t, src, WithChunkSize(16<<10), WithThreads(1))
+	img, _ := writeImage(t, src, append([]Option{WithChunkSize(16 << 10), WithThreads(1)}, opts...)...)
 	return img.b, src, mem
 }
 
@@ -42,21 +42,33 @@ func checkDetected(t *testing.T, what string, img, mem []byte) {
 	}
 }
 
-func TestEverySingleByteCorruptionDetected(t *testing.T) {
-	img, _, mem := smallImage(t)
-	t.Logf("image is %d bytes", len(img))
-	bad := bytes.Clone(img)
-	for off := range img {
-		for _, x := range []byte{0xff, 0x01, 0x80} {
-			bad[off] = img[off] ^ x
-			checkDetected(t, "byte "+itoa(off), bad, mem)
-		}
-		bad[off] = img[off]
+// eachCompression runs f on the small image written with each codec.
+func eachCompression(t *testing.T, f func(t *testing.T, img, mem []byte)) {
+	for _, c := range []Compression{Zstd, S2} {
+		t.Run(c.String(), func(t *testing.T) {
+			img, _, mem := smallImage(t, WithCompression(c))
+			f(t, img, mem)
+		})
 	}
 }
 
-func TestEveryTruncationDetected(t *testing.T) {
-	img, _, mem := smallImage(t)
+func TestEverySingleByteCorruptionDetected(t *testing.T) {
+	eachCompression(t, func(t *testing.T, img, mem []byte) {
+		t.Logf("image is %d bytes", len(img))
+		bad := bytes.Clone(img)
+		for off := range img {
+			for _, x := range []byte{0xff, 0x01, 0x80} {
+				bad[off] = img[off] ^ x
+				checkDetected(t, "byte "+itoa(off), bad, mem)
+			}
+			bad[off] = img[off]
+		}
+	})
+}
+
+func TestEveryTruncationDetected(t *testing.T) { eachCompression(t, everyTruncationDetected) }
+
+func everyTruncationDetected(t *testing.T, img, mem []byte) {
 	for n := 0; n < len(img); n++ {
 		r, err := Open(&memImage{b: img[:n]})
 		if err != nil {
@@ -93,7 +105,10 @@ func TestCorruptErrorNamesChunk(t *testing.T) {
 // was stored, but not Verify, and Restore refuses the chunk before writing
 // any of its pages.
 func TestVerifyStoredLeavesDecodingToRestore(t *testing.T) {
-	img, _, mem := smallImage(t)
+	eachCompression(t, verifyStoredLeavesDecodingToRestore)
+}
+
+func verifyStoredLeavesDecodingToRestore(t *testing.T, img, mem []byte) {
 	r, _ := Open(&memImage{b: img})
 	e := r.entries[0]
 	bad := bytes.Clone(img)

@@ -28,8 +28,6 @@ const (
 	commitLen      = 128
 	crcLen         = 4
 
-	compressionZstd = 1
-
 	defaultPageSize  = 4096
 	defaultChunkSize = 2 << 20
 
@@ -105,7 +103,7 @@ type Fingerprint struct {
 //	 16  16 image id (random; the commit record repeats it)
 //	 32   4 page size
 //	 36   4 chunk size (RAM bytes covered by one chunk)
-//	 40   4 compression (1 = zstd)
+//	 40   4 compression (1 = zstd, 2 = s2)
 //	 44   4 range count
 //	 48   4 metadata length
 //	 52   4 chunk count (0 until the writer finishes)
@@ -120,7 +118,7 @@ type header struct {
 	ID          [16]byte
 	PageSize    uint32
 	ChunkSize   uint32
-	Compression uint32
+	Compression Compression
 	ChunkCount  uint32
 	Ranges      []Range
 	Meta        Metadata
@@ -153,7 +151,7 @@ func (h *header) encode() ([]byte, error) {
 	copy(b[16:32], h.ID[:])
 	le.PutUint32(b[32:], h.PageSize)
 	le.PutUint32(b[36:], h.ChunkSize)
-	le.PutUint32(b[40:], h.Compression)
+	le.PutUint32(b[40:], uint32(h.Compression))
 	le.PutUint32(b[44:], uint32(len(h.Ranges)))
 	le.PutUint32(b[48:], uint32(len(meta)))
 	le.PutUint32(b[52:], h.ChunkCount)
@@ -223,7 +221,7 @@ func parseHeader(b []byte) (*header, error) {
 	h := &header{
 		PageSize:    le.Uint32(b[32:]),
 		ChunkSize:   le.Uint32(b[36:]),
-		Compression: le.Uint32(b[40:]),
+		Compression: Compression(le.Uint32(b[40:])),
 		ChunkCount:  le.Uint32(b[52:]),
 		Minor:       le.Uint16(b[10:]),
 		Major:       le.Uint16(b[8:]),
@@ -241,8 +239,8 @@ func parseHeader(b []byte) (*header, error) {
 	if h.ChunkSize < minChunkSize || h.ChunkSize > maxChunkSize || h.ChunkSize%h.PageSize != 0 {
 		return nil, corrupt("header", 36, "chunk size %d is not a multiple of the page size within [%d, %d]", h.ChunkSize, minChunkSize, maxChunkSize)
 	}
-	if h.Compression != compressionZstd {
-		return nil, corrupt("header", 40, "unknown compression %d: this image needs a newer kjump", h.Compression)
+	if !h.Compression.known() {
+		return nil, corrupt("header", 40, "unknown compression %d: this image needs a newer kjump", uint32(h.Compression))
 	}
 	nr := int(le.Uint32(b[44:]))
 	p := b[headerFixedLen+encLen:]
@@ -295,7 +293,7 @@ type extent struct {
 //	 20   4 CRC32C of the raw (decompressed) pages
 //	 24   8 reserved, zero
 //	 32  12*n extents (paddr, page count)
-//	  .   c zstd frame of the pages, in extent order
+//	  .   c the pages, in extent order, compressed: a zstd frame or an S2 block
 //	  .   4 CRC32C of all preceding record bytes
 type chunk struct {
 	Number  uint32

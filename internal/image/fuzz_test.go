@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 var updateCorpus = flag.Bool("update", false, "rewrite the fuzz seed corpus in testdata/fuzz")
@@ -51,25 +49,33 @@ func fuzzHeader(t *testing.T, b []byte) {
 }
 
 // fuzzGeometry is the image geometry chunk records are parsed against.
-var fuzzGeometry = &header{PageSize: 4096, ChunkSize: 16 << 10, Compression: compressionZstd,
+var fuzzGeometry = &header{PageSize: 4096, ChunkSize: 16 << 10, Compression: Zstd,
 	Ranges: []Range{{Start: 0, End: 40 << 10}, {Start: 48 << 10, End: 64 << 10}, {Start: 72 << 10, End: 96 << 10}}}
 
 // FuzzChunk: a chunk record is parsed, decompressed and CRC-checked without
 // panics or unbounded allocation; accepted records decode to exactly the
 // pages their extents describe, inside their slot.
-func FuzzChunk(f *testing.F) {
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(16<<10), zstd.WithDecodeAllCapLimit(true))
+func FuzzChunk(f *testing.F) { fuzzChunks(f, &Reader{h: fuzzGeometry}) }
+
+// FuzzS2Chunk: FuzzChunk for chunks of S2 images.
+func FuzzS2Chunk(f *testing.F) {
+	h := *fuzzGeometry
+	h.Compression = S2
+	fuzzChunks(f, &Reader{h: &h})
+}
+
+func fuzzChunks(f *testing.F, r *Reader) {
+	dec, err := newDecoder(r.h.Compression, int(r.h.ChunkSize))
 	if err != nil {
 		f.Fatal(err)
 	}
-	r := &Reader{h: fuzzGeometry}
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		fuzzChunk(t, r, dec, rec)
 		fuzzChunk(t, r, dec, withCRC(rec))
 	})
 }
 
-func fuzzChunk(t *testing.T, r *Reader, dec *zstd.Decoder, rec []byte) {
+func fuzzChunk(t *testing.T, r *Reader, dec decoder, rec []byte) {
 	if len(rec) < crcLen {
 		return
 	}
@@ -130,17 +136,7 @@ func fuzzKeyed(f *testing.F) *Reader {
 // FuzzEncryptedChunk: sealed chunk records are parsed, authenticated and
 // decompressed without panics; whatever is accepted decodes to exactly
 // its extents' pages.
-func FuzzEncryptedChunk(f *testing.F) {
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(16<<10), zstd.WithDecodeAllCapLimit(true))
-	if err != nil {
-		f.Fatal(err)
-	}
-	r := fuzzKeyed(f)
-	f.Fuzz(func(t *testing.T, rec []byte) {
-		fuzzChunk(t, r, dec, rec)
-		fuzzChunk(t, r, dec, withCRC(rec))
-	})
-}
+func FuzzEncryptedChunk(f *testing.F) { fuzzChunks(f, fuzzKeyed(f)) }
 
 // encryptedSeedChunks writes the small image's memory sealed with
 // fuzzKeyed's keys and returns its chunk records.
@@ -189,12 +185,22 @@ func TestFuzzCorpus(t *testing.T) {
 		t.Fatal(err)
 	}
 	sealed := encryptedSeedChunks(t)
+	s2img, _, _ := smallImage(t, WithCompression(S2))
+	s2r, err := Open(&memImage{b: s2img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s2chunks [][]byte
+	for _, e := range s2r.entries {
+		s2chunks = append(s2chunks, s2img[e.Offset:e.Offset+uint64(e.Length)])
+	}
 	seeds := map[string]map[string][]byte{
 		"FuzzHeader": {"valid": img[:r.hdrLen], "empty-metadata": mustHeader(t), "garbage": []byte("KJUMPIMG\x01\x00\x00\x00"),
 			"encrypted-keyfile": enc[:er.hdrLen], "encrypted-passphrase": encPass[:mustHeaderLen(t, encPass)]},
 		"FuzzChunk":          {"chunk0": chunks[0], "chunk1": chunks[1], "last": chunks[len(chunks)-1]},
+		"FuzzS2Chunk":        {"chunk0": s2chunks[0], "chunk1": s2chunks[1], "last": s2chunks[len(s2chunks)-1]},
 		"FuzzEncryptedChunk": {"chunk0": sealed[0], "chunk1": sealed[1], "last": sealed[len(sealed)-1]},
-		"FuzzImage": {"valid": img, "uncommitted": uncommitted, "invalidated": invalidated.b,
+		"FuzzImage": {"valid": img, "valid-s2": s2img, "uncommitted": uncommitted, "invalidated": invalidated.b,
 			"encrypted": enc, "encrypted-invalidated": encInvalidated.b, "encrypted-uncommitted": enc[:len(enc)-commitLen]},
 	}
 	for target, files := range seeds {
@@ -248,8 +254,7 @@ func TestFuzzCorpus(t *testing.T) {
 		t.Fatalf("encrypted seed no longer verifies (run -update): %v", err)
 	}
 	// The sealed chunk seeds must still authenticate under fuzzKeyed's keys.
-	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
-	defer dec.Close()
+	dec, _ := newDecoder(Zstd, 16<<10)
 	kr := fuzzKeyed(&testing.F{})
 	for _, name := range []string{"chunk0", "chunk1", "last"} {
 		b, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzEncryptedChunk", name))
@@ -275,7 +280,7 @@ func mustHeaderLen(t *testing.T, img []byte) int {
 }
 
 func mustHeader(t *testing.T) []byte {
-	h := &header{PageSize: 4096, ChunkSize: 4096, Compression: compressionZstd, Ranges: []Range{{Start: 0, End: 4096}}}
+	h := &header{PageSize: 4096, ChunkSize: 4096, Compression: Zstd, Ranges: []Range{{Start: 0, End: 4096}}}
 	b, err := h.encode()
 	if err != nil {
 		t.Fatal(err)

@@ -64,19 +64,24 @@ func (l Level) zstd() zstd.EncoderLevel {
 type Option func(*options)
 
 type options struct {
-	level     Level
-	threads   int
-	chunkSize int
-	progress  func(done, total uint64)
-	force     bool
-	zeroFill  bool
-	key       *Key
-	secret    *Secret
-	exclude   []Range
-	discard   bool // exclude is WithDiscard's
+	compression Compression
+	level       Level
+	threads     int
+	chunkSize   int
+	progress    func(done, total uint64)
+	force       bool
+	zeroFill    bool
+	key         *Key
+	secret      *Secret
+	exclude     []Range
+	discard     bool // exclude is WithDiscard's
 }
 
-// WithLevel selects the compression level (Write only).
+// WithCompression selects the codec (Write only); the default is Zstd.
+func WithCompression(c Compression) Option { return func(o *options) { o.compression = c } }
+
+// WithLevel selects the compression level (Write only). For S2, fastest and
+// fast are s2.Encode, default EncodeBetter and best EncodeBest.
 func WithLevel(l Level) Option { return func(o *options) { o.level = l } }
 
 // WithThreads sets the number of compression or decompression workers;
@@ -141,7 +146,7 @@ const (
 )
 
 func buildOptions(opts []Option) options {
-	o := options{level: LevelFast, chunkSize: defaultChunkSize}
+	o := options{compression: Zstd, level: LevelFast, chunkSize: defaultChunkSize}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // Input is a stored image: offset 0 is the image start and Size its length.
@@ -35,19 +33,20 @@ type Reader struct {
 
 // Info is what `resume image info` shows.
 type Info struct {
-	Version     string    `json:"version"`
-	ID          string    `json:"id"`
-	Status      string    `json:"status"` // "committed", "invalidated", "not committed", "corrupt: ..."
-	Metadata    Metadata  `json:"metadata"`
-	PageSize    uint32    `json:"page_size"`
-	ChunkSize   uint32    `json:"chunk_size"`
-	Chunks      uint32    `json:"chunks"`
-	Ranges      []Range   `json:"ranges"`
-	RAMBytes    uint64    `json:"ram_bytes"`
-	StoredPages uint64    `json:"stored_pages"`
-	ZeroPages   uint64    `json:"zero_pages"`
-	ImageBytes  int64     `json:"image_bytes"`
-	Created     time.Time `json:"created"`
+	Version     string      `json:"version"`
+	ID          string      `json:"id"`
+	Status      string      `json:"status"` // "committed", "invalidated", "not committed", "corrupt: ..."
+	Metadata    Metadata    `json:"metadata"`
+	PageSize    uint32      `json:"page_size"`
+	ChunkSize   uint32      `json:"chunk_size"`
+	Compression Compression `json:"compression"`
+	Chunks      uint32      `json:"chunks"`
+	Ranges      []Range     `json:"ranges"`
+	RAMBytes    uint64      `json:"ram_bytes"`
+	StoredPages uint64      `json:"stored_pages"`
+	ZeroPages   uint64      `json:"zero_pages"`
+	ImageBytes  int64       `json:"image_bytes"`
+	Created     time.Time   `json:"created"`
 	// Encryption is "" for a plain image, else cipher and key source.
 	Encryption string `json:"encryption,omitempty"`
 }
@@ -221,16 +220,17 @@ func (r *Reader) Status() error { return r.status }
 // Info summarizes the image without reading chunks.
 func (r *Reader) Info() Info {
 	i := Info{
-		Version:    fmt.Sprintf("%d.%d", r.h.Major, r.h.Minor),
-		ID:         fmt.Sprintf("%x", r.h.ID),
-		Metadata:   r.h.Meta,
-		PageSize:   r.h.PageSize,
-		ChunkSize:  r.h.ChunkSize,
-		Chunks:     r.h.ChunkCount,
-		Ranges:     r.h.Ranges,
-		RAMBytes:   totalSize(r.h.Ranges),
-		Created:    r.h.Meta.Created,
-		ImageBytes: r.in.Size(),
+		Version:     fmt.Sprintf("%d.%d", r.h.Major, r.h.Minor),
+		ID:          fmt.Sprintf("%x", r.h.ID),
+		Metadata:    r.h.Meta,
+		PageSize:    r.h.PageSize,
+		ChunkSize:   r.h.ChunkSize,
+		Compression: r.h.Compression,
+		Chunks:      r.h.ChunkCount,
+		Ranges:      r.h.Ranges,
+		RAMBytes:    totalSize(r.h.Ranges),
+		Created:     r.h.Meta.Created,
+		ImageBytes:  r.in.Size(),
 	}
 	if r.h.Enc != nil {
 		i.Encryption = "AES-256-GCM, " + r.h.Enc.Source.String()
@@ -328,19 +328,14 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var dec *zstd.Decoder
+			var dec decoder
 			if decode {
 				var err error
-				dec, err = zstd.NewReader(nil,
-					zstd.WithDecoderConcurrency(1),
-					zstd.WithDecoderMaxMemory(uint64(r.h.ChunkSize)),
-					zstd.WithDecodeAllCapLimit(true),
-				)
-				if err != nil {
+				if dec, err = newDecoder(r.h.Compression, int(r.h.ChunkSize)); err != nil {
 					fail(err)
 					return
 				}
-				defer dec.Close()
+				defer dec.close()
 			}
 			var rec, raw []byte
 			var ext []extent
@@ -424,7 +419,7 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 // checkChunk parses and checks one record, and with a decoder
 // decompresses it into raw and checks the pages' CRC; c.Payload is then
 // replaced by the decoded pages.
-func (r *Reader) checkChunk(rec []byte, e indexEntry, dec *zstd.Decoder, raw []byte, ext []extent) (*chunk, error) {
+func (r *Reader) checkChunk(rec []byte, e indexEntry, dec decoder, raw []byte, ext []extent) (*chunk, error) {
 	if got := le.Uint32(rec[len(rec)-crcLen:]); got != e.CRC {
 		return nil, fmt.Errorf("record CRC %08x does not match the index's %08x", got, e.CRC)
 	}
@@ -456,12 +451,9 @@ func (r *Reader) checkChunk(rec []byte, e indexEntry, dec *zstd.Decoder, raw []b
 	if dec == nil {
 		return c, nil
 	}
-	out, err := dec.DecodeAll(c.Payload, raw[:0:c.RawLen])
+	out, err := dec.decode(raw, c.Payload, int(c.RawLen))
 	if err != nil {
-		return nil, fmt.Errorf("decompressing: %v", err)
-	}
-	if len(out) != int(c.RawLen) {
-		return nil, fmt.Errorf("decompressed to %d bytes, want %d", len(out), c.RawLen)
+		return nil, err
 	}
 	if r.h.Enc != nil {
 		c.Payload = out

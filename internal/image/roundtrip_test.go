@@ -17,17 +17,22 @@ func TestRoundTrip(t *testing.T) {
 		chunkSize int
 		level     Level
 		threads   int
+		codec     Compression
 	}{
-		{"one range", 1 << 20, []Range{{Start: 0, End: 1 << 20}}, 64 << 10, LevelFast, 2},
-		{"holes", 4 << 20, []Range{{Start: 0x1000, End: 0x9f000}, {Start: 0x100000, End: 0x2f0000}, {Start: 0x300000, End: 4 << 20}}, 128 << 10, LevelDefault, 3},
-		{"chunk larger than ranges", 1 << 20, []Range{{Start: 0x3000, End: 0x5000}, {Start: 0x80000, End: 0x81000}}, 2 << 20, LevelBest, 1},
-		{"default chunk, many threads", 6 << 20, []Range{{Start: 0, End: 6 << 20}}, 0, LevelFast, 8},
-		{"level fastest", 4 << 20, []Range{{Start: 0, End: 4 << 20}}, 256 << 10, LevelFastest, 2},
+		{"one range", 1 << 20, []Range{{Start: 0, End: 1 << 20}}, 64 << 10, LevelFast, 2, Zstd},
+		{"holes", 4 << 20, []Range{{Start: 0x1000, End: 0x9f000}, {Start: 0x100000, End: 0x2f0000}, {Start: 0x300000, End: 4 << 20}}, 128 << 10, LevelDefault, 3, Zstd},
+		{"chunk larger than ranges", 1 << 20, []Range{{Start: 0x3000, End: 0x5000}, {Start: 0x80000, End: 0x81000}}, 2 << 20, LevelBest, 1, Zstd},
+		{"default chunk, many threads", 6 << 20, []Range{{Start: 0, End: 6 << 20}}, 0, LevelFast, 8, Zstd},
+		{"level fastest", 4 << 20, []Range{{Start: 0, End: 4 << 20}}, 256 << 10, LevelFastest, 2, Zstd},
+		{"s2", 4 << 20, []Range{{Start: 0x1000, End: 0x9f000}, {Start: 0x100000, End: 4 << 20}}, 256 << 10, LevelFast, 2, S2},
+		{"s2 better", 1 << 20, []Range{{Start: 0, End: 1 << 20}}, 64 << 10, LevelDefault, 3, S2},
+		{"s2 best", 1 << 20, []Range{{Start: 0x3000, End: 0x5000}, {Start: 0x80000, End: 0x81000}}, 2 << 20, LevelBest, 1, S2},
+		{"s2 default chunk", 6 << 20, []Range{{Start: 0, End: 6 << 20}}, 0, LevelFastest, 4, S2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := testMemory(uint64(len(tc.name)), tc.size)
 			src := RangeSource(bytes.NewReader(mem), tc.ranges)
-			opts := []Option{WithLevel(tc.level), WithThreads(tc.threads)}
+			opts := []Option{WithLevel(tc.level), WithThreads(tc.threads), WithCompression(tc.codec)}
 			if tc.chunkSize != 0 {
 				opts = append(opts, WithChunkSize(tc.chunkSize))
 			}
@@ -42,6 +47,9 @@ func TestRoundTrip(t *testing.T) {
 			r, err := Open(img)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if c := r.Info().Compression; c != tc.codec {
+				t.Fatalf("Info().Compression = %v, want %v", c, tc.codec)
 			}
 			if _, err := r.Verify(context.Background(), WithThreads(tc.threads)); err != nil {
 				t.Fatalf("Verify: %v", err)

@@ -48,7 +48,7 @@ func MaxImageSize(src Source, md Metadata, opts ...Option) uint64 {
 	rs := src.Ranges()
 	chunks := maxChunks(rs, uint64(o.chunkSize))
 	pages := uint64(o.chunkSize) / pageSizeOf(md)
-	perChunk := uint64(chunkOverhead(int(pages))) + uint64(frameBound(o.chunkSize)-o.chunkSize) + gcmTagLen
+	perChunk := uint64(chunkOverhead(int(pages))) + uint64(payloadBound(o.chunkSize)-o.chunkSize) + gcmTagLen
 	meta := uint64(headerFixedLen + encBlockLen + 16*len(rs) + maxMetadataLen + crcLen)
 	return meta + totalSize(rs) + chunks*perChunk + indexLen(uint32(chunks)) + commitLen
 }
@@ -97,7 +97,7 @@ func Write(ctx context.Context, out Output, src Source, md Metadata, opts ...Opt
 	if uint64(maxChunks(ranges, uint64(o.chunkSize))) > maxChunkCount {
 		return Stats{}, fmt.Errorf("%d bytes of RAM need more than %d chunks: use a larger chunk size", totalSize(ranges), maxChunkCount)
 	}
-	h := &header{PageSize: uint32(ps), ChunkSize: uint32(o.chunkSize), Compression: compressionZstd, Ranges: ranges, Meta: md}
+	h := &header{PageSize: uint32(ps), ChunkSize: uint32(o.chunkSize), Compression: o.compression, Ranges: ranges, Meta: md}
 	if _, err := rand.Read(h.ID[:]); err != nil {
 		return Stats{}, fmt.Errorf("image id: %w", err)
 	}
@@ -227,7 +227,7 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	nthreads := p.o.threads
-	maxRec := chunkOverhead(p.o.chunkSize/int(p.ps)) + frameBound(p.o.chunkSize) + gcmTagLen
+	maxRec := chunkOverhead(p.o.chunkSize/int(p.ps)) + payloadBound(p.o.chunkSize) + gcmTagLen
 	pool := make(chan []byte, nthreads+spareRecords)
 	for range cap(pool) {
 		pool <- make([]byte, maxRec)
@@ -344,21 +344,15 @@ type writebacker interface {
 
 const writebackBatch = 8 << 20
 
-// worker compresses jobs. Each worker owns its input buffer and a
-// single-threaded zstd encoder reused across chunks.
+// worker compresses jobs. Each worker owns its input buffer and an
+// encoder reused across chunks.
 func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- result) {
-	enc, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(p.o.level.zstd()),
-		zstd.WithNoEntropyCompression(p.o.level == LevelFastest),
-		zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderCRC(false), // the record carries CRC32C of the raw pages
-		zstd.WithWindowSize(windowFor(p.o.chunkSize)),
-	)
+	enc, err := newEncoder(p.o.compression, p.o.level, p.o.chunkSize)
 	if err != nil {
 		results <- result{err: err}
 		return
 	}
-	defer enc.Close()
+	defer enc.close()
 	in := make([]byte, p.o.chunkSize)
 	zero := make([]byte, p.ps)
 	var ext []extent
@@ -398,14 +392,14 @@ func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- r
 // provide (a core file truncated under us, a poisoned page in
 // /proc/vmcore) faults; with SetPanicOnFault that is a recoverable panic,
 // and the caller falls back to ReadAt, which reports the error properly.
-func (p *pipeline) compressMapped(r *result, enc *zstd.Encoder, m, buf []byte, j job, zero []byte, ext []extent) (ok bool) {
+func (p *pipeline) compressMapped(r *result, enc encoder, m, buf []byte, j job, zero []byte, ext []extent) (ok bool) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if e := recover(); e != nil {
 			if _, fault := e.(interface{ Addr() uintptr }); !fault {
 				panic(e)
 			}
-			enc.Reset(nil) // the encoder may have stopped mid-frame
+			enc.reset() // the encoder may have stopped mid-chunk
 			ok = false
 		}
 	}()
@@ -422,7 +416,7 @@ type viewer interface {
 // for sources read with ReadAt: compaction in place, so each page is read
 // once and copied at most once) and builds the chunk record in j.out.
 // The extents are found first so that a chunk of one run needs no copy.
-func (p *pipeline) compress(enc *zstd.Encoder, src, buf []byte, j job, zero []byte, ext []extent) (rec []byte, zeroPages, stored, excluded uint64) {
+func (p *pipeline) compress(enc encoder, src, buf []byte, j job, zero []byte, ext []extent) (rec []byte, zeroPages, stored, excluded uint64) {
 	ps := int(p.ps)
 	var rawCRC uint32 // CRC of the packed pages, taken while each is in cache
 	skip := j.skip
@@ -471,7 +465,7 @@ func (p *pipeline) compress(enc *zstd.Encoder, src, buf []byte, j job, zero []by
 	n := len(raw)
 	c := &chunk{Number: uint32(j.seq), Extents: ext, RawLen: uint32(n), RawCRC: rawCRC}
 	hdrLen := chunkOverhead(len(ext)) - crcLen
-	rec = enc.EncodeAll(raw, j.out[:hdrLen])
+	rec = enc.appendEncoded(j.out[:hdrLen], raw)
 	if p.keys == nil {
 		putChunkHeader(rec, c, len(rec)-hdrLen)
 	} else {
@@ -490,10 +484,6 @@ func (p *pipeline) compress(enc *zstd.Encoder, src, buf []byte, j job, zero []by
 func (p *pipeline) excludedAll(j job) bool {
 	return len(j.skip) == 1 && j.skip[0].Start <= j.addr && j.skip[0].End >= j.addr+uint64(j.size)
 }
-
-// frameBound is more than the largest zstd frame EncodeAll makes of n
-// bytes (zstd's own bound is n + n/256 + 128 KiB margin for small inputs).
-func frameBound(n int) int { return n + n>>7 + 1024 }
 
 // windowFor picks a zstd window covering a whole chunk (chunks are
 // independent frames, so a larger window would only cost memory).

@@ -50,7 +50,9 @@ type Instructions struct {
 	// ImageID names the verified image a restore kernel must restore.
 	ImageID string `json:"image_id,omitempty"`
 	Level   string `json:"level,omitempty"`
-	Threads int    `json:"threads,omitempty"`
+	// Compression is the codec, "zstd" (also when empty) or "s2".
+	Compression string `json:"compression,omitempty"`
+	Threads     int    `json:"threads,omitempty"`
 	// KeepFree makes the helper save the pages the original has free too.
 	KeepFree bool `json:"keep_free,omitempty"`
 	// DiscardFree says the original does not zero its free pages

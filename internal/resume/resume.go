@@ -10,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/dustin/go-humanize"
 	"github.com/kjump/kjump/internal/fsstate"
 	"github.com/kjump/kjump/internal/hibernate"
 	"github.com/kjump/kjump/internal/image"
@@ -108,11 +110,13 @@ func Run(o Options) error {
 	// Every stored byte is checked here, before the point of no return;
 	// decoding waits for the restore kernel, which checks each chunk's
 	// pages before writing them (and reboots if one fails).
-	if _, err := r.VerifyStored(context.Background(), vopts...); err != nil {
+	st, err := r.VerifyStored(context.Background(), vopts...)
+	if err != nil {
 		r.Close()
 		return fmt.Errorf("image %s on %s failed verification, it will not be resumed: %w", info.ID, t, err)
 	}
 	r.Close()
+	logf("checked %s in %d chunks in %s", humanize.IBytes(st.ImageBytes), st.Chunks, st.Duration.Round(10*time.Millisecond))
 	missing, err := fsstate.Check(info.Metadata.Filesystems)
 	for _, m := range missing {
 		logf("warning: filesystem %s (%s, was %s) that was mounted at hibernation is not attached; the resumed system will find it gone", m.UUID, m.Type, m.Device)
