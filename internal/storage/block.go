@@ -37,6 +37,9 @@ type blockTarget struct {
 	open       func(writable, excl bool) (volume, error)
 	// blank replaces the signature when a new image starts; nil means zeros.
 	blank []byte
+	// dev is the block device when the volume is all of it: the image is
+	// then written with O_DIRECT (direct.go).
+	dev string
 }
 
 // volume is the byte range a blockTarget lays its signature and image on.
@@ -74,7 +77,7 @@ func openBlock(dev, spec string) (*blockTarget, error) {
 	if spec != dev {
 		name = dev + " (" + spec + ")"
 	}
-	return &blockTarget{name: name, spec: spec, open: func(writable, excl bool) (volume, error) {
+	return &blockTarget{name: name, spec: spec, dev: dev, open: func(writable, excl bool) (volume, error) {
 		flag := os.O_RDONLY
 		if writable {
 			flag = os.O_RDWR
@@ -150,15 +153,22 @@ func (t *blockTarget) Create(maxSize uint64) (Writer, error) {
 		f.Close()
 		return nil, wrap(t.String(), "sync", err)
 	}
-	return &blockWriter{t: t, f: f, limit: int64(min(maxSize, room)), room: room}, nil
+	w := &blockWriter{t: t, f: f, limit: int64(min(maxSize, room)), room: room}
+	if t.dev != "" {
+		// Without O_DIRECT (a device that refuses it) the page cache
+		// path below works the same, only slower.
+		w.direct, _ = openDirect(t.dev, size)
+	}
+	return w, nil
 }
 
 type blockWriter struct {
-	t     *blockTarget
-	f     volume
-	limit int64 // the announced maximum size, or the room if less
-	room  uint64
-	end   int64
+	t      *blockTarget
+	f      volume
+	direct *directWriter // nil: through the page cache
+	limit  int64         // the announced maximum size, or the room if less
+	room   uint64
+	end    int64
 }
 
 func (w *blockWriter) WriteAt(p []byte, off int64) (int, error) {
@@ -168,25 +178,39 @@ func (w *blockWriter) WriteAt(p []byte, off int64) (int, error) {
 		}
 		return 0, &Error{Target: w.t.String(), Op: "write image to", Err: unix.ENOSPC}
 	}
-	n, err := w.f.WriteAt(p, SignatureSize+off)
+	var n int
+	var err error
+	if w.direct != nil {
+		n, err = w.direct.WriteAt(p, SignatureSize+off)
+	} else {
+		n, err = w.f.WriteAt(p, SignatureSize+off)
+	}
 	w.end = max(w.end, off+int64(n))
 	return n, wrap(w.t.String(), "write image to", err)
 }
 
-func (w *blockWriter) Sync() error { return wrap(w.t.String(), "sync", w.f.Sync()) }
+func (w *blockWriter) Sync() error {
+	if w.direct != nil {
+		return wrap(w.t.String(), "sync", w.direct.Sync())
+	}
+	return wrap(w.t.String(), "sync", w.f.Sync())
+}
 
 // StartWriteback asks the kernel to start writing [off, off+n) of the image
 // now, where the volume is one file or device; errors show up at Sync.
 func (w *blockWriter) StartWriteback(off, n int64) {
-	if v, ok := w.f.(*fileVolume); ok {
+	if v, ok := w.f.(*fileVolume); ok && w.direct == nil {
 		startWriteback(v.File, SignatureSize+off, n)
 	}
 }
 
 func (w *blockWriter) Commit() error {
 	defer w.f.Close()
-	if err := w.f.Sync(); err != nil {
-		return wrap(w.t.String(), "sync", err)
+	if w.direct != nil {
+		defer w.direct.Close()
+	}
+	if err := w.Sync(); err != nil {
+		return err
 	}
 	if _, err := w.f.WriteAt(encodeSignature(uint64(w.end)), 0); err != nil {
 		return wrap(w.t.String(), "write signature to", err)
@@ -206,7 +230,12 @@ func (w *blockWriter) Commit() error {
 	return nil
 }
 
-func (w *blockWriter) Abort() error { return w.f.Close() }
+func (w *blockWriter) Abort() error {
+	if w.direct != nil {
+		w.direct.Close()
+	}
+	return w.f.Close()
+}
 
 func (t *blockTarget) Open(writable bool) (Image, error) {
 	f, err := t.open(writable, false)
