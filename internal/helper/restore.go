@@ -52,9 +52,14 @@ func restore(h jump.Handoff, mem *physmem.Mem, res *jump.Result) (jump.JumpBack,
 	logf("restoring %s from image %s on %s", humanize.IBytes(info.RAMBytes), info.ID, t)
 	// WithZeroFill: pages that were zero are not stored, and the memory
 	// under them holds whatever the kernels booted since left there.
+	ropts := []image.Option{image.WithForce(), image.WithZeroFill(), image.WithThreads(runtime.NumCPU()), image.WithProgress(progress("restored"))}
+	if v, err := strconv.ParseUint(in.StoredHeaders, 16, 32); err == nil {
+		// resume checked every stored byte: the pages' CRCs and the
+		// headers' stand in for a second pass of record CRCs.
+		ropts = append(ropts, image.WithVerifiedStored(uint32(v)))
+	}
 	cpu0, cpuErr := readCPUTimes()
-	st, err := r.Restore(context.Background(), sink, image.WithForce(), image.WithZeroFill(), image.WithThreads(runtime.NumCPU()),
-		image.WithProgress(progress("restored")))
+	st, err := r.Restore(context.Background(), sink, ropts...)
 	if err != nil {
 		return jump.JumpBack{}, err
 	}

@@ -325,18 +325,21 @@ func putChunkHeader(b []byte, c *chunk, payloadLen int) int {
 	return p
 }
 
-// parseChunk checks a chunk record's framing and CRC and decodes its
-// extents, validating them against the image geometry. It does not
-// decompress; the caller checks RawCRC after decoding.
-func parseChunk(b []byte, h *header, ext []extent) (*chunk, error) {
+// parseChunk checks a chunk record's framing and CRC (unless recordCRC is
+// false: see WithVerifiedStored) and decodes its extents, validating them
+// against the image geometry. It does not decompress; the caller checks
+// RawCRC after decoding.
+func parseChunk(b []byte, h *header, ext []extent, recordCRC bool) (*chunk, error) {
 	if len(b) < chunkFixedLen+crcLen {
 		return nil, fmt.Errorf("record is %d bytes, shorter than a chunk header", len(b))
 	}
 	if string(b[:4]) != chunkMagic {
 		return nil, fmt.Errorf("bad chunk magic %q", b[:4])
 	}
-	if got, want := crc(b[:len(b)-crcLen]), le.Uint32(b[len(b)-crcLen:]); got != want {
-		return nil, fmt.Errorf("chunk checksum mismatch (stored %08x, computed %08x)", want, got)
+	if recordCRC {
+		if got, want := crc(b[:len(b)-crcLen]), le.Uint32(b[len(b)-crcLen:]); got != want {
+			return nil, fmt.Errorf("chunk checksum mismatch (stored %08x, computed %08x)", want, got)
+		}
 	}
 	c := &chunk{Number: le.Uint32(b[4:]), RawLen: le.Uint32(b[16:]), RawCRC: le.Uint32(b[20:])}
 	ne, nc := uint64(le.Uint32(b[8:])), uint64(le.Uint32(b[12:]))

@@ -70,17 +70,19 @@ func fuzzChunks(f *testing.F, r *Reader) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, rec []byte) {
-		fuzzChunk(t, r, dec, rec)
-		fuzzChunk(t, r, dec, withCRC(rec))
+		for _, recordCRC := range []bool{true, false} {
+			fuzzChunk(t, r, dec, rec, recordCRC)
+			fuzzChunk(t, r, dec, withCRC(rec), recordCRC)
+		}
 	})
 }
 
-func fuzzChunk(t *testing.T, r *Reader, dec decoder, rec []byte) {
+func fuzzChunk(t *testing.T, r *Reader, dec decoder, rec []byte, recordCRC bool) {
 	if len(rec) < crcLen {
 		return
 	}
 	e := indexEntry{Length: uint32(len(rec)), CRC: le.Uint32(rec[len(rec)-crcLen:])}
-	c, err := r.checkChunk(rec, e, dec, make([]byte, 0, 16<<10), nil)
+	c, _, err := r.checkChunk(rec, e, dec, make([]byte, 0, 16<<10), nil, recordCRC)
 	if err != nil {
 		return
 	}
@@ -265,7 +267,7 @@ func TestFuzzCorpus(t *testing.T) {
 			t.Fatal(err)
 		}
 		e := indexEntry{Length: uint32(len(data)), CRC: le.Uint32(data[len(data)-crcLen:])}
-		if _, err := kr.checkChunk(data, e, dec, make([]byte, 0, 16<<10), nil); err != nil {
+		if _, _, err := kr.checkChunk(data, e, dec, make([]byte, 0, 16<<10), nil, true); err != nil {
 			t.Fatalf("sealed seed %s no longer authenticates (run -update): %v", name, err)
 		}
 	}

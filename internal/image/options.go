@@ -75,6 +75,22 @@ type options struct {
 	secret      *Secret
 	exclude     []Range
 	discard     bool // exclude is WithDiscard's
+	// headers is WithVerifiedStored's Stats.Headers; nil without it.
+	headers *uint32
+}
+
+// WithVerifiedStored tells Restore that VerifyStored checked this image's
+// stored bytes and returned headers as Stats.Headers: Restore then skips
+// each record's CRC32C, a second pass over every stored byte. What that CRC
+// guarded is still checked: the payload by the pages' CRC (or, encrypted,
+// by the GCM tag, which covers the header too) before any page of the
+// chunk is written, the headers (extents: where the pages go) against
+// headers once all chunks are read. A header read back differently fails
+// the restore then, after pages may have gone to the wrong addresses:
+// for the restore kernel, which reboots on any failure and whose
+// original was invalidated before it started, that is the same outcome.
+func WithVerifiedStored(headers uint32) Option {
+	return func(o *options) { o.headers = &headers }
 }
 
 // WithCompression selects the codec (Write only); the default is Zstd.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -311,6 +312,10 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 	defer cancel()
 	n := len(r.entries)
 	slots := make([]uint32, n)
+	headers := make([]uint32, n) // each record's header CRC
+	if !decode {
+		o.headers = nil // only decoding checks the payload another way
+	}
 	var (
 		next     atomic.Int64
 		done     atomic.Uint64
@@ -356,7 +361,7 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 				if raw == nil {
 					raw = make([]byte, 0, r.h.ChunkSize)
 				}
-				c, err := r.checkChunk(rec, e, dec, raw[:0], ext[:0])
+				c, hc, err := r.checkChunk(rec, e, dec, raw[:0], ext[:0], o.headers == nil)
 				if err == errAuth {
 					fail(&AuthError{What: fmt.Sprintf("chunk %d", i), Chunk: i})
 					return
@@ -367,6 +372,7 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 				}
 				ext = c.Extents
 				slots[i] = c.Number
+				headers[i] = hc
 				if sink != nil {
 					if err := writeExtents(sink, c, r.h.PageSize, o.zeroFill, c.Slot, r.h.Meta.Discarded); err != nil {
 						fail(err)
@@ -394,6 +400,13 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 			return Stats{}, &CorruptError{Region: "chunk", Chunk: i, Offset: int64(r.entries[i].Offset), Reason: "chunk slot does not follow the previous chunk's"}
 		}
 	}
+	var hdrs uint32
+	for _, hc := range headers {
+		hdrs = crc32.Update(hdrs, castagnoli, le.AppendUint32(nil, hc))
+	}
+	if o.headers != nil && *o.headers != hdrs {
+		return Stats{}, corrupt("chunk headers", 0, "the chunk headers read now (CRC %08x) differ from those checked before the restore (%08x): the storage returned different data", hdrs, *o.headers)
+	}
 	var zeroFill time.Duration
 	var discarded uint64
 	if sink != nil && o.zeroFill {
@@ -413,20 +426,31 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 		Duration:    time.Since(start),
 		ZeroFill:    zeroFill,
 		Discarded:   discarded,
+		Headers:     hdrs,
 	}, nil
 }
 
 // checkChunk parses and checks one record, and with a decoder
 // decompresses it into raw and checks the pages' CRC; c.Payload is then
 // replaced by the decoded pages.
-func (r *Reader) checkChunk(rec []byte, e indexEntry, dec decoder, raw []byte, ext []extent) (*chunk, error) {
+func (r *Reader) checkChunk(rec []byte, e indexEntry, dec decoder, raw []byte, ext []extent, recordCRC bool) (*chunk, uint32, error) {
 	if got := le.Uint32(rec[len(rec)-crcLen:]); got != e.CRC {
-		return nil, fmt.Errorf("record CRC %08x does not match the index's %08x", got, e.CRC)
+		return nil, 0, fmt.Errorf("record CRC %08x does not match the index's %08x", got, e.CRC)
 	}
-	c, err := parseChunk(rec, r.h, ext)
+	c, err := parseChunk(rec, r.h, ext, recordCRC)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	// The header: fixed part and extents, all before the payload.
+	hc := crc(rec[:len(rec)-crcLen-len(c.Payload)])
+	c, err = r.checkPayload(rec, c, dec, raw)
+	return c, hc, err
+}
+
+// checkPayload decrypts, decodes and checks c's payload (decoding only
+// when dec is non-nil).
+func (r *Reader) checkPayload(rec []byte, c *chunk, dec decoder, raw []byte) (*chunk, error) {
+	var err error
 	slot, ok := r.slot(c.Number)
 	c.Slot = slot
 	if !ok {

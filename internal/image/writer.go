@@ -39,6 +39,9 @@ type Stats struct {
 	ZeroFill time.Duration
 	// Discarded is the RAM a restore left as it was (Metadata.Discarded).
 	Discarded uint64
+	// Headers is the CRC32C of the chunk records' header CRCs in file
+	// order (VerifyStored, Verify, Restore): what WithVerifiedStored takes.
+	Headers uint32
 }
 
 // MaxImageSize bounds the length of an image of src: every page stored

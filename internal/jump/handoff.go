@@ -49,7 +49,10 @@ type Instructions struct {
 	Target   TargetSpec `json:"target"`
 	// ImageID names the verified image a restore kernel must restore.
 	ImageID string `json:"image_id,omitempty"`
-	Level   string `json:"level,omitempty"`
+	// StoredHeaders is resume's VerifyStored Stats.Headers, hex: the
+	// restore kernel restores with image.WithVerifiedStored.
+	StoredHeaders string `json:"stored_headers,omitempty"`
+	Level         string `json:"level,omitempty"`
 	// Compression is the codec, "zstd" (also when empty) or "s2".
 	Compression string `json:"compression,omitempty"`
 	Threads     int    `json:"threads,omitempty"`

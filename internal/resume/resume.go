@@ -159,7 +159,7 @@ func Run(o Options) error {
 			return fmt.Errorf("cannot invalidate image %s before resuming (refusing to risk resuming it twice): %w", info.ID, err)
 		}
 	}
-	in := jump.Instructions{Mode: "restore", ImageID: info.ID, Target: tspec, Backup: plan.Backup.Start,
+	in := jump.Instructions{Mode: "restore", ImageID: info.ID, StoredHeaders: fmt.Sprintf("%08x", st.Headers), Target: tspec, Backup: plan.Backup.Start,
 		JumpStub: plan.JumpStub, Release: jump.KernelRelease(), Key: key}
 	handoff, err := jump.EncodeHandoff(in)
 	if err != nil {

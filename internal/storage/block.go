@@ -257,14 +257,19 @@ func (t *blockTarget) Open(writable bool) (Image, error) {
 		f.Close()
 		return nil, &Error{Target: t.String(), Op: "open image on", Err: err}
 	}
-	return &blockImage{f: f, size: n, name: t.String()}, nil
+	img := &blockImage{f: f, size: n, name: t.String()}
+	if t.dev != "" {
+		img.direct, _ = openDirectReader(t.dev) // else through the page cache
+	}
+	return img, nil
 }
 
 // blockImage is the image section of a device.
 type blockImage struct {
-	f    volume
-	size int64
-	name string
+	f      volume
+	direct *directReader // large reads; nil: all through the page cache
+	size   int64
+	name   string
 }
 
 func (i *blockImage) ReadAt(p []byte, off int64) (int, error) {
@@ -275,7 +280,13 @@ func (i *blockImage) ReadAt(p []byte, off int64) (int, error) {
 	if short {
 		p = p[:i.size-off]
 	}
-	n, err := i.f.ReadAt(p, SignatureSize+off)
+	var n int
+	var err error
+	if i.direct != nil && len(p) >= directMinRead {
+		n, err = i.direct.ReadAt(p, SignatureSize+off)
+	} else {
+		n, err = i.f.ReadAt(p, SignatureSize+off)
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return n, wrap(i.name, "read image from", err)
 	}
@@ -293,9 +304,14 @@ func (i *blockImage) WriteAt(p []byte, off int64) (int, error) {
 	return n, wrap(i.name, "write image to", err)
 }
 
-func (i *blockImage) Size() int64  { return i.size }
-func (i *blockImage) Sync() error  { return wrap(i.name, "sync", i.f.Sync()) }
-func (i *blockImage) Close() error { return i.f.Close() }
+func (i *blockImage) Size() int64 { return i.size }
+func (i *blockImage) Sync() error { return wrap(i.name, "sync", i.f.Sync()) }
+func (i *blockImage) Close() error {
+	if i.direct != nil {
+		i.direct.Close()
+	}
+	return i.f.Close()
+}
 
 // OpenUnfinished finds an image written after the signature was cleared
 // but never committed: an image header right after the signature block.

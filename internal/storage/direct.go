@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -167,3 +168,51 @@ func (d *directWriter) Sync() error {
 }
 
 func (d *directWriter) Close() error { return d.f.Close() }
+
+// directMinRead is the smallest read served with O_DIRECT: chunk records
+// are, the header, index and commit record reads below it are not.
+const directMinRead = 64 << 10
+
+// directReader reads large pieces of an image on a block device with
+// O_DIRECT, for the same reason directWriter writes them so: resume reads
+// each byte once (checking, then restoring in another kernel), and the
+// page cache would only add a copy and its bookkeeping (0.44 against
+// 0.09 CPU seconds per 512 MiB under emulation). Reads are widened to
+// aligned blocks in a pooled aligned buffer and copied out.
+type directReader struct {
+	f    *os.File
+	bufs sync.Pool // *[]byte, aligned
+}
+
+func openDirectReader(dev string) (*directReader, error) {
+	f, err := os.OpenFile(dev, os.O_RDONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &directReader{f: f}, nil
+}
+
+// ReadAt reads len(p) bytes at the device offset off, which the caller
+// keeps inside the device.
+func (d *directReader) ReadAt(p []byte, off int64) (int, error) {
+	lo, hi := alignDown(off), alignUp(off+int64(len(p)))
+	bp, _ := d.bufs.Get().(*[]byte)
+	if bp == nil || len(*bp) < int(hi-lo) {
+		b := alignedBuffer(int(hi - lo))
+		bp = &b
+	}
+	defer d.bufs.Put(bp)
+	buf := (*bp)[:hi-lo]
+	n, err := d.f.ReadAt(buf, lo)
+	got := max(min(int64(n)-(off-lo), int64(len(p))), 0)
+	copy(p, buf[off-lo:off-lo+got])
+	if got == int64(len(p)) {
+		return len(p), nil
+	}
+	if err == nil {
+		err = io.EOF
+	}
+	return int(got), err
+}
+
+func (d *directReader) Close() error { return d.f.Close() }
