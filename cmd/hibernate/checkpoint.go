@@ -83,7 +83,7 @@ func runJump(mode string, args []string) error {
 		return fmt.Errorf("refused: %s (run 'hibernate check' for every prerequisite); nothing was changed", failures(rep))
 	}
 	printReport(os.Stderr, rep, false)
-	o.Target = rep.Target
+	o.Target, o.System = rep.Target, rep.System
 	key, err := newKey(&kf)
 	if err != nil {
 		return err

@@ -38,6 +38,9 @@ type Report struct {
 	OK     bool          `json:"ok"` // no FAIL: hibernation can proceed
 	Target string        `json:"target,omitempty"`
 	Checks []CheckResult `json:"checks"`
+	// System is what the checks read of this kernel (nil if they could
+	// not): Options.System, so the jump does not read it again.
+	System *System `json:"-"`
 }
 
 // CheckOptions are the settings the checks judge.
@@ -92,6 +95,7 @@ func Check(o CheckOptions) Report {
 		add("jump-back", Fail, sysErr.Error(), "run as root with kernel.kptr_restrict < 2")
 	} else {
 		sys = s
+		r.System = s
 		conv := s.Symbols.JumpConvention()
 		if conv == jump.ConventionReworked {
 			add("jump-back", Pass, "kernel "+rel+": "+conv.String(), "")

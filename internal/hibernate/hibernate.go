@@ -38,6 +38,9 @@ type Options struct {
 	NetInterface string
 	NetAddress   string
 	Log          func(format string, args ...any)
+	// System, when set, is this kernel as Check just read it (kallsyms,
+	// memory map: 0.2 s under emulation), else the jump reads it.
+	System *System
 }
 
 // Outcome is what a completed jump reports.
@@ -230,9 +233,12 @@ func planHere(o Options) (*System, *jump.HelperPlan, error) {
 	if err := CheckKernel(); err != nil {
 		return nil, nil, err
 	}
-	sys, err := ReadSystem()
-	if err != nil {
-		return nil, nil, err
+	sys := o.System
+	if sys == nil {
+		var err error
+		if sys, err = ReadSystem(); err != nil {
+			return nil, nil, err
+		}
 	}
 	plan, err := Plan(sys, o)
 	return sys, plan, err

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -48,6 +49,22 @@ type Stamp struct {
 	Release string   `json:"release"`
 	DepHash string   `json:"modules_dep"`
 	Modules []string `json:"modules"` // resolved files, load order
+	// Seen is each hashed file's size and modification time when hashed:
+	// a file that still shows them keeps its hash. Every hibernate checks
+	// the stamp, and hashing the binary and the kernel (20 MB) takes 10 ms
+	// on a real CPU but most of a second on an emulated one.
+	Seen map[string]Seen `json:"seen,omitempty"`
+	// statOnly makes hash check that files exist without hashing them:
+	// without a stamp to compare with, Stale needs no hashes.
+	statOnly bool
+}
+
+// Seen identifies the version of a file that was hashed.
+type Seen struct {
+	Size    int64  `json:"size"`
+	MTime   int64  `json:"mtime_ns"`
+	Hash    string `json:"sha256"`
+	Checked int64  `json:"checked_ns"` // when it was hashed
 }
 
 // StampPath is where the stamp of initrd lives.
@@ -64,6 +81,39 @@ func hashFile(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hash returns path's SHA-256, taken from prev when the file's size and
+// modification time are those prev saw (a package upgrade or a rebuild
+// changes them), and records what it saw in s. As in git's index, a file
+// modified shortly before it was hashed is hashed again: file times are
+// coarse (a jiffy), so a change right after the hash could keep the time.
+func (s *Stamp) hash(path string, prev *Stamp) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if s.statOnly {
+		return "", nil
+	}
+	now := Seen{Size: fi.Size(), MTime: fi.ModTime().UnixNano()}
+	var old Seen
+	if prev != nil {
+		old = prev.Seen[path]
+	}
+	if old.Hash != "" && old.Size == now.Size && old.MTime == now.MTime && old.MTime < old.Checked-int64(time.Second) {
+		now.Hash, now.Checked = old.Hash, old.Checked
+	} else {
+		now.Checked = time.Now().UnixNano()
+		if now.Hash, err = hashFile(path); err != nil {
+			return "", err
+		}
+	}
+	if s.Seen == nil {
+		s.Seen = map[string]Seen{}
+	}
+	s.Seen[path] = now
+	return now.Hash, nil
 }
 
 // KernelRelease reads the release ("6.1.0-56-amd64") from a bzImage's
@@ -88,19 +138,21 @@ func KernelRelease(bzImage string) (string, error) {
 	return rel, nil
 }
 
-// current computes the stamp of the inputs now, resolving the modules.
-func (in Inputs) current() (Stamp, *ModuleDB, error) {
-	var s Stamp
+// current computes the stamp of the inputs now, resolving the modules;
+// prev (nil: none) lends the hashes of files that did not change. With
+// statOnly the stamp has no hashes: the inputs are only checked.
+func (in Inputs) current(prev *Stamp, statOnly bool) (Stamp, *ModuleDB, error) {
+	s := Stamp{statOnly: statOnly}
 	var err error
-	if s.Binary, err = hashFile(in.Binary); err != nil {
+	if s.Binary, err = s.hash(in.Binary, prev); err != nil {
 		return s, nil, fmt.Errorf("kjump binary: %w", err)
 	}
 	if in.Config != "" {
-		if s.Config, err = hashFile(in.Config); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if s.Config, err = s.hash(in.Config, prev); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return s, nil, err
 		}
 	}
-	if s.Kernel, err = hashFile(in.Kernel); err != nil {
+	if s.Kernel, err = s.hash(in.Kernel, prev); err != nil {
 		return s, nil, fmt.Errorf("helper kernel: %w (install a kernel with CONFIG_KEXEC_JUMP=y there, see docs/setup.md)", err)
 	}
 	if s.Release, err = KernelRelease(in.Kernel); err != nil {
@@ -140,20 +192,28 @@ func (in Inputs) root() string {
 
 // Stale returns why initrd does not match the inputs (nil: it is current).
 func Stale(initrd string, in Inputs) ([]string, error) {
-	want, _, err := in.current()
-	if err != nil {
-		return nil, err
-	}
+	why, _, _, err := stale(initrd, in, false)
+	return why, err
+}
+
+// stale is Stale, also returning the stamp of the inputs now; without
+// build, only when there is a stamp to compare it with.
+func stale(initrd string, in Inputs, build bool) ([]string, Stamp, *ModuleDB, error) {
+	var have *Stamp
+	var missing string
 	if _, err := os.Stat(initrd); err != nil {
-		return []string{initrd + " does not exist"}, nil
+		missing = initrd + " does not exist"
+	} else if b, err := os.ReadFile(StampPath(initrd)); err != nil {
+		missing = "it was not built by 'hibernate prepare' (no " + StampPath(initrd) + ")"
+	} else if err := json.Unmarshal(b, &have); err != nil {
+		have, missing = nil, StampPath(initrd)+" is unreadable"
 	}
-	b, err := os.ReadFile(StampPath(initrd))
+	want, db, err := in.current(have, have == nil && !build)
 	if err != nil {
-		return []string{"it was not built by 'hibernate prepare' (no " + StampPath(initrd) + ")"}, nil
+		return nil, want, db, err
 	}
-	var have Stamp
-	if err := json.Unmarshal(b, &have); err != nil {
-		return []string{StampPath(initrd) + " is unreadable"}, nil
+	if missing != "" {
+		return []string{missing}, want, db, nil
 	}
 	var why []string
 	if have.Binary != want.Binary {
@@ -168,7 +228,7 @@ func Stale(initrd string, in Inputs) ([]string, error) {
 	if have.DepHash != want.DepHash || !slices.Equal(have.Modules, want.Modules) {
 		why = append(why, "the helper's kernel modules changed")
 	}
-	return why, nil
+	return why, want, db, nil
 }
 
 // Result says what Build did.
@@ -183,11 +243,7 @@ type Result struct {
 // Build writes initrd (atomically: a temporary file renamed over it)
 // unless it is current; force rebuilds regardless.
 func Build(initrd string, in Inputs, force bool) (Result, error) {
-	why, err := Stale(initrd, in)
-	if err != nil {
-		return Result{}, err
-	}
-	st, db, err := in.current()
+	why, st, db, err := stale(initrd, in, true)
 	if err != nil {
 		return Result{}, err
 	}

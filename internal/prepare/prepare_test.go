@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // stockTree is Debian's stock kernel (kernel/stock.sh caches it with its
@@ -308,5 +309,47 @@ func TestDeviceModules(t *testing.T) {
 	os.Symlink(dev, filepath.Join(sys, "254:2"))
 	if got := DeviceModules(filepath.Join(sys, "254:2")); !slices.Equal(got, []string{"virtio_blk", "virtio_pci"}) {
 		t.Fatalf("got %v", got)
+	}
+}
+
+// The stamp check hashes a file again only when its size or modification
+// time changed, or when it was modified just before it was last hashed.
+func TestStaleReusesHashes(t *testing.T) {
+	vmlinuz, root, _ := stockTree(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "hibernate")
+	os.WriteFile(bin, []byte("\x7fELF static binary"), 0o755)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(bin, old, old)
+	in := Inputs{Binary: bin, Kernel: vmlinuz, ModulesRoot: root, Modules: []string{"virtio_blk"}}
+	initrd := filepath.Join(dir, "helper.cpio.gz")
+	if _, err := Build(initrd, in, false); err != nil {
+		t.Fatal(err)
+	}
+	// Same size, same time: taken as unchanged without reading it.
+	os.WriteFile(bin, []byte("\x7fELF static BINARY"), 0o755)
+	os.Chtimes(bin, old, old)
+	if why, err := Stale(initrd, in); err != nil || len(why) != 0 {
+		t.Fatalf("unchanged size and time: %v %v", why, err)
+	}
+	// A new time is a change, whatever the size.
+	later := old.Add(time.Minute)
+	os.Chtimes(bin, later, later)
+	if why, _ := Stale(initrd, in); !slices.Equal(why, []string{"the kjump binary changed"}) {
+		t.Fatalf("after a change: %v", why)
+	}
+	// Modified just before being hashed: hashed again every time.
+	if _, err := Build(initrd, in, false); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(bin, []byte("\x7fELF racy binary!!"), 0o755)
+	if _, err := Build(initrd, in, false); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(bin)
+	os.WriteFile(bin, []byte("\x7fELF racy BINARY!!"), 0o755)
+	os.Chtimes(bin, st.ModTime(), st.ModTime())
+	if why, _ := Stale(initrd, in); !slices.Equal(why, []string{"the kjump binary changed"}) {
+		t.Fatalf("a change within the time's resolution of the last hash went unseen: %v", why)
 	}
 }
