@@ -17,6 +17,14 @@ type Input interface {
 	Size() int64
 }
 
+// spanInput is an Input that reads records without a copy into buffers
+// it sizes and aligns (O_DIRECT on a block device; storage.blockImage).
+type spanInput interface {
+	SpanBuffer(n int) []byte
+	// ReadSpan returns the n bytes at off, read into buf from SpanBuffer.
+	ReadSpan(buf []byte, off int64, n int) ([]byte, error)
+}
+
 // Reader reads one image. Open checks the header; the commit record and
 // index are checked by Open too but their failure is kept for Verify and
 // Restore, so an unfinished image can still be inspected.
@@ -325,8 +333,10 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 		progMu   sync.Mutex
 		total    uint64 // chunk bytes: progress reaches exactly 100%
 	)
+	maxRecord := 0
 	for _, e := range r.entries {
 		total += uint64(e.Length)
+		maxRecord = max(maxRecord, int(e.Length))
 	}
 	fail := func(err error) { errOnce.Do(func() { firstErr = err; cancel() }) }
 	for range min(o.threads, max(n, 1)) {
@@ -342,21 +352,33 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 				}
 				defer dec.close()
 			}
-			var rec, raw []byte
+			var rec, raw, span []byte
 			var ext []extent
+			si, spans := r.in.(spanInput)
+			if spans {
+				span = si.SpanBuffer(maxRecord)
+			}
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				if i >= n {
 					return
 				}
 				e := r.entries[i]
-				if cap(rec) < int(e.Length) {
-					rec = make([]byte, e.Length)
-				}
-				rec = rec[:e.Length]
-				if n, err := r.in.ReadAt(rec, int64(e.Offset)); err != nil && !(errors.Is(err, io.EOF) && n == len(rec)) {
-					fail(fmt.Errorf("reading chunk %d at offset %d: %w", i, e.Offset, err))
-					return
+				if spans {
+					var err error
+					if rec, err = si.ReadSpan(span, int64(e.Offset), int(e.Length)); err != nil {
+						fail(fmt.Errorf("reading chunk %d at offset %d: %w", i, e.Offset, err))
+						return
+					}
+				} else {
+					if cap(rec) < int(e.Length) {
+						rec = make([]byte, e.Length)
+					}
+					rec = rec[:e.Length]
+					if n, err := r.in.ReadAt(rec, int64(e.Offset)); err != nil && !(errors.Is(err, io.EOF) && n == len(rec)) {
+						fail(fmt.Errorf("reading chunk %d at offset %d: %w", i, e.Offset, err))
+						return
+					}
 				}
 				if raw == nil {
 					raw = make([]byte, 0, r.h.ChunkSize)

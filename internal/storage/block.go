@@ -296,6 +296,29 @@ func (i *blockImage) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
+// SpanBuffer and ReadSpan let the image reader read records without a
+// copy: with O_DIRECT into an aligned buffer of the reader's (image.Reader
+// holds one per worker), else as ReadAt.
+func (i *blockImage) SpanBuffer(n int) []byte { return SpanBuffer(n) }
+
+func (i *blockImage) ReadSpan(buf []byte, off int64, n int) ([]byte, error) {
+	if off < 0 || off+int64(n) > i.size {
+		return nil, io.EOF
+	}
+	if i.direct == nil || n < directMinRead {
+		_, err := i.ReadAt(buf[:n], off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+	b, err := i.direct.readSpan(buf, SignatureSize+off, n)
+	if err != nil {
+		return nil, wrap(i.name, "read image from", err)
+	}
+	return b, nil
+}
+
 func (i *blockImage) WriteAt(p []byte, off int64) (int, error) {
 	if off+int64(len(p)) > i.size {
 		return 0, fmt.Errorf("write past the end of the image on %s", i.name)

@@ -216,3 +216,24 @@ func (d *directReader) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (d *directReader) Close() error { return d.f.Close() }
+
+// SpanBuffer returns a buffer ReadSpan can read up to n bytes into.
+func SpanBuffer(n int) []byte { return alignedBuffer(n + 2*directAlign) }
+
+// readSpan reads n bytes at the device offset off into buf (from
+// SpanBuffer) without a copy: it reads the aligned blocks around them and
+// returns the part that was asked for.
+func (d *directReader) readSpan(buf []byte, off int64, n int) ([]byte, error) {
+	lo, hi := alignDown(off), alignUp(off+int64(n))
+	if int(hi-lo) > len(buf) {
+		return nil, fmt.Errorf("span buffer of %d bytes for %d at %d", len(buf), n, off)
+	}
+	got, err := d.f.ReadAt(buf[:hi-lo], lo)
+	if int64(got) >= off-lo+int64(n) {
+		return buf[off-lo : off-lo+int64(n)], nil
+	}
+	if err == nil {
+		err = io.EOF
+	}
+	return nil, err
+}

@@ -128,3 +128,39 @@ func TestDirectReaderMatchesBuffered(t *testing.T) {
 		}
 	}
 }
+
+// ReadSpan returns what ReadAt does, without or with O_DIRECT.
+func TestReadSpanMatchesReadAt(t *testing.T) {
+	dev := loopDevice(t, 8<<20, "")
+	tg, err := Open(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 6<<20)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	writeAndCommit(t, tg, data)
+	img, err := tg.Open(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	bi := img.(*blockImage)
+	if bi.direct == nil {
+		t.Fatal("image on a loop device is not read with O_DIRECT")
+	}
+	buf := bi.SpanBuffer(3 << 20)
+	for range 200 {
+		n := rng.IntN(3 << 20)
+		off := rng.Int64N(int64(len(data) - n))
+		got, err := bi.ReadSpan(buf, off, n)
+		if err != nil || !bytes.Equal(got, data[off:off+int64(n)]) {
+			t.Fatalf("span of %d at %d: %v", n, off, err)
+		}
+	}
+	if _, err := bi.ReadSpan(buf, int64(len(data))-10, 11); err == nil {
+		t.Fatal("span past the image's end accepted")
+	}
+}
