@@ -104,6 +104,15 @@ func (s *ramSink) WriteAt(p []byte, off int64) (int, error) {
 	return n + k, err
 }
 
+// Lend lends RAM above low memory for a chunk to decode in place
+// (image.Lender); low memory goes to the copy through WriteAt.
+func (s *ramSink) Lend(off int64, n int) ([]byte, func(), bool) {
+	if off < jump.LowMemSize {
+		return nil, nil, false
+	}
+	return s.mem.Lend(off, n)
+}
+
 // ZeroAt clears RAM in place (image.Zeroer), low memory in the copy.
 func (s *ramSink) ZeroAt(off, n int64) error {
 	if off < jump.LowMemSize {

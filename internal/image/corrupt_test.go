@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/kjump/kjump/internal/image/forgery"
@@ -289,6 +290,58 @@ func TestSpanInput(t *testing.T) {
 		br, _ := Open(spanImage{&memImage{b: bad}})
 		if _, err := br.VerifyStored(context.Background()); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("damage read through spans: %v", err)
+		}
+	})
+}
+
+// lendingMem is memory of a fixed size that lends itself (Lender).
+type lendingMem struct {
+	sparseMem
+	lent atomic.Int64
+}
+
+func (l *lendingMem) Lend(off int64, n int) ([]byte, func(), bool) {
+	if off+int64(n) > int64(len(l.b)) {
+		return nil, nil, false
+	}
+	l.lent.Add(1)
+	return l.b[off : off+int64(n)], func() {}, true
+}
+
+// With a lending sink, restore after VerifyStored decodes chunks in place:
+// same memory, and a changed byte fails the restore or changes nothing.
+func TestVerifiedStoredRestoreInPlace(t *testing.T) {
+	eachCompression(t, func(t *testing.T, img, mem []byte) {
+		ctx := context.Background()
+		r, err := Open(&memImage{b: img})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := r.VerifyStored(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := &lendingMem{sparseMem: sparseMem{b: make([]byte, len(mem))}}
+		if _, err := r.Restore(ctx, sink, WithThreads(2), WithVerifiedStored(st.Headers)); err != nil || !restoredRight(sink.b, mem, r.Ranges()) {
+			t.Fatalf("in-place restore: %v", err)
+		}
+		if sink.lent.Load() == 0 {
+			t.Fatal("no chunk was decoded in place")
+		}
+		plain := &lendingMem{sparseMem: sparseMem{b: make([]byte, len(mem))}}
+		if _, err := r.Restore(ctx, plain); err != nil || plain.lent.Load() != 0 {
+			t.Fatalf("restore without WithVerifiedStored lent memory (%d) or failed: %v", plain.lent.Load(), err)
+		}
+		for _, e := range r.entries {
+			for off := e.Offset; off < e.Offset+uint64(e.Length)-crcLen; off += 3 {
+				bad := bytes.Clone(img)
+				bad[off] ^= 0x10
+				br, _ := Open(&memImage{b: bad})
+				sink := &lendingMem{sparseMem: sparseMem{b: make([]byte, len(mem))}}
+				if _, err := br.Restore(ctx, sink, WithThreads(1), WithVerifiedStored(st.Headers)); err == nil && !restoredRight(sink.b, mem, r.Ranges()) {
+					t.Fatalf("byte %d: restored wrong memory without an error", off)
+				}
+			}
 		}
 	})
 }

@@ -302,6 +302,7 @@ type chunk struct {
 	RawCRC  uint32
 	Payload []byte // aliases the record buffer
 	Slot    Range  // RAM the chunk covers, set by the reader
+	placed  bool   // decoded into the sink's memory (Lender)
 }
 
 func chunkOverhead(extents int) int { return chunkFixedLen + extents*extentLen + crcLen }

@@ -82,7 +82,7 @@ func fuzzChunk(t *testing.T, r *Reader, dec decoder, rec []byte, recordCRC bool)
 		return
 	}
 	e := indexEntry{Length: uint32(len(rec)), CRC: le.Uint32(rec[len(rec)-crcLen:])}
-	c, _, err := r.checkChunk(rec, e, dec, make([]byte, 0, 16<<10), nil, recordCRC)
+	c, _, err := r.checkChunk(rec, e, dec, make([]byte, 0, 16<<10), nil, recordCRC, nil)
 	if err != nil {
 		return
 	}
@@ -267,7 +267,7 @@ func TestFuzzCorpus(t *testing.T) {
 			t.Fatal(err)
 		}
 		e := indexEntry{Length: uint32(len(data)), CRC: le.Uint32(data[len(data)-crcLen:])}
-		if _, _, err := kr.checkChunk(data, e, dec, make([]byte, 0, 16<<10), nil, true); err != nil {
+		if _, _, err := kr.checkChunk(data, e, dec, make([]byte, 0, 16<<10), nil, true, nil); err != nil {
 			t.Fatalf("sealed seed %s no longer authenticates (run -update): %v", name, err)
 		}
 	}

@@ -84,8 +84,9 @@ type options struct {
 // each record's CRC32C, a second pass over every stored byte. What that CRC
 // guarded is still checked: the payload by the pages' CRC (or, encrypted,
 // by the GCM tag, which covers the header too) before any page of the
-// chunk is written, the headers (extents: where the pages go) against
-// headers once all chunks are read. A header read back differently fails
+// chunk is written (after, for a sink that lends its memory: Lender), the
+// headers (extents: where the pages go) against headers once all chunks
+// are read. A header read back differently fails
 // the restore then, after pages may have gone to the wrong addresses:
 // for the restore kernel, which reboots on any failure and whose
 // original was invalidated before it started, that is the same outcome.

@@ -85,6 +85,24 @@ func (m *Mem) view(addr int64, n int) ([]byte, func(), bool) {
 	return nil, nil, false
 }
 
+// Lend returns the n bytes of physical memory at addr, writable, when one
+// shared window holds them all (UseWindows), and done to call after
+// (image.Lender: the restore kernel decodes chunks straight into RAM).
+func (m *Mem) Lend(addr int64, n int) ([]byte, func(), bool) {
+	if !m.writable {
+		return nil, nil, false
+	}
+	b, done, ok := m.view(addr, n)
+	if !ok {
+		return nil, nil, false
+	}
+	if len(b) < n {
+		done()
+		return nil, nil, false
+	}
+	return b[:n], done, true
+}
+
 // outside bounds a mapping of its own at addr (in no range) to end where
 // the next range begins, so that range's windows are used.
 func (m *Mem) outside(addr int64, n int) int {
