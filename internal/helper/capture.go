@@ -47,6 +47,7 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
+	threads = fittingThreads(threads, "writing")
 	md := image.Metadata{
 		KernelRelease: in.Release, BootID: in.BootID, Hostname: in.Hostname, Created: in.Issued,
 		JumpBack:    image.JumpBack{Entry: h.Entry, GDTLimit: gdt.Limit, GDTBase: gdt.Base},

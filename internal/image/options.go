@@ -160,7 +160,22 @@ const MemoryCeiling = MaxThreads*perThreadMemory + spareRecords*defaultChunkSize
 const (
 	perThreadMemory = 2*defaultChunkSize + 5<<20 // zstd encoder state at a 2 MiB window: ~4.5 MiB
 	spareRecords    = 2
+	// processReserve is what a pipeline's process needs besides its
+	// workers: the Go runtime, the binary's pages, spare records.
+	processReserve = 16 << 20
 )
+
+// ThreadsFor returns how many workers, at most want and at least one,
+// fit their buffers and codec state in avail bytes of free memory (the
+// helper kernel's MemAvailable): a helper that runs out of memory panics,
+// and the hibernation is lost.
+func ThreadsFor(want int, avail uint64) int {
+	fit := 0
+	if avail > processReserve {
+		fit = int((avail - processReserve) / perThreadMemory)
+	}
+	return max(1, min(want, fit, MaxThreads))
+}
 
 func buildOptions(opts []Option) options {
 	o := options{compression: Zstd, level: LevelFast, chunkSize: defaultChunkSize}
