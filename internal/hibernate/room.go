@@ -1,13 +1,10 @@
 package hibernate
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/dustin/go-humanize"
 	"golang.org/x/sys/unix"
@@ -117,17 +114,6 @@ func targetRoom(spec string, ts jump.TargetSpec) (uint64, bool) {
 
 // memFree reads MemFree from a meminfo file, in bytes.
 func memFree(path string) (uint64, bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "MemFree:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err == nil
-		}
-	}
-	return 0, false
+	v, err := jump.MemInfo(path, "MemFree")
+	return v, err == nil
 }

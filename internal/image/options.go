@@ -161,8 +161,9 @@ const (
 	perThreadMemory = 2*defaultChunkSize + 5<<20 // zstd encoder state at a 2 MiB window: ~4.5 MiB
 	spareRecords    = 2
 	// processReserve is what a pipeline's process needs besides its
-	// workers: the Go runtime, the binary's pages, spare records.
-	processReserve = 16 << 20
+	// workers: the Go runtime, the binary's pages, spare records, and a
+	// block target's 8 MiB O_DIRECT stage.
+	processReserve = 24 << 20
 )
 
 // ThreadsFor returns how many workers, at most want and at least one,

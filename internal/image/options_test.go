@@ -36,11 +36,11 @@ func TestThreadsFor(t *testing.T) {
 		avail uint64
 		got   int
 	}{
-		{8, 1 << 30, MaxThreads},       // plenty: the cap
-		{2, 1 << 30, 2},                // as asked
-		{4, 16<<20 + 2*9<<20, 2},       // two workers' worth
-		{4, 10 << 20, 1},               // never none
-		{4, processReserve + 1<<20, 1}, // less than one worker: still one
+		{8, 1 << 30, MaxThreads},         // plenty: the cap
+		{2, 1 << 30, 2},                  // as asked
+		{4, processReserve + 2*9<<20, 2}, // two workers' worth
+		{4, 10 << 20, 1},                 // never none
+		{4, processReserve + 1<<20, 1},   // less than one worker: still one
 	} {
 		if got := ThreadsFor(tc.want, tc.avail); got != tc.got {
 			t.Errorf("ThreadsFor(%d, %d MiB) = %d, want %d", tc.want, tc.avail>>20, got, tc.got)
