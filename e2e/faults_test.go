@@ -269,6 +269,7 @@ hibernate checkpoint --to /mnt/nfs/ckpt
 echo "NFS checkpoint rc=$?"
 echo "NFS export holds: [$(ls -A /mnt/nfs | tr '\n' ' ')]"
 echo "HIB cpus=$(cat /sys/devices/system/cpu/online)"
+sleep 2   # as every scenario: the thawed workload ticks once a second
 echo "HIB after counter=$(cat /run/kjump-workload/counter)"
 kjump-workload verify
 `)
