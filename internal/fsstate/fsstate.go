@@ -13,7 +13,6 @@ package fsstate
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -21,11 +20,9 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/kjump/kjump/internal/image"
+	"github.com/kjump/kjump/internal/storage"
 )
 
 // Mounted fingerprints the block filesystems in mountinfo (normally
@@ -118,20 +115,11 @@ func Read(dev, fstype string) (image.Fingerprint, error) {
 // readDirect reads n bytes at off from the disk itself, not from this
 // kernel's cache of it.
 func readDirect(dev string, off, n int64) ([]byte, error) {
-	f, err := os.OpenFile(dev, os.O_RDONLY|unix.O_DIRECT, 0)
+	b, err := storage.ReadDirect(dev, off, int(n))
 	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	const align = 4096
-	start := off &^ (align - 1)
-	size := (off + n - start + align - 1) &^ (align - 1)
-	raw := make([]byte, size+align)
-	buf := raw[align-int(uintptr(unsafe.Pointer(&raw[0]))&(align-1)):][:size]
-	if _, err := f.ReadAt(buf, start); err != nil {
 		return nil, fmt.Errorf("reading the superblock of %s: %w", dev, err)
 	}
-	return bytes.Clone(buf[off-start : off-start+n]), nil
+	return b, nil
 }
 
 var le = binary.LittleEndian

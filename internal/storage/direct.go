@@ -237,3 +237,18 @@ func (d *directReader) readSpan(buf []byte, off int64, n int) ([]byte, error) {
 	}
 	return nil, err
 }
+
+// ReadDirect reads n bytes at off from dev itself, past this kernel's
+// cache of it (fsstate reads filesystem superblocks so).
+func ReadDirect(dev string, off int64, n int) ([]byte, error) {
+	d, err := openDirectReader(dev)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	p := make([]byte, n)
+	if _, err := d.ReadAt(p, off); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
