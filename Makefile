@@ -76,7 +76,7 @@ bench-vm: deps
 # fuzz: run each image parser fuzzer and the kjump.conf one for FUZZTIME (default 1m).
 FUZZTIME ?= 1m
 fuzz:
-	for f in FuzzHeader FuzzChunk FuzzS2Chunk FuzzEncryptedChunk FuzzImage; do $(GO) test ./internal/image -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
+	for f in FuzzHeader FuzzChunk FuzzS2Chunk FuzzAutoChunk FuzzEncryptedChunk FuzzImage; do $(GO) test ./internal/image -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
 	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 .PHONY: fuzz

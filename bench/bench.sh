@@ -42,12 +42,12 @@ img=$run/kjump.img
 tlist=$(awk -v n="$threads" 'BEGIN { for (t = 1; t <= n || t <= 4; t *= 2) printf "%d ", t }')
 for i in $(seq "$repeat"); do
 	for t in $tlist; do
-		timed "kjump_create_T$t" "$run/hibernate" image create --from "$dump" --to "$img" --level fast --threads "$t"
+		timed "kjump_create_T$t" "$run/hibernate" image create --compression zstd --from "$dump" --to "$img" --level fast --threads "$t"
 		rm -f "$run/restored.mem"
 		timed "kjump_restore_T$t" "$run/resume" image restore "$img" --to-file "$run/restored.mem" --threads "$t"
 	done
-	timed kjump_create_free "$run/hibernate" image create --from "$dump" --to "$run/kjump-free.img" --level fast --threads "$threads" --exclude-free
-	timed kjump_create_fastest "$run/hibernate" image create --from "$dump" --to "$run/kjump-fastest.img" --level fastest --threads "$threads" --exclude-free
+	timed kjump_create_free "$run/hibernate" image create --compression zstd --from "$dump" --to "$run/kjump-free.img" --level fast --threads "$threads" --exclude-free
+	timed kjump_create_fastest "$run/hibernate" image create --compression zstd --from "$dump" --to "$run/kjump-fastest.img" --level fastest --threads "$threads" --exclude-free
 	rm -f "$run/restored.mem"
 	timed kjump_restore_free "$run/resume" image restore "$run/kjump-free.img" --to-file "$run/restored.mem" --threads "$threads"
 	timed zstd_compress zstd -1 -T"$threads" -q -f "$dump" -o "$run/dump.zst"
@@ -58,7 +58,7 @@ done
 cp "$run/kjump_create_T$threads.times" "$run/kjump_create.times"
 cp "$run/kjump_restore_T$threads.times" "$run/kjump_restore.times"
 cp "$run/kjump_create_T1.times" "$run/kjump_create_1thread.times"
-timed kjump_create_default "$run/hibernate" image create --from "$dump" --to "$run/kjump-default.img" --level default --threads "$threads"
+timed kjump_create_default "$run/hibernate" image create --compression zstd --from "$dump" --to "$run/kjump-default.img" --level default --threads "$threads"
 "$run/resume" image verify "$img" >/dev/null || { echo "bench: image does not verify" >&2; exit 1; }
 "$run/resume" image verify "$run/kjump-default.img" >/dev/null
 "$run/resume" image verify "$run/kjump-free.img" >/dev/null

@@ -35,7 +35,7 @@ func helperFlags(fs *flag.FlagSet, o *hibernate.Options, cfg config.Config) {
 		o.Level = v
 		return err
 	})
-	fs.Func("compression", fmt.Sprintf("codec: zstd, or s2 when the CPUs limit the capture (default %s)", o.Compression), func(v string) error {
+	fs.Func("compression", fmt.Sprintf("codec: auto (per chunk: zstd while the target limits the capture, s2 while the CPUs do), zstd or s2 (default %s)", o.Compression), func(v string) error {
 		_, err := image.ParseCompression(v)
 		o.Compression = v
 		return err

@@ -46,7 +46,7 @@ func imageCreate(args []string) error {
 	from := fs.String("from", "", "ELF core file with the memory to save (/proc/vmcore, kdump, QEMU dump-guest-memory)")
 	to := fs.String("to", "", "target: file, directory, /dev/ block device, UUID=, LABEL=, PARTUUID= or PARTLABEL=")
 	level := fs.String("level", "fast", "compression level: fastest, fast, default or best")
-	compression := fs.String("compression", "zstd", "codec: zstd, or s2 (faster, larger)")
+	compression := fs.String("compression", "auto", "codec: auto (zstd while the target limits, s2 while the CPUs do), zstd, or s2 (faster, larger)")
 	threads := fs.Int("threads", 0, fmt.Sprintf("compression workers (0: one per CPU, at most %d)", image.MaxThreads))
 	release := fs.String("kernel-release", "", "kernel release to record (default: the core's VMCOREINFO OSRELEASE)")
 	hostname := fs.String("hostname", "", "hostname to record")
@@ -115,9 +115,9 @@ func imageCreate(args []string) error {
 	}
 	secs := max(st.Duration.Seconds(), 1e-9)
 	pages := st.ZeroPages + st.StoredPages
-	fmt.Printf("saved %s of RAM to %s: %s image (%.2fx), %d chunks, %.1f%% zero pages, %s in %s (%s/s)\n",
+	fmt.Printf("saved %s of RAM to %s: %s image (%.2fx), %s, %.1f%% zero pages, %s in %s (%s/s)\n",
 		humanize.IBytes(st.RAMBytes), t, humanize.IBytes(st.ImageBytes), float64(st.RAMBytes)/float64(max(st.ImageBytes, 1)),
-		st.Chunks, 100*float64(st.ZeroPages)/float64(max(pages, 1)), "level "+lvl.String(),
+		st.CodecMix(), 100*float64(st.ZeroPages)/float64(max(pages, 1)), "level "+lvl.String(),
 		st.Duration.Round(time.Millisecond), humanize.IBytes(uint64(float64(st.RAMBytes)/secs)))
 	return nil
 }

@@ -147,7 +147,11 @@ func imageInfo(args []string) error {
 			fmt.Fprintf(w, "free pages:\t%d of the zero pages were free in the saved kernel, left out unread (%s)\n", md.FreePages, humanize.IBytes(md.FreePages*uint64(info.PageSize)))
 		}
 	}
-	fmt.Fprintf(w, "chunks:\t%d of %s RAM each, %s-compressed\n", info.Chunks, humanize.IBytes(uint64(info.ChunkSize)), info.Compression)
+	codec := info.Compression.String() + "-compressed"
+	if info.Compression == image.Auto {
+		codec = "zstd- or s2-compressed as the writer chose (resume image verify counts them)"
+	}
+	fmt.Fprintf(w, "chunks:\t%d of %s RAM each, %s\n", info.Chunks, humanize.IBytes(uint64(info.ChunkSize)), codec)
 	fmt.Fprintf(w, "image size:\t%s (%.2fx)\n", humanize.IBytes(uint64(info.ImageBytes)), float64(info.RAMBytes)/float64(max(info.ImageBytes, 1)))
 	fmt.Fprintf(w, "jump back:\tentry %#x, GDT %#x/%#x, flags %#x\n", md.JumpBack.Entry, md.JumpBack.GDTBase, md.JumpBack.GDTLimit, md.JumpBack.Flags)
 	for _, f := range md.Filesystems {
@@ -195,7 +199,7 @@ func imageVerify(args []string) error {
 	if err != nil {
 		return imageExit(fmt.Errorf("%s: %w", t, err))
 	}
-	fmt.Printf("%s: valid: %d chunks, %s of RAM, %s image, checked in %s\n", t, st.Chunks,
+	fmt.Printf("%s: valid: %s, %s of RAM, %s image, checked in %s\n", t, st.CodecMix(),
 		humanize.IBytes(st.RAMBytes), humanize.IBytes(st.ImageBytes), st.Duration.Round(time.Millisecond))
 	return nil
 }

@@ -46,7 +46,7 @@ type Config struct {
 // Image is how images are written.
 type Image struct {
 	Level       string `toml:"level"`       // fastest, fast, default or best
-	Compression string `toml:"compression"` // zstd or s2
+	Compression string `toml:"compression"` // auto, zstd or s2
 	Threads     int    `toml:"threads"`     // compression workers in the helper; 0: one per CPU
 	// FreePages is "exclude" (leave out what the kernel has free) or "keep".
 	FreePages string `toml:"free_pages"`
@@ -77,7 +77,7 @@ type Resume struct {
 // Default returns the settings used when the file or a key is absent.
 func Default() Config {
 	return Config{
-		Image:  Image{Level: "fast", Compression: "zstd", FreePages: "exclude"},
+		Image:  Image{Level: "fast", Compression: "auto", FreePages: "exclude"},
 		Helper: Helper{Kernel: "/boot/kjump/helper.bzImage", Initrd: "/boot/kjump/helper.cpio.gz", Reserve: "128M"},
 		Resume: Resume{Policy: "auto"},
 	}
@@ -134,9 +134,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("image.level = %q: use fastest, fast, default or best", c.Image.Level)
 	}
 	switch c.Image.Compression {
-	case "zstd", "s2":
+	case "auto", "zstd", "s2":
 	default:
-		return fmt.Errorf("image.compression = %q: use zstd or s2", c.Image.Compression)
+		return fmt.Errorf("image.compression = %q: use auto, zstd or s2", c.Image.Compression)
 	}
 	switch c.Image.FreePages {
 	case "exclude", "keep":

@@ -77,7 +77,7 @@ func TestErrors(t *testing.T) {
 		{"tragets = [\"/dev/sdb2\"]\n", `line 1: unknown key "tragets"`},
 		{"[image]\nlevel = \"fast\"\n[imagine]\nx = 1\n", `line 3: unknown key "imagine"`},
 		{"[image]\nlevel = \"ultra\"\n", `image.level = "ultra": use fastest, fast, default or best`},
-		{"[image]\ncompression = \"lz4\"\n", `image.compression = "lz4": use zstd or s2`},
+		{"[image]\ncompression = \"lz4\"\n", `image.compression = "lz4": use auto, zstd or s2`},
 		{"[image]\nthreads = -1\n", "image.threads = -1"},
 		{"[image]\nthreads = \"four\"\n", "line 2"},
 		{"[resume]\npolicy = \"sometimes\"\n", "resume.policy"},

@@ -109,8 +109,9 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 	res.Details["stored_pages"] = strconv.FormatUint(st.StoredPages, 10)
 	res.Details["write_seconds"] = strconv.FormatFloat(st.Duration.Seconds(), 'f', 2, 64)
 	res.Details["target"] = t.String()
-	logf("image committed: %s of RAM in %s (%.0f%% zero pages) in %.2fs, %s/s",
-		humanize.IBytes(st.RAMBytes), humanize.IBytes(st.ImageBytes), 100*float64(st.ZeroPages*jump.PageSize)/float64(max(st.RAMBytes, 1)),
+	res.Details["s2_chunks"] = strconv.Itoa(st.S2Chunks)
+	logf("image committed: %s of RAM in %s (%.0f%% zero pages, %s) in %.2fs, %s/s",
+		humanize.IBytes(st.RAMBytes), humanize.IBytes(st.ImageBytes), 100*float64(st.ZeroPages*jump.PageSize)/float64(max(st.RAMBytes, 1)), st.CodecMix(),
 		st.Duration.Seconds(), humanize.IBytes(uint64(float64(st.RAMBytes)/max(st.Duration.Seconds(), 1e-3))))
 	if cpu1, err := readCPUTimes(); err == nil && cpuErr == nil {
 		logf("while writing: %s", cpu0.busySince(cpu1))

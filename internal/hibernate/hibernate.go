@@ -27,7 +27,7 @@ type Options struct {
 	HelperArgs   string // extra helper command line; console= is inherited
 	Target       string
 	Level        string
-	Compression  string // "zstd" or "s2"
+	Compression  string // "auto", "zstd" or "s2"
 	Threads      int
 	// KeepFree saves free pages too (image.free_pages = "keep").
 	KeepFree bool

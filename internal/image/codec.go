@@ -19,17 +19,25 @@ const (
 	// output on real pages. For captures the CPUs limit: few or slow cores
 	// and a target that writes faster than they compress with zstd.
 	S2 Compression = 2
+	// Auto chooses zstd or S2 for each chunk while writing, and the chunk
+	// record names its codec: zstd while the storage is what limits the
+	// capture (CPU spent shrinking the bytes then costs no time), S2 while
+	// the CPUs are (the faster codec then shortens it). A USB stick gets a
+	// zstd image, a fast disk behind slow cores mostly S2.
+	Auto Compression = 3
 )
 
-// ParseCompression accepts "zstd" and "s2".
+// ParseCompression accepts "auto", "zstd" and "s2".
 func ParseCompression(s string) (Compression, error) {
 	switch s {
+	case "auto":
+		return Auto, nil
 	case "zstd":
 		return Zstd, nil
 	case "s2":
 		return S2, nil
 	}
-	return 0, fmt.Errorf("unknown compression %q: use zstd or s2", s)
+	return 0, fmt.Errorf("unknown compression %q: use auto, zstd or s2", s)
 }
 
 func (c Compression) String() string {
@@ -38,6 +46,8 @@ func (c Compression) String() string {
 		return "zstd"
 	case S2:
 		return "s2"
+	case Auto:
+		return "auto"
 	}
 	return fmt.Sprintf("Compression(%d)", uint32(c))
 }
@@ -45,7 +55,11 @@ func (c Compression) String() string {
 // MarshalText names the codec in JSON (image info --json).
 func (c Compression) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
 
-func (c Compression) known() bool { return c == Zstd || c == S2 }
+// known reports whether c may stand in an image header.
+func (c Compression) known() bool { return c == Zstd || c == S2 || c == Auto }
+
+// chunkCodec reports whether c may code a chunk's payload.
+func (c Compression) chunkCodec() bool { return c == Zstd || c == S2 }
 
 // encoder compresses one chunk's packed pages at a time; each worker owns one.
 type encoder interface {
@@ -167,3 +181,71 @@ func (s2Decoder) decode(dst, payload []byte, rawLen int) ([]byte, error) {
 	return out, nil
 }
 func (s2Decoder) close() {}
+
+// encoders makes a worker's encoder for each codec on first use: a worker
+// writing an Auto image meets both.
+type encoders struct {
+	level     Level
+	chunkSize int
+	e         [S2 + 1]encoder
+}
+
+func (es *encoders) get(c Compression) (encoder, error) {
+	if !c.chunkCodec() {
+		return nil, fmt.Errorf("unknown chunk codec %v", c)
+	}
+	if es.e[c] == nil {
+		e, err := newEncoder(c, es.level, es.chunkSize)
+		if err != nil {
+			return nil, err
+		}
+		es.e[c] = e
+	}
+	return es.e[c], nil
+}
+
+// reset forgets a chunk abandoned midway in every encoder.
+func (es *encoders) reset() {
+	for _, e := range es.e {
+		if e != nil {
+			e.reset()
+		}
+	}
+}
+
+func (es *encoders) close() {
+	for _, e := range es.e {
+		if e != nil {
+			e.close()
+		}
+	}
+}
+
+// decoders is encoders' counterpart for a reader worker.
+type decoders struct {
+	chunkSize int
+	d         [S2 + 1]decoder
+}
+
+// decode decodes a payload of codec c; see decoder.decode.
+func (ds *decoders) decode(c Compression, dst, payload []byte, rawLen int) ([]byte, error) {
+	if !c.chunkCodec() {
+		return nil, fmt.Errorf("unknown chunk codec %v", c)
+	}
+	if ds.d[c] == nil {
+		d, err := newDecoder(c, ds.chunkSize)
+		if err != nil {
+			return nil, err
+		}
+		ds.d[c] = d
+	}
+	return ds.d[c].decode(dst, payload, rawLen)
+}
+
+func (ds *decoders) close() {
+	for _, d := range ds.d {
+		if d != nil {
+			d.close()
+		}
+	}
+}

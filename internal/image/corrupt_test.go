@@ -45,11 +45,12 @@ func checkDetected(t *testing.T, what string, img, mem []byte) {
 	}
 }
 
-// eachCompression runs f on the small image written with each codec.
+// eachCompression runs f on the small image written with each codec (Auto
+// alternating between zstd and S2 chunks).
 func eachCompression(t *testing.T, f func(t *testing.T, img, mem []byte)) {
-	for _, c := range []Compression{Zstd, S2} {
+	for _, c := range []Compression{Zstd, S2, Auto} {
 		t.Run(c.String(), func(t *testing.T) {
-			img, _, mem := smallImage(t, WithCompression(c))
+			img, _, mem := smallImage(t, WithCompression(c), withAlternatingCodecs)
 			f(t, img, mem)
 		})
 	}

@@ -103,7 +103,7 @@ type Fingerprint struct {
 //	 16  16 image id (random; the commit record repeats it)
 //	 32   4 page size
 //	 36   4 chunk size (RAM bytes covered by one chunk)
-//	 40   4 compression (1 = zstd, 2 = s2)
+//	 40   4 compression (1 = zstd, 2 = s2, 3 = auto: each chunk names its own)
 //	 44   4 range count
 //	 48   4 metadata length
 //	 52   4 chunk count (0 until the writer finishes)
@@ -291,7 +291,8 @@ type extent struct {
 //	 12   4 compressed payload length
 //	 16   4 raw length (stored pages * page size)
 //	 20   4 CRC32C of the raw (decompressed) pages
-//	 24   8 reserved, zero
+//	 24   4 codec of the payload (1 zstd, 2 S2) in an Auto image; zero otherwise
+//	 28   4 reserved, zero
 //	 32  12*n extents (paddr, page count)
 //	  .   c the pages, in extent order, compressed: a zstd frame or an S2 block
 //	  .   4 CRC32C of all preceding record bytes
@@ -300,16 +301,18 @@ type chunk struct {
 	Extents []extent
 	RawLen  uint32
 	RawCRC  uint32
-	Payload []byte // aliases the record buffer
-	Slot    Range  // RAM the chunk covers, set by the reader
-	placed  bool   // decoded into the sink's memory (Lender)
+	Codec   Compression // Zstd or S2: the header's, or the record's in an Auto image
+	Payload []byte      // aliases the record buffer
+	Slot    Range       // RAM the chunk covers, set by the reader
+	placed  bool        // decoded into the sink's memory (Lender)
 }
 
 func chunkOverhead(extents int) int { return chunkFixedLen + extents*extentLen + crcLen }
 
 // putChunkHeader writes the fixed part and extents into b, which must have
 // room for chunkOverhead(len(c.Extents)) - crcLen bytes; the payload follows.
-func putChunkHeader(b []byte, c *chunk, payloadLen int) int {
+// The record names c.Codec only in an Auto image (tagged).
+func putChunkHeader(b []byte, c *chunk, payloadLen int, tagged bool) int {
 	copy(b, chunkMagic)
 	le.PutUint32(b[4:], c.Number)
 	le.PutUint32(b[8:], uint32(len(c.Extents)))
@@ -317,6 +320,9 @@ func putChunkHeader(b []byte, c *chunk, payloadLen int) int {
 	le.PutUint32(b[16:], c.RawLen)
 	le.PutUint32(b[20:], c.RawCRC)
 	le.PutUint64(b[24:], 0)
+	if tagged {
+		le.PutUint32(b[24:], uint32(c.Codec))
+	}
 	p := chunkFixedLen
 	for _, e := range c.Extents {
 		le.PutUint64(b[p:], e.Addr)
@@ -351,7 +357,16 @@ func parseChunk(b []byte, h *header, ext []extent, recordCRC bool) (*chunk, erro
 	if uint64(chunkOverhead(int(ne)))+nc != uint64(len(b)) {
 		return nil, fmt.Errorf("record length %d does not match %d extents and %d payload bytes", len(b), ne, nc)
 	}
-	if le.Uint64(b[24:]) != 0 {
+	c.Codec = h.Compression
+	if h.Compression == Auto {
+		c.Codec = Compression(le.Uint32(b[24:]))
+		if !c.Codec.chunkCodec() {
+			return nil, fmt.Errorf("chunk codec %d is neither zstd (1) nor s2 (2)", uint32(c.Codec))
+		}
+	} else if le.Uint32(b[24:]) != 0 {
+		return nil, fmt.Errorf("reserved field is not zero")
+	}
+	if le.Uint32(b[28:]) != 0 {
 		return nil, fmt.Errorf("reserved field is not zero")
 	}
 	ext = ext[:0]

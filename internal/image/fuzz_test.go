@@ -64,11 +64,16 @@ func FuzzS2Chunk(f *testing.F) {
 	fuzzChunks(f, &Reader{h: &h})
 }
 
+// FuzzAutoChunk: FuzzChunk for chunks of Auto images, which name their
+// codec.
+func FuzzAutoChunk(f *testing.F) {
+	h := *fuzzGeometry
+	h.Compression = Auto
+	fuzzChunks(f, &Reader{h: &h})
+}
+
 func fuzzChunks(f *testing.F, r *Reader) {
-	dec, err := newDecoder(r.h.Compression, int(r.h.ChunkSize))
-	if err != nil {
-		f.Fatal(err)
-	}
+	dec := &decoders{chunkSize: int(r.h.ChunkSize)}
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		for _, recordCRC := range []bool{true, false} {
 			fuzzChunk(t, r, dec, rec, recordCRC)
@@ -77,7 +82,7 @@ func fuzzChunks(f *testing.F, r *Reader) {
 	})
 }
 
-func fuzzChunk(t *testing.T, r *Reader, dec decoder, rec []byte, recordCRC bool) {
+func fuzzChunk(t *testing.T, r *Reader, dec *decoders, rec []byte, recordCRC bool) {
 	if len(rec) < crcLen {
 		return
 	}
@@ -148,7 +153,7 @@ func encryptedSeedChunks(t *testing.T) [][]byte {
 		t.Fatal(err)
 	}
 	_, src, _ := smallImage(t)
-	o := buildOptions([]Option{WithChunkSize(16 << 10), WithThreads(1)})
+	o := buildOptions([]Option{WithChunkSize(16 << 10), WithThreads(1), WithCompression(Zstd)})
 	p := &pipeline{o: o, src: src, ps: 4096, ranges: src.Ranges(), keys: keys}
 	out := &memImage{}
 	entries, _, err := p.run(context.Background(), out, 0)
@@ -165,7 +170,7 @@ func encryptedSeedChunks(t *testing.T) [][]byte {
 // TestFuzzCorpus keeps the committed seed corpus in step with the format:
 // the valid seeds must still parse. Run with -update after a format change.
 func TestFuzzCorpus(t *testing.T) {
-	img, _, _ := smallImage(t)
+	img, _, _ := smallImage(t, WithCompression(Zstd))
 	r, err := Open(&memImage{b: img})
 	if err != nil {
 		t.Fatal(err)
@@ -196,13 +201,23 @@ func TestFuzzCorpus(t *testing.T) {
 	for _, e := range s2r.entries {
 		s2chunks = append(s2chunks, s2img[e.Offset:e.Offset+uint64(e.Length)])
 	}
+	autoImg, _, _ := smallImage(t, WithCompression(Auto), withAlternatingCodecs)
+	autoR, err := Open(&memImage{b: autoImg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var autoChunks [][]byte
+	for _, e := range autoR.entries {
+		autoChunks = append(autoChunks, autoImg[e.Offset:e.Offset+uint64(e.Length)])
+	}
 	seeds := map[string]map[string][]byte{
 		"FuzzHeader": {"valid": img[:r.hdrLen], "empty-metadata": mustHeader(t), "garbage": []byte("KJUMPIMG\x01\x00\x00\x00"),
 			"encrypted-keyfile": enc[:er.hdrLen], "encrypted-passphrase": encPass[:mustHeaderLen(t, encPass)]},
 		"FuzzChunk":          {"chunk0": chunks[0], "chunk1": chunks[1], "last": chunks[len(chunks)-1]},
 		"FuzzS2Chunk":        {"chunk0": s2chunks[0], "chunk1": s2chunks[1], "last": s2chunks[len(s2chunks)-1]},
+		"FuzzAutoChunk":      {"chunk0": autoChunks[0], "chunk1": autoChunks[1], "last": autoChunks[len(autoChunks)-1]},
 		"FuzzEncryptedChunk": {"chunk0": sealed[0], "chunk1": sealed[1], "last": sealed[len(sealed)-1]},
-		"FuzzImage": {"valid": img, "valid-s2": s2img, "uncommitted": uncommitted, "invalidated": invalidated.b,
+		"FuzzImage": {"valid": img, "valid-s2": s2img, "valid-auto": autoImg, "uncommitted": uncommitted, "invalidated": invalidated.b,
 			"encrypted": enc, "encrypted-invalidated": encInvalidated.b, "encrypted-uncommitted": enc[:len(enc)-commitLen]},
 	}
 	for target, files := range seeds {
@@ -256,7 +271,7 @@ func TestFuzzCorpus(t *testing.T) {
 		t.Fatalf("encrypted seed no longer verifies (run -update): %v", err)
 	}
 	// The sealed chunk seeds must still authenticate under fuzzKeyed's keys.
-	dec, _ := newDecoder(Zstd, 16<<10)
+	dec := &decoders{chunkSize: 16 << 10}
 	kr := fuzzKeyed(&testing.F{})
 	for _, name := range []string{"chunk0", "chunk1", "last"} {
 		b, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzEncryptedChunk", name))

@@ -65,16 +65,19 @@ type Option func(*options)
 
 type options struct {
 	compression Compression
-	level       Level
-	threads     int
-	chunkSize   int
-	progress    func(done, total uint64)
-	force       bool
-	zeroFill    bool
-	key         *Key
-	secret      *Secret
-	exclude     []Range
-	discard     bool // exclude is WithDiscard's
+	// pick, set only by tests, replaces Auto's choice of each chunk's codec
+	// so that an image mixes codecs in a known way.
+	pick      func(slot int) Compression
+	level     Level
+	threads   int
+	chunkSize int
+	progress  func(done, total uint64)
+	force     bool
+	zeroFill  bool
+	key       *Key
+	secret    *Secret
+	exclude   []Range
+	discard   bool // exclude is WithDiscard's
 	// headers is WithVerifiedStored's Stats.Headers; nil without it.
 	headers *uint32
 }
@@ -94,7 +97,7 @@ func WithVerifiedStored(headers uint32) Option {
 	return func(o *options) { o.headers = &headers }
 }
 
-// WithCompression selects the codec (Write only); the default is Zstd.
+// WithCompression selects the codec (Write only); the default is Auto.
 func WithCompression(c Compression) Option { return func(o *options) { o.compression = c } }
 
 // WithLevel selects the compression level (Write only). For S2, fastest and
@@ -179,7 +182,7 @@ func ThreadsFor(want int, avail uint64) int {
 }
 
 func buildOptions(opts []Option) options {
-	o := options{compression: Zstd, level: LevelFast, chunkSize: defaultChunkSize}
+	o := options{compression: Auto, level: LevelFast, chunkSize: defaultChunkSize}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -332,6 +332,7 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 		wg       sync.WaitGroup
 		progMu   sync.Mutex
 		total    uint64 // chunk bytes: progress reaches exactly 100%
+		s2Chunks atomic.Int64
 	)
 	maxRecord := 0
 	for _, e := range r.entries {
@@ -347,13 +348,9 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var dec decoder
+			var dec *decoders
 			if decode {
-				var err error
-				if dec, err = newDecoder(r.h.Compression, int(r.h.ChunkSize)); err != nil {
-					fail(err)
-					return
-				}
+				dec = &decoders{chunkSize: int(r.h.ChunkSize)}
 				defer dec.close()
 			}
 			var rec, raw, span []byte
@@ -418,6 +415,9 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 				}
 				ext = c.Extents
 				slots[i] = c.Number
+				if c.Codec == S2 {
+					s2Chunks.Add(1)
+				}
 				headers[i] = hc
 				if sink != nil {
 					err := writeExtents(sink, c, r.h.PageSize, o.zeroFill, c.Slot, r.h.Meta.Discarded)
@@ -471,6 +471,7 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 		StoredPages: r.commit.StoredPages,
 		ImageBytes:  uint64(r.in.Size()),
 		Chunks:      n,
+		S2Chunks:    int(s2Chunks.Load()),
 		Duration:    time.Since(start),
 		ZeroFill:    zeroFill,
 		Discarded:   discarded,
@@ -484,7 +485,7 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode b
 //
 // into, if not nil, may lend the memory a chunk of one extent decodes to
 // (the chunk is then placed: already where its pages go).
-func (r *Reader) checkChunk(rec []byte, e indexEntry, dec decoder, raw []byte, ext []extent, recordCRC bool, into func(*chunk) []byte) (*chunk, uint32, error) {
+func (r *Reader) checkChunk(rec []byte, e indexEntry, dec *decoders, raw []byte, ext []extent, recordCRC bool, into func(*chunk) []byte) (*chunk, uint32, error) {
 	if got := le.Uint32(rec[len(rec)-crcLen:]); got != e.CRC {
 		return nil, 0, fmt.Errorf("record CRC %08x does not match the index's %08x", got, e.CRC)
 	}
@@ -500,7 +501,7 @@ func (r *Reader) checkChunk(rec []byte, e indexEntry, dec decoder, raw []byte, e
 
 // checkPayload decrypts, decodes and checks c's payload (decoding only
 // when dec is non-nil).
-func (r *Reader) checkPayload(rec []byte, c *chunk, dec decoder, raw []byte, into func(*chunk) []byte) (*chunk, error) {
+func (r *Reader) checkPayload(rec []byte, c *chunk, dec *decoders, raw []byte, into func(*chunk) []byte) (*chunk, error) {
 	var err error
 	slot, ok := r.slot(c.Number)
 	c.Slot = slot
@@ -531,7 +532,7 @@ func (r *Reader) checkPayload(rec []byte, c *chunk, dec decoder, raw []byte, int
 			raw, c.placed = b[:0], true
 		}
 	}
-	out, err := dec.decode(raw, c.Payload, int(c.RawLen))
+	out, err := dec.decode(c.Codec, raw, c.Payload, int(c.RawLen))
 	if err != nil {
 		return nil, err
 	}

@@ -28,11 +28,13 @@ func TestRoundTrip(t *testing.T) {
 		{"s2 better", 1 << 20, []Range{{Start: 0, End: 1 << 20}}, 64 << 10, LevelDefault, 3, S2},
 		{"s2 best", 1 << 20, []Range{{Start: 0x3000, End: 0x5000}, {Start: 0x80000, End: 0x81000}}, 2 << 20, LevelBest, 1, S2},
 		{"s2 default chunk", 6 << 20, []Range{{Start: 0, End: 6 << 20}}, 0, LevelFastest, 4, S2},
+		{"auto", 4 << 20, []Range{{Start: 0x1000, End: 0x9f000}, {Start: 0x100000, End: 4 << 20}}, 128 << 10, LevelFast, 3, Auto},
+		{"auto default level", 2 << 20, []Range{{Start: 0, End: 2 << 20}}, 64 << 10, LevelDefault, 2, Auto},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := testMemory(uint64(len(tc.name)), tc.size)
 			src := RangeSource(bytes.NewReader(mem), tc.ranges)
-			opts := []Option{WithLevel(tc.level), WithThreads(tc.threads), WithCompression(tc.codec)}
+			opts := []Option{WithLevel(tc.level), WithThreads(tc.threads), WithCompression(tc.codec), withAlternatingCodecs}
 			if tc.chunkSize != 0 {
 				opts = append(opts, WithChunkSize(tc.chunkSize))
 			}
@@ -51,8 +53,18 @@ func TestRoundTrip(t *testing.T) {
 			if c := r.Info().Compression; c != tc.codec {
 				t.Fatalf("Info().Compression = %v, want %v", c, tc.codec)
 			}
-			if _, err := r.Verify(context.Background(), WithThreads(tc.threads)); err != nil {
+			vst, err := r.Verify(context.Background(), WithThreads(tc.threads))
+			if err != nil {
 				t.Fatalf("Verify: %v", err)
+			}
+			if vst.S2Chunks != st.S2Chunks {
+				t.Fatalf("Verify counts %d s2 chunks, Write %d", vst.S2Chunks, st.S2Chunks)
+			}
+			if want, ok := map[Compression]int{Zstd: 0, S2: st.Chunks}[tc.codec]; ok && st.S2Chunks != want {
+				t.Fatalf("%d of %d chunks are s2, want %d", st.S2Chunks, st.Chunks, want)
+			}
+			if tc.codec == Auto && (st.S2Chunks == 0 || st.S2Chunks == st.Chunks) {
+				t.Fatalf("%d of %d chunks are s2: want both codecs (withAlternatingCodecs)", st.S2Chunks, st.Chunks)
 			}
 			if md := r.Metadata(); md.KernelRelease != "6.1.0-test" || md.PageSize != 4096 || md.Created.IsZero() {
 				t.Fatalf("metadata %+v", md)

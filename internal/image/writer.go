@@ -11,6 +11,7 @@ import (
 	"io"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -33,7 +34,10 @@ type Stats struct {
 	StoredPages   uint64 // pages stored (compressed) in chunks
 	ImageBytes    uint64 // total image length
 	Chunks        int
-	Duration      time.Duration
+	// S2Chunks counts the chunks coded with S2 (all of an S2 image's, those
+	// the writer chose in an Auto one); the other chunks are zstd.
+	S2Chunks int
+	Duration time.Duration
 	// ZeroFill is the part of a restore's Duration spent zeroing chunks
 	// that were never stored (WithZeroFill).
 	ZeroFill time.Duration
@@ -42,6 +46,19 @@ type Stats struct {
 	// Headers is the CRC32C of the chunk records' header CRCs in file
 	// order (VerifyStored, Verify, Restore): what WithVerifiedStored takes.
 	Headers uint32
+}
+
+// CodecMix says how many chunks each codec coded: "120 zstd + 30 s2
+// chunks", or "150 zstd chunks" when one coded them all.
+func (s Stats) CodecMix() string {
+	z := s.Chunks - s.S2Chunks
+	switch {
+	case s.S2Chunks == 0:
+		return fmt.Sprintf("%d zstd chunks", z)
+	case z == 0:
+		return fmt.Sprintf("%d s2 chunks", s.S2Chunks)
+	}
+	return fmt.Sprintf("%d zstd + %d s2 chunks", z, s.S2Chunks)
 }
 
 // MaxImageSize bounds the length of an image of src: every page stored
@@ -206,6 +223,63 @@ type pipeline struct {
 	ps     uint64
 	ranges []Range
 	keys   *imageKeys // nil: plain image
+	// busy is the share of the writer's time, in 1/1024, spent in the
+	// Output (smoothed): near all of it means the storage limits the
+	// capture. Auto reads it to pick each chunk's codec.
+	busy atomic.Uint32
+}
+
+// busyWindow is how much writer time one busy sample covers: long enough
+// to span an O_DIRECT stage flush between the copies into the stage.
+const busyWindow = 50 * time.Millisecond
+
+// zstdBusy is the writer busy share above which Auto codes chunks with
+// zstd. The mix then settles where the storage is about this busy: the
+// smallest image that does not slow the capture down.
+const zstdBusy = 1024 * 8 / 10
+
+// codecFor picks the codec of the chunk in slot.
+func (p *pipeline) codecFor(slot int) Compression {
+	if p.o.compression != Auto {
+		return p.o.compression
+	}
+	if p.o.pick != nil {
+		return p.o.pick(slot)
+	}
+	if p.busy.Load() >= zstdBusy {
+		return Zstd
+	}
+	return S2
+}
+
+// busyMeter turns the writer's time in and out of the Output into p.busy.
+type busyMeter struct {
+	p        *pipeline
+	in, out  time.Duration
+	mark     time.Time // start of the current stretch
+	share    uint32
+	windows  int
+	inOutput bool
+}
+
+func (m *busyMeter) enter(inOutput bool) {
+	now := time.Now()
+	if m.inOutput {
+		m.in += now.Sub(m.mark)
+	} else {
+		m.out += now.Sub(m.mark)
+	}
+	m.mark, m.inOutput = now, inOutput
+	if t := m.in + m.out; t >= busyWindow {
+		s := uint32(m.in * 1024 / t)
+		if m.windows > 0 {
+			s = (m.share + s) / 2 // smoothed over the last few windows
+		}
+		m.share = s
+		m.windows++
+		m.p.busy.Store(m.share)
+		m.in, m.out = 0, 0
+	}
 }
 
 type job struct {
@@ -223,6 +297,7 @@ type result struct {
 	ram         uint64
 	zero, store uint64
 	excluded    uint64
+	s2          bool // rec is coded with S2
 	err         error
 }
 
@@ -288,7 +363,13 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 		flushed = off // start of the bytes not yet handed to writeback
 	)
 	wb, _ := out.(writebacker)
-	for r := range results {
+	meter := busyMeter{p: p, mark: time.Now()}
+	for {
+		meter.enter(false)
+		r, ok := <-results
+		if !ok {
+			break
+		}
 		if firstE != nil {
 			continue // drain so workers exit
 		}
@@ -306,7 +387,10 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 			delete(pending, next)
 			next++
 			if r.rec != nil {
-				if _, err := out.WriteAt(r.rec, int64(off)); err != nil {
+				meter.enter(true)
+				_, err := out.WriteAt(r.rec, int64(off))
+				meter.enter(false)
+				if err != nil {
 					firstE = err
 					cancel()
 					break
@@ -314,8 +398,13 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 				entries = append(entries, indexEntry{Offset: off, Length: uint32(len(r.rec)), CRC: le.Uint32(r.rec[len(r.rec)-crcLen:])})
 				off += uint64(len(r.rec))
 				if wb != nil && off-flushed >= writebackBatch {
+					meter.enter(true)
 					wb.StartWriteback(int64(flushed), int64(off-flushed))
+					meter.enter(false)
 					flushed = off
+				}
+				if r.s2 {
+					st.S2Chunks++
 				}
 			}
 			st.ZeroPages += r.zero
@@ -350,11 +439,7 @@ const writebackBatch = 8 << 20
 // worker compresses jobs. Each worker owns its input buffer and an
 // encoder reused across chunks.
 func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- result) {
-	enc, err := newEncoder(p.o.compression, p.o.level, p.o.chunkSize)
-	if err != nil {
-		results <- result{err: err}
-		return
-	}
+	enc := &encoders{level: p.o.level, chunkSize: p.o.chunkSize}
 	defer enc.close()
 	in := make([]byte, p.o.chunkSize)
 	zero := make([]byte, p.ps)
@@ -380,7 +465,7 @@ func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- r
 		if n, err := p.src.ReadAt(buf, int64(j.addr)); err != nil && !(errors.Is(err, io.EOF) && n == len(buf)) {
 			r.err = fmt.Errorf("reading RAM at %#x: %w", j.addr, err)
 		} else {
-			r.rec, r.zero, r.store, r.excluded = p.compress(enc, buf, buf, j, zero, ext[:0])
+			p.compress(&r, enc, buf, buf, j, zero, ext[:0])
 		}
 	send:
 		select {
@@ -395,18 +480,19 @@ func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- r
 // provide (a core file truncated under us, a poisoned page in
 // /proc/vmcore) faults; with SetPanicOnFault that is a recoverable panic,
 // and the caller falls back to ReadAt, which reports the error properly.
-func (p *pipeline) compressMapped(r *result, enc encoder, m, buf []byte, j job, zero []byte, ext []extent) (ok bool) {
+func (p *pipeline) compressMapped(r *result, enc *encoders, m, buf []byte, j job, zero []byte, ext []extent) (ok bool) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if e := recover(); e != nil {
 			if _, fault := e.(interface{ Addr() uintptr }); !fault {
 				panic(e)
 			}
-			enc.reset() // the encoder may have stopped mid-chunk
+			enc.reset()                                     // the encoder may have stopped mid-chunk
+			*r = result{seq: r.seq, out: r.out, ram: r.ram} // counts start again
 			ok = false
 		}
 	}()
-	r.rec, r.zero, r.store, r.excluded = p.compress(enc, m, buf, j, zero, ext)
+	p.compress(r, enc, m, buf, j, zero, ext)
 	return true
 }
 
@@ -417,9 +503,10 @@ type viewer interface {
 
 // compress drops zero pages from src, packs the rest into buf (src itself
 // for sources read with ReadAt: compaction in place, so each page is read
-// once and copied at most once) and builds the chunk record in j.out.
+// once and copied at most once) and builds the chunk record in j.out, with
+// the codec codecFor picks now. It fills in r's record and page counts.
 // The extents are found first so that a chunk of one run needs no copy.
-func (p *pipeline) compress(enc encoder, src, buf []byte, j job, zero []byte, ext []extent) (rec []byte, zeroPages, stored, excluded uint64) {
+func (p *pipeline) compress(r *result, encs *encoders, src, buf []byte, j job, zero []byte, ext []extent) {
 	ps := int(p.ps)
 	var rawCRC uint32 // CRC of the packed pages, taken while each is in cache
 	skip := j.skip
@@ -431,14 +518,14 @@ func (p *pipeline) compress(enc encoder, src, buf []byte, j job, zero []byte, ex
 		if len(skip) > 0 && skip[0].Start <= addr {
 			// Excluded: not read, not stored, restored as zero.
 			n := min(skip[0].End-addr, uint64(len(src)-off)) / p.ps
-			zeroPages += n
-			excluded += n
+			r.zero += n
+			r.excluded += n
 			off += int(n-1) * ps
 			continue
 		}
 		page := src[off : off+ps]
 		if bytes.Equal(page, zero) {
-			zeroPages++
+			r.zero++
 			continue
 		}
 		rawCRC = crc32.Update(rawCRC, castagnoli, page)
@@ -449,7 +536,7 @@ func (p *pipeline) compress(enc encoder, src, buf []byte, j job, zero []byte, ex
 		}
 	}
 	if len(ext) == 0 {
-		return nil, zeroPages, 0, excluded
+		return
 	}
 	// One run of pages (the common case for busy RAM) is compressed where it
 	// is; otherwise the runs are packed into buf, in place when src is buf.
@@ -466,21 +553,28 @@ func (p *pipeline) compress(enc encoder, src, buf []byte, j job, zero []byte, ex
 		raw = buf[:n]
 	}
 	n := len(raw)
-	c := &chunk{Number: uint32(j.seq), Extents: ext, RawLen: uint32(n), RawCRC: rawCRC}
+	c := &chunk{Number: uint32(j.seq), Extents: ext, RawLen: uint32(n), RawCRC: rawCRC, Codec: p.codecFor(j.seq)}
+	enc, err := encs.get(c.Codec)
+	if err != nil {
+		r.err = err
+		return
+	}
+	tagged := p.o.compression == Auto
 	hdrLen := chunkOverhead(len(ext)) - crcLen
-	rec = enc.appendEncoded(j.out[:hdrLen], raw)
+	rec := enc.appendEncoded(j.out[:hdrLen], raw)
 	if p.keys == nil {
-		putChunkHeader(rec, c, len(rec)-hdrLen)
+		putChunkHeader(rec, c, len(rec)-hdrLen, tagged)
 	} else {
 		// Sealed in place; the record header (slot, extents, lengths) is
 		// the additional data. The raw CRC would let anyone confirm a guess
 		// of the pages, so it is not stored: the GCM tag checks them.
 		c.RawCRC = 0
-		putChunkHeader(rec, c, len(rec)-hdrLen+gcmTagLen)
+		putChunkHeader(rec, c, len(rec)-hdrLen+gcmTagLen, tagged)
 		rec = p.keys.aead.Seal(rec[:hdrLen], chunkNonce(c.Number), rec[hdrLen:], rec[:hdrLen])
 	}
-	rec = le.AppendUint32(rec, crc(rec))
-	return rec, zeroPages, uint64(n / ps), excluded
+	r.rec = le.AppendUint32(rec, crc(rec))
+	r.store = uint64(n / ps)
+	r.s2 = c.Codec == S2
 }
 
 // excludedAll reports whether WithExclude covers all of j.

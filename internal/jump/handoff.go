@@ -53,7 +53,7 @@ type Instructions struct {
 	// restore kernel restores with image.WithVerifiedStored.
 	StoredHeaders string `json:"stored_headers,omitempty"`
 	Level         string `json:"level,omitempty"`
-	// Compression is the codec, "zstd" (also when empty) or "s2".
+	// Compression is the codec: "auto", "zstd" (also when empty) or "s2".
 	Compression string `json:"compression,omitempty"`
 	Threads     int    `json:"threads,omitempty"`
 	// KeepFree makes the helper save the pages the original has free too.

@@ -119,7 +119,7 @@ func Run(o Options) error {
 		return fmt.Errorf("image %s on %s failed verification, it will not be resumed: %w", info.ID, t, err)
 	}
 	r.Close()
-	logf("checked %s in %d chunks in %s", humanize.IBytes(st.ImageBytes), st.Chunks, st.Duration.Round(10*time.Millisecond))
+	logf("checked %s in %s in %s", humanize.IBytes(st.ImageBytes), st.CodecMix(), st.Duration.Round(10*time.Millisecond))
 	missing, err := fsstate.Check(info.Metadata.Filesystems)
 	for _, m := range missing {
 		logf("warning: filesystem %s (%s, was %s) that was mounted at hibernation is not attached; the resumed system will find it gone", m.UUID, m.Type, m.Device)

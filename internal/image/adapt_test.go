@@ -1,0 +1,105 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// withAlternatingCodecs makes an Auto image code even slots with zstd and
+// odd ones with S2, so that both codecs appear in a known place.
+var withAlternatingCodecs Option = func(o *options) {
+	o.pick = func(slot int) Compression {
+		if slot%2 == 0 {
+			return Zstd
+		}
+		return S2
+	}
+}
+
+// slowImage is storage that takes delay per write: a target the CPUs
+// outrun, as a USB stick or a busy NFS server is for any of them.
+type slowImage struct {
+	memImage
+	delay time.Duration
+}
+
+func (s *slowImage) WriteAt(p []byte, off int64) (int, error) {
+	time.Sleep(s.delay)
+	return s.memImage.WriteAt(p, off)
+}
+
+// Auto codes with S2 while the storage keeps up and turns to zstd once
+// the writer spends its time waiting for the storage; either way the image
+// restores the same memory.
+func TestAutoFollowsTheBottleneck(t *testing.T) {
+	mem := testMemory(7, 16<<20)
+	src := RangeSource(bytes.NewReader(mem), []Range{{Start: 0, End: 16 << 20}})
+	opts := []Option{WithCompression(Auto), WithThreads(2), WithChunkSize(256 << 10)}
+
+	fast, st := writeImage(t, src, opts...)
+	t.Logf("in-memory storage: %s", st.CodecMix())
+	if st.S2Chunks < st.Chunks*3/4 {
+		t.Errorf("storage that keeps up got %s, want mostly s2", st.CodecMix())
+	}
+	expectRestored(t, src, restore(t, fast))
+
+	slow := &slowImage{delay: 10 * time.Millisecond}
+	st, err := Write(context.Background(), slow, src, Metadata{}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("storage taking 10 ms a write: %s", st.CodecMix())
+	// The first busy window (50 ms) passes before the writer knows.
+	if z := st.Chunks - st.S2Chunks; z < st.Chunks*3/4 {
+		t.Errorf("slow storage got %s, want mostly zstd", st.CodecMix())
+	}
+	expectRestored(t, src, restore(t, &slow.memImage))
+}
+
+// An Auto record must name zstd or S2; a fixed-codec record must name
+// none, so its reserved bytes stay reserved.
+func TestChunkCodecTag(t *testing.T) {
+	auto, _, _ := smallImage(t, WithCompression(Auto), withAlternatingCodecs)
+	plain, _, _ := smallImage(t, WithCompression(Zstd))
+	for _, tc := range []struct {
+		name string
+		img  []byte
+		tag  uint32
+		want string
+	}{
+		{"auto, no codec", auto, 0, "chunk codec 0 is neither zstd (1) nor s2 (2)"},
+		{"auto, codec 3", auto, 3, "chunk codec 3 is neither"},
+		{"zstd image, tagged", plain, 1, "reserved field is not zero"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := Open(&memImage{b: tc.img})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := r.entries[0]
+			rec := bytes.Clone(tc.img[e.Offset : e.Offset+uint64(e.Length)])
+			le.PutUint32(rec[24:], tc.tag)
+			_, err = parseChunk(withCRC(rec), r.h, nil, true)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("parseChunk = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	// Swapping a tag between codecs is caught by decoding or the page CRC.
+	r, err := Open(&memImage{b: auto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range r.entries {
+		rec := bytes.Clone(auto[e.Offset : e.Offset+uint64(e.Length)])
+		le.PutUint32(rec[24:], 3-le.Uint32(rec[24:]))
+		rec = withCRC(rec)
+		e.CRC = le.Uint32(rec[len(rec)-crcLen:])
+		if _, _, err := r.checkChunk(rec, e, &decoders{chunkSize: int(r.h.ChunkSize)}, make([]byte, 0, r.h.ChunkSize), nil, true, nil); err == nil {
+			t.Fatalf("chunk %d decoded with the other codec", i)
+		}
+	}
+}
