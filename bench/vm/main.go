@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,12 +33,16 @@ import (
 // every method gets the same line.
 const region = "memmap=128M$0x30000000 no_timer_check"
 
+// knownMethods are what -methods accepts.
+var knownMethods = []string{"swsusp", "swsusp-default", "kjump", "kjump-keepfree", "kjump-fastest", "kjump-zstd", "kjump-s2"}
+
 var (
 	repeat   = flag.Int("repeat", 3, "hibernate/resume cycles per method (0: calibration only)")
 	memMiB   = flag.Int("mem", 2048, "guest RAM in MiB")
 	anonMiB  = flag.Int("anon", 512, "anonymous memory of the workload in MiB, split over two processes")
 	cacheMiB = flag.Int("cache", 256, "MiB of files read into the page cache from the data disk")
-	methods  = flag.String("methods", "swsusp,kjump,swsusp-default", "methods to alternate, in this order (swsusp with a large image_size, kjump, swsusp with the default image_size, kjump-keepfree: kjump saving free pages too, kjump-fastest: kjump at --level fastest, kjump-s2: kjump with --compression s2)")
+	packMiB  = flag.Int("pack", 0, "concatenate the cached files into files of this many MiB (0: host files as they are, thousands of them)")
+	methods  = flag.String("methods", "swsusp,kjump,swsusp-default", "methods to alternate, in this order (swsusp with a large image_size, kjump, swsusp with the default image_size, kjump-keepfree: kjump saving free pages too, kjump-fastest: kjump at --level fastest, kjump-zstd and kjump-s2: kjump with --compression zstd or s2 instead of the default auto)")
 	results  = flag.String("results", "", "also write the results table (TSV) here")
 	calib    = flag.Bool("calibrate", true, "first time the host pipeline on the host and in a TCG guest (needs make bench's dump)")
 	diskIO   = flag.String("disk-cache", "none", "how QEMU attaches both disks: none (O_DIRECT: guest I/O reaches the host's disk, as on a real machine) or unsafe (the host's page cache absorbs it)")
@@ -77,8 +82,8 @@ func run() error {
 	}
 	meths := strings.Split(*methods, ",")
 	for _, m := range meths {
-		if m != "swsusp" && m != "swsusp-default" && m != "kjump" && m != "kjump-keepfree" && m != "kjump-fastest" && m != "kjump-s2" {
-			return fmt.Errorf("-methods: unknown method %q (use swsusp, swsusp-default, kjump, kjump-keepfree, kjump-fastest, kjump-s2)", m)
+		if !slices.Contains(knownMethods, m) {
+			return fmt.Errorf("-methods: unknown method %q (use %s)", m, strings.Join(knownMethods, ", "))
 		}
 	}
 	if *diskIO != "none" && *diskIO != "unsafe" {
@@ -111,7 +116,7 @@ func run() error {
 		return err
 	}
 	data := filepath.Join(dir, "data.ext4")
-	if err := makeDataDisk(data, filepath.Join(dir, "data"), *cacheMiB); err != nil {
+	if err := makeDataDisk(data, filepath.Join(dir, "data"), *cacheMiB, *packMiB); err != nil {
 		return err
 	}
 
@@ -201,7 +206,7 @@ else
   echo "BENCH hibernating kjump"
   free=exclude; [ "$method" = kjump-keepfree ] && free=keep
   level=fast; [ "$method" = kjump-fastest ] && level=fastest
-  codec=zstd; [ "$method" = kjump-s2 ] && codec=s2
+  codec=auto; [ "$method" = kjump-s2 ] && codec=s2; [ "$method" = kjump-zstd ] && codec=zstd
   hibernate now --to /dev/vda --free-pages $free --level $level --compression $codec
   echo "BENCH resumed rc=$?"
 fi
@@ -212,50 +217,79 @@ poweroff -f
 `, half, int64(8)<<30)
 }
 
-// makeDataDisk fills an ext4 disk with cacheMiB of real files (programs and
-// libraries from the host, so the page cache compresses like a real one),
-// in 32 MiB files.
-func makeDataDisk(path, dir string, cacheMiB int) error {
+// makeDataDisk fills an ext4 disk with cacheMiB of real files: programs
+// and libraries from the host, so the page cache compresses like a real
+// one. With packMiB 0 they keep their own paths and sizes, up to 4 MiB:
+// about a thousand files of 50 KiB median, the kind a desktop's page cache
+// holds by the thousand. Otherwise they are concatenated into packMiB
+// files, the kindest case for a disk.
+func makeDataDisk(path, dir string, cacheMiB, packMiB int) error {
 	os.MkdirAll(dir, 0o755)
-	src, err := hostFiles()
+	maxSize := int64(4 << 20)
+	if packMiB != 0 {
+		maxSize = 1 << 62
+	}
+	src, err := hostFiles(maxSize)
 	if err != nil {
 		return err
 	}
-	const fileMiB = 32
+	want := int64(cacheMiB) << 20
 	var sz int64
-	for i := 0; i*fileMiB < cacheMiB; i++ {
-		out, err := os.Create(filepath.Join(dir, fmt.Sprintf("cached-%02d.bin", i)))
+	var out *os.File
+	for sz < want {
+		if len(src) == 0 {
+			return fmt.Errorf("not enough host files to fill %d MiB of data", cacheMiB)
+		}
+		in, err := os.Open(src[0])
+		name := src[0]
+		src = src[1:]
 		if err != nil {
+			continue
+		}
+		if packMiB == 0 {
+			dst := filepath.Join(dir, name)
+			os.MkdirAll(filepath.Dir(dst), 0o755)
+			if out, err = os.Create(dst); err != nil {
+				in.Close()
+				return err
+			}
+		} else if out == nil {
+			if out, err = os.Create(filepath.Join(dir, fmt.Sprintf("cached-%02d.bin", sz/(int64(packMiB)<<20)))); err != nil {
+				in.Close()
+				return err
+			}
+		}
+		limit := want - sz
+		if packMiB != 0 {
+			limit = min(limit, int64(packMiB)<<20-sz%(int64(packMiB)<<20))
+		}
+		n, err := io.CopyN(out, in, limit)
+		in.Close()
+		if err != nil && err != io.EOF {
+			out.Close()
 			return err
 		}
-		for left := int64(fileMiB) << 20; left > 0; {
-			if len(src) == 0 {
-				out.Close()
-				return fmt.Errorf("not enough host files to fill %d MiB of data", cacheMiB)
+		sz += n
+		if packMiB == 0 || sz%(int64(packMiB)<<20) == 0 || sz >= want {
+			if err := out.Close(); err != nil {
+				return err
 			}
-			f, err := os.Open(src[0])
-			src = src[1:]
-			if err != nil {
-				continue
-			}
-			n, _ := io.CopyN(out, f, left)
-			f.Close()
-			left -= n
-		}
-		sz += fileMiB << 20
-		if err := out.Close(); err != nil {
-			return err
+			out = nil
 		}
 	}
+	// Room for ext4's metadata and the tail blocks of small files.
 	return vm.MakeExt4(path, int(sz>>20)+cacheMiB/4+64, "kjbench", dir)
 }
 
-// hostFiles lists regular files under /usr/lib and /usr/bin in a stable order.
-func hostFiles() ([]string, error) {
+// hostFiles lists regular files over 4 KiB and up to maxSize under /usr/lib
+// and /usr/bin in a stable order, each once.
+func hostFiles(maxSize int64) ([]string, error) {
 	var list []string
+	seen := map[string]bool{}
 	for _, root := range []string{"/usr/lib/x86_64-linux-gnu", "/usr/bin", "/usr/lib"} {
 		filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
-			if err == nil && fi.Mode().IsRegular() && fi.Size() > 4096 {
+			if err == nil && fi.Mode().IsRegular() && fi.Size() > 4096 && fi.Size() <= maxSize && !seen[p] {
+				seen[p] = true
 				list = append(list, p)
 			}
 			return nil
@@ -507,7 +541,7 @@ func summary(rows []row, meths []string) string {
 		med[m] = x
 		fmt.Fprintf(&b, "%-14s %12.1f %10.0f %14.1f %12.1f %11.3f %10.0f %12.0f\n", m, x["off"], x["img"], x["boot"], x["total"], x["rr"], x["reads"], x["rmib"])
 	}
-	for _, c := range [][2]string{{"kjump", "swsusp"}, {"kjump", "swsusp-default"}, {"kjump-fastest", "swsusp"}, {"kjump-fastest", "swsusp-default"}, {"kjump-s2", "swsusp"}, {"kjump-s2", "swsusp-default"}} {
+	for _, c := range [][2]string{{"kjump", "swsusp"}, {"kjump", "swsusp-default"}, {"kjump-fastest", "swsusp"}, {"kjump-fastest", "swsusp-default"}, {"kjump-s2", "swsusp"}, {"kjump-s2", "swsusp-default"}, {"kjump-zstd", "swsusp"}, {"kjump-zstd", "swsusp-default"}} {
 		kn, sw := c[0], c[1]
 		s, k := med[sw], med[kn]
 		if s == nil || k == nil {

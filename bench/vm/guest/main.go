@@ -1,7 +1,7 @@
 // Command guest (installed as /bin/kjump-bench in the bench-vm guest) takes
 // the measurements that must happen inside the VM:
 //
-//	kjump-bench reread TAG DIR DEV   read every file in DIR, print time and DEV's disk reads
+//	kjump-bench reread TAG DIR DEV   read every file under DIR, print time and DEV's disk reads
 //	kjump-bench freepages            how much of RAM is free buddy pages, and how much of that is non-zero
 //
 // Output lines start with "BENCH " for the host driver (bench/vm).
@@ -53,10 +53,6 @@ func diskReads(dev string) (ios, sectors uint64, err error) {
 }
 
 func reread(tag, dir, dev string) error {
-	files, err := filepath.Glob(filepath.Join(dir, "*"))
-	if err != nil {
-		return err
-	}
 	r0, s0, err := diskReads(dev)
 	if err != nil {
 		return err
@@ -64,10 +60,19 @@ func reread(tag, dir, dev string) error {
 	buf := make([]byte, 1<<20)
 	var total int64
 	start := time.Now()
-	for _, name := range files {
-		if fi, err := os.Stat(name); err != nil || !fi.Mode().IsRegular() {
-			continue // lost+found
+	// Finding the files is part of the work: directories and inodes are
+	// cached or not like the data.
+	var files []string
+	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files = append(files, p)
 		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range files {
 		f, err := os.Open(name)
 		if err != nil {
 			return err
@@ -84,7 +89,7 @@ func reread(tag, dir, dev string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("BENCH reread %s bytes=%d seconds=%.4f reads=%d sectors=%d\n", tag, total, secs, r1-r0, s1-s0)
+	fmt.Printf("BENCH reread %s bytes=%d seconds=%.4f reads=%d sectors=%d files=%d\n", tag, total, secs, r1-r0, s1-s0, len(files))
 	return nil
 }
 
