@@ -41,6 +41,7 @@ set style fill solid 0.85 border -1
 set boxwidth 0.9
 set grid ytics
 set key top left
+set xtics rotate by -20 font "sans,10"
 set multiplot layout 1,3 title "Same 2 GiB, 2-CPU QEMU VM (TCG), 512 MiB anonymous + 256 MiB page cache: medians of $n cycles per method"
 set title "Hibernate and resume (s)"
 set yrange [0:*]
@@ -50,7 +51,7 @@ set title "Image on disk (MiB)"
 unset key
 plot "$tmp/med.tsv" using 5:xtic(1) lc rgb "#4477aa", '' using 0:5:(sprintf("%.0f", \$5)) with labels offset 0,0.7 notitle
 set title "Re-read of the 256 MiB of cached files after resume (s)"
-plot "$tmp/med.tsv" using 6:xtic(1) lc rgb "#cc6677", '' using 0:6:(sprintf("%.2f s\n%.0f MiB from disk", \$6, \$7)) with labels offset 0,1.3 notitle
+plot "$tmp/med.tsv" using 6:xtic(1) lc rgb "#cc6677", '' using 0:6:(\$7 > 0 ? sprintf("%.2f s\n%.0f MiB from disk", \$6, \$7) : sprintf("%.2f s", \$6)) with labels offset 0,1.3 notitle
 unset multiplot
 GP
 	;;

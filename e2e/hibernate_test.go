@@ -19,6 +19,7 @@ func init() {
 	register(Scenario{Name: "hibernate-resume-5g", Timeout: 30 * time.Minute, Run: hibernateResume5G})
 	register(Scenario{Name: "hibernate-resume-32g", Timeout: 30 * time.Minute, Run: hibernateResume32G})
 	register(Scenario{Name: "hibernate-resume-linux7.3", Timeout: 40 * time.Minute, Run: func(s *S) error { return hibernateResume(s, "7.3") }})
+	register(Scenario{Name: "slow-target-gets-zstd", Timeout: 25 * time.Minute, Run: slowTargetGetsZstd})
 	register(Scenario{Name: "corrupt-image-refused", Timeout: 20 * time.Minute, Run: corruptImageRefused})
 	register(Scenario{Name: "undecodable-chunk-reboots", Timeout: 25 * time.Minute, Run: undecodableChunkReboots})
 	register(Scenario{Name: "double-resume-refused", Timeout: 25 * time.Minute, Run: doubleResumeRefused})
@@ -85,6 +86,7 @@ type hibSetup struct {
 	imageMiB      int    // size of the image disk (vda); default 2048
 	memMiB        int    // guest RAM in MiB; default vm's (1024)
 	writeEIO      int64  // > 0: writes touching this byte offset of vda fail with EIO
+	writeBPS      int64  // > 0: vda writes this many bytes per second at most
 	smallMiB      int    // > 0: a third disk (vdc) of this size
 	before, after string // see hibernateScript
 }
@@ -97,6 +99,9 @@ func withMemMiB(mib int) hibOption { return func(o *hibSetup) { o.memMiB = mib }
 
 // withWriteEIO makes writes touching byte offset off of vda fail with EIO.
 func withWriteEIO(off int64) hibOption { return func(o *hibSetup) { o.writeEIO = off } }
+
+// withSlowImageDisk caps vda's writes at bps bytes per second.
+func withSlowImageDisk(bps int64) hibOption { return func(o *hibSetup) { o.writeBPS = bps } }
 
 // withSmallDisk adds a third disk (vdc) of mib MiB.
 func withSmallDisk(mib int) hibOption { return func(o *hibSetup) { o.smallMiB = mib } }
@@ -201,6 +206,9 @@ func startHibernating(s *S, version string, opts ...hibOption) (*hibernated, *vm
 	}
 	if o.writeEIO > 0 {
 		cfg.WriteEIO = map[string]int64{h.imageDisk: o.writeEIO}
+	}
+	if o.writeBPS > 0 {
+		cfg.WriteBPS = map[string]int64{h.imageDisk: o.writeBPS}
 	}
 	m, err := s.Start(cfg)
 	if err != nil {
@@ -350,6 +358,36 @@ func hibernateResumeBig(s *S, gib int) error {
 	// Printed right after the jump back, before what expectResumed waits for.
 	if after, ok := match(`HIB big after sha=(\w+)`, m.Console()); !ok || after != before {
 		return fmt.Errorf("tmpfs data changed across hibernation: %s before, %q after", before, after)
+	}
+	return m.Wait(time.Minute)
+}
+
+// slowTargetGetsZstd: to an image disk that writes 16 MiB/s (QEMU
+// throttling, a USB 2 stick's speed) the helper's compression workers wait
+// on the disk, so the default codec (auto) turns to zstd; the mixed
+// image resumes. On the unthrottled disks of the other scenarios it writes
+// mostly S2.
+func slowTargetGetsZstd(s *S) error {
+	h, err := hibernateOnce(s, "", withSlowImageDisk(16<<20))
+	if err != nil {
+		return err
+	}
+	mix, ok := match(`kjump-helper: image committed: .*zero pages, ([^)]*chunks)\)`, h.consoleText)
+	if !ok {
+		return fmt.Errorf("no codec mix in the helper's log")
+	}
+	var z, s2 int
+	if n, _ := fmt.Sscanf(mix, "%d zstd + %d s2 chunks", &z, &s2); n != 2 {
+		if _, err := fmt.Sscanf(mix, "%d zstd chunks", &z); err != nil {
+			return fmt.Errorf("the helper wrote %q to a slow disk, want mostly zstd", mix)
+		}
+	}
+	if z < 4*s2 {
+		return fmt.Errorf("the helper wrote %s to a disk taking 16 MiB/s, want mostly zstd", mix)
+	}
+	m, err := h.resumeWhole(s, "resume")
+	if err != nil {
+		return err
 	}
 	return m.Wait(time.Minute)
 }

@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"runtime/debug"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -223,63 +223,54 @@ type pipeline struct {
 	ps     uint64
 	ranges []Range
 	keys   *imageKeys // nil: plain image
-	// busy is the share of the writer's time, in 1/1024, spent in the
-	// Output (smoothed): near all of it means the storage limits the
-	// capture. Auto reads it to pick each chunk's codec.
-	busy atomic.Uint32
 }
 
-// busyWindow is how much writer time one busy sample covers: long enough
-// to span an O_DIRECT stage flush between the copies into the stage.
-const busyWindow = 50 * time.Millisecond
+// idleHorizon is the time constant over which a worker weighs its recent
+// waiting against its recent work: long enough that one flush of the
+// O_DIRECT stage to a slow target (0.5 s at 16 MiB/s) outweighs the work
+// that follows it, short enough to follow a target that slows down.
+const idleHorizon = 200 * time.Millisecond
 
-// zstdBusy is the writer busy share above which Auto codes chunks with
-// zstd. The mix then settles where the storage is about this busy: the
-// smallest image that does not slow the capture down.
-const zstdBusy = 1024 * 8 / 10
+// zstdIdle is the share of its recent time a worker must have spent
+// waiting for work for Auto to code its next chunk with zstd. Waiting means
+// the CPUs have room while the target is what limits the capture, so CPU
+// spent shrinking the bytes costs no time; busy workers mean the CPUs
+// limit it, and S2 shortens the capture. The mix settles where the
+// workers wait about this much.
+const zstdIdle = 0.3
 
-// codecFor picks the codec of the chunk in slot.
-func (p *pipeline) codecFor(slot int) Compression {
+// codecFor picks the codec of the chunk in slot for a worker that has
+// waited idle of its recent time.
+func (p *pipeline) codecFor(slot int, idle float64) Compression {
 	if p.o.compression != Auto {
 		return p.o.compression
 	}
 	if p.o.pick != nil {
 		return p.o.pick(slot)
 	}
-	if p.busy.Load() >= zstdBusy {
+	if idle >= zstdIdle {
 		return Zstd
 	}
 	return S2
 }
 
-// busyMeter turns the writer's time in and out of the Output into p.busy.
-type busyMeter struct {
-	p        *pipeline
-	in, out  time.Duration
-	mark     time.Time // start of the current stretch
-	share    uint32
-	windows  int
-	inOutput bool
+// idleMeter is a worker's share of recent time spent waiting, an average
+// over time that decays with idleHorizon.
+type idleMeter struct {
+	share float64
+	mark  time.Time
 }
 
-func (m *busyMeter) enter(inOutput bool) {
+// add accounts the time since the last call as waiting or working.
+func (m *idleMeter) add(waiting bool) {
 	now := time.Now()
-	if m.inOutput {
-		m.in += now.Sub(m.mark)
-	} else {
-		m.out += now.Sub(m.mark)
+	w := 1 - math.Exp(-float64(now.Sub(m.mark))/float64(idleHorizon))
+	target := 0.0
+	if waiting {
+		target = 1
 	}
-	m.mark, m.inOutput = now, inOutput
-	if t := m.in + m.out; t >= busyWindow {
-		s := uint32(m.in * 1024 / t)
-		if m.windows > 0 {
-			s = (m.share + s) / 2 // smoothed over the last few windows
-		}
-		m.share = s
-		m.windows++
-		m.p.busy.Store(m.share)
-		m.in, m.out = 0, 0
-	}
+	m.share += (target - m.share) * w
+	m.mark = now
 }
 
 type job struct {
@@ -288,6 +279,7 @@ type job struct {
 	size int
 	out  []byte
 	skip []Range // excluded ranges overlapping the chunk, in order
+	idle float64 // share of its recent time the worker waited (codecFor)
 }
 
 type result struct {
@@ -363,13 +355,7 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 		flushed = off // start of the bytes not yet handed to writeback
 	)
 	wb, _ := out.(writebacker)
-	meter := busyMeter{p: p, mark: time.Now()}
-	for {
-		meter.enter(false)
-		r, ok := <-results
-		if !ok {
-			break
-		}
+	for r := range results {
 		if firstE != nil {
 			continue // drain so workers exit
 		}
@@ -387,10 +373,7 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 			delete(pending, next)
 			next++
 			if r.rec != nil {
-				meter.enter(true)
-				_, err := out.WriteAt(r.rec, int64(off))
-				meter.enter(false)
-				if err != nil {
+				if _, err := out.WriteAt(r.rec, int64(off)); err != nil {
 					firstE = err
 					cancel()
 					break
@@ -398,9 +381,7 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 				entries = append(entries, indexEntry{Offset: off, Length: uint32(len(r.rec)), CRC: le.Uint32(r.rec[len(r.rec)-crcLen:])})
 				off += uint64(len(r.rec))
 				if wb != nil && off-flushed >= writebackBatch {
-					meter.enter(true)
 					wb.StartWriteback(int64(flushed), int64(off-flushed))
-					meter.enter(false)
 					flushed = off
 				}
 				if r.s2 {
@@ -445,7 +426,10 @@ func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- r
 	zero := make([]byte, p.ps)
 	var ext []extent
 	v, canView := p.src.(viewer)
+	idle := idleMeter{mark: time.Now()}
 	for j := range jobs {
+		idle.add(true)
+		j.idle = idle.share
 		r := result{seq: j.seq, out: j.out, ram: uint64(j.size)}
 		buf := in[:j.size]
 		if p.excludedAll(j) {
@@ -468,6 +452,7 @@ func (p *pipeline) worker(ctx context.Context, jobs <-chan job, results chan<- r
 			p.compress(&r, enc, buf, buf, j, zero, ext[:0])
 		}
 	send:
+		idle.add(false)
 		select {
 		case results <- r:
 		case <-ctx.Done():
@@ -553,7 +538,7 @@ func (p *pipeline) compress(r *result, encs *encoders, src, buf []byte, j job, z
 		raw = buf[:n]
 	}
 	n := len(raw)
-	c := &chunk{Number: uint32(j.seq), Extents: ext, RawLen: uint32(n), RawCRC: rawCRC, Codec: p.codecFor(j.seq)}
+	c := &chunk{Number: uint32(j.seq), Extents: ext, RawLen: uint32(n), RawCRC: rawCRC, Codec: p.codecFor(j.seq, j.idle)}
 	enc, err := encs.get(c.Codec)
 	if err != nil {
 		r.err = err

@@ -39,6 +39,9 @@ type Config struct {
 	// the guest's reads and writes reach the host's disk, as on a real
 	// machine, instead of the host's page cache (benchmarks).
 	DirectIO map[string]bool
+	// WriteBPS caps these disks' writes at so many bytes per second
+	// (QEMU's throttling.bps-write): a USB stick or a busy NFS server.
+	WriteBPS map[string]int64
 	Net      *Net // optional virtio-net on a 127.0.0.1 socket
 	Monitor  bool // HMP monitor on a unix socket, see Machine.Monitor
 	// Debug logs CPU resets and guest errors (triple faults) to
@@ -230,7 +233,11 @@ func (m *Machine) args(cfg Config) ([]string, error) {
 		if cfg.DirectIO[d] {
 			cache = "none"
 		}
-		a = append(a, "-drive", "file="+d+",format=raw,if=virtio,cache="+cache)
+		drive := "file=" + d + ",format=raw,if=virtio,cache=" + cache
+		if bps := cfg.WriteBPS[d]; bps > 0 {
+			drive += fmt.Sprintf(",throttling.bps-write=%d", bps)
+		}
+		a = append(a, "-drive", drive)
 	}
 	if n := cfg.Net; n != nil {
 		mode, mac := "connect", "52:54:00:12:34:57"

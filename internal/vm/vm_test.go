@@ -144,14 +144,15 @@ func TestKernelOverride(t *testing.T) {
 func TestQEMUArgs(t *testing.T) {
 	m := &Machine{sockDir: "/s"}
 	a, err := m.args(Config{Kernel: "k", Append: "quiet panic=5", MemMiB: 256, SMP: 2,
-		Disks: []string{"/d.img"}, Net: &Net{Listen: true, Port: 4444}, Monitor: true, RunDir: "/r"})
+		Disks: []string{"/d.img", "/slow.img"}, WriteBPS: map[string]int64{"/slow.img": 8 << 20},
+		Net: &Net{Listen: true, Port: 4444}, Monitor: true, RunDir: "/r"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := shellQuote(a)
 	for _, want := range []string{
 		"-accel tcg -m 256 -object memory-backend-ram,id=ram0,size=256M,reserve=off -machine memory-backend=ram0 -smp 2 -kernel k -append 'quiet panic=5 console=ttyS0 no_timer_check' -nodefaults -display none -no-reboot -serial stdio",
-		"-drive file=/d.img,format=raw,if=virtio,cache=unsafe",
+		"-drive file=/d.img,format=raw,if=virtio,cache=unsafe -drive file=/slow.img,format=raw,if=virtio,cache=unsafe,throttling.bps-write=8388608",
 		"-netdev socket,id=n0,listen=127.0.0.1:4444 -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
 		"-monitor unix:/s/monitor.sock,server=on,wait=off",
 	} {
