@@ -167,18 +167,24 @@ func encryptedSeedChunks(t *testing.T) [][]byte {
 	return recs
 }
 
-// TestFuzzCorpus keeps the committed seed corpus in step with the format:
-// the valid seeds must still parse. Run with -update after a format change.
-func TestFuzzCorpus(t *testing.T) {
-	img, _, _ := smallImage(t, WithCompression(Zstd))
+// chunkRecords opens img and returns its reader and chunk records.
+func chunkRecords(t *testing.T, img []byte) (*Reader, [][]byte) {
 	r, err := Open(&memImage{b: img})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var chunks [][]byte
+	var recs [][]byte
 	for _, e := range r.entries {
-		chunks = append(chunks, img[e.Offset:e.Offset+uint64(e.Length)])
+		recs = append(recs, img[e.Offset:e.Offset+uint64(e.Length)])
 	}
+	return r, recs
+}
+
+// TestFuzzCorpus keeps the committed seed corpus in step with the format:
+// the valid seeds must still parse. Run with -update after a format change.
+func TestFuzzCorpus(t *testing.T) {
+	img, _, _ := smallImage(t, WithCompression(Zstd))
+	r, chunks := chunkRecords(t, img)
 	uncommitted := img[:len(img)-commitLen]
 	invalidated := &memImage{b: bytes.Clone(img)}
 	if err := Invalidate(invalidated); err != nil {
@@ -193,23 +199,9 @@ func TestFuzzCorpus(t *testing.T) {
 	}
 	sealed := encryptedSeedChunks(t)
 	s2img, _, _ := smallImage(t, WithCompression(S2))
-	s2r, err := Open(&memImage{b: s2img})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s2chunks [][]byte
-	for _, e := range s2r.entries {
-		s2chunks = append(s2chunks, s2img[e.Offset:e.Offset+uint64(e.Length)])
-	}
+	_, s2chunks := chunkRecords(t, s2img)
 	autoImg, _, _ := smallImage(t, WithCompression(Auto), withAlternatingCodecs)
-	autoR, err := Open(&memImage{b: autoImg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var autoChunks [][]byte
-	for _, e := range autoR.entries {
-		autoChunks = append(autoChunks, autoImg[e.Offset:e.Offset+uint64(e.Length)])
-	}
+	_, autoChunks := chunkRecords(t, autoImg)
 	seeds := map[string]map[string][]byte{
 		"FuzzHeader": {"valid": img[:r.hdrLen], "empty-metadata": mustHeader(t), "garbage": []byte("KJUMPIMG\x01\x00\x00\x00"),
 			"encrypted-keyfile": enc[:er.hdrLen], "encrypted-passphrase": encPass[:mustHeaderLen(t, encPass)]},
