@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -166,7 +167,7 @@ func forgedImageRefused(s *S) error {
 
 	// 1. Change a chunk's ciphertext and keep its CRC32C, so every checksum
 	// in the image still matches: only the GCM tag can notice.
-	if err := forgeChunkKeepingCRC(h.imageDisk); err != nil {
+	if err := forgeChunkKeepingCRC(h.imageDisk, false); err != nil {
 		return err
 	}
 	if err := refused("resume-forged-chunk", "image forged or corrupt: chunk 0 failed authentication"); err != nil {
@@ -205,8 +206,13 @@ func rawImageLen(f *os.File) (int64, error) {
 
 // forgeChunkKeepingCRC flips a bit in the middle of the first chunk's
 // payload and compensates four bytes after it, so the record CRC (and with
-// it the index and the commit digest) are unchanged.
-func forgeChunkKeepingCRC(disk string) error {
+// it the index and the commit digest) are unchanged. With changePages (a
+// plain image) it makes sure the forged chunk decodes to different pages:
+// an S2 copy of repeated bytes can still decode to the same ones from a
+// changed offset (seen once in CI, on chunk 0's 15 pages of low memory),
+// and that image is intact, not forged. It then tries later positions
+// until image.Verify on the host refuses chunk 0.
+func forgeChunkKeepingCRC(disk string, changePages bool) error {
 	f, err := os.OpenFile(disk, os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -226,17 +232,41 @@ func forgeChunkKeepingCRC(disk string) error {
 		return fmt.Errorf("no chunk record after the header")
 	}
 	ext, payload := int(binary.LittleEndian.Uint32(rh[8:])), int(binary.LittleEndian.Uint32(rh[12:]))
-	rec := make([]byte, 32+12*ext+payload+4)
-	if _, err := f.ReadAt(rec, at); err != nil {
+	orig := make([]byte, 32+12*ext+payload+4)
+	if _, err := f.ReadAt(orig, at); err != nil {
 		return err
 	}
-	body := rec[:len(rec)-4]
-	mid := 32 + 12*ext + payload/2
-	if err := forgery.FlipKeepingCRC(body, mid, 0x10, mid+8); err != nil {
+	start, end := 32+12*ext, len(orig)-4 // the payload
+	for mid := start + payload/2; mid+12 <= end; mid += 5 {
+		rec := bytes.Clone(orig)
+		if err := forgery.FlipKeepingCRC(rec[:len(rec)-4], mid, 0x10, mid+8); err != nil {
+			return err
+		}
+		if _, err := f.WriteAt(rec, at); err != nil {
+			return err
+		}
+		if !changePages {
+			return nil
+		}
+		n, err := rawImageLen(f)
+		if err != nil {
+			return err
+		}
+		r, err := image.Open(io.NewSectionReader(f, rawImageOffset, n))
+		if err != nil {
+			return fmt.Errorf("the forged image no longer opens: %w", err)
+		}
+		var ce *image.CorruptError
+		if _, err := r.Verify(context.Background()); errors.As(err, &ce) && ce.Chunk == 0 {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("verifying the forged image: %w", err)
+		}
+	}
+	if _, err := f.WriteAt(orig, at); err != nil {
 		return err
 	}
-	_, err = f.WriteAt(rec, at)
-	return err
+	return fmt.Errorf("no change in the second half of chunk 0's payload changes its pages")
 }
 
 // replaceImage writes, through a loop device and kjump's own storage and

@@ -502,7 +502,7 @@ func undecodableChunkReboots(s *S) error {
 	if err != nil {
 		return err
 	}
-	if err := forgeChunkKeepingCRC(h.imageDisk); err != nil {
+	if err := forgeChunkKeepingCRC(h.imageDisk, true); err != nil {
 		return err
 	}
 	m, err := h.bootResume(s, "resume-undecodable")
