@@ -239,8 +239,8 @@ const idleHorizon = 200 * time.Millisecond
 // workers wait about this much.
 const zstdIdle = 0.3
 
-// codecFor picks the codec of the chunk in slot for a worker that has
-// waited idle of its recent time.
+// codecFor picks the codec of the chunk in slot, coded by a worker that
+// spent the share idle of its recent time waiting for work.
 func (p *pipeline) codecFor(slot int, idle float64) Compression {
 	if p.o.compression != Auto {
 		return p.o.compression
@@ -472,8 +472,10 @@ func (p *pipeline) compressMapped(r *result, enc *encoders, m, buf []byte, j job
 			if _, fault := e.(interface{ Addr() uintptr }); !fault {
 				panic(e)
 			}
-			enc.reset()                                     // the encoder may have stopped mid-chunk
-			*r = result{seq: r.seq, out: r.out, ram: r.ram} // counts start again
+			// The encoder may have stopped mid-chunk, and the page
+			// counts start again with the ReadAt fallback.
+			enc.reset()
+			*r = result{seq: r.seq, out: r.out, ram: r.ram}
 			ok = false
 		}
 	}()
