@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(
   linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils kmod dwarves   # test kernel build
   gcc make libc6-dev util-linux                                                      #   (flock in kernel/build.sh)
-  qemu-system-x86 busybox-static e2fsprogs zstd                                      # VM harness
+  qemu-system-x86 busybox-static e2fsprogs xfsprogs btrfs-progs zstd         # VM harness (mkfs and fsck of data disks)
   nfs-kernel-server                                                                  # NFS scenarios
   binutils                                                                           # purgatory check
   go-md2man debootstrap                                                              # man pages; .deb round trip in a chroot
