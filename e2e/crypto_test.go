@@ -300,7 +300,7 @@ func replaceImage(disk string, key []byte) error {
 	if err != nil {
 		return err
 	}
-	var opts []image.Option
+	var opts []image.WriterOption
 	if key != nil {
 		k, err := image.NewKey(image.KeyFileSecret(key))
 		if err != nil {

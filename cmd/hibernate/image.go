@@ -87,7 +87,7 @@ func imageCreate(args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := []image.Option{image.WithLevel(lvl), image.WithCompression(codec), image.WithThreads(*threads)}
+	opts := []image.WriterOption{image.WithLevel(lvl), image.WithCompression(codec), image.WithThreads(*threads)}
 	if *excludeFree {
 		start := time.Now()
 		free, err := freepages.Find(src, src.VMCoreInfo(), src.Ranges())

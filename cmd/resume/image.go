@@ -93,7 +93,7 @@ func imageOpen(spec string, kf *secret.Flags) (*image.Reader, storage.Target, er
 	if err != nil {
 		return nil, nil, err
 	}
-	var opts []image.Option
+	var opts []image.ReaderOption
 	if s != nil {
 		defer s.Wipe()
 		opts = append(opts, image.WithSecret(*s))
@@ -187,7 +187,7 @@ func imageVerify(args []string) error {
 		return err
 	}
 	defer r.Close()
-	opts := []image.Option{image.WithThreads(*threads)}
+	opts := []image.ReaderOption{image.WithThreads(*threads)}
 	if *force {
 		opts = append(opts, image.WithForce())
 	}
@@ -224,13 +224,13 @@ func imageRestore(args []string) error {
 		return err
 	}
 	defer r.Close()
-	opts := []image.Option{image.WithThreads(*threads)}
+	opts := []image.ReaderOption{image.WithThreads(*threads)}
 	if *force {
 		opts = append(opts, image.WithForce())
 	}
 	// Refuse before creating the output, so a bad image leaves nothing behind.
-	if st := r.Status(); st != nil && !(*force && errors.Is(st, image.ErrInvalidated)) {
-		return imageExit(fmt.Errorf("%s: %w", t, st))
+	if err := image.Usable(r.Status(), *force); err != nil {
+		return imageExit(fmt.Errorf("%s: %w", t, err))
 	}
 	f, err := os.OpenFile(*out, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {

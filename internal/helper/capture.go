@@ -61,7 +61,7 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 	for k, v := range in.Extra {
 		md.Extra[k] = v
 	}
-	opts := []image.Option{image.WithLevel(level), image.WithCompression(codec), image.WithThreads(threads), image.WithProgress(progress("saved"))}
+	opts := []image.WriterOption{image.WithLevel(level), image.WithCompression(codec), image.WithThreads(threads), image.WithProgress(progress("saved"))}
 	if !in.KeepFree {
 		start := time.Now()
 		free, err := freepages.Find(src, src.VMCoreInfo(), src.Ranges())

@@ -25,7 +25,7 @@ func restore(h jump.Handoff, mem *physmem.Mem, res *jump.Result) (jump.JumpBack,
 		return jump.JumpBack{}, err
 	}
 	defer cleanup()
-	var opts []image.Option
+	var opts []image.ReaderOption
 	if in.Key != nil {
 		opts = append(opts, image.WithKey(in.Key))
 	}
@@ -55,7 +55,7 @@ func restore(h jump.Handoff, mem *physmem.Mem, res *jump.Result) (jump.JumpBack,
 	// Two workers per CPU (at most image.MaxThreads): a worker waits for
 	// each O_DIRECT read, which has no readahead (one per CPU left the
 	// CPUs 6-10 % idle waiting for the disk in bench-vm).
-	ropts := []image.Option{image.WithForce(), image.WithZeroFill(), image.WithThreads(fittingThreads(2*runtime.NumCPU(), "restoring")), image.WithProgress(progress("restored"))}
+	ropts := []image.ReaderOption{image.WithForce(), image.WithZeroFill(), image.WithThreads(fittingThreads(2*runtime.NumCPU(), "restoring")), image.WithProgress(progress("restored"))}
 	if v, err := strconv.ParseUint(in.StoredHeaders, 16, 32); err == nil {
 		// resume checked every stored byte: the pages' CRCs and the
 		// headers' stand in for a second pass of record CRCs.

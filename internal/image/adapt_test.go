@@ -10,14 +10,15 @@ import (
 
 // withAlternatingCodecs makes an Auto image code even slots with zstd and
 // odd ones with S2, so that both codecs appear in a known place.
-var withAlternatingCodecs Option = func(o *options) {
+var withAlternatingCodecs WriterOption = writerOption(func(o *writerOptions) error {
 	o.pick = func(slot int) Compression {
 		if slot%2 == 0 {
 			return Zstd
 		}
 		return S2
 	}
-}
+	return nil
+})
 
 // slowImage is storage that takes delay per write: a target the CPUs
 // outrun, as a USB stick or a busy NFS server is for any of them.
@@ -37,7 +38,7 @@ func (s *slowImage) WriteAt(p []byte, off int64) (int, error) {
 func TestAutoFollowsTheBottleneck(t *testing.T) {
 	mem := testMemory(7, 32<<20)
 	src := RangeSource(bytes.NewReader(mem), []Range{{Start: 0, End: 32 << 20}})
-	opts := []Option{WithCompression(Auto), WithThreads(2), WithChunkSize(256 << 10)}
+	opts := []WriterOption{WithCompression(Auto), WithThreads(2), WithChunkSize(256 << 10)}
 
 	fast, st := writeImage(t, src, opts...)
 	t.Logf("in-memory storage: %s", st.CodecMix())
@@ -79,7 +80,7 @@ func TestChunkCodecTag(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := r.entries[0]
+			e := entriesOf(t, r)[0]
 			rec := bytes.Clone(tc.img[e.Offset : e.Offset+uint64(e.Length)])
 			le.PutUint32(rec[24:], tc.tag)
 			_, err = parseChunk(withCRC(rec), r.h, nil, true)
@@ -93,7 +94,7 @@ func TestChunkCodecTag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, e := range r.entries {
+	for i, e := range entriesOf(t, r) {
 		rec := bytes.Clone(auto[e.Offset : e.Offset+uint64(e.Length)])
 		le.PutUint32(rec[24:], 3-le.Uint32(rec[24:]))
 		rec = withCRC(rec)

@@ -14,11 +14,11 @@ import (
 
 // smallImage is an image small enough to corrupt at every byte: 96 KiB of
 // RAM in three ranges, 16 KiB chunks, some all-zero.
-func smallImage(t testing.TB, opts ...Option) ([]byte, Source, []byte) {
+func smallImage(t testing.TB, opts ...WriterOption) ([]byte, Source, []byte) {
 	mem := testMemory(42, 96<<10)
 	clear(mem[32<<10 : 48<<10]) // one all-zero chunk
 	src := RangeSource(bytes.NewReader(mem), []Range{{Start: 0, End: 40 << 10}, {Start: 48 << 10, End: 64 << 10}, {Start: 72 << 10, End: 96 << 10}})
-	img, _ := writeImage(t, src, append([]Option{WithChunkSize(16 << 10), WithThreads(1)}, opts...)...)
+	img, _ := writeImage(t, src, append([]WriterOption{WithChunkSize(16 << 10), WithThreads(1)}, opts...)...)
 	return img.b, src, mem
 }
 
@@ -90,7 +90,7 @@ func everyTruncationDetected(t *testing.T, img, mem []byte) {
 func TestCorruptErrorNamesChunk(t *testing.T) {
 	img, _, _ := smallImage(t)
 	r, _ := Open(&memImage{b: img})
-	e := r.entries[1]
+	e := entriesOf(t, r)[1]
 	bad := bytes.Clone(img)
 	bad[e.Offset+uint64(e.Length)/2] ^= 0x55
 	r, err := Open(&memImage{b: bad})
@@ -114,7 +114,7 @@ func TestVerifyStoredLeavesDecodingToRestore(t *testing.T) {
 
 func verifyStoredLeavesDecodingToRestore(t *testing.T, img, mem []byte) {
 	r, _ := Open(&memImage{b: img})
-	e := r.entries[0]
+	e := entriesOf(t, r)[0]
 	bad := bytes.Clone(img)
 	rec := bad[e.Offset : e.Offset+uint64(e.Length)]
 	last := len(rec) - crcLen - 8 // the payload's tail, before the record CRC
@@ -209,14 +209,14 @@ func TestVerifiedStoredRestore(t *testing.T) {
 		}
 		// VerifyStored itself never skips a record CRC.
 		bad := bytes.Clone(img)
-		e := r.entries[0]
+		e := entriesOf(t, r)[0]
 		bad[e.Offset+uint64(e.Length)-crcLen-1] ^= 0x40
 		br, _ := Open(&memImage{b: bad})
 		if _, err := br.VerifyStored(ctx, WithVerifiedStored(st.Headers)); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("VerifyStored with WithVerifiedStored missed a changed payload: %v", err)
 		}
 		changed := 0
-		for _, e := range r.entries {
+		for _, e := range entriesOf(t, r) {
 			for off := e.Offset; off < e.Offset+uint64(e.Length)-crcLen; off++ {
 				for _, x := range []byte{0x01, 0x10, 0x80} { // 0x10 in an address: one page off
 					bad := bytes.Clone(img)
@@ -285,7 +285,7 @@ func TestSpanInput(t *testing.T) {
 		if _, err := r.Restore(context.Background(), sink, WithThreads(2)); err != nil || !restoredRight(sink.b, mem, r.Ranges()) {
 			t.Fatalf("restore through spans: %v", err)
 		}
-		e := r.entries[len(r.entries)-1]
+		e := entriesOf(t, r)[len(entriesOf(t, r))-1]
 		bad := bytes.Clone(img)
 		bad[e.Offset+uint64(e.Length)/2] ^= 0x08
 		br, _ := Open(spanImage{&memImage{b: bad}})
@@ -333,7 +333,7 @@ func TestVerifiedStoredRestoreInPlace(t *testing.T) {
 		if _, err := r.Restore(ctx, plain); err != nil || plain.lent.Load() != 0 {
 			t.Fatalf("restore without WithVerifiedStored lent memory (%d) or failed: %v", plain.lent.Load(), err)
 		}
-		for _, e := range r.entries {
+		for _, e := range entriesOf(t, r) {
 			for off := e.Offset; off < e.Offset+uint64(e.Length)-crcLen; off += 3 {
 				bad := bytes.Clone(img)
 				bad[off] ^= 0x10

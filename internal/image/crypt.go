@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"hash"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -246,6 +247,9 @@ func (k *imageKeys) macOf(hdr, idx, commitHead []byte) [commitDigestLen]byte {
 	m.Sum(out[:0])
 	return out
 }
+
+// newMAC starts macOf for a reader that feeds the index in pieces.
+func (k *imageKeys) newMAC() hash.Hash { return hmac.New(sha256.New, k.mac) }
 
 func (k *imageKeys) checkKCV(p encParams) bool {
 	return subtle.ConstantTimeCompare(k.kcv[:], p.KCV[:]) == 1

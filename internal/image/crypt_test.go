@@ -25,7 +25,7 @@ func encryptedImage(t testing.TB, s Secret) ([]byte, Source, []byte) {
 	return img.b, src, mem
 }
 
-func verifyWith(img []byte, opts ...Option) error {
+func verifyWith(img []byte, opts ...ReaderOption) error {
 	r, err := Open(&memImage{b: img}, opts...)
 	if err != nil {
 		return err
@@ -96,7 +96,7 @@ func TestForgeryKeepingCRCs(t *testing.T) {
 	s := WithSecret(KeyFileSecret(testKeyFile))
 	img, _, _ := encryptedImage(t, KeyFileSecret(testKeyFile))
 	r, _ := Open(&memImage{b: img}, s)
-	e := r.entries[2]
+	e := entriesOf(t, r)[2]
 	rec := bytes.Clone(img[e.Offset : e.Offset+uint64(e.Length)])
 	body := rec[:len(rec)-crcLen]
 	if err := forgery.FlipKeepingCRC(body, len(body)-40, 0x20, len(body)-30); err != nil {

@@ -16,14 +16,20 @@
 //	r, err := image.OpenTarget(t)             // checks header, commit, index
 //	defer r.Close()
 //	md := r.Metadata()                        // kernel release, boot id, jump-back, fingerprints
-//	_, err = r.Verify(ctx)                    // every chunk; nil only if resumable
-//	_, err = r.Restore(ctx, devMem)           // pages written at physical addresses
-//	err = image.InvalidateTarget(t)           // after a successful resume
+//	err = image.Usable(r.Status(), force)     // committed (or invalidated and forced)?
+//	_, err = r.VerifyStored(ctx)              // every record; nil only if resumable
+//	err = image.InvalidateTarget(t)           // before the restore starts: a crash
+//	                                          // during it must not resume the image twice
+//	_, err = r.Restore(ctx, devMem, image.WithForce()) // restore kernel: pages written at physical addresses
+//
+// Options are typed by side (WriterOption, ReaderOption; WithThreads,
+// WithProgress and WithKey are both) and checked when applied: a bad one
+// is an error from Write or Open before anything is written or read.
 //
 // Errors: ErrNotImage, ErrNotCommitted, ErrInvalidated, *VersionError and
 // *CorruptError (errors.Is(err, ErrCorrupt)) each say what is wrong and what
 // to do. WithForce accepts an invalidated image, never an uncommitted or
-// corrupt one.
+// corrupt one; Usable is that rule for callers deciding before Verify.
 //
 // Write and Restore run a bounded pool of workers (WithThreads, default one
 // per CPU, at most MaxThreads) with memory under MemoryCeiling regardless of

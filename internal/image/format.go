@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"time"
 )
@@ -33,12 +34,14 @@ const (
 
 	// Parser limits: far above anything Write produces, low enough that a
 	// damaged length field cannot make a reader allocate without bound.
-	maxRanges       = 1 << 16
-	maxMetadataLen  = 1 << 20
-	maxChunkSize    = 64 << 20
-	minChunkSize    = 4096
-	maxPageSize     = 1 << 21
-	maxChunkCount   = 1 << 28
+	maxRanges      = 1 << 16
+	maxMetadataLen = 1 << 20
+	maxChunkSize   = 64 << 20
+	minChunkSize   = 4096
+	maxPageSize    = 1 << 21
+	maxChunkCount  = 1 << 28
+	// minRecordLen is the smallest chunk record: one extent, no payload.
+	minRecordLen    = chunkFixedLen + extentLen + crcLen
 	stateCommitted  = 1
 	stateInvalid    = 2
 	commitDigestLen = 32
@@ -244,7 +247,7 @@ func parseHeader(b []byte) (*header, error) {
 	}
 	nr := int(le.Uint32(b[44:]))
 	p := b[headerFixedLen+encLen:]
-	h.Ranges = make([]Range, nr)
+	h.Ranges = make([]Range, nr) // at most maxRanges: headerLen checked nr
 	for i := range h.Ranges {
 		h.Ranges[i] = Range{Start: le.Uint64(p), End: le.Uint64(p[8:])}
 		p = p[16:]
@@ -263,6 +266,13 @@ func parseHeader(b []byte) (*header, error) {
 		return nil, corrupt("header", int64(n-crcLen-len(h.metaJSON)), "metadata is not valid JSON: %v", err)
 	}
 	return h, nil
+}
+
+// maxRecordLen bounds a chunk record of h: every page stored, in extents
+// of one page, compressed as badly as a codec can, sealed. Readers refuse
+// index entries above it, so a record buffer never exceeds it.
+func maxRecordLen(h *header) uint64 {
+	return uint64(chunkOverhead(int(h.ChunkSize/h.PageSize))) + uint64(payloadBound(int(h.ChunkSize))) + gcmTagLen
 }
 
 // maxChunks is the number of chunks Write cuts ranges into; all-zero chunks
@@ -448,35 +458,72 @@ func encodeIndex(entries []indexEntry) []byte {
 
 func indexLen(n uint32) uint64 { return indexFixedLen + indexEntryLen*uint64(n) + crcLen }
 
-// parseIndex checks an index and that its records tile [start, end) exactly,
-// so every byte between the header and the index belongs to a checked chunk.
-func parseIndex(b []byte, count uint32, start, end uint64) ([]indexEntry, error) {
-	if uint64(len(b)) != indexLen(count) {
-		return nil, fmt.Errorf("index is %d bytes, want %d for %d chunks", len(b), indexLen(count), count)
+// indexPiece is how much of an index a reader holds at a time: a multiple
+// of indexEntryLen, so no entry straddles two pieces.
+const indexPiece = 64 << 10
+
+// scanIndex reads the index of c from in, piece by piece, feeding every
+// byte to d (the commit digest), and checks its framing and CRC and that
+// its records, each at most maxRecord bytes, tile [start, c.IndexOffset)
+// exactly, so every byte between the header and the index belongs to a
+// checked chunk. The caller has checked that the index, indexLen(count)
+// bytes, ends where the commit record starts. With keep it returns the
+// entries. A CRC mismatch is reported before any other fault, as the
+// likelier cause.
+func scanIndex(in Input, c *commit, start, maxRecord uint64, d hash.Hash, keep bool) ([]indexEntry, error) {
+	n, end, count := indexLen(c.ChunkCount), c.IndexOffset, c.ChunkCount
+	var entries []indexEntry
+	if keep {
+		entries = make([]indexEntry, 0, count)
 	}
-	if string(b[:4]) != indexMagic {
-		return nil, fmt.Errorf("bad index magic %q", b[:4])
+	fault := func(format string, args ...any) error {
+		return corrupt("index", int64(end), format, args...)
 	}
-	if got, want := crc(b[:len(b)-crcLen]), le.Uint32(b[len(b)-crcLen:]); got != want {
-		return nil, fmt.Errorf("index checksum mismatch (stored %08x, computed %08x)", want, got)
-	}
-	if le.Uint32(b[4:]) != count || le.Uint64(b[8:]) != 0 {
-		return nil, fmt.Errorf("index entry count %d does not match the commit record's %d", le.Uint32(b[4:]), count)
-	}
-	entries := make([]indexEntry, count)
-	off := start
-	p := indexFixedLen
-	for i := range entries {
-		e := indexEntry{Offset: le.Uint64(b[p:]), Length: le.Uint32(b[p+8:]), CRC: le.Uint32(b[p+12:])}
-		p += indexEntryLen
-		if e.Offset != off || e.Length < chunkFixedLen+extentLen+crcLen || uint64(e.Length) > end-off {
-			return nil, fmt.Errorf("index entry %d (offset %d, length %d) does not continue the previous record at %d", i, e.Offset, e.Length, off)
+	var firstFault error
+	var sum, stored uint32
+	off, i := start, uint32(0)
+	buf := make([]byte, min(n, indexPiece))
+	for pos := uint64(0); pos < n; {
+		piece := buf[:min(uint64(len(buf)), n-pos)]
+		if err := readFull(in, piece, int64(end+pos), in.Size()); err != nil {
+			return nil, err
 		}
-		off += uint64(e.Length)
-		entries[i] = e
+		d.Write(piece)
+		body := piece
+		if pos+uint64(len(piece)) == n { // the last piece holds the CRC (n-pos is 4 mod 16)
+			body, stored = piece[:len(piece)-crcLen], le.Uint32(piece[len(piece)-crcLen:])
+		}
+		sum = crc32.Update(sum, castagnoli, body)
+		if pos == 0 {
+			switch {
+			case string(body[:4]) != indexMagic:
+				firstFault = fault("bad index magic %q", body[:4])
+			case le.Uint32(body[4:]) != count || le.Uint64(body[8:]) != 0:
+				firstFault = fault("index entry count %d does not match the commit record's %d", le.Uint32(body[4:]), count)
+			}
+			body = body[indexFixedLen:]
+		}
+		pos += uint64(len(piece))
+		for ; firstFault == nil && len(body) >= indexEntryLen; body = body[indexEntryLen:] {
+			e := indexEntry{Offset: le.Uint64(body), Length: le.Uint32(body[8:]), CRC: le.Uint32(body[12:])}
+			if e.Offset != off || e.Length < minRecordLen || uint64(e.Length) > end-off {
+				firstFault = fault("index entry %d (offset %d, length %d) does not continue the previous record at %d", i, e.Offset, e.Length, off)
+			}
+			if keep && firstFault == nil {
+				entries = append(entries, e)
+			}
+			off += uint64(e.Length)
+			i++
+		}
+	}
+	if sum != stored {
+		return nil, fault("index checksum mismatch (stored %08x, computed %08x)", stored, sum)
+	}
+	if firstFault != nil {
+		return nil, firstFault
 	}
 	if off != end {
-		return nil, fmt.Errorf("chunks end at %d but the index starts at %d", off, end)
+		return nil, fault("chunks end at %d but the index starts at %d", off, end)
 	}
 	return entries, nil
 }

@@ -113,7 +113,7 @@ func (discard) WriteAt(p []byte, off int64) (int, error) { return len(p), nil }
 // could run), so the encrypted paths are reached too.
 func FuzzImage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, opts := range [][]Option{nil, {WithSecret(KeyFileSecret(testKeyFile))}} {
+		for _, opts := range [][]ReaderOption{nil, {WithSecret(KeyFileSecret(testKeyFile))}} {
 			r, err := Open(&memImage{b: b}, opts...)
 			if err != nil {
 				return
@@ -153,7 +153,10 @@ func encryptedSeedChunks(t *testing.T) [][]byte {
 		t.Fatal(err)
 	}
 	_, src, _ := smallImage(t)
-	o := buildOptions([]Option{WithChunkSize(16 << 10), WithThreads(1), WithCompression(Zstd)})
+	o, err := newWriterOptions([]WriterOption{WithChunkSize(16 << 10), WithThreads(1), WithCompression(Zstd)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := &pipeline{o: o, src: src, ps: 4096, ranges: src.Ranges(), keys: keys}
 	out := &memImage{}
 	entries, _, err := p.run(context.Background(), out, 0)
@@ -174,7 +177,7 @@ func chunkRecords(t *testing.T, img []byte) (*Reader, [][]byte) {
 		t.Fatal(err)
 	}
 	var recs [][]byte
-	for _, e := range r.entries {
+	for _, e := range entriesOf(t, r) {
 		recs = append(recs, img[e.Offset:e.Offset+uint64(e.Length)])
 	}
 	return r, recs

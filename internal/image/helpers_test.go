@@ -93,7 +93,7 @@ func testMemory(seed uint64, size int) []byte {
 	return mem
 }
 
-func writeImage(t testing.TB, src Source, opts ...Option) (*memImage, Stats) {
+func writeImage(t testing.TB, src Source, opts ...WriterOption) (*memImage, Stats) {
 	t.Helper()
 	img := &memImage{}
 	st, err := Write(context.Background(), img, src, Metadata{KernelRelease: "6.1.0-test", Hostname: "h"}, opts...)
@@ -103,7 +103,7 @@ func writeImage(t testing.TB, src Source, opts ...Option) (*memImage, Stats) {
 	return img, st
 }
 
-func restore(t testing.TB, img Input, opts ...Option) []byte {
+func restore(t testing.TB, img Input, opts ...ReaderOption) []byte {
 	t.Helper()
 	r, err := Open(img)
 	if err != nil {
@@ -133,4 +133,14 @@ func expectRestored(t testing.TB, src Source, got []byte) {
 			t.Fatalf("range %v differs after restore", r)
 		}
 	}
+}
+
+// entriesOf is r's index, read and checked as Verify reads it.
+func entriesOf(t testing.TB, r *Reader) []indexEntry {
+	t.Helper()
+	entries, err := r.entries()
+	if err != nil {
+		t.Fatalf("reading the index: %v", err)
+	}
+	return entries
 }

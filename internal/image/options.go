@@ -1,6 +1,7 @@
 package image
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 
@@ -60,10 +61,40 @@ func (l Level) zstd() zstd.EncoderLevel {
 	return zstd.SpeedFastest
 }
 
-// Option configures Write, Verify and Restore.
-type Option func(*options)
+// Options are validated when applied: Write, Open and the Reader's methods
+// return the first option's error before doing anything (the model is
+// klauspost/compress zstd's encoder options). A WriterOption configures
+// Write, WriteTarget and MaxImageSize; a ReaderOption configures Open,
+// OpenTarget, Invalidate, InvalidateTarget, Verify, VerifyStored and
+// Restore. WithThreads, WithProgress and WithKey are both (CommonOption).
 
-type options struct {
+// WriterOption configures Write and WriteTarget.
+type WriterOption interface {
+	applyWriter(*writerOptions) error
+}
+
+// ReaderOption configures Open and the reading of an image.
+type ReaderOption interface {
+	applyReader(*readerOptions) error
+}
+
+// writerOption and readerOption are the options of one side only.
+type writerOption func(*writerOptions) error
+type readerOption func(*readerOptions) error
+
+func (f writerOption) applyWriter(o *writerOptions) error { return f(o) }
+func (f readerOption) applyReader(o *readerOptions) error { return f(o) }
+
+// CommonOption is an option meaning the same to writers and readers.
+type CommonOption struct {
+	w writerOption
+	r readerOption
+}
+
+func (c CommonOption) applyWriter(o *writerOptions) error { return c.w(o) }
+func (c CommonOption) applyReader(o *readerOptions) error { return c.r(o) }
+
+type writerOptions struct {
 	compression Compression
 	// pick, set only by tests, replaces Auto's choice of each chunk's codec
 	// so that an image mixes codecs in a known way.
@@ -72,14 +103,49 @@ type options struct {
 	threads   int
 	chunkSize int
 	progress  func(done, total uint64)
-	force     bool
-	zeroFill  bool
 	key       *Key
-	secret    *Secret
 	exclude   []Range
 	discard   bool // exclude is WithDiscard's
+}
+
+type readerOptions struct {
+	threads  int
+	progress func(done, total uint64)
+	force    bool
+	zeroFill bool
+	key      *Key
+	secret   *Secret
 	// headers is WithVerifiedStored's Stats.Headers; nil without it.
 	headers *uint32
+}
+
+func newWriterOptions(opts []WriterOption) (writerOptions, error) {
+	o := writerOptions{compression: Auto, level: LevelFast, chunkSize: defaultChunkSize}
+	for _, opt := range opts {
+		if err := opt.applyWriter(&o); err != nil {
+			return writerOptions{}, err
+		}
+	}
+	o.threads = threadsOrCPUs(o.threads)
+	return o, nil
+}
+
+func newReaderOptions(opts []ReaderOption) (readerOptions, error) {
+	var o readerOptions
+	for _, opt := range opts {
+		if err := opt.applyReader(&o); err != nil {
+			return readerOptions{}, err
+		}
+	}
+	o.threads = threadsOrCPUs(o.threads)
+	return o, nil
+}
+
+func threadsOrCPUs(n int) int {
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
+	return min(n, MaxThreads)
 }
 
 // WithVerifiedStored tells Restore that VerifyStored checked this image's
@@ -93,60 +159,143 @@ type options struct {
 // the restore then, after pages may have gone to the wrong addresses:
 // for the restore kernel, which reboots on any failure and whose
 // original was invalidated before it started, that is the same outcome.
-func WithVerifiedStored(headers uint32) Option {
-	return func(o *options) { o.headers = &headers }
+func WithVerifiedStored(headers uint32) ReaderOption {
+	return readerOption(func(o *readerOptions) error { o.headers = &headers; return nil })
 }
 
-// WithCompression selects the codec (Write only); the default is Auto.
-func WithCompression(c Compression) Option { return func(o *options) { o.compression = c } }
+// WithCompression selects the codec; the default is Auto.
+func WithCompression(c Compression) WriterOption {
+	return writerOption(func(o *writerOptions) error {
+		if !c.known() {
+			return fmt.Errorf("image: unknown compression %v: use Zstd, S2 or Auto", c)
+		}
+		o.compression = c
+		return nil
+	})
+}
 
-// WithLevel selects the compression level (Write only). For S2, fastest and
-// fast are s2.Encode, default EncodeBetter and best EncodeBest.
-func WithLevel(l Level) Option { return func(o *options) { o.level = l } }
+// WithLevel selects the compression level. For S2, fastest and fast are
+// s2.Encode, default EncodeBetter and best EncodeBest.
+func WithLevel(l Level) WriterOption {
+	return writerOption(func(o *writerOptions) error {
+		if l < LevelFast || l > LevelFastest {
+			return fmt.Errorf("image: unknown compression level %v: use LevelFastest, LevelFast, LevelDefault or LevelBest", l)
+		}
+		o.level = l
+		return nil
+	})
+}
 
 // WithThreads sets the number of compression or decompression workers;
-// n <= 0 means one per CPU. Threads are capped so memory stays under
+// 0 means one per CPU. Threads are capped so memory stays under
 // MemoryCeiling.
-func WithThreads(n int) Option { return func(o *options) { o.threads = n } }
+func WithThreads(n int) CommonOption {
+	check := func() error {
+		if n < 0 {
+			return fmt.Errorf("image: %d threads: give a positive count, or 0 for one per CPU", n)
+		}
+		return nil
+	}
+	return CommonOption{
+		w: func(o *writerOptions) error { o.threads = n; return check() },
+		r: func(o *readerOptions) error { o.threads = n; return check() },
+	}
+}
 
 // WithProgress calls fn, never concurrently, as work completes, with bytes
 // of RAM (Write) or of chunk records (Verify, Restore) done so far.
-func WithProgress(fn func(done, total uint64)) Option { return func(o *options) { o.progress = fn } }
+func WithProgress(fn func(done, total uint64)) CommonOption {
+	return CommonOption{
+		w: func(o *writerOptions) error { o.progress = fn; return nil },
+		r: func(o *readerOptions) error { o.progress = fn; return nil },
+	}
+}
 
-// WithChunkSize sets how many bytes of RAM one chunk covers (Write only; a
-// multiple of the page size, default 2 MiB). Tests use small chunks.
-func WithChunkSize(n int) Option { return func(o *options) { o.chunkSize = n } }
+// WithChunkSize sets how many bytes of RAM one chunk covers (a multiple of
+// the page size, default 2 MiB). Tests use small chunks.
+func WithChunkSize(n int) WriterOption {
+	return writerOption(func(o *writerOptions) error {
+		if n < minChunkSize || n > maxChunkSize || n%minChunkSize != 0 {
+			return fmt.Errorf("image: chunk size %d must be a multiple of %d within [%d, %d]", n, minChunkSize, minChunkSize, maxChunkSize)
+		}
+		o.chunkSize = n
+		return nil
+	})
+}
 
 // WithForce lets Verify and Restore accept an invalidated image (resume
 // --force). It never accepts an uncommitted or corrupt one.
-func WithForce() Option { return func(o *options) { o.force = true } }
+func WithForce() ReaderOption {
+	return readerOption(func(o *readerOptions) error { o.force = true; return nil })
+}
 
 // WithZeroFill makes Restore also write the zero pages, for sinks that do
 // not read as zero where nothing is written (/dev/mem: the booted kernel's
 // RAM holds its own data, and the saved kernel expects its zero pages).
-func WithZeroFill() Option { return func(o *options) { o.zeroFill = true } }
+func WithZeroFill() ReaderOption {
+	return readerOption(func(o *readerOptions) error { o.zeroFill = true; return nil })
+}
 
 // WithExclude makes Write leave out the pages in rs (sorted, page
 // aligned, not overlapping: the free pages internal/freepages finds)
 // without reading them. They count as zero pages: Restore with
 // WithZeroFill writes them as zeros.
-func WithExclude(rs []Range) Option { return func(o *options) { o.exclude, o.discard = rs, false } }
+func WithExclude(rs []Range) WriterOption {
+	return writerOption(func(o *writerOptions) error {
+		o.exclude, o.discard = rs, false
+		return checkOptionRanges("excluded", rs)
+	})
+}
 
 // WithDiscard is WithExclude for pages whose contents do not matter at all
 // (free pages of a kernel that does not zero free pages): the image lists
 // them (Metadata.Discarded, up to 256 KiB of list) and Restore with
 // WithZeroFill leaves them as they are instead of zeroing them.
-func WithDiscard(rs []Range) Option { return func(o *options) { o.exclude, o.discard = rs, true } }
+func WithDiscard(rs []Range) WriterOption {
+	return writerOption(func(o *writerOptions) error {
+		o.exclude, o.discard = rs, true
+		return checkOptionRanges("discarded", rs)
+	})
+}
+
+// checkOptionRanges checks what can be checked before the page size is
+// known: sorted, disjoint, not empty (Write checks the alignment).
+func checkOptionRanges(what string, rs []Range) error {
+	if err := checkRanges(rs, 1); err != nil {
+		return fmt.Errorf("image: %s ranges: %w", what, err)
+	}
+	return nil
+}
 
 // WithKey encrypts a new image with k (Write; see NewKey), or unlocks an
 // encrypted one with an already derived key (Open: the restore kernel gets
 // the key resume derived). A reader given a key refuses a plain image.
-func WithKey(k *Key) Option { return func(o *options) { o.key = k } }
+func WithKey(k *Key) CommonOption {
+	check := func() error {
+		if k == nil || len(k.Master) != keyLen {
+			return errors.New("image: WithKey needs a derived key (NewKey, or Reader.Key)")
+		}
+		_, err := k.params()
+		return err
+	}
+	return CommonOption{
+		w: func(o *writerOptions) error { o.key = k; return check() },
+		r: func(o *readerOptions) error { o.key = k; return check() },
+	}
+}
 
 // WithSecret unlocks an encrypted image with the user's key file or
 // passphrase, derived with the parameters in the image's header (Open,
 // OpenTarget, Invalidate). A reader given a secret refuses a plain image.
-func WithSecret(s Secret) Option { return func(o *options) { o.secret = &s } }
+func WithSecret(s Secret) ReaderOption {
+	return readerOption(func(o *readerOptions) error {
+		if s.source != KeySourceFile && s.source != KeySourcePassphrase {
+			return errors.New("image: WithSecret needs a KeyFileSecret or PassphraseSecret")
+		}
+		o.secret = &s
+		return nil
+	})
+}
 
 // MaxThreads bounds the worker count so the pipeline fits in MemoryCeiling,
 // small enough for a helper kernel with ~100 MiB of RAM.
@@ -179,16 +328,4 @@ func ThreadsFor(want int, avail uint64) int {
 		fit = int((avail - processReserve) / perThreadMemory)
 	}
 	return max(1, min(want, fit, MaxThreads))
-}
-
-func buildOptions(opts []Option) options {
-	o := options{compression: Auto, level: LevelFast, chunkSize: defaultChunkSize}
-	for _, f := range opts {
-		f(&o)
-	}
-	if o.threads <= 0 {
-		o.threads = runtime.NumCPU()
-	}
-	o.threads = min(o.threads, MaxThreads)
-	return o
 }

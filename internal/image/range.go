@@ -35,8 +35,8 @@ func normalize(rs []Range, pageSize uint64) []Range {
 	return phys.Ranges(out).Normalize()
 }
 
-// checkRanges reports whether rs is sorted, disjoint and page aligned: the
-// form Write stores and Open accepts.
+// checkRanges reports whether rs is sorted, disjoint, page aligned and
+// below maxPhysAddr: the form Write stores and Open accepts.
 func checkRanges(rs []Range, pageSize uint64) error {
 	var prevEnd uint64
 	for i, r := range rs {

@@ -2,12 +2,13 @@ package image
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
-	"hash/crc32"
+	"hash"
 	"io"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -29,15 +30,15 @@ type spanInput interface {
 // index are checked by Open too but their failure is kept for Verify and
 // Restore, so an unfinished image can still be inspected.
 type Reader struct {
-	in      Input
-	h       *header
-	hdrLen  uint64
-	commit  *commit
-	entries []indexEntry
-	status  error // nil, ErrNotCommitted, ErrInvalidated, a *CorruptError, or a key/authentication error
-	closer  io.Closer
-	keys    *imageKeys // encrypted image unlocked by Open
-	key     *Key       // the master key that unlocked it
+	in     Input
+	h      *header
+	hdrLen uint64
+	hdr    []byte // the header record, bound by the commit digest
+	commit *commit
+	status error // nil, ErrNotCommitted, ErrInvalidated, a *CorruptError, or a key/authentication error
+	closer io.Closer
+	keys   *imageKeys // encrypted image unlocked by Open
+	key    *Key       // the master key that unlocked it
 }
 
 // Info is what `resume image info` shows.
@@ -67,8 +68,11 @@ type Info struct {
 // the MAC over header, index and commit record are checked here, and the
 // chunks' tags by Verify and Restore. Without a key an encrypted image's
 // Status is a *KeyRequiredError; with one a plain image's is ErrNotEncrypted.
-func Open(in Input, opts ...Option) (*Reader, error) {
-	o := buildOptions(opts)
+func Open(in Input, opts ...ReaderOption) (*Reader, error) {
+	o, err := newReaderOptions(opts)
+	if err != nil {
+		return nil, err
+	}
 	size := in.Size()
 	fixed := make([]byte, headerFixedLen)
 	if size < headerFixedLen {
@@ -94,16 +98,16 @@ func Open(in Input, opts ...Option) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Reader{in: in, h: h, hdrLen: uint64(n)}
+	r := &Reader{in: in, h: h, hdrLen: uint64(n), hdr: buf}
 	if r.status = r.unlock(o); r.status == nil {
-		r.status = r.openCommit(buf, size)
+		r.status = r.openCommit(size)
 	}
 	return r, nil
 }
 
 // unlock derives the image's keys from the key or secret in o and checks
 // them against the header's key check value.
-func (r *Reader) unlock(o options) error {
+func (r *Reader) unlock(o readerOptions) error {
 	given := o.key != nil || o.secret != nil
 	p := r.h.Enc
 	switch {
@@ -158,7 +162,11 @@ func readFull(in Input, b []byte, off, size int64) error {
 	return nil
 }
 
-func (r *Reader) openCommit(hdr []byte, size int64) error {
+// openCommit checks the commit record at the end of the image, then the
+// index it points to (read in bounded pieces, nothing kept) against the
+// commit digest. Every size is checked against what the header and the
+// image length allow before it is used.
+func (r *Reader) openCommit(size int64) error {
 	if size < int64(r.hdrLen)+commitLen {
 		return ErrNotCommitted
 	}
@@ -177,42 +185,82 @@ func (r *Reader) openCommit(hdr []byte, size int64) error {
 	if c.ID != r.h.ID {
 		return ErrNotCommitted // a commit record left from another image
 	}
-	if c.Length != uint64(size) {
-		return corrupt("commit record", off, "image length %d does not match the recorded %d: the image was truncated or extended", size, c.Length)
-	}
-	if c.ChunkCount != r.h.ChunkCount {
-		return corrupt("commit record", off, "chunk count %d does not match the header's %d", c.ChunkCount, r.h.ChunkCount)
-	}
-	ilen := indexLen(c.ChunkCount)
-	if c.IndexOffset < r.hdrLen || c.IndexOffset+ilen != uint64(off) {
-		return corrupt("commit record", off, "index offset %d and %d chunks do not fit between header and commit record", c.IndexOffset, c.ChunkCount)
-	}
-	ib := make([]byte, ilen)
-	if err := readFull(r.in, ib, int64(c.IndexOffset), size); err != nil {
+	if err := r.checkCommit(c, off); err != nil {
 		return err
 	}
-	entries, err := parseIndex(ib, c.ChunkCount, r.hdrLen, c.IndexOffset)
-	if err != nil {
-		return corrupt("index", int64(c.IndexOffset), "%v", err)
+	if _, err := r.readIndex(c, cb, false); err != nil {
+		return err
 	}
-	if c.Major != r.h.Major {
-		return corrupt("commit record", off+8, "commit record version %d does not match the header's %d", c.Major, r.h.Major)
-	}
-	if r.keys != nil {
-		if r.keys.macOf(hdr, ib, cb[:72]) != c.Digest {
-			return &AuthError{What: "header, index and commit record", Chunk: -1}
-		}
-	} else if digest(hdr, ib) != c.Digest {
-		return corrupt("commit record", off+72, "digest of header and index does not match the commit record")
-	}
-	if c.StoredPages+c.ZeroPages != totalSize(r.h.Ranges)/uint64(r.h.PageSize) {
-		return corrupt("commit record", off+56, "stored %d + zero %d pages do not add up to the saved RAM", c.StoredPages, c.ZeroPages)
-	}
-	r.commit, r.entries = c, entries
+	r.commit = c
 	if c.State == stateInvalid {
 		return ErrInvalidated
 	}
 	return nil
+}
+
+// checkCommit checks a commit record at off against the header and the
+// image length: after it, the index lies between header and commit record
+// and its length is what the chunk count implies.
+func (r *Reader) checkCommit(c *commit, off int64) error {
+	if c.Length != uint64(off)+commitLen {
+		return corrupt("commit record", off, "image length %d does not match the recorded %d: the image was truncated or extended", off+commitLen, c.Length)
+	}
+	if c.ChunkCount != r.h.ChunkCount {
+		return corrupt("commit record", off, "chunk count %d does not match the header's %d", c.ChunkCount, r.h.ChunkCount)
+	}
+	// Subtractions only: a forged offset cannot wrap around.
+	ilen := indexLen(c.ChunkCount)
+	if c.IndexOffset < r.hdrLen || c.IndexOffset > uint64(off) || uint64(off)-c.IndexOffset != ilen {
+		return corrupt("commit record", off, "index offset %d and %d chunks do not fit between header and commit record", c.IndexOffset, c.ChunkCount)
+	}
+	return nil
+}
+
+// readIndex reads and checks the index of c (cb: its commit record as
+// stored) against the commit digest, with keep returning its entries (the
+// only memory that grows with the image: 16 bytes a chunk).
+func (r *Reader) readIndex(c *commit, cb []byte, keep bool) ([]indexEntry, error) {
+	off := int64(c.Length) - commitLen
+	var d hash.Hash
+	if r.keys != nil {
+		d = r.keys.newMAC()
+	} else {
+		d = sha256.New()
+	}
+	d.Write(r.hdr)
+	entries, err := scanIndex(r.in, c, r.hdrLen, maxRecordLen(r.h), d, keep)
+	if err != nil {
+		return nil, err
+	}
+	if c.Major != r.h.Major {
+		return nil, corrupt("commit record", off+8, "commit record version %d does not match the header's %d", c.Major, r.h.Major)
+	}
+	if r.keys != nil {
+		d.Write(cb[:72])
+		if !hmac.Equal(d.Sum(nil), c.Digest[:]) {
+			return nil, &AuthError{What: "header, index and commit record", Chunk: -1}
+		}
+	} else if subtle.ConstantTimeCompare(d.Sum(nil), c.Digest[:]) != 1 {
+		return nil, corrupt("commit record", off+72, "digest of header and index does not match the commit record")
+	}
+	if c.StoredPages+c.ZeroPages != totalSize(r.h.Ranges)/uint64(r.h.PageSize) {
+		return nil, corrupt("commit record", off+56, "stored %d + zero %d pages do not add up to the saved RAM", c.StoredPages, c.ZeroPages)
+	}
+	return entries, nil
+}
+
+// entries reads the index again for Verify and Restore, checked again
+// against the commit digest (the storage could return other bytes now).
+func (r *Reader) entries() ([]indexEntry, error) {
+	cb := make([]byte, commitLen)
+	if err := readFull(r.in, cb, int64(r.commit.Length)-commitLen, r.in.Size()); err != nil {
+		return nil, err
+	}
+	c, err := parseCommit(cb)
+	if err != nil || *c != *r.commit {
+		return nil, corrupt("commit record", int64(r.commit.Length)-commitLen, "the commit record read now differs from the one Open checked: the storage returned different data")
+	}
+	return r.readIndex(c, cb, true)
 }
 
 // Metadata returns the saved system's description from the header.
@@ -268,20 +316,29 @@ func (r *Reader) Info() Info {
 	return i
 }
 
-// usable reports whether chunks may be read: committed, or invalidated with
-// WithForce.
-func (r *Reader) usable(o options) error {
-	if r.status == nil || (o.force && errors.Is(r.status, ErrInvalidated)) {
+// Usable is the one rule for whether an image may be read to resume it,
+// given its Status and whether the user forces (resume --force,
+// WithForce): nil for a committed image, and for an invalidated one when
+// forced; otherwise the status itself (not committed, invalidated, corrupt,
+// no or wrong key, foreign RAM), which says why. Verify, VerifyStored and
+// Restore apply it; callers deciding before them use it too:
+//
+//	if err := image.Usable(r.Status(), force); err != nil {
+//		if errors.Is(err, image.ErrInvalidated) { /* spent: nothing to resume */ }
+//		/* else: refuse, naming err */
+//	}
+func Usable(status error, force bool) error {
+	if status == nil || (force && errors.Is(status, ErrInvalidated)) {
 		return nil
 	}
-	return r.status
+	return status
 }
 
 // Verify reads and checks every chunk (record CRC, extents, decompression,
 // CRC of the pages) and the commit record. It returns nil only for a fully
 // valid committed image (or an invalidated one with WithForce).
-func (r *Reader) Verify(ctx context.Context, opts ...Option) (Stats, error) {
-	return r.each(ctx, nil, buildOptions(opts), true)
+func (r *Reader) Verify(ctx context.Context, opts ...ReaderOption) (Stats, error) {
+	return r.each(ctx, nil, opts, true)
 }
 
 // VerifyStored checks every byte of the image as stored, without
@@ -293,8 +350,8 @@ func (r *Reader) Verify(ctx context.Context, opts ...Option) (Stats, error) {
 // which checks each chunk before writing its pages. It is resume's check
 // before the point of no return: reading the image once, not decoding it
 // twice, halves the CPU work of resuming.
-func (r *Reader) VerifyStored(ctx context.Context, opts ...Option) (Stats, error) {
-	return r.each(ctx, nil, buildOptions(opts), false)
+func (r *Reader) VerifyStored(ctx context.Context, opts ...ReaderOption) (Stats, error) {
+	return r.each(ctx, nil, opts, false)
 }
 
 // Restore writes every saved page to sink at its physical address, checking
@@ -305,392 +362,9 @@ func (r *Reader) VerifyStored(ctx context.Context, opts ...Option) (Stats, error
 // have been written; callers that need all-or-nothing call Verify first.
 // Zero pages are not written unless WithZeroFill is given: without it the
 // sink must read as zero where nothing is written (a fresh sparse file).
-func (r *Reader) Restore(ctx context.Context, sink io.WriterAt, opts ...Option) (Stats, error) {
-	return r.each(ctx, sink, buildOptions(opts), true)
+func (r *Reader) Restore(ctx context.Context, sink io.WriterAt, opts ...ReaderOption) (Stats, error) {
+	return r.each(ctx, sink, opts, true)
 }
-
-// each checks every chunk on o.threads workers, decoding each (decode) and
-// writing its pages to sink (non-nil).
-func (r *Reader) each(ctx context.Context, sink io.WriterAt, o options, decode bool) (Stats, error) {
-	start := time.Now()
-	if err := r.usable(o); err != nil {
-		return Stats{}, err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	n := len(r.entries)
-	slots := make([]uint32, n)
-	headers := make([]uint32, n) // each record's header CRC
-	if !decode {
-		o.headers = nil // only decoding checks the payload another way
-	}
-	var (
-		next     atomic.Int64
-		done     atomic.Uint64
-		firstErr error
-		errOnce  sync.Once
-		wg       sync.WaitGroup
-		progMu   sync.Mutex
-		total    uint64 // chunk bytes: progress reaches exactly 100%
-		s2Chunks atomic.Int64
-	)
-	maxRecord := 0
-	for _, e := range r.entries {
-		total += uint64(e.Length)
-		maxRecord = max(maxRecord, int(e.Length))
-	}
-	fail := func(err error) { errOnce.Do(func() { firstErr = err; cancel() }) }
-	lender, _ := sink.(Lender)
-	if !decode || o.headers == nil {
-		lender = nil // decoding in place is for WithVerifiedStored only
-	}
-	for range min(o.threads, max(n, 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var dec *decoders
-			if decode {
-				dec = &decoders{chunkSize: int(r.h.ChunkSize)}
-				defer dec.close()
-			}
-			var rec, raw, span []byte
-			var ext []extent
-			si, spans := r.in.(spanInput)
-			if spans {
-				span = si.SpanBuffer(maxRecord)
-			}
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				e := r.entries[i]
-				if spans {
-					var err error
-					if rec, err = si.ReadSpan(span, int64(e.Offset), int(e.Length)); err != nil {
-						fail(fmt.Errorf("reading chunk %d at offset %d: %w", i, e.Offset, err))
-						return
-					}
-				} else {
-					if cap(rec) < int(e.Length) {
-						rec = make([]byte, e.Length)
-					}
-					rec = rec[:e.Length]
-					if n, err := r.in.ReadAt(rec, int64(e.Offset)); err != nil && !(errors.Is(err, io.EOF) && n == len(rec)) {
-						fail(fmt.Errorf("reading chunk %d at offset %d: %w", i, e.Offset, err))
-						return
-					}
-				}
-				if raw == nil {
-					raw = make([]byte, 0, r.h.ChunkSize)
-				}
-				var lent func()
-				into := func(c *chunk) []byte {
-					if lender == nil || len(c.Extents) != 1 {
-						return nil
-					}
-					b, done, ok := lender.Lend(int64(c.Extents[0].Addr), int(c.RawLen))
-					if !ok {
-						return nil
-					}
-					lent = done
-					return b
-				}
-				c, hc, err := r.checkChunk(rec, e, dec, raw[:0], ext[:0], o.headers == nil, into)
-				release := func() {
-					if lent != nil {
-						lent()
-						lent = nil
-					}
-				}
-				if err == errAuth {
-					release()
-					fail(&AuthError{What: fmt.Sprintf("chunk %d", i), Chunk: i})
-					return
-				}
-				if err != nil {
-					release()
-					fail(&CorruptError{Region: "chunk", Chunk: i, Offset: int64(e.Offset), Reason: err.Error()})
-					return
-				}
-				ext = c.Extents
-				slots[i] = c.Number
-				if c.Codec == S2 {
-					s2Chunks.Add(1)
-				}
-				headers[i] = hc
-				if sink != nil {
-					err := writeExtents(sink, c, r.h.PageSize, o.zeroFill, c.Slot, r.h.Meta.Discarded)
-					release()
-					if err != nil {
-						fail(err)
-						return
-					}
-				}
-				d := done.Add(uint64(e.Length))
-				if o.progress != nil {
-					progMu.Lock()
-					o.progress(d, total)
-					progMu.Unlock()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return Stats{}, firstErr
-	}
-	if err := ctx.Err(); err != nil {
-		return Stats{}, err
-	}
-	for i := 1; i < n; i++ {
-		if slots[i] <= slots[i-1] {
-			return Stats{}, &CorruptError{Region: "chunk", Chunk: i, Offset: int64(r.entries[i].Offset), Reason: "chunk slot does not follow the previous chunk's"}
-		}
-	}
-	var hdrs uint32
-	for _, hc := range headers {
-		hdrs = crc32.Update(hdrs, castagnoli, le.AppendUint32(nil, hc))
-	}
-	if o.headers != nil && *o.headers != hdrs {
-		return Stats{}, corrupt("chunk headers", 0, "the chunk headers read now (CRC %08x) differ from those checked before the restore (%08x): the storage returned different data", hdrs, *o.headers)
-	}
-	var zeroFill time.Duration
-	var discarded uint64
-	if sink != nil && o.zeroFill {
-		discarded = totalSize(r.h.Meta.Discarded)
-		t := time.Now()
-		if err := r.zeroMissingSlots(ctx, sink, slots, o.threads); err != nil {
-			return Stats{}, err
-		}
-		zeroFill = time.Since(t)
-	}
-	return Stats{
-		RAMBytes:    totalSize(r.h.Ranges),
-		ZeroPages:   r.commit.ZeroPages,
-		StoredPages: r.commit.StoredPages,
-		ImageBytes:  uint64(r.in.Size()),
-		Chunks:      n,
-		S2Chunks:    int(s2Chunks.Load()),
-		Duration:    time.Since(start),
-		ZeroFill:    zeroFill,
-		Discarded:   discarded,
-		Headers:     hdrs,
-	}, nil
-}
-
-// checkChunk parses and checks one record, and with a decoder
-// decompresses it into raw and checks the pages' CRC; c.Payload is then
-// replaced by the decoded pages.
-//
-// into, if not nil, may lend the memory a chunk of one extent decodes to
-// (the chunk is then placed: already where its pages go).
-func (r *Reader) checkChunk(rec []byte, e indexEntry, dec *decoders, raw []byte, ext []extent, recordCRC bool, into func(*chunk) []byte) (*chunk, uint32, error) {
-	if got := le.Uint32(rec[len(rec)-crcLen:]); got != e.CRC {
-		return nil, 0, fmt.Errorf("record CRC %08x does not match the index's %08x", got, e.CRC)
-	}
-	c, err := parseChunk(rec, r.h, ext, recordCRC)
-	if err != nil {
-		return nil, 0, err
-	}
-	// The header: fixed part and extents, all before the payload.
-	hc := crc(rec[:len(rec)-crcLen-len(c.Payload)])
-	c, err = r.checkPayload(rec, c, dec, raw, into)
-	return c, hc, err
-}
-
-// checkPayload decrypts, decodes and checks c's payload (decoding only
-// when dec is non-nil).
-func (r *Reader) checkPayload(rec []byte, c *chunk, dec *decoders, raw []byte, into func(*chunk) []byte) (*chunk, error) {
-	var err error
-	slot, ok := r.slot(c.Number)
-	c.Slot = slot
-	if !ok {
-		return nil, fmt.Errorf("chunk slot %d is beyond the saved RAM", c.Number)
-	}
-	last := c.Extents[len(c.Extents)-1]
-	if c.Extents[0].Addr < slot.Start || last.Addr+uint64(last.Pages)*uint64(r.h.PageSize) > slot.End {
-		return nil, fmt.Errorf("extents lie outside the chunk's RAM %v", slot)
-	}
-	if r.h.Enc != nil {
-		if c.RawCRC != 0 {
-			return nil, fmt.Errorf("encrypted chunk stores a page CRC")
-		}
-		if r.keys == nil {
-			return nil, &KeyRequiredError{Source: r.h.Enc.Source}
-		}
-		aad := rec[:len(rec)-crcLen-len(c.Payload)]
-		if c.Payload, err = r.keys.aead.Open(c.Payload[:0], chunkNonce(c.Number), c.Payload, aad); err != nil {
-			return nil, errAuth
-		}
-	}
-	if dec == nil {
-		return c, nil
-	}
-	if into != nil {
-		if b := into(c); b != nil {
-			raw, c.placed = b[:0], true
-		}
-	}
-	out, err := dec.decode(c.Codec, raw, c.Payload, int(c.RawLen))
-	if err != nil {
-		return nil, err
-	}
-	if r.h.Enc != nil {
-		c.Payload = out
-		return c, nil
-	}
-	if got := crc(out); got != c.RawCRC {
-		return nil, fmt.Errorf("page data CRC mismatch after decompression (stored %08x, computed %08x)", c.RawCRC, got)
-	}
-	c.Payload = out
-	return c, nil
-}
-
-// errAuth is checkChunk's report of a GCM tag mismatch; each() names the chunk.
-var errAuth = errors.New("authentication failed")
-
-// slot returns the RAM covered by chunk slot n.
-func (r *Reader) slot(n uint32) (Range, bool) {
-	cs := uint64(r.h.ChunkSize)
-	left := uint64(n)
-	for _, rg := range r.h.Ranges {
-		k := (rg.Size() + cs - 1) / cs
-		if left < k {
-			s := rg.Start + left*cs
-			return Range{Start: s, End: min(s+cs, rg.End)}, true
-		}
-		left -= k
-	}
-	return Range{}, false
-}
-
-// writeExtents writes the decoded pages of c at their physical addresses,
-// and with zeroFill the zero pages between them within the chunk's slot.
-func writeExtents(sink io.WriterAt, c *chunk, pageSize uint32, zeroFill bool, slot Range, discarded []Range) error {
-	p := c.Payload
-	at := slot.Start
-	for _, e := range c.Extents {
-		if zeroFill && e.Addr > at {
-			if err := zeroExcept(sink, at, e.Addr, discarded); err != nil {
-				return err
-			}
-		}
-		n := int(e.Pages) * int(pageSize)
-		if c.placed {
-			// Decoded in place (Lender).
-		} else if _, err := sink.WriteAt(p[:n], int64(e.Addr)); err != nil {
-			return fmt.Errorf("writing %d pages at physical address %#x: %w", e.Pages, e.Addr, err)
-		}
-		p = p[n:]
-		at = e.Addr + uint64(n)
-	}
-	if zeroFill && at < slot.End {
-		return zeroExcept(sink, at, slot.End, discarded)
-	}
-	return nil
-}
-
-// Lender is a sink that can lend its memory, so a chunk decodes straight
-// into place (RAM mapped from /dev/mem): under emulation a copy costs as
-// much as decoding (memmove 495 MB/s per vCPU under TCG). Lend returns the
-// n bytes at off, writable, and done to call once the chunk is written;
-// ok is false when it cannot lend them. Restore lends only with
-// WithVerifiedStored, whose restore fails after pages were written anyway
-// if something read back differently: a chunk decoded in place is checked
-// there, after it is written.
-type Lender interface {
-	Lend(off int64, n int) (b []byte, done func(), ok bool)
-}
-
-// Zeroer is a sink that can clear memory itself (physical memory mapped
-// from /dev/mem): clearing in place writes RAM once, where copying from a
-// zero buffer also reads it.
-type Zeroer interface {
-	ZeroAt(off, n int64) error
-}
-
-var zeros = make([]byte, 1<<20)
-
-func writeZeros(sink io.WriterAt, start, end uint64) error {
-	if z, ok := sink.(Zeroer); ok {
-		if err := z.ZeroAt(int64(start), int64(end-start)); err != nil {
-			return fmt.Errorf("zeroing physical address %#x: %w", start, err)
-		}
-		return nil
-	}
-	for a := start; a < end; {
-		n := min(end-a, uint64(len(zeros)))
-		if _, err := sink.WriteAt(zeros[:n], int64(a)); err != nil {
-			return fmt.Errorf("zeroing physical address %#x: %w", a, err)
-		}
-		a += n
-	}
-	return nil
-}
-
-// zeroExcept zeroes [start, end) but for the discarded ranges in it.
-func zeroExcept(sink io.WriterAt, start, end uint64, discarded []Range) error {
-	return subtractRanges(start, end, discarded, func(s, e uint64) error { return writeZeros(sink, s, e) })
-}
-
-// zeroMissingSlots zeroes the slots no chunk was stored for (all-zero RAM),
-// runs of adjacent slots at once and on all threads: on a machine with
-// most of its RAM free this is gigabytes. slots lists the stored ones in
-// increasing order.
-func (r *Reader) zeroMissingSlots(ctx context.Context, sink io.WriterAt, slots []uint32, threads int) error {
-	var runs []Range
-	total := maxChunks(r.h.Ranges, uint64(r.h.ChunkSize))
-	next := 0
-	for s := uint64(0); s < total; s++ {
-		if next < len(slots) && uint64(slots[next]) == s {
-			next++
-			continue
-		}
-		rg, _ := r.slot(uint32(s))
-		if k := len(runs); k > 0 && runs[k-1].End == rg.Start {
-			runs[k-1].End = rg.End
-		} else {
-			runs = append(runs, rg)
-		}
-	}
-	// Pieces of at most 64 MiB so threads share long runs.
-	var pieces []Range
-	for _, rg := range runs {
-		for a := rg.Start; a < rg.End; a += zeroPiece {
-			pieces = append(pieces, Range{Start: a, End: min(a+zeroPiece, rg.End)})
-		}
-	}
-	var (
-		at       atomic.Int64
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	for range min(max(threads, 1), max(len(pieces), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(at.Add(1) - 1)
-				if i >= len(pieces) {
-					return
-				}
-				if err := zeroExcept(sink, pieces[i].Start, pieces[i].End, r.h.Meta.Discarded); err != nil {
-					errOnce.Do(func() { firstErr = err })
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	return ctx.Err()
-}
-
-const zeroPiece = 64 << 20
 
 // Invalidate makes the committed image in rw non-resumable by rewriting
 // its commit record's state, then syncs. The data stays intact, so
@@ -699,7 +373,7 @@ const zeroPiece = 64 << 20
 // problem returned (it is not resumable anyway).
 // An encrypted image needs its key (WithSecret or WithKey): the commit
 // record's MAC covers the state.
-func Invalidate(rw ReadWriter, opts ...Option) error {
+func Invalidate(rw ReadWriter, opts ...ReaderOption) error {
 	r, err := Open(rw, opts...)
 	if err != nil {
 		return err
@@ -714,15 +388,16 @@ func Invalidate(rw ReadWriter, opts ...Option) error {
 	c.State = stateInvalid
 	cb := c.encode()
 	if r.keys != nil {
-		hdr := make([]byte, r.hdrLen)
-		idx := make([]byte, indexLen(c.ChunkCount))
-		if err := readFull(rw, hdr, 0, rw.Size()); err != nil {
+		// The MAC covers the state: header, index (read in pieces again)
+		// and the new commit record's head.
+		m := r.keys.newMAC()
+		m.Write(r.hdr)
+		if _, err := scanIndex(rw, &c, r.hdrLen, maxRecordLen(r.h), m, false); err != nil {
 			return err
 		}
-		if err := readFull(rw, idx, int64(c.IndexOffset), rw.Size()); err != nil {
-			return err
-		}
-		cb = sealCommit(&c, r.keys, hdr, idx)
+		m.Write(cb[:72])
+		copy(c.Digest[:], m.Sum(nil))
+		cb = c.encode()
 	}
 	if _, err := rw.WriteAt(cb, rw.Size()-commitLen); err != nil {
 		return err

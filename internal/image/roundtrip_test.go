@@ -34,7 +34,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := testMemory(uint64(len(tc.name)), tc.size)
 			src := RangeSource(bytes.NewReader(mem), tc.ranges)
-			opts := []Option{WithLevel(tc.level), WithThreads(tc.threads), WithCompression(tc.codec), withAlternatingCodecs}
+			opts := []WriterOption{WithLevel(tc.level), WithThreads(tc.threads), WithCompression(tc.codec), withAlternatingCodecs}
 			if tc.chunkSize != 0 {
 				opts = append(opts, WithChunkSize(tc.chunkSize))
 			}

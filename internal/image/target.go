@@ -13,8 +13,12 @@ import (
 // own commit record first, then the target's publish step (rename, or the
 // device signature block). Any previous image on t stops being resumable
 // before the first byte is written. On error nothing resumable is left.
-func WriteTarget(ctx context.Context, t storage.Target, src Source, md Metadata, opts ...Option) (Stats, error) {
-	w, err := t.Create(MaxImageSize(src, md, opts...))
+func WriteTarget(ctx context.Context, t storage.Target, src Source, md Metadata, opts ...WriterOption) (Stats, error) {
+	o, err := newWriterOptions(opts)
+	if err != nil {
+		return Stats{}, err // before anything on t changes
+	}
+	w, err := t.Create(maxImageSize(src, md, o))
 	if err != nil {
 		return Stats{}, err
 	}
@@ -31,7 +35,7 @@ func WriteTarget(ctx context.Context, t storage.Target, src Source, md Metadata,
 
 // OpenTarget opens the committed image on t; Close the Reader when done.
 // A target with no published image gives an error matching ErrNotCommitted.
-func OpenTarget(t storage.Target, opts ...Option) (*Reader, error) {
+func OpenTarget(t storage.Target, opts ...ReaderOption) (*Reader, error) {
 	img, err := t.Open(false)
 	if err != nil {
 		if errors.Is(err, storage.ErrNoImage) {
@@ -52,7 +56,7 @@ func OpenTarget(t storage.Target, opts ...Option) (*Reader, error) {
 }
 
 // InvalidateTarget invalidates the image on t (see Invalidate).
-func InvalidateTarget(t storage.Target, opts ...Option) error {
+func InvalidateTarget(t storage.Target, opts ...ReaderOption) error {
 	img, err := t.Open(true)
 	if err != nil {
 		if errors.Is(err, storage.ErrNoImage) {
@@ -97,7 +101,7 @@ func (e *UnfinishedError) Is(target error) bool {
 }
 
 // unfinished describes an interrupted image on t, or returns nil.
-func unfinished(t storage.Target, opts ...Option) *UnfinishedError {
+func unfinished(t storage.Target, opts ...ReaderOption) *UnfinishedError {
 	u, ok := t.(storage.Unfinished)
 	if !ok {
 		return nil

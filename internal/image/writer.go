@@ -62,9 +62,18 @@ func (s Stats) CodecMix() string {
 }
 
 // MaxImageSize bounds the length of an image of src: every page stored
-// incompressible plus framing. Storage checks free space against it.
-func MaxImageSize(src Source, md Metadata, opts ...Option) uint64 {
-	o := buildOptions(opts)
+// incompressible plus framing. Storage checks free space against it. With
+// an invalid option it bounds an image with the default options (Write
+// then reports the option).
+func MaxImageSize(src Source, md Metadata, opts ...WriterOption) uint64 {
+	o, err := newWriterOptions(opts)
+	if err != nil {
+		o, _ = newWriterOptions(nil)
+	}
+	return maxImageSize(src, md, o)
+}
+
+func maxImageSize(src Source, md Metadata, o writerOptions) uint64 {
 	rs := src.Ranges()
 	chunks := maxChunks(rs, uint64(o.chunkSize))
 	pages := uint64(o.chunkSize) / pageSizeOf(md)
@@ -85,108 +94,179 @@ func pageSizeOf(md Metadata) uint64 {
 // and, after a Sync, the commit record followed by another Sync. Until Write
 // returns nil the image is not resumable. Chunks are compressed by a bounded
 // pool of workers and written in order.
-func Write(ctx context.Context, out Output, src Source, md Metadata, opts ...Option) (Stats, error) {
+func Write(ctx context.Context, out Output, src Source, md Metadata, opts ...WriterOption) (Stats, error) {
 	start := time.Now()
-	o := buildOptions(opts)
+	o, err := newWriterOptions(opts)
+	if err != nil {
+		return Stats{}, err
+	}
+	w, err := newImageWriter(src, md, o, start)
+	if err != nil {
+		return Stats{}, err
+	}
+	// The phases, in order (the shape of the kernel's swsusp_write): the
+	// first failure ends the write with no commit record, so nothing
+	// resumable, and the pipeline has stopped its workers.
+	err = w.writeHeader(out)
+	if err == nil {
+		err = w.writeChunks(ctx, out)
+	}
+	if err == nil {
+		err = w.writeIndex(out)
+	}
+	if err == nil {
+		err = w.commit(out)
+	}
+	if err != nil {
+		return Stats{}, err
+	}
+	w.st.Duration = time.Since(start)
+	return w.st, nil
+}
+
+// imageWriter is one Write: the geometry and header decided up front, then
+// what each phase leaves for the next.
+type imageWriter struct {
+	o       writerOptions
+	src     Source
+	ranges  []Range
+	ps      uint64
+	h       *header
+	keys    *imageKeys // nil: plain image
+	hdr     []byte     // the header as last written
+	entries []indexEntry
+	idx     []byte
+	idxOff  uint64
+	st      Stats
+}
+
+// newImageWriter checks the geometry, completes the metadata and builds
+// the header (with the image's keys when encrypting).
+func newImageWriter(src Source, md Metadata, o writerOptions, start time.Time) (*imageWriter, error) {
 	ps := pageSizeOf(md)
 	md.PageSize = uint32(ps)
 	if md.Created.IsZero() {
 		md.Created = start
 	}
-	if ps < 512 || ps > maxPageSize || ps&(ps-1) != 0 {
-		return Stats{}, fmt.Errorf("page size %d is not a power of two between 512 and %d", ps, maxPageSize)
-	}
-	if o.chunkSize < minChunkSize || o.chunkSize > maxChunkSize || uint64(o.chunkSize)%ps != 0 {
-		return Stats{}, fmt.Errorf("chunk size %d must be a multiple of the %d-byte page size within [%d, %d]", o.chunkSize, ps, minChunkSize, maxChunkSize)
-	}
 	ranges := src.Ranges()
-	if err := checkRanges(ranges, ps); err != nil {
-		return Stats{}, fmt.Errorf("source ranges: %w", err)
-	}
-	if len(ranges) == 0 {
-		return Stats{}, errors.New("source has no RAM ranges: nothing to save")
-	}
-	if err := checkRanges(o.exclude, ps); err != nil {
-		return Stats{}, fmt.Errorf("excluded ranges: %w", err)
+	if err := checkGeometry(ranges, ps, o); err != nil {
+		return nil, err
 	}
 	md.FreePages = totalSize(o.exclude) / ps
 	md.Discarded = nil
 	if o.discard {
 		md.Discarded = discardList(o.exclude)
 	}
-	if uint64(maxChunks(ranges, uint64(o.chunkSize))) > maxChunkCount {
-		return Stats{}, fmt.Errorf("%d bytes of RAM need more than %d chunks: use a larger chunk size", totalSize(ranges), maxChunkCount)
-	}
 	h := &header{PageSize: uint32(ps), ChunkSize: uint32(o.chunkSize), Compression: o.compression, Ranges: ranges, Meta: md}
 	if _, err := rand.Read(h.ID[:]); err != nil {
-		return Stats{}, fmt.Errorf("image id: %w", err)
+		return nil, fmt.Errorf("image id: %w", err)
 	}
-	var keys *imageKeys
+	w := &imageWriter{o: o, src: src, ranges: ranges, ps: ps, h: h}
 	if o.key != nil {
 		p, err := o.key.params()
 		if err != nil {
-			return Stats{}, err
+			return nil, err
 		}
-		if keys, err = newImageKeys(o.key.Master, h.ID); err != nil {
-			return Stats{}, err
+		if w.keys, err = newImageKeys(o.key.Master, h.ID); err != nil {
+			return nil, err
 		}
-		p.KCV = keys.kcv
+		p.KCV = w.keys.kcv
 		h.Enc = &p
 	}
-	hdr, err := h.encode()
-	if err != nil {
-		return Stats{}, err
-	}
-	if _, err := out.WriteAt(hdr, 0); err != nil {
-		return Stats{}, err
-	}
+	return w, nil
+}
 
-	w := &pipeline{o: o, src: src, ps: ps, ranges: ranges, keys: keys}
-	entries, st, err := w.run(ctx, out, uint64(len(hdr)))
+// checkGeometry checks page size, chunk size and ranges against what
+// readers accept.
+func checkGeometry(ranges []Range, ps uint64, o writerOptions) error {
+	if ps < 512 || ps > maxPageSize || ps&(ps-1) != 0 {
+		return fmt.Errorf("page size %d is not a power of two between 512 and %d", ps, maxPageSize)
+	}
+	if o.chunkSize < minChunkSize || o.chunkSize > maxChunkSize || uint64(o.chunkSize)%ps != 0 {
+		return fmt.Errorf("chunk size %d must be a multiple of the %d-byte page size within [%d, %d]", o.chunkSize, ps, minChunkSize, maxChunkSize)
+	}
+	if err := checkRanges(ranges, ps); err != nil {
+		return fmt.Errorf("source ranges: %w", err)
+	}
+	if len(ranges) == 0 {
+		return errors.New("source has no RAM ranges: nothing to save")
+	}
+	if err := checkRanges(o.exclude, ps); err != nil {
+		return fmt.Errorf("excluded ranges: %w", err)
+	}
+	if uint64(maxChunks(ranges, uint64(o.chunkSize))) > maxChunkCount {
+		return fmt.Errorf("%d bytes of RAM need more than %d chunks: use a larger chunk size", totalSize(ranges), maxChunkCount)
+	}
+	return nil
+}
+
+// writeHeader writes the header with no chunk count yet.
+func (w *imageWriter) writeHeader(out Output) error {
+	hdr, err := w.h.encode()
 	if err != nil {
-		return Stats{}, err
+		return err
 	}
-	idxOff := uint64(len(hdr))
-	if n := len(entries); n > 0 {
-		idxOff = entries[n-1].Offset + uint64(entries[n-1].Length)
+	w.hdr = hdr
+	_, err = out.WriteAt(hdr, 0)
+	return err
+}
+
+// writeChunks runs the capture pipeline: every chunk, in order, after
+// the header.
+func (w *imageWriter) writeChunks(ctx context.Context, out Output) error {
+	p := &pipeline{o: w.o, src: w.src, ps: w.ps, ranges: w.ranges, keys: w.keys}
+	entries, st, err := p.run(ctx, out, uint64(len(w.hdr)))
+	w.entries, w.st = entries, st
+	return err
+}
+
+// writeIndex writes the index after the last chunk, then the header again
+// with the final chunk count (same length), and syncs both.
+func (w *imageWriter) writeIndex(out Output) error {
+	w.idxOff = uint64(len(w.hdr))
+	if n := len(w.entries); n > 0 {
+		w.idxOff = w.entries[n-1].Offset + uint64(w.entries[n-1].Length)
 	}
-	idx := encodeIndex(entries)
-	if _, err := out.WriteAt(idx, int64(idxOff)); err != nil {
-		return Stats{}, err
+	w.idx = encodeIndex(w.entries)
+	if _, err := out.WriteAt(w.idx, int64(w.idxOff)); err != nil {
+		return err
 	}
-	// The header is rewritten with the final chunk count; same length.
-	h.ChunkCount = uint32(len(entries))
-	if hdr, err = h.encode(); err != nil {
-		return Stats{}, err
+	w.h.ChunkCount = uint32(len(w.entries))
+	hdr, err := w.h.encode()
+	if err != nil {
+		return err
 	}
+	w.hdr = hdr
 	if _, err := out.WriteAt(hdr, 0); err != nil {
-		return Stats{}, err
+		return err
 	}
-	if err := out.Sync(); err != nil {
-		return Stats{}, err
-	}
+	return out.Sync()
+}
+
+// commit writes the commit record, whose digest binds header and index,
+// and syncs: from here the image is resumable.
+func (w *imageWriter) commit(out Output) error {
 	c := &commit{
-		Major:       h.Major,
+		Major:       w.h.Major,
 		State:       stateCommitted,
-		ID:          h.ID,
-		IndexOffset: idxOff,
-		Length:      idxOff + uint64(len(idx)) + commitLen,
-		ChunkCount:  uint32(len(entries)),
-		StoredPages: st.StoredPages,
-		ZeroPages:   st.ZeroPages,
+		ID:          w.h.ID,
+		IndexOffset: w.idxOff,
+		Length:      w.idxOff + uint64(len(w.idx)) + commitLen,
+		ChunkCount:  uint32(len(w.entries)),
+		StoredPages: w.st.StoredPages,
+		ZeroPages:   w.st.ZeroPages,
 	}
-	cb := sealCommit(c, keys, hdr, idx)
-	if _, err := out.WriteAt(cb, int64(idxOff)+int64(len(idx))); err != nil {
-		return Stats{}, err
+	cb := sealCommit(c, w.keys, w.hdr, w.idx)
+	if _, err := out.WriteAt(cb, int64(w.idxOff)+int64(len(w.idx))); err != nil {
+		return err
 	}
 	if err := out.Sync(); err != nil {
-		return Stats{}, err
+		return err
 	}
-	st.RAMBytes = totalSize(ranges)
-	st.ImageBytes = c.Length
-	st.Chunks = len(entries)
-	st.Duration = time.Since(start)
-	return st, nil
+	w.st.RAMBytes = totalSize(w.ranges)
+	w.st.ImageBytes = c.Length
+	w.st.Chunks = len(w.entries)
+	return nil
 }
 
 // sealCommit fills in the commit record's digest (a MAC for encrypted
@@ -218,7 +298,7 @@ func digest(hdr, idx []byte) [32]byte {
 // bounded pool cannot deadlock and memory stays at
 // threads*(input chunk + zstd state) + (threads+spareRecords) output buffers.
 type pipeline struct {
-	o      options
+	o      writerOptions
 	src    Source
 	ps     uint64
 	ranges []Range
@@ -304,36 +384,7 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 	}
 	jobs := make(chan job)
 	results := make(chan result, nthreads+spareRecords)
-
-	go func() { // dispatcher
-		defer close(jobs)
-		seq := 0
-		ex := p.o.exclude
-		for _, r := range p.ranges {
-			for a := r.Start; a < r.End; a += uint64(p.o.chunkSize) {
-				end := min(a+uint64(p.o.chunkSize), r.End)
-				for len(ex) > 0 && ex[0].End <= a {
-					ex = ex[1:]
-				}
-				n := 0
-				for n < len(ex) && ex[n].Start < end {
-					n++
-				}
-				var buf []byte
-				select {
-				case buf = <-pool:
-				case <-ctx.Done():
-					return
-				}
-				select {
-				case jobs <- job{seq: seq, addr: a, size: int(end - a), out: buf, skip: ex[:n]}:
-				case <-ctx.Done():
-					return
-				}
-				seq++
-			}
-		}
-	}()
+	go p.dispatch(ctx, pool, jobs)
 	var wg sync.WaitGroup
 	for range nthreads {
 		wg.Add(1)
@@ -343,7 +394,45 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 		}()
 	}
 	go func() { wg.Wait(); close(results) }()
+	return p.collect(ctx, cancel, out, off, pool, results)
+}
 
+// dispatch hands out the chunk jobs in order, each with an output buffer
+// from pool, until all are out or ctx ends.
+func (p *pipeline) dispatch(ctx context.Context, pool chan []byte, jobs chan<- job) {
+	defer close(jobs)
+	seq := 0
+	ex := p.o.exclude
+	for _, r := range p.ranges {
+		for a := r.Start; a < r.End; a += uint64(p.o.chunkSize) {
+			end := min(a+uint64(p.o.chunkSize), r.End)
+			for len(ex) > 0 && ex[0].End <= a {
+				ex = ex[1:]
+			}
+			n := 0
+			for n < len(ex) && ex[n].Start < end {
+				n++
+			}
+			var buf []byte
+			select {
+			case buf = <-pool:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case jobs <- job{seq: seq, addr: a, size: int(end - a), out: buf, skip: ex[:n]}:
+			case <-ctx.Done():
+				return
+			}
+			seq++
+		}
+	}
+}
+
+// collect writes the workers' records in chunk order from off, returns
+// their buffers to pool, and drains results after a failure so the
+// workers exit.
+func (p *pipeline) collect(ctx context.Context, cancel context.CancelFunc, out Output, off uint64, pool chan<- []byte, results <-chan result) ([]indexEntry, Stats, error) {
 	var (
 		entries []indexEntry
 		st      Stats

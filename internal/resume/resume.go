@@ -68,7 +68,7 @@ func Run(o Options) error {
 	if spec != o.Target {
 		t = storage.Named(t, spec)
 	}
-	var kopts []image.Option
+	var kopts []image.ReaderOption
 	if o.Secret != nil {
 		kopts = append(kopts, image.WithSecret(*o.Secret))
 	}
@@ -89,8 +89,8 @@ func Run(o Options) error {
 		r.Close() // a spent plain image from before encryption was set up
 		return fmt.Errorf("%w: unencrypted image %s on %s is not committed", ErrNothingToResume, info.ID, t)
 	}
-	key := r.Key()             // the derived key, for the restore kernel; nil for a plain image
-	var keyOpts []image.Option // an encrypted image's commit MAC covers its state
+	key := r.Key()                   // the derived key, for the restore kernel; nil for a plain image
+	var keyOpts []image.ReaderOption // an encrypted image's commit MAC covers its state
 	if key != nil {
 		defer key.Wipe()
 		keyOpts = append(keyOpts, image.WithKey(key))
@@ -106,7 +106,7 @@ func Run(o Options) error {
 	logf("verifying image %s on %s (%s, hibernated %s)", info.ID, t, info.Metadata.KernelRelease, info.Created.Format("2006-01-02 15:04:05"))
 	// Two readers per CPU: each waits for its O_DIRECT read (see the
 	// restore kernel's workers).
-	vopts := []image.Option{image.WithThreads(2 * runtime.NumCPU())}
+	vopts := []image.ReaderOption{image.WithThreads(2 * runtime.NumCPU())}
 	if o.Force {
 		vopts = append(vopts, image.WithForce())
 	}
