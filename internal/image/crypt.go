@@ -59,12 +59,16 @@ const (
 	// Argon2id defaults: RFC 9106's second recommendation (64 MiB, 3 passes,
 	// 4 lanes). Parsed limits keep a forged header from making resume use
 	// more than 1 GiB or run for minutes.
-	argonTime       = 3
-	argonMemoryKiB  = 64 << 10
-	argonThreads    = 4
-	maxArgonTime    = 16
-	maxArgonMemKiB  = 1 << 20
-	maxArgonThreads = 64
+	argonTime      = 3
+	argonMemoryKiB = 64 << 10
+	argonThreads   = 4
+	// The caps are what a boot can afford: resume derives the key in the
+	// initramfs of a machine that may have little RAM, on every boot with
+	// an image, so a forged header must not make it allocate more than
+	// twice the default or run for more than a few seconds.
+	maxArgonTime    = 8
+	maxArgonMemKiB  = 128 << 10
+	maxArgonThreads = 16
 
 	// MinKeyFileLen is the shortest key file accepted: 256 bits.
 	MinKeyFileLen = 32

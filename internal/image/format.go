@@ -36,10 +36,16 @@ const (
 	// damaged length field cannot make a reader allocate without bound.
 	maxRanges      = 1 << 16
 	maxMetadataLen = 1 << 20
-	maxChunkSize   = 64 << 20
-	minChunkSize   = 4096
-	maxPageSize    = 1 << 21
-	maxChunkCount  = 1 << 28
+	// maxChunkSize keeps a reader worker (record, decoded pages, zstd
+	// window) near 3 chunk sizes: readerMemoryBudget holds at least one.
+	maxChunkSize  = 8 << 20
+	minChunkSize  = 4096
+	maxPageSize   = 1 << 21
+	maxChunkCount = 1 << 28
+	// maxPhysAddr is the top of x86-64's 52-bit physical address space:
+	// no RAM range of a real machine ends above it, and sums of ranges
+	// below it cannot overflow.
+	maxPhysAddr = 1 << 52
 	// minRecordLen is the smallest chunk record: one extent, no payload.
 	minRecordLen    = chunkFixedLen + extentLen + crcLen
 	stateCommitted  = 1
@@ -276,7 +282,8 @@ func maxRecordLen(h *header) uint64 {
 }
 
 // maxChunks is the number of chunks Write cuts ranges into; all-zero chunks
-// are not stored, so an image has at most this many.
+// are not stored, so an image has at most this many. Ranges are below
+// maxPhysAddr (checkRanges), so nothing overflows.
 func maxChunks(rs []Range, chunkSize uint64) uint64 {
 	var n uint64
 	for _, r := range rs {
@@ -467,15 +474,12 @@ const indexPiece = 64 << 10
 // its records, each at most maxRecord bytes, tile [start, c.IndexOffset)
 // exactly, so every byte between the header and the index belongs to a
 // checked chunk. The caller has checked that the index, indexLen(count)
-// bytes, ends where the commit record starts. With keep it returns the
-// entries. A CRC mismatch is reported before any other fault, as the
+// bytes, ends where the commit record starts. Each entry that passes is
+// handed to visit (if not nil) as it is read; an error from visit ends
+// the scan. A CRC mismatch is reported before any other fault, as the
 // likelier cause.
-func scanIndex(in Input, c *commit, start, maxRecord uint64, d hash.Hash, keep bool) ([]indexEntry, error) {
+func scanIndex(in Input, c *commit, start, maxRecord uint64, d hash.Hash, visit func(uint32, indexEntry) error) error {
 	n, end, count := indexLen(c.ChunkCount), c.IndexOffset, c.ChunkCount
-	var entries []indexEntry
-	if keep {
-		entries = make([]indexEntry, 0, count)
-	}
 	fault := func(format string, args ...any) error {
 		return corrupt("index", int64(end), format, args...)
 	}
@@ -486,7 +490,7 @@ func scanIndex(in Input, c *commit, start, maxRecord uint64, d hash.Hash, keep b
 	for pos := uint64(0); pos < n; {
 		piece := buf[:min(uint64(len(buf)), n-pos)]
 		if err := readFull(in, piece, int64(end+pos), in.Size()); err != nil {
-			return nil, err
+			return err
 		}
 		d.Write(piece)
 		body := piece
@@ -508,24 +512,28 @@ func scanIndex(in Input, c *commit, start, maxRecord uint64, d hash.Hash, keep b
 			e := indexEntry{Offset: le.Uint64(body), Length: le.Uint32(body[8:]), CRC: le.Uint32(body[12:])}
 			if e.Offset != off || e.Length < minRecordLen || uint64(e.Length) > end-off {
 				firstFault = fault("index entry %d (offset %d, length %d) does not continue the previous record at %d", i, e.Offset, e.Length, off)
+			} else if uint64(e.Length) > maxRecord {
+				firstFault = fault("index entry %d: record length %d exceeds the %d bytes a chunk of this image can take", i, e.Length, maxRecord)
 			}
-			if keep && firstFault == nil {
-				entries = append(entries, e)
+			if visit != nil && firstFault == nil {
+				if err := visit(i, e); err != nil {
+					return err
+				}
 			}
 			off += uint64(e.Length)
 			i++
 		}
 	}
 	if sum != stored {
-		return nil, fault("index checksum mismatch (stored %08x, computed %08x)", stored, sum)
+		return fault("index checksum mismatch (stored %08x, computed %08x)", stored, sum)
 	}
 	if firstFault != nil {
-		return nil, firstFault
+		return firstFault
 	}
 	if off != end {
-		return nil, fault("chunks end at %d but the index starts at %d", off, end)
+		return fault("chunks end at %d but the index starts at %d", off, end)
 	}
-	return entries, nil
+	return nil
 }
 
 // commit is the last record of an image; an image without a valid one was

@@ -117,6 +117,8 @@ type readerOptions struct {
 	secret   *Secret
 	// headers is WithVerifiedStored's Stats.Headers; nil without it.
 	headers *uint32
+	// machineRAM is WithMachineRAM's; nil without it.
+	machineRAM []Range
 }
 
 func newWriterOptions(opts []WriterOption) (writerOptions, error) {
@@ -293,6 +295,25 @@ func WithSecret(s Secret) ReaderOption {
 			return errors.New("image: WithSecret needs a KeyFileSecret or PassphraseSecret")
 		}
 		o.secret = &s
+		return nil
+	})
+}
+
+// WithMachineRAM gives Open the RAM of the machine the image is to be
+// restored on (at boot: the original kernel's RAM as resume sees it,
+// without the helper's reserved region). Every RAM range the image's
+// header lists must lie inside rs, checked before the index is read, so
+// an image can make a reader allocate only what this machine's chunk
+// count needs; an image that does not fit gets a *ForeignRAMError status.
+func WithMachineRAM(rs []Range) ReaderOption {
+	return readerOption(func(o *readerOptions) error {
+		if len(rs) == 0 {
+			return errors.New("image: WithMachineRAM needs the machine's RAM ranges, got none")
+		}
+		if err := checkOptionRanges("machine RAM", rs); err != nil {
+			return err
+		}
+		o.machineRAM = rs
 		return nil
 	})
 }

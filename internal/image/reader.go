@@ -99,8 +99,12 @@ func Open(in Input, opts ...ReaderOption) (*Reader, error) {
 		return nil, err
 	}
 	r := &Reader{in: in, h: h, hdrLen: uint64(n), hdr: buf}
-	if r.status = r.unlock(o); r.status == nil {
-		r.status = r.openCommit(size)
+	// Cheapest first: the machine check reads nothing, unlocking may run
+	// Argon2id, and only then is the index read.
+	if r.status = checkMachineRAM(h.Ranges, o.machineRAM); r.status == nil {
+		if r.status = r.unlock(o); r.status == nil {
+			r.status = r.openCommit(size)
+		}
 	}
 	return r, nil
 }
@@ -188,7 +192,7 @@ func (r *Reader) openCommit(size int64) error {
 	if err := r.checkCommit(c, off); err != nil {
 		return err
 	}
-	if _, err := r.readIndex(c, cb, false); err != nil {
+	if err := r.readIndex(c, cb, nil); err != nil {
 		return err
 	}
 	r.commit = c
@@ -213,13 +217,20 @@ func (r *Reader) checkCommit(c *commit, off int64) error {
 	if c.IndexOffset < r.hdrLen || c.IndexOffset > uint64(off) || uint64(off)-c.IndexOffset != ilen {
 		return corrupt("commit record", off, "index offset %d and %d chunks do not fit between header and commit record", c.IndexOffset, c.ChunkCount)
 	}
+	if records := c.IndexOffset - r.hdrLen; uint64(c.ChunkCount) > records/minRecordLen {
+		return corrupt("commit record", off+48, "%d chunks cannot fit in the %d bytes between header and index", c.ChunkCount, records)
+	}
+	pagesPerChunk := uint64(r.h.ChunkSize / r.h.PageSize)
+	if c.StoredPages > uint64(c.ChunkCount)*pagesPerChunk {
+		return corrupt("commit record", off+56, "%d stored pages do not fit in %d chunks", c.StoredPages, c.ChunkCount)
+	}
 	return nil
 }
 
 // readIndex reads and checks the index of c (cb: its commit record as
-// stored) against the commit digest, with keep returning its entries (the
-// only memory that grows with the image: 16 bytes a chunk).
-func (r *Reader) readIndex(c *commit, cb []byte, keep bool) ([]indexEntry, error) {
+// stored) against the commit digest, handing each entry to visit (if not
+// nil) as it is read: nothing of the index is kept.
+func (r *Reader) readIndex(c *commit, cb []byte, visit func(uint32, indexEntry) error) error {
 	off := int64(c.Length) - commitLen
 	var d hash.Hash
 	if r.keys != nil {
@@ -228,39 +239,24 @@ func (r *Reader) readIndex(c *commit, cb []byte, keep bool) ([]indexEntry, error
 		d = sha256.New()
 	}
 	d.Write(r.hdr)
-	entries, err := scanIndex(r.in, c, r.hdrLen, maxRecordLen(r.h), d, keep)
-	if err != nil {
-		return nil, err
+	if err := scanIndex(r.in, c, r.hdrLen, maxRecordLen(r.h), d, visit); err != nil {
+		return err
 	}
 	if c.Major != r.h.Major {
-		return nil, corrupt("commit record", off+8, "commit record version %d does not match the header's %d", c.Major, r.h.Major)
+		return corrupt("commit record", off+8, "commit record version %d does not match the header's %d", c.Major, r.h.Major)
 	}
 	if r.keys != nil {
 		d.Write(cb[:72])
 		if !hmac.Equal(d.Sum(nil), c.Digest[:]) {
-			return nil, &AuthError{What: "header, index and commit record", Chunk: -1}
+			return &AuthError{What: "header, index and commit record", Chunk: -1}
 		}
 	} else if subtle.ConstantTimeCompare(d.Sum(nil), c.Digest[:]) != 1 {
-		return nil, corrupt("commit record", off+72, "digest of header and index does not match the commit record")
+		return corrupt("commit record", off+72, "digest of header and index does not match the commit record")
 	}
 	if c.StoredPages+c.ZeroPages != totalSize(r.h.Ranges)/uint64(r.h.PageSize) {
-		return nil, corrupt("commit record", off+56, "stored %d + zero %d pages do not add up to the saved RAM", c.StoredPages, c.ZeroPages)
+		return corrupt("commit record", off+56, "stored %d + zero %d pages do not add up to the saved RAM", c.StoredPages, c.ZeroPages)
 	}
-	return entries, nil
-}
-
-// entries reads the index again for Verify and Restore, checked again
-// against the commit digest (the storage could return other bytes now).
-func (r *Reader) entries() ([]indexEntry, error) {
-	cb := make([]byte, commitLen)
-	if err := readFull(r.in, cb, int64(r.commit.Length)-commitLen, r.in.Size()); err != nil {
-		return nil, err
-	}
-	c, err := parseCommit(cb)
-	if err != nil || *c != *r.commit {
-		return nil, corrupt("commit record", int64(r.commit.Length)-commitLen, "the commit record read now differs from the one Open checked: the storage returned different data")
-	}
-	return r.readIndex(c, cb, true)
+	return nil
 }
 
 // Metadata returns the saved system's description from the header.
@@ -392,7 +388,7 @@ func Invalidate(rw ReadWriter, opts ...ReaderOption) error {
 		// and the new commit record's head.
 		m := r.keys.newMAC()
 		m.Write(r.hdr)
-		if _, err := scanIndex(rw, &c, r.hdrLen, maxRecordLen(r.h), m, false); err != nil {
+		if err := scanIndex(rw, &c, r.hdrLen, maxRecordLen(r.h), m, nil); err != nil {
 			return err
 		}
 		m.Write(cb[:72])

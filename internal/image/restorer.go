@@ -12,10 +12,12 @@ import (
 )
 
 // each is the top level of Verify, VerifyStored and Restore: refuse an
-// unusable image, read the index again, check every chunk on a pool of
-// workers (decoding each with decode, writing its pages to sink when
-// non-nil), then check what only the whole image shows and zero the RAM
-// no chunk holds.
+// unusable image, then check every chunk on a pool of workers fed from
+// the index as it is read (decoding each with decode, writing its pages
+// to sink when non-nil), check what only the whole image shows, and zero
+// the RAM no chunk holds. Memory does not grow with the image: the index
+// is read in pieces, and results are put back in order through a window
+// as small as the pool.
 func (r *Reader) each(ctx context.Context, sink io.WriterAt, opts []ReaderOption, decode bool) (Stats, error) {
 	start := time.Now()
 	o, err := newReaderOptions(opts)
@@ -25,15 +27,8 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, opts []ReaderOption
 	if err := Usable(r.status, o.force); err != nil {
 		return Stats{}, err
 	}
-	entries, err := r.entries()
-	if err != nil {
-		return Stats{}, err
-	}
-	rs := newRestorer(r, entries, sink, o, decode)
+	rs := newRestorer(r, sink, o, decode)
 	if err := rs.run(ctx); err != nil {
-		return Stats{}, err
-	}
-	if err := rs.checkOrder(); err != nil {
 		return Stats{}, err
 	}
 	hdrs, err := rs.checkHeaders()
@@ -44,7 +39,7 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, opts []ReaderOption
 	if sink != nil && o.zeroFill {
 		st.Discarded = totalSize(r.h.Meta.Discarded)
 		t := time.Now()
-		if err := r.zeroMissingSlots(ctx, sink, rs.slots, o.threads); err != nil {
+		if err := r.zeroMissingSlots(ctx, sink, rs.stored, o.threads); err != nil {
 			return Stats{}, err
 		}
 		st.ZeroFill = time.Since(t)
@@ -53,82 +48,173 @@ func (r *Reader) each(ctx context.Context, sink io.WriterAt, opts []ReaderOption
 	return st, nil
 }
 
-// restorer is the reading counterpart of the writer's pipeline: workers
-// take chunks in index order, read each record, check it (and decode it),
-// and write its pages to the sink in any order, since each page goes to
-// its own address. It records each chunk's slot and header CRC, which
-// only the whole image can check.
+// restorer is the reading counterpart of the writer's pipeline: a
+// dispatcher reads the index and hands out chunks in order; workers read
+// each record, check it (and decode it), and write its pages to the sink
+// in any order, since each page goes to its own address; a collector puts
+// the results back in order to check what only the sequence shows (slots
+// strictly increasing, the chunk headers' CRC) and, for a zero fill, to
+// find the slots no chunk holds.
 type restorer struct {
-	r       *Reader
-	entries []indexEntry
-	sink    io.WriterAt
-	o       readerOptions
-	decode  bool
-	lender  Lender // decodes in place; nil unless WithVerifiedStored
+	r      *Reader
+	sink   io.WriterAt
+	o      readerOptions
+	decode bool
+	lender Lender // decodes in place; nil unless WithVerifiedStored
 
-	slots   []uint32 // each chunk's slot, in index order
-	headers []uint32 // each record's header CRC
-
-	next     atomic.Int64  // the next chunk to take
 	done     atomic.Uint64 // record bytes done, for progress
 	total    uint64        // record bytes: progress reaches exactly 100%
 	progMu   sync.Mutex
 	s2Chunks atomic.Int64
+
+	// The collector's, in index order.
+	chunks int
+	hdrs   uint32   // CRC of the records' header CRCs
+	stored []uint32 // the stored slots, for a zero fill only
 
 	cancel   context.CancelFunc
 	errOnce  sync.Once
 	firstErr error
 }
 
-func newRestorer(r *Reader, entries []indexEntry, sink io.WriterAt, o readerOptions, decode bool) *restorer {
+// restoreJob is one chunk to check; restored is what the collector needs
+// of it.
+type restoreJob struct {
+	i int
+	e indexEntry
+}
+
+type restored struct {
+	i      int
+	offset int64
+	slot   uint32
+	header uint32 // CRC of the record's header
+}
+
+func newRestorer(r *Reader, sink io.WriterAt, o readerOptions, decode bool) *restorer {
 	if !decode {
 		o.headers = nil // only decoding checks the payload another way
 	}
-	rs := &restorer{r: r, entries: entries, sink: sink, o: o, decode: decode,
-		slots: make([]uint32, len(entries)), headers: make([]uint32, len(entries))}
-	for _, e := range entries {
-		rs.total += uint64(e.Length)
-	}
+	rs := &restorer{r: r, sink: sink, o: o, decode: decode, total: r.commit.IndexOffset - r.hdrLen}
 	if l, ok := sink.(Lender); ok && decode && o.headers != nil {
 		rs.lender = l // decoding in place is for WithVerifiedStored only
 	}
 	return rs
 }
 
-// run checks every chunk on the workers; the first failure stops them all.
+// run checks every chunk; the first failure stops dispatcher, workers and
+// collector.
 func (rs *restorer) run(ctx context.Context) error {
 	ctx, rs.cancel = context.WithCancel(ctx)
 	defer rs.cancel()
+	n := rs.workers()
+	jobs := make(chan restoreJob, n)
+	results := make(chan restored, n)
+	go func() {
+		defer close(jobs)
+		if err := rs.dispatch(ctx, jobs); err != nil {
+			rs.fail(err)
+		}
+	}()
 	var wg sync.WaitGroup
-	for range rs.workers() {
+	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			w := rs.newWorker()
 			defer w.close()
-			for ctx.Err() == nil {
-				i := int(rs.next.Add(1) - 1)
-				if i >= len(rs.entries) {
+			for j := range jobs {
+				if ctx.Err() != nil {
 					return
 				}
-				if err := rs.restoreChunk(w, i); err != nil {
+				res, err := rs.restoreChunk(w, j)
+				if err != nil {
 					rs.fail(err)
+					return
+				}
+				select {
+				case results <- res:
+				case <-ctx.Done():
 					return
 				}
 			}
 		}()
 	}
-	wg.Wait()
+	go func() { wg.Wait(); close(results) }()
+	rs.collect(results)
 	if rs.firstErr != nil {
 		return rs.firstErr
 	}
 	return ctx.Err()
 }
 
-// workers is how many workers run: as asked, and no more than there are
-// chunks.
+// dispatch reads the index again, checked against the commit record Open
+// checked and its digest, and hands out its entries in order. Storage that
+// returns other bytes now fails the read, at the latest once the index
+// has been read to its end.
+func (rs *restorer) dispatch(ctx context.Context, jobs chan<- restoreJob) error {
+	r := rs.r
+	off := int64(r.commit.Length) - commitLen
+	cb := make([]byte, commitLen)
+	if err := readFull(r.in, cb, off, r.in.Size()); err != nil {
+		return err
+	}
+	if c, err := parseCommit(cb); err != nil || *c != *r.commit {
+		return corrupt("commit record", off, "the commit record read now differs from the one Open checked: the storage returned different data")
+	}
+	return r.readIndex(r.commit, cb, func(i uint32, e indexEntry) error {
+		select {
+		case jobs <- restoreJob{i: int(i), e: e}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+}
+
+// collect takes the workers' results, puts them in index order through a
+// window no larger than the work in flight, and checks the sequence.
+func (rs *restorer) collect(results <-chan restored) {
+	pending := map[int]restored{}
+	var prev uint32
+	failed := false
+	for res := range results {
+		if failed {
+			continue // drain so the workers exit
+		}
+		pending[res.i] = res
+		for {
+			c, ok := pending[rs.chunks]
+			if !ok {
+				break
+			}
+			delete(pending, rs.chunks)
+			if rs.chunks > 0 && c.slot <= prev {
+				rs.fail(&CorruptError{Region: "chunk", Chunk: c.i, Offset: c.offset, Reason: "chunk slot does not follow the previous chunk's"})
+				failed = true
+				break
+			}
+			rs.hdrs = crc32.Update(rs.hdrs, castagnoli, le.AppendUint32(nil, c.header))
+			if rs.sink != nil && rs.o.zeroFill {
+				rs.stored = append(rs.stored, c.slot)
+			}
+			prev = c.slot
+			rs.chunks++
+		}
+	}
+}
+
+// readerMemoryBudget bounds what a reader's workers hold, whatever the
+// image says: each worker's record, decoded pages and zstd window are up
+// to about three chunk sizes (maxChunkSize keeps one worker inside).
+const readerMemoryBudget = 48 << 20
+
+// workers is how many workers run: as asked, and no more than fit
+// readerMemoryBudget.
 func (rs *restorer) workers() int {
-	return max(1, min(rs.o.threads, len(rs.entries)))
+	per := maxRecordLen(rs.r.h) + 2*uint64(rs.r.h.ChunkSize)
+	fit := max(1, int(readerMemoryBudget/per))
+	return max(1, min(rs.o.threads, int(rs.r.commit.ChunkCount), fit))
 }
 
 func (rs *restorer) fail(err error) {
@@ -150,11 +236,7 @@ func (rs *restorer) newWorker() *restoreWorker {
 		w.dec = &decoders{chunkSize: int(rs.r.h.ChunkSize)}
 	}
 	if si, ok := rs.r.in.(spanInput); ok {
-		maxRecord := 0
-		for _, e := range rs.entries {
-			maxRecord = max(maxRecord, int(e.Length))
-		}
-		w.spans, w.span = si, si.SpanBuffer(maxRecord)
+		w.spans, w.span = si, si.SpanBuffer(int(maxRecordLen(rs.r.h)))
 	}
 	return w
 }
@@ -187,12 +269,12 @@ func (w *restoreWorker) read(in Input, i int, e indexEntry) ([]byte, error) {
 	return w.rec, nil
 }
 
-// restoreChunk reads, checks and (with a sink) writes chunk i.
-func (rs *restorer) restoreChunk(w *restoreWorker, i int) error {
-	e := rs.entries[i]
+// restoreChunk reads, checks and (with a sink) writes chunk j.
+func (rs *restorer) restoreChunk(w *restoreWorker, j restoreJob) (restored, error) {
+	i, e := j.i, j.e
 	rec, err := w.read(rs.r.in, i, e)
 	if err != nil {
-		return err
+		return restored{}, err
 	}
 	if w.raw == nil {
 		w.raw = make([]byte, 0, rs.r.h.ChunkSize)
@@ -218,24 +300,23 @@ func (rs *restorer) restoreChunk(w *restoreWorker, i int) error {
 	}
 	c, hc, err := rs.r.checkChunk(rec, e, w.dec, w.raw[:0], w.ext[:0], rs.o.headers == nil, into)
 	if err == errAuth {
-		return &AuthError{What: fmt.Sprintf("chunk %d", i), Chunk: i}
+		return restored{}, &AuthError{What: fmt.Sprintf("chunk %d", i), Chunk: i}
 	}
 	if err != nil {
-		return &CorruptError{Region: "chunk", Chunk: i, Offset: int64(e.Offset), Reason: err.Error()}
+		return restored{}, &CorruptError{Region: "chunk", Chunk: i, Offset: int64(e.Offset), Reason: err.Error()}
 	}
 	w.ext = c.Extents
-	rs.slots[i], rs.headers[i] = c.Number, hc
 	if c.Codec == S2 {
 		rs.s2Chunks.Add(1)
 	}
 	if rs.sink != nil {
 		if err := writeExtents(rs.sink, c, rs.r.h.PageSize, rs.o.zeroFill, c.Slot, rs.r.h.Meta.Discarded); err != nil {
-			return err
+			return restored{}, err
 		}
 		release()
 	}
 	rs.progress(e.Length)
-	return nil
+	return restored{i: i, offset: int64(e.Offset), slot: c.Number, header: hc}, nil
 }
 
 func (rs *restorer) progress(n uint32) {
@@ -247,29 +328,14 @@ func (rs *restorer) progress(n uint32) {
 	}
 }
 
-// checkOrder checks that chunk slots strictly increase in file order, as
-// the writer stores them (and the nonces of an encrypted image require).
-func (rs *restorer) checkOrder() error {
-	for i := 1; i < len(rs.slots); i++ {
-		if rs.slots[i] <= rs.slots[i-1] {
-			return &CorruptError{Region: "chunk", Chunk: i, Offset: int64(rs.entries[i].Offset), Reason: "chunk slot does not follow the previous chunk's"}
-		}
-	}
-	return nil
-}
-
 // checkHeaders returns the CRC of the records' header CRCs in file order
 // (Stats.Headers) and, with WithVerifiedStored, checks it against the one
 // VerifyStored returned.
 func (rs *restorer) checkHeaders() (uint32, error) {
-	var hdrs uint32
-	for _, hc := range rs.headers {
-		hdrs = crc32.Update(hdrs, castagnoli, le.AppendUint32(nil, hc))
+	if rs.o.headers != nil && *rs.o.headers != rs.hdrs {
+		return 0, corrupt("chunk headers", 0, "the chunk headers read now (CRC %08x) differ from those checked before the restore (%08x): the storage returned different data", rs.hdrs, *rs.o.headers)
 	}
-	if rs.o.headers != nil && *rs.o.headers != hdrs {
-		return 0, corrupt("chunk headers", 0, "the chunk headers read now (CRC %08x) differ from those checked before the restore (%08x): the storage returned different data", hdrs, *rs.o.headers)
-	}
-	return hdrs, nil
+	return rs.hdrs, nil
 }
 
 func (rs *restorer) stats(hdrs uint32) Stats {
@@ -279,7 +345,7 @@ func (rs *restorer) stats(hdrs uint32) Stats {
 		ZeroPages:   r.commit.ZeroPages,
 		StoredPages: r.commit.StoredPages,
 		ImageBytes:  uint64(r.in.Size()),
-		Chunks:      len(rs.entries),
+		Chunks:      rs.chunks,
 		S2Chunks:    int(rs.s2Chunks.Load()),
 		Headers:     hdrs,
 	}
