@@ -73,11 +73,15 @@ bench-vm: deps
 	$(GO) run ./bench/vm -repeat $(BENCH_VM_REPEAT) -results out/bench-vm/results.tsv
 	bench/charts.sh vm out/bench-vm/results.tsv
 
-# fuzz: run each image parser fuzzer and the kjump.conf one for FUZZTIME (default 1m).
+# fuzz: run each image parser fuzzer and the kjump.conf one for FUZZTIME
+# (default 1m). Every input that finds new code is minimized first, for up to
+# FUZZMINIMIZE (go test's default, 60s, let minimizing take whole runs).
 FUZZTIME ?= 1m
+FUZZMINIMIZE ?= 2s
+IMAGE_FUZZERS := FuzzHeader FuzzChunk FuzzS2Chunk FuzzAutoChunk FuzzEncryptedChunk FuzzImage FuzzImageFields
 fuzz:
-	for f in FuzzHeader FuzzChunk FuzzS2Chunk FuzzAutoChunk FuzzEncryptedChunk FuzzImage; do $(GO) test ./internal/image -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
-	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	for f in $(IMAGE_FUZZERS); do $(GO) test ./internal/image -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) || exit 1; done
+	$(GO) test ./internal/config -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE)
 
 .PHONY: fuzz
 
