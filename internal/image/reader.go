@@ -353,7 +353,10 @@ func (r *Reader) VerifyStored(ctx context.Context, opts ...ReaderOption) (Stats,
 // Restore writes every saved page to sink at its physical address, checking
 // each chunk before any of its pages is written. It refuses, before writing
 // anything, an image that is not committed, is invalidated (unless
-// WithForce) or whose commit record or index is damaged. A chunk found
+// WithForce) or whose commit record or index Open found damaged. (The
+// index is read again as chunks are handed out, checked against the
+// commit digest when its end is read: storage returning other bytes than
+// Open read fails the restore, after pages may have been written.) A chunk found
 // corrupt stops the restore with a *CorruptError after other chunks may
 // have been written; callers that need all-or-nothing call Verify first.
 // Zero pages are not written unless WithZeroFill is given: without it the

@@ -110,7 +110,9 @@ func (rs *restorer) run(ctx context.Context) error {
 	n := rs.workers()
 	jobs := make(chan restoreJob, n)
 	results := make(chan restored, n)
+	dispatched := make(chan struct{})
 	go func() {
+		defer close(dispatched)
 		defer close(jobs)
 		if err := rs.dispatch(ctx, jobs); err != nil {
 			rs.fail(err)
@@ -142,6 +144,7 @@ func (rs *restorer) run(ctx context.Context) error {
 	}
 	go func() { wg.Wait(); close(results) }()
 	rs.collect(results)
+	<-dispatched // nothing reads the image once run returns
 	if rs.firstErr != nil {
 		return rs.firstErr
 	}
