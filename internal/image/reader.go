@@ -75,6 +75,9 @@ func Open(in Input, opts ...ReaderOption) (*Reader, error) {
 	}
 	size := in.Size()
 	fixed := make([]byte, headerFixedLen)
+	if size < 0 {
+		return nil, fmt.Errorf("image storage reports a negative size (%d)", size)
+	}
 	if size < headerFixedLen {
 		// Too short for a header: say whether it was ever an image.
 		n, _ := in.ReadAt(fixed[:size], 0)
@@ -157,7 +160,7 @@ func (r *Reader) Encrypted() (KeySource, bool) {
 
 // readFull reads len(b) bytes at off, reporting a short image as corruption.
 func readFull(in Input, b []byte, off, size int64) error {
-	if off+int64(len(b)) > size {
+	if off < 0 || off > size || int64(len(b)) > size-off {
 		return corrupt("image", size, "image is truncated: need %d bytes at offset %d but it is %d bytes long", len(b), off, size)
 	}
 	if n, err := in.ReadAt(b, off); err != nil && !(errors.Is(err, io.EOF) && n == len(b)) {
