@@ -64,10 +64,11 @@ const (
 	argonThreads   = 4
 	// The caps are what a boot can afford: resume derives the key in the
 	// initramfs of a machine that may have little RAM, on every boot with
-	// an image, so a forged header must not make it allocate more than
-	// twice the default or run for more than a few seconds.
+	// an image, so a forged header must not make it allocate more than the
+	// default (the 64 MiB a reader may use on any input) or run for more
+	// than a few seconds.
 	maxArgonTime    = 8
-	maxArgonMemKiB  = 128 << 10
+	maxArgonMemKiB  = argonMemoryKiB
 	maxArgonThreads = 16
 
 	// MinKeyFileLen is the shortest key file accepted: 256 bits.

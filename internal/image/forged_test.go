@@ -199,7 +199,7 @@ func forgedImages(t testing.TB) map[string]struct {
 		"index-64MiB":           {bigIndex(), "bad chunk magic"},
 		"sparse-768MiB-records": {sparse(), "record length 805306368 exceeds the 2120756 bytes a chunk of this image can take"},
 		"range-to-2^64":         {huge(), "ends above the 52-bit physical address space"},
-		"argon2id-1GiB":         {argon(), "Argon2id parameters t=16 m=1048576 KiB p=4 outside the accepted"},
+		"argon2id-1GiB":         {argon(), "Argon2id parameters t=16 m=1048576 KiB p=4 outside the accepted t<=8, m<=65536 KiB"},
 	}
 }
 
