@@ -1,16 +1,13 @@
-package jump
+package layout
 
 import (
 	"fmt"
 	"strings"
 
+	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/jump/purgatory"
+	"github.com/kjump/kjump/internal/sysinfo"
 )
-
-// LowMemSize is the low memory [0, 640 KiB) the helper kernel reuses (its SMP
-// trampoline lives there): the purgatory backs it up, the helper reads the
-// original's copy from the backup, and the jump back puts it in place again.
-const LowMemSize = 0xa0000
 
 // DefaultMinWorkRAM is the least memory the helper needs beyond its kernel
 // and initramfs to run the image writer.
@@ -18,13 +15,13 @@ const DefaultMinWorkRAM = 48 << 20
 
 // HelperConfig is everything needed to plan the helper image.
 type HelperConfig struct {
-	Kernel     *BzImage
+	Kernel     *jump.BzImage
 	Initrd     []byte
 	Cmdline    string // appended to the helper's command line (console=, loglevel=)
 	Region     Reservation
-	Firmware   []FirmwareEntry // /sys/firmware/memmap of the original
-	IOMem      []Resource      // /proc/iomem of the original
-	VMCoreInfo Range           // the original's VMCOREINFO note; may be empty
+	Firmware   []sysinfo.FirmwareEntry // /sys/firmware/memmap of the original
+	IOMem      []sysinfo.Resource      // /proc/iomem of the original
+	VMCoreInfo Range                   // the original's VMCOREINFO note; may be empty
 	ACPIRSDP   uint64
 	MinWorkRAM uint64 // 0: DefaultMinWorkRAM
 	// Restore plans a restore kernel for a plain kexec from a freshly
@@ -34,22 +31,22 @@ type HelperConfig struct {
 
 // HelperPlan is the laid-out helper image.
 type HelperPlan struct {
-	Image     Image
+	Image     jump.Image
 	Handoff   uint64 // physical address of the handoff area
 	JumpStub  uint64 // page reserved for the helper's jump-back stub
-	Backup    Range  // where the purgatory saves [0, LowMemSize)
+	Backup    Range  // where the purgatory saves [0, jump.LowMemSize)
 	HelperRAM Range  // the part of the region the helper may use
 	Tail      Range  // top of the region, reserved for kjump's own pages
-	E820      []E820Entry
-	Loads     []CoreLoad // the original's RAM as the helper's /proc/vmcore shows it
+	E820      []jump.E820Entry
+	Loads     []jump.CoreLoad // the original's RAM as the helper's /proc/vmcore shows it
 	Cmdline   string
 }
 
 // OriginalRAM is the memory a hibernation image must hold: the kernel's
 // System RAM, page aligned, minus the helper's reservation.
-func OriginalRAM(iomem []Resource, region Range) Ranges {
+func OriginalRAM(iomem []sysinfo.Resource, region Range) Ranges {
 	var rs Ranges
-	for _, r := range SystemRAM(iomem) {
+	for _, r := range sysinfo.SystemRAM(iomem) {
 		if a := r.PageAligned(); !a.Empty() {
 			rs = append(rs, a)
 		}
@@ -62,7 +59,7 @@ func OriginalRAM(iomem []Resource, region Range) Ranges {
 //	region.End  ┬ handoff area (HandoffSize)
 //	            │ jump-back stub page, purgatory, boot_params, command line,
 //	            │ ELF core header, identity page tables
-//	tail.Start  ┴ low-memory backup (LowMemSize)
+//	tail.Start  ┴ low-memory backup (jump.LowMemSize)
 //	            ┬ initrd (top of the helper's RAM)
 //	            │ free: the helper's working memory
 //	region.Start┴ kernel (aligned load address, init_size bytes)
@@ -83,12 +80,12 @@ func PlanHelper(c HelperConfig) (*HelperPlan, error) {
 	}
 	// Sizes first, addresses second: the tail's size depends on the ELF
 	// header and page tables, which do not depend on where they sit.
-	elfProbe, err := ElfCoreHeader(loads, c.VMCoreInfo)
+	elfProbe, err := jump.ElfCoreHeader(loads, c.VMCoreInfo)
 	if err != nil {
 		return nil, err
 	}
-	mapped := Ranges{{Start: 0, End: LowMemSize}, region}
-	ptSize := uint64(len(NewIdentityMap(0, mapped).Pages))
+	mapped := Ranges{{Start: 0, End: jump.LowMemSize}, region}
+	ptSize := uint64(len(jump.NewIdentityMap(0, mapped).Pages))
 	cmdlineSize := alignUp(uint64(max(c.Kernel.CmdlineSize, 2048)), PageSize)
 	p := &HelperPlan{}
 	top := region.End
@@ -100,21 +97,21 @@ func PlanHelper(c HelperConfig) (*HelperPlan, error) {
 	cmdAddr := take(cmdlineSize)
 	elfAddr := take(uint64(len(elfProbe)))
 	ptAddr := take(ptSize)
-	p.Backup = RangeOf(take(LowMemSize), LowMemSize)
+	p.Backup = RangeOf(take(jump.LowMemSize), jump.LowMemSize)
 	p.Tail = Range{Start: top, End: region.End}
 
 	if loads, err = coreLoads(OriginalRAM(c.IOMem, region), p.Backup.Start); err != nil {
 		return nil, err
 	}
 	p.Loads = loads
-	elfHdr, err := ElfCoreHeader(loads, c.VMCoreInfo)
+	elfHdr, err := jump.ElfCoreHeader(loads, c.VMCoreInfo)
 	if err != nil {
 		return nil, err
 	}
 	if len(elfHdr) != len(elfProbe) {
 		return nil, fmt.Errorf("internal: ELF core header size changed while planning")
 	}
-	pt := NewIdentityMap(ptAddr, mapped)
+	pt := jump.NewIdentityMap(ptAddr, mapped)
 
 	kernelAddr := alignUp(region.Start, c.Kernel.KernelAlignment)
 	kernelEnd := kernelAddr + alignUp(c.Kernel.InitSize, PageSize)
@@ -133,8 +130,8 @@ func PlanHelper(c HelperConfig) (*HelperPlan, error) {
 	}
 	var lowRAM Ranges
 	for _, f := range c.Firmware {
-		if FirmwareType(f.Type) == E820RAM {
-			if r := f.Intersect(Range{Start: 0, End: LowMemSize}).PageAligned(); !r.Empty() {
+		if jump.FirmwareType(f.Type) == jump.E820RAM {
+			if r := f.Intersect(Range{Start: 0, End: jump.LowMemSize}).PageAligned(); !r.Empty() {
 				lowRAM = append(lowRAM, r)
 			}
 		}
@@ -143,27 +140,27 @@ func PlanHelper(c HelperConfig) (*HelperPlan, error) {
 		return nil, fmt.Errorf("firmware memory map has no RAM below 640 KiB for the helper's SMP trampoline")
 	}
 	p.E820 = HelperMemoryMap(c.Firmware, append(lowRAM, p.HelperRAM), Ranges{p.Tail})
-	bp, err := BootParams{Kernel: c.Kernel, Cmdline: cmdAddr, CmdlineLen: len(p.Cmdline), Initrd: initrd,
+	bp, err := jump.BootParams{Kernel: c.Kernel, Cmdline: cmdAddr, CmdlineLen: len(p.Cmdline), Initrd: initrd,
 		E820: p.E820, ACPIRSDP: c.ACPIRSDP}.Build()
 	if err != nil {
 		return nil, err
 	}
 	purg, err := purgatory.Build(purgatory.Params{Handoff: p.Handoff, BackupSrc: 0, BackupDst: p.Backup.Start,
-		BackupLen: LowMemSize, PML4: pt.PML4, PML5: pt.PML5, BootParams: bpAddr, KernelEntry: kernelAddr + entry64Offset})
+		BackupLen: jump.LowMemSize, PML4: pt.PML4, PML5: pt.PML5, BootParams: bpAddr, KernelEntry: c.Kernel.Entry64(kernelAddr)})
 	if err != nil {
 		return nil, err
 	}
-	p.Image = Image{
+	p.Image = jump.Image{
 		Entry:           purgAddr,
 		PreserveContext: !c.Restore,
-		Segments: []Segment{
+		Segments: []jump.Segment{
 			{Buf: c.Kernel.Payload, Mem: kernelAddr, MemSize: kernelEnd - kernelAddr},
-			NewSegment(c.Initrd, initrd.Start),
-			NewSegment(elfHdr, elfAddr),
-			NewSegment(pt.Pages, ptAddr),
-			NewSegment(append([]byte(p.Cmdline), 0), cmdAddr),
-			NewSegment(bp, bpAddr),
-			NewSegment(purg, purgAddr),
+			jump.NewSegment(c.Initrd, initrd.Start),
+			jump.NewSegment(elfHdr, elfAddr),
+			jump.NewSegment(pt.Pages, ptAddr),
+			jump.NewSegment(append([]byte(p.Cmdline), 0), cmdAddr),
+			jump.NewSegment(bp, bpAddr),
+			jump.NewSegment(purg, purgAddr),
 		},
 	}
 	if err := p.Image.Validate(); err != nil {
@@ -174,18 +171,18 @@ func PlanHelper(c HelperConfig) (*HelperPlan, error) {
 
 // coreLoads describes ram for the ELF core header; the low-memory part is
 // read from the backup area at backup (0 while only sizing).
-func coreLoads(ram Ranges, backup uint64) ([]CoreLoad, error) {
+func coreLoads(ram Ranges, backup uint64) ([]jump.CoreLoad, error) {
 	if len(ram) == 0 {
 		return nil, fmt.Errorf("no System RAM found in /proc/iomem")
 	}
-	var loads []CoreLoad
-	low := Range{Start: 0, End: LowMemSize}
+	var loads []jump.CoreLoad
+	low := Range{Start: 0, End: jump.LowMemSize}
 	for _, r := range ram {
 		if l := r.Intersect(low); !l.Empty() {
-			loads = append(loads, CoreLoad{PAddr: l.Start, Source: backup + l.Start, Size: l.Size()})
+			loads = append(loads, jump.CoreLoad{PAddr: l.Start, Source: backup + l.Start, Size: l.Size()})
 		}
 		for _, h := range (Ranges{r}).Subtract(low) {
-			loads = append(loads, CoreLoad{PAddr: h.Start, Source: h.Start, Size: h.Size()})
+			loads = append(loads, jump.CoreLoad{PAddr: h.Start, Source: h.Start, Size: h.Size()})
 		}
 	}
 	return loads, nil
