@@ -53,7 +53,7 @@ func overlay(m []jump.E820Entry, e jump.E820Entry) []jump.E820Entry {
 	var out []jump.E820Entry
 	for _, x := range m {
 		for _, part := range (Ranges{x.Range}).Subtract(e.Range) {
-			out = append(out, jump.E820Entry{part, x.Type})
+			out = append(out, jump.E820Entry{Range: part, Type: x.Type})
 		}
 	}
 	return append(out, e)

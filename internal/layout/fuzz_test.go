@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/kjump/kjump/internal/sysinfo"
 )
 
 func FuzzParseIOMem(f *testing.F) {
@@ -12,7 +14,7 @@ func FuzzParseIOMem(f *testing.F) {
 	f.Add(seed)
 	f.Add([]byte("00000000-00000fff : Reserved\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		res, err := ParseIOMem(bytes.NewReader(b))
+		res, err := sysinfo.ParseIOMem(bytes.NewReader(b))
 		if err != nil {
 			return
 		}

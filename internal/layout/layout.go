@@ -1,9 +1,14 @@
+// Package layout plans the helper (or restore) kernel inside the reserved
+// region: where its kernel, initramfs, page tables, purgatory and the
+// handoff area go, the e820 map and ELF core header it boots with, and
+// which memory is the original's.
 package layout
 
 import (
 	"fmt"
 	"strings"
 
+	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/jump/purgatory"
 	"github.com/kjump/kjump/internal/sysinfo"
@@ -42,6 +47,10 @@ type HelperPlan struct {
 	Cmdline   string
 }
 
+// Region is the whole reserved region: the helper's RAM and kjump's tail.
+// An image records it; the key wipe clears it.
+func (p *HelperPlan) Region() Range { return Range{Start: p.HelperRAM.Start, End: p.Tail.End} }
+
 // OriginalRAM is the memory a hibernation image must hold: the kernel's
 // System RAM, page aligned, minus the helper's reservation.
 func OriginalRAM(iomem []sysinfo.Resource, region Range) Ranges {
@@ -56,7 +65,7 @@ func OriginalRAM(iomem []sysinfo.Resource, region Range) Ranges {
 
 // PlanHelper lays out the reserved region, top down:
 //
-//	region.End  ┬ handoff area (HandoffSize)
+//	region.End  ┬ handoff area (handoff.Size)
 //	            │ jump-back stub page, purgatory, boot_params, command line,
 //	            │ ELF core header, identity page tables
 //	tail.Start  ┴ low-memory backup (jump.LowMemSize)
@@ -90,7 +99,7 @@ func PlanHelper(c HelperConfig) (*HelperPlan, error) {
 	p := &HelperPlan{}
 	top := region.End
 	take := func(size uint64) uint64 { top -= alignUp(size, PageSize); return top }
-	p.Handoff = take(HandoffSize)
+	p.Handoff = take(handoff.Size)
 	p.JumpStub = take(PageSize)
 	purgAddr := take(uint64(purgatory.Size()))
 	bpAddr := take(PageSize)

@@ -12,7 +12,7 @@ import (
 )
 
 func testHelperConfig(t *testing.T) HelperConfig {
-	k, err := ParseBzImage(fakeBzImage(6 << 20))
+	k, err := jump.ParseBzImage(fakeBzImage(6 << 20))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestPlanHelper(t *testing.T) {
 	// boot_params points at the initrd and the command line.
 	var bp []byte
 	for _, s := range p.Image.Segments {
-		if len(s.Buf) == PageSize && string(s.Buf[hdrMagic:hdrMagic+4]) == "HdrS" {
+		if len(s.Buf) == jump.PageSize && string(s.Buf[hdrMagic:hdrMagic+4]) == "HdrS" {
 			bp = s.Buf
 		}
 	}

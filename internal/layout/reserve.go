@@ -101,7 +101,7 @@ func FindReservation(cmdline string, iomem []sysinfo.Resource, need uint64) (Res
 		}
 	}
 	if best.Empty() {
-		if ck, ok := Find(iomem, "Crash kernel"); ok {
+		if ck, ok := sysinfo.Find(iomem, "Crash kernel"); ok {
 			best = Reservation{Range: ck.Range.PageAligned(), Source: "crashkernel"}
 		}
 	}
