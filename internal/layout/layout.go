@@ -83,45 +83,11 @@ func PlanHelper(c HelperConfig) (*HelperPlan, error) {
 	if region.Start < 1<<20 {
 		return nil, fmt.Errorf("reserved region %v starts below 1 MiB; reserve memory above 16 MiB", region)
 	}
-	loads, err := coreLoads(OriginalRAM(c.IOMem, region), 0)
+	t, err := planTail(c)
 	if err != nil {
 		return nil, err
 	}
-	// Sizes first, addresses second: the tail's size depends on the ELF
-	// header and page tables, which do not depend on where they sit.
-	elfProbe, err := jump.ElfCoreHeader(loads, c.VMCoreInfo)
-	if err != nil {
-		return nil, err
-	}
-	mapped := Ranges{{Start: 0, End: jump.LowMemSize}, region}
-	ptSize := uint64(len(jump.NewIdentityMap(0, mapped).Pages))
-	cmdlineSize := alignUp(uint64(max(c.Kernel.CmdlineSize, 2048)), PageSize)
-	p := &HelperPlan{}
-	top := region.End
-	take := func(size uint64) uint64 { top -= alignUp(size, PageSize); return top }
-	p.Handoff = take(handoff.Size)
-	p.JumpStub = take(PageSize)
-	purgAddr := take(uint64(purgatory.Size()))
-	bpAddr := take(PageSize)
-	cmdAddr := take(cmdlineSize)
-	elfAddr := take(uint64(len(elfProbe)))
-	ptAddr := take(ptSize)
-	p.Backup = RangeOf(take(jump.LowMemSize), jump.LowMemSize)
-	p.Tail = Range{Start: top, End: region.End}
-
-	if loads, err = coreLoads(OriginalRAM(c.IOMem, region), p.Backup.Start); err != nil {
-		return nil, err
-	}
-	p.Loads = loads
-	elfHdr, err := jump.ElfCoreHeader(loads, c.VMCoreInfo)
-	if err != nil {
-		return nil, err
-	}
-	if len(elfHdr) != len(elfProbe) {
-		return nil, fmt.Errorf("internal: ELF core header size changed while planning")
-	}
-	pt := jump.NewIdentityMap(ptAddr, mapped)
-
+	p := &t.HelperPlan
 	kernelAddr := alignUp(region.Start, c.Kernel.KernelAlignment)
 	kernelEnd := kernelAddr + alignUp(c.Kernel.InitSize, PageSize)
 	initrd := RangeOf(alignDown(p.Tail.Start-uint64(len(c.Initrd)), PageSize), uint64(len(c.Initrd)))
@@ -131,14 +97,100 @@ func PlanHelper(c HelperConfig) (*HelperPlan, error) {
 		return nil, fmt.Errorf("reserved region %v (%d MiB) is too small for the helper: its kernel needs %d MiB, its initramfs %d MiB, kjump %d MiB, plus %d MiB to work; reserve at least %d MiB",
 			region, region.Size()>>20, (kernelEnd-kernelAddr)>>20, uint64(len(c.Initrd))>>20, p.Tail.Size()>>20, c.MinWorkRAM>>20, need>>20+1)
 	}
-
 	p.Cmdline = strings.Join(strings.Fields(fmt.Sprintf("%s nokaslr elfcorehdr=%#x@%#x kjump.handoff=%#x panic=-1",
-		c.Cmdline, len(elfHdr), elfAddr, p.Handoff)), " ")
-	if uint64(len(p.Cmdline)) >= cmdlineSize {
-		return nil, fmt.Errorf("helper command line is %d bytes, limit %d", len(p.Cmdline), cmdlineSize-1)
+		c.Cmdline, len(t.elfHdr), t.elfAddr, p.Handoff)), " ")
+	if uint64(len(p.Cmdline)) >= t.cmdlineSize {
+		return nil, fmt.Errorf("helper command line is %d bytes, limit %d", len(p.Cmdline), t.cmdlineSize-1)
 	}
+	if p.E820, err = helperE820(c.Firmware, p); err != nil {
+		return nil, err
+	}
+	bp, err := jump.BootParams{Kernel: c.Kernel, Cmdline: t.cmdAddr, CmdlineLen: len(p.Cmdline), Initrd: initrd,
+		E820: p.E820, ACPIRSDP: c.ACPIRSDP}.Build()
+	if err != nil {
+		return nil, err
+	}
+	purg, err := purgatory.Build(purgatory.Params{Handoff: p.Handoff, BackupSrc: 0, BackupDst: p.Backup.Start,
+		BackupLen: jump.LowMemSize, PML4: t.pt.PML4, PML5: t.pt.PML5, BootParams: t.bpAddr, KernelEntry: c.Kernel.Entry64(kernelAddr)})
+	if err != nil {
+		return nil, err
+	}
+	p.Image = jump.Image{
+		Entry:           t.purgAddr,
+		PreserveContext: !c.Restore,
+		Segments: []jump.Segment{
+			{Buf: c.Kernel.Payload, Mem: kernelAddr, MemSize: kernelEnd - kernelAddr},
+			jump.NewSegment(c.Initrd, initrd.Start),
+			jump.NewSegment(t.elfHdr, t.elfAddr),
+			jump.NewSegment(t.pt.Pages, t.ptAddr),
+			jump.NewSegment(append([]byte(p.Cmdline), 0), t.cmdAddr),
+			jump.NewSegment(bp, t.bpAddr),
+			jump.NewSegment(purg, t.purgAddr),
+		},
+	}
+	if err := p.Image.Validate(); err != nil {
+		return nil, fmt.Errorf("internal: helper image: %w", err)
+	}
+	return p, nil
+}
+
+// tail is the top of the region as planTail lays it out: the plan's
+// handoff, stub, backup and tail, and where the other small pieces go.
+type tail struct {
+	HelperPlan
+	purgAddr, bpAddr, cmdAddr, elfAddr, ptAddr uint64
+	cmdlineSize                                uint64
+	elfHdr                                     []byte
+	pt                                         jump.IdentityMap
+}
+
+// planTail lays out kjump's pages at the top of the region. Sizes first,
+// addresses second: the tail's size depends on the ELF header and page
+// tables, which do not depend on where they sit.
+func planTail(c HelperConfig) (*tail, error) {
+	region := c.Region.Range
+	loads, err := coreLoads(OriginalRAM(c.IOMem, region), 0)
+	if err != nil {
+		return nil, err
+	}
+	elfProbe, err := jump.ElfCoreHeader(loads, c.VMCoreInfo)
+	if err != nil {
+		return nil, err
+	}
+	mapped := Ranges{{Start: 0, End: jump.LowMemSize}, region}
+	ptSize := uint64(len(jump.NewIdentityMap(0, mapped).Pages))
+	t := &tail{cmdlineSize: alignUp(uint64(max(c.Kernel.CmdlineSize, 2048)), PageSize)}
+	top := region.End
+	take := func(size uint64) uint64 { top -= alignUp(size, PageSize); return top }
+	t.Handoff = take(handoff.Size)
+	t.JumpStub = take(PageSize)
+	t.purgAddr = take(uint64(purgatory.Size()))
+	t.bpAddr = take(PageSize)
+	t.cmdAddr = take(t.cmdlineSize)
+	t.elfAddr = take(uint64(len(elfProbe)))
+	t.ptAddr = take(ptSize)
+	t.Backup = RangeOf(take(jump.LowMemSize), jump.LowMemSize)
+	t.Tail = Range{Start: top, End: region.End}
+
+	if loads, err = coreLoads(OriginalRAM(c.IOMem, region), t.Backup.Start); err != nil {
+		return nil, err
+	}
+	t.Loads = loads
+	if t.elfHdr, err = jump.ElfCoreHeader(loads, c.VMCoreInfo); err != nil {
+		return nil, err
+	}
+	if len(t.elfHdr) != len(elfProbe) {
+		return nil, fmt.Errorf("internal: ELF core header size changed while planning")
+	}
+	t.pt = jump.NewIdentityMap(t.ptAddr, mapped)
+	return t, nil
+}
+
+// helperE820 is the helper's memory map: low memory (its SMP trampoline)
+// and its RAM usable, kjump's tail reserved.
+func helperE820(fw []sysinfo.FirmwareEntry, p *HelperPlan) ([]jump.E820Entry, error) {
 	var lowRAM Ranges
-	for _, f := range c.Firmware {
+	for _, f := range fw {
 		if jump.FirmwareType(f.Type) == jump.E820RAM {
 			if r := f.Intersect(Range{Start: 0, End: jump.LowMemSize}).PageAligned(); !r.Empty() {
 				lowRAM = append(lowRAM, r)
@@ -148,34 +200,7 @@ func PlanHelper(c HelperConfig) (*HelperPlan, error) {
 	if len(lowRAM) == 0 {
 		return nil, fmt.Errorf("firmware memory map has no RAM below 640 KiB for the helper's SMP trampoline")
 	}
-	p.E820 = HelperMemoryMap(c.Firmware, append(lowRAM, p.HelperRAM), Ranges{p.Tail})
-	bp, err := jump.BootParams{Kernel: c.Kernel, Cmdline: cmdAddr, CmdlineLen: len(p.Cmdline), Initrd: initrd,
-		E820: p.E820, ACPIRSDP: c.ACPIRSDP}.Build()
-	if err != nil {
-		return nil, err
-	}
-	purg, err := purgatory.Build(purgatory.Params{Handoff: p.Handoff, BackupSrc: 0, BackupDst: p.Backup.Start,
-		BackupLen: jump.LowMemSize, PML4: pt.PML4, PML5: pt.PML5, BootParams: bpAddr, KernelEntry: c.Kernel.Entry64(kernelAddr)})
-	if err != nil {
-		return nil, err
-	}
-	p.Image = jump.Image{
-		Entry:           purgAddr,
-		PreserveContext: !c.Restore,
-		Segments: []jump.Segment{
-			{Buf: c.Kernel.Payload, Mem: kernelAddr, MemSize: kernelEnd - kernelAddr},
-			jump.NewSegment(c.Initrd, initrd.Start),
-			jump.NewSegment(elfHdr, elfAddr),
-			jump.NewSegment(pt.Pages, ptAddr),
-			jump.NewSegment(append([]byte(p.Cmdline), 0), cmdAddr),
-			jump.NewSegment(bp, bpAddr),
-			jump.NewSegment(purg, purgAddr),
-		},
-	}
-	if err := p.Image.Validate(); err != nil {
-		return nil, fmt.Errorf("internal: helper image: %w", err)
-	}
-	return p, nil
+	return HelperMemoryMap(fw, append(lowRAM, p.HelperRAM), Ranges{p.Tail}), nil
 }
 
 // coreLoads describes ram for the ELF core header; the low-memory part is
