@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/storage"
-	"golang.org/x/sys/unix"
 )
 
 func TestIOErrorsIn(t *testing.T) {

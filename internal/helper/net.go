@@ -6,8 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kjump/kjump/internal/handoff"
 	"golang.org/x/sys/unix"
+
+	"github.com/kjump/kjump/internal/handoff"
 )
 
 // bringUpNet configures the interface with c's MAC address: the helper has
