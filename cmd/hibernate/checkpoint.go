@@ -11,6 +11,7 @@ import (
 
 	"github.com/kjump/kjump/internal/cli"
 	"github.com/kjump/kjump/internal/config"
+	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/hibernate"
 	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/secret"
@@ -18,7 +19,7 @@ import (
 
 func init() {
 	commands.Register(cli.Command{Name: "checkpoint", Summary: "save the machine and keep running (jump to the helper and back)",
-		Run: func(args []string) error { return runJump("checkpoint", args) }})
+		Run: func(args []string) error { return runJump(handoff.Checkpoint, args) }})
 }
 
 // helperFlags are the options every jumping command shares; their
@@ -53,13 +54,13 @@ func helperFlags(fs *flag.FlagSet, o *hibernate.Options, cfg config.Config) {
 	o.NetInterface, o.NetAddress = cfg.Network.Interface, cfg.Network.Address
 }
 
-func runJump(mode string, args []string) error {
+func runJump(mode handoff.Mode, args []string) error {
 	o := hibernate.Options{Mode: mode, Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "hibernate: "+f+"\n", a...) }}
 	cfg, err := loadConfig(args)
 	if err != nil {
 		return &cli.ExitError{Code: 2, Err: err}
 	}
-	fs := commands.FlagSet(mode, "")
+	fs := commands.FlagSet(string(mode), "")
 	helperFlags(fs, &o, cfg)
 	var kf secret.Flags
 	kf.Register(fs)
@@ -75,7 +76,7 @@ func runJump(mode string, args []string) error {
 		targets = []string{o.Target}
 	}
 	co := checkOptions(cfg, o, targets, configPath(args))
-	co.TargetOptional = mode == "checkpoint"
+	co.TargetOptional = mode == handoff.Checkpoint
 	co.Encrypted = kf.Given()
 	rep := hibernate.Check(co)
 	if !rep.OK {
@@ -99,7 +100,7 @@ func runJump(mode string, args []string) error {
 	}
 	r := out.Result
 	switch {
-	case r.Mode == "resumed":
+	case r.Mode == handoff.Resumed:
 		fmt.Printf("hibernate: RESUMED from image %s on %s (hibernated at %s, away %s); restore kernel wrote %s in %.2fs\n",
 			r.Details["image_id"], r.Details["target"], r.Details["hibernated_at"], out.Away.Round(time.Second),
 			humanize.IBytes(r.RAMBytes), r.Seconds)

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/kjump/kjump/internal/cli"
+	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/hibernate"
 )
 
@@ -17,7 +18,7 @@ func runPreload(args []string) error {
 	if err != nil {
 		return &cli.ExitError{Code: 2, Err: err}
 	}
-	o := hibernate.Options{Mode: "now"}
+	o := hibernate.Options{Mode: handoff.Now}
 	fs := commands.FlagSet("preload", "")
 	helperFlags(fs, &o, cfg)
 	unload := fs.Bool("unload", false, "unload a preloaded helper instead")

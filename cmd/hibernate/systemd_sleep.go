@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kjump/kjump/internal/cli"
+	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/sleepconf"
 	"github.com/kjump/kjump/internal/suspend"
 )
@@ -66,7 +67,7 @@ func runSystemdSleep(args []string) error {
 	runSleepHooks("pre", op)
 	notify("STATUS=Hibernating through kjump (kexec jump)")
 	sleepLog(journal.PriInfo, sleepStartID, op, fmt.Sprintf("Entering sleep state '%s' through kjump (kexec jump)...", op))
-	err := runJump("now", rest)
+	err := runJump(handoff.Now, rest)
 	if err != nil {
 		sleepLog(journal.PriErr, sleepStopID, op, fmt.Sprintf("Failed to put system to sleep. System resumed again: %v", err))
 	} else {
@@ -197,7 +198,7 @@ func suspendThenHibernate(op string, rest []string) error {
 // hibernateNow is suspend-then-hibernate's hibernation step.
 func hibernateNow(rest []string) error {
 	sleepLog(journal.PriInfo, sleepStartID, "hibernate", "Entering sleep state 'hibernate' through kjump (kexec jump)...")
-	if err := runJump("now", rest); err != nil {
+	if err := runJump(handoff.Now, rest); err != nil {
 		sleepLog(journal.PriErr, sleepStopID, "hibernate", fmt.Sprintf("Failed to put system to sleep. System resumed again: %v", err))
 		return err
 	}

@@ -17,8 +17,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
-
-	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/layout"
 )
 
 // DefaultPath is where the commands look unless told otherwise.
@@ -171,7 +170,7 @@ func (c Config) ReserveBytes() (uint64, error) {
 	if s == "" {
 		return 0, fmt.Errorf("helper.reserve is empty: give the reserved region's size, e.g. \"128M\"")
 	}
-	v, err := jump.ParseMemSize(s)
+	v, err := layout.ParseMemSize(s)
 	if err != nil {
 		return 0, fmt.Errorf("helper.reserve = %q: give a size such as \"128M\" or \"1G\"", s)
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kjump/kjump/internal/freepages"
+	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/jump/purgatory"
@@ -23,7 +24,7 @@ import (
 
 // capture writes the original's RAM, as /proc/vmcore shows it, to the
 // target as a committed image.
-func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
+func capture(h handoff.Handoff, gdt purgatory.GDTDesc, res *handoff.Result) error {
 	in := h.Instructions
 	src, err := openVMCore()
 	if err != nil {
@@ -35,58 +36,8 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 		return err
 	}
 	defer cleanup()
-	level, err := image.ParseLevel(in.Level)
-	if err != nil {
-		level = image.LevelFast
-	}
-	codec, err := image.ParseCompression(in.Compression)
-	if err != nil {
-		codec = image.Zstd
-	}
-	threads := in.Threads
-	if threads <= 0 {
-		threads = runtime.NumCPU()
-	}
-	threads = fittingThreads(threads, "writing")
-	md := image.Metadata{
-		KernelRelease: in.Release, BootID: in.BootID, Hostname: in.Hostname, Created: in.Issued,
-		JumpBack:    image.JumpBack{Entry: h.Entry, GDTLimit: gdt.Limit, GDTBase: gdt.Base},
-		Filesystems: in.Filesystems,
-		Extra: map[string]string{
-			"saved_context": strconv.FormatUint(in.SavedContext, 16),
-			"convention":    in.Convention,
-			"mode":          in.Mode,
-		},
-	}
-	for k, v := range in.Extra {
-		md.Extra[k] = v
-	}
-	opts := []image.WriterOption{image.WithLevel(level), image.WithCompression(codec), image.WithThreads(threads), image.WithProgress(progress("saved"))}
-	if !in.KeepFree {
-		start := time.Now()
-		free, err := freepages.Find(src, src.VMCoreInfo(), src.Ranges())
-		if err != nil {
-			// Saving the free pages too costs time and space, never data.
-			logf("saving free pages too: cannot read the original's free lists: %v", err)
-		} else {
-			logf("free pages: %s of the original's RAM is free in its buddy allocator and is left out (found in %s)",
-				humanize.IBytes(free.Pages*jump.PageSize), time.Since(start).Round(time.Millisecond))
-			if in.DiscardFree {
-				// The original does not zero free pages: a restore need
-				// not either (init_on_free off; see internal/hibernate).
-				opts = append(opts, image.WithDiscard(free.Free))
-			} else {
-				opts = append(opts, image.WithExclude(free.Free))
-			}
-			res.Details["free_pages"] = strconv.FormatUint(free.Pages, 10)
-		}
-	}
-	enc := "unencrypted"
-	if in.Key != nil {
-		opts = append(opts, image.WithKey(in.Key))
-		enc = "encrypted with a " + in.Key.Source.String()
-	}
-	logf("writing image of %s to %s (%s level %s, %d threads, %s)", humanize.IBytes(totalRAM(src.Ranges())), t, codec, level, threads, enc)
+	opts, desc := writerOptions(in, src, res)
+	logf("writing image of %s to %s (%s)", humanize.IBytes(totalRAM(src.Ranges())), t, desc)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	if dev := in.Target.Device; dev != "" && in.Target.FSType == "" {
@@ -97,13 +48,90 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 		defer stop()
 	}
 	cpu0, cpuErr := readCPUTimes()
-	st, err := image.WriteTarget(ctx, t, src, md, opts...)
+	st, err := image.WriteTarget(ctx, t, src, metadata(h, gdt), opts...)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause
 		}
 		return serverNames(withKernelIOErrors(err, in.Target.Device), in.Target)
 	}
+	committed(st, t, res)
+	if cpu1, err := readCPUTimes(); err == nil && cpuErr == nil {
+		logf("while writing: %s", cpu0.busySince(cpu1))
+	}
+	return nil
+}
+
+// metadata is what the image records about the original and the jump.
+func metadata(h handoff.Handoff, gdt purgatory.GDTDesc) image.Metadata {
+	in := h.Instructions
+	md := image.Metadata{
+		KernelRelease: in.Release, BootID: in.BootID, Hostname: in.Hostname, Created: in.Issued,
+		JumpBack:    image.JumpBack{Entry: h.Entry, GDTLimit: gdt.Limit, GDTBase: gdt.Base},
+		Filesystems: in.Filesystems,
+		Extra: map[string]string{
+			"saved_context": strconv.FormatUint(in.SavedContext, 16),
+			"convention":    in.Convention.String(),
+			"mode":          string(in.Mode),
+		},
+	}
+	for k, v := range in.Extra {
+		md.Extra[k] = v
+	}
+	md.Extra[handoff.RegionKey] = handoff.RegionText(in.Region)
+	return md
+}
+
+// writerOptions are the image writer's settings from the instructions, and
+// a description of them for the console.
+func writerOptions(in handoff.Instructions, src *image.ELFSource, res *handoff.Result) ([]image.WriterOption, string) {
+	level, codec := in.Level, in.Compression
+	if level == 0 {
+		level = image.LevelFast
+	}
+	if codec == 0 {
+		codec = image.Zstd
+	}
+	threads := in.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	threads = fittingThreads(threads, "writing")
+	opts := []image.WriterOption{image.WithLevel(level), image.WithCompression(codec), image.WithThreads(threads), image.WithProgress(progress("saved"))}
+	if !in.KeepFree {
+		opts = append(opts, freePageOptions(in, src, res)...)
+	}
+	enc := "unencrypted"
+	if in.Key != nil {
+		opts = append(opts, image.WithKey(in.Key))
+		enc = "encrypted with a " + in.Key.Source.String()
+	}
+	return opts, fmt.Sprintf("%s level %s, %d threads, %s", codec, level, threads, enc)
+}
+
+// freePageOptions leave out the pages the original has free in its buddy
+// allocator.
+func freePageOptions(in handoff.Instructions, src *image.ELFSource, res *handoff.Result) []image.WriterOption {
+	start := time.Now()
+	free, err := freepages.Find(src, src.VMCoreInfo(), src.Ranges())
+	if err != nil {
+		// Saving the free pages too costs time and space, never data.
+		logf("saving free pages too: cannot read the original's free lists: %v", err)
+		return nil
+	}
+	logf("free pages: %s of the original's RAM is free in its buddy allocator and is left out (found in %s)",
+		humanize.IBytes(free.Pages*jump.PageSize), time.Since(start).Round(time.Millisecond))
+	res.Details["free_pages"] = strconv.FormatUint(free.Pages, 10)
+	if in.DiscardFree {
+		// The original does not zero free pages: a restore need not
+		// either (init_on_free off; see internal/hibernate).
+		return []image.WriterOption{image.WithDiscard(free.Free)}
+	}
+	return []image.WriterOption{image.WithExclude(free.Free)}
+}
+
+// committed reports a committed image.
+func committed(st image.Stats, t storage.Target, res *handoff.Result) {
 	res.RAMBytes, res.ImageBytes = st.RAMBytes, st.ImageBytes
 	res.Details["zero_pages"] = strconv.FormatUint(st.ZeroPages, 10)
 	res.Details["stored_pages"] = strconv.FormatUint(st.StoredPages, 10)
@@ -113,10 +141,6 @@ func capture(h jump.Handoff, gdt purgatory.GDTDesc, res *jump.Result) error {
 	logf("image committed: %s of RAM in %s (%.0f%% zero pages, %s) in %.2fs, %s/s",
 		humanize.IBytes(st.RAMBytes), humanize.IBytes(st.ImageBytes), 100*float64(st.ZeroPages*jump.PageSize)/float64(max(st.RAMBytes, 1)), st.CodecMix(),
 		st.Duration.Seconds(), humanize.IBytes(uint64(float64(st.RAMBytes)/max(st.Duration.Seconds(), 1e-3))))
-	if cpu1, err := readCPUTimes(); err == nil && cpuErr == nil {
-		logf("while writing: %s", cpu0.busySince(cpu1))
-	}
-	return nil
 }
 
 // openVMCore opens the original's RAM as the helper's /proc/vmcore shows
@@ -157,13 +181,21 @@ func progress(verb string) func(done, total uint64) {
 	}
 }
 
-// serverNames rewrites this kernel's mount point in an error into the name
-// the user knows (server:/export/path): the storage layer names the files
-// it opened, and those are under mountPoint here.
-func serverNames(err error, ts jump.TargetSpec) error {
+// serverNames names the image as the user knows it (server:/export/path)
+// in an error: the storage layer names the files it opened, and those are
+// under mountPoint here. Only the message changes; the chain is kept.
+func serverNames(err error, ts handoff.TargetSpec) error {
 	if err == nil || ts.Source == "" {
 		return err
 	}
-	msg := strings.ReplaceAll(err.Error(), mountPoint+"/", strings.TrimSuffix(ts.Source, "/")+"/")
-	return errors.New(msg)
+	return &renamedError{err: err, old: mountPoint + "/", new: strings.TrimSuffix(ts.Source, "/") + "/"}
 }
+
+// renamedError is err with one name replaced by another in its message.
+type renamedError struct {
+	err      error
+	old, new string
+}
+
+func (e *renamedError) Error() string { return strings.ReplaceAll(e.err.Error(), e.old, e.new) }
+func (e *renamedError) Unwrap() error { return e.err }

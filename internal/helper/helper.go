@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kjump/kjump/internal/cmdline"
+	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/jump/purgatory"
 	"github.com/kjump/kjump/internal/physmem"
@@ -37,28 +38,16 @@ func Main() error {
 	}
 	loadModules()
 	start := time.Now()
-	addr, err := handoffAddr()
-	if err != nil {
-		return fatal(err)
-	}
-	mem, err := physmem.Open("/dev/mem", true)
-	if err != nil {
-		return fatal(err)
-	}
-	buf := make([]byte, jump.HandoffSize)
-	if _, err := mem.ReadAt(buf, int64(addr)); err != nil {
-		return fatal(fmt.Errorf("reading the handoff area at %#x: %w", addr, err))
-	}
-	h, err := jump.DecodeHandoff(buf)
+	mem, area, h, err := readHandoff()
 	if err != nil {
 		return fatal(err)
 	}
 	in := h.Instructions
 	logf("up in %.2fs on %d CPUs: mode %s, jump-back entry %#x", uptime(), runtime.NumCPU(), in.Mode, h.Entry)
 
-	res := jump.Result{Mode: in.Mode, CPUs: runtime.NumCPU(), Details: map[string]string{}}
-	if in.Mode == "restore" {
-		return restoreAndJump(mem, buf, addr, h, &res, start)
+	res := handoff.Result{Mode: in.Mode, CPUs: runtime.NumCPU(), Details: map[string]string{}}
+	if in.Mode == handoff.Restore {
+		return restoreAndJump(mem, area, h, &res, start)
 	}
 	// Find the way back first: a helper that cannot return must not
 	// write an image that promises a return.
@@ -66,26 +55,17 @@ func Main() error {
 	if err != nil {
 		return fatal(err)
 	}
-	var werr error
-	switch {
-	case in.Mode == "probe" || in.Mode == "checkpoint" && in.Target.Spec == "":
-		werr = sampleOriginal(&res)
-	case in.Mode == "checkpoint" || in.Mode == "now":
-		werr = capture(h, gdt, &res)
-	default:
-		werr = fmt.Errorf("mode %q is not supported by this helper", in.Mode)
-	}
-	if werr != nil {
+	if werr := run(h, gdt, &res); werr != nil {
 		res.Error = werr.Error()
 		logf("failed: %v; jumping back", werr)
 	} else {
 		res.OK = true
 	}
 	res.Seconds = time.Since(start).Seconds()
-	if err := report(mem, buf, addr, res); err != nil {
+	if err := area.Report(res); err != nil {
 		return fatal(err)
 	}
-	if res.OK && in.Mode == "now" {
+	if res.OK && in.Mode == handoff.Now {
 		logf("image committed; powering off")
 		unix.Sync()
 		unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
@@ -94,15 +74,43 @@ func Main() error {
 	return fatal(jumpBack(mem, h, gdt))
 }
 
+// readHandoff finds the handoff area the kernel command line names and
+// reads the instructions.
+func readHandoff() (*physmem.Mem, handoff.Area, handoff.Handoff, error) {
+	addr, err := handoffAddr()
+	if err != nil {
+		return nil, handoff.Area{}, handoff.Handoff{}, err
+	}
+	mem, err := physmem.Open("/dev/mem", true)
+	if err != nil {
+		return nil, handoff.Area{}, handoff.Handoff{}, err
+	}
+	area := handoff.Area{Mem: mem, Addr: addr}
+	h, err := area.Read()
+	return mem, area, h, err
+}
+
+// run does what the instructions ask, short of jumping back.
+func run(h handoff.Handoff, gdt purgatory.GDTDesc, res *handoff.Result) error {
+	in := h.Instructions
+	switch {
+	case in.Mode == handoff.Probe || in.Mode == handoff.Checkpoint && in.Target.Spec == "":
+		return sampleOriginal(res)
+	case in.Mode.WritesImage():
+		return capture(h, gdt, res)
+	}
+	return fmt.Errorf("mode %q is not supported by this helper", in.Mode)
+}
+
 // restoreAndJump is the restore kernel's job: pages back, then into the
 // original. On failure it reboots; the image stays invalidated but intact.
-func restoreAndJump(mem *physmem.Mem, buf []byte, addr uint64, h jump.Handoff, res *jump.Result, start time.Time) error {
+func restoreAndJump(mem *physmem.Mem, area handoff.Area, h handoff.Handoff, res *handoff.Result, start time.Time) error {
 	jb, err := restore(h, mem, res)
 	if err == nil {
 		res.OK = true
-		res.Mode = "resumed"
+		res.Mode = handoff.Resumed
 		res.Seconds = time.Since(start).Seconds()
-		if err = report(mem, buf, addr, *res); err == nil {
+		if err = area.Report(*res); err == nil {
 			var im jump.Image
 			if im, err = jb.Image(); err == nil {
 				if err = im.Load(); err == nil {
@@ -119,19 +127,9 @@ func restoreAndJump(mem *physmem.Mem, buf []byte, addr uint64, h jump.Handoff, r
 	return err
 }
 
-func report(mem *physmem.Mem, buf []byte, addr uint64, res jump.Result) error {
-	if err := jump.SetResult(buf, res); err != nil {
-		return err
-	}
-	if _, err := mem.WriteAt(buf, int64(addr)); err != nil {
-		return fmt.Errorf("writing the report: %w", err)
-	}
-	return nil
-}
-
 // savedGDT reads the original's GDT descriptor, which kernels before 6.13
 // need reloaded on the way back.
-func savedGDT(mem *physmem.Mem, in jump.Instructions) (purgatory.GDTDesc, error) {
+func savedGDT(mem *physmem.Mem, in handoff.Instructions) (purgatory.GDTDesc, error) {
 	if in.SavedContext == 0 {
 		return purgatory.GDTDesc{}, nil
 	}
@@ -140,7 +138,7 @@ func savedGDT(mem *physmem.Mem, in jump.Instructions) (purgatory.GDTDesc, error)
 		return purgatory.GDTDesc{}, fmt.Errorf("reading the original's saved_context: %w", err)
 	}
 	d, err := jump.FindSavedGDT(ctx)
-	if err != nil && strings.HasPrefix(in.Convention, "classic") {
+	if err != nil && in.Convention.NeedsSavedGDT() {
 		return d, err
 	}
 	return d, nil
@@ -148,7 +146,7 @@ func savedGDT(mem *physmem.Mem, in jump.Instructions) (purgatory.GDTDesc, error)
 
 // jumpBack loads the jump-back image and executes it; it returns only on
 // failure.
-func jumpBack(mem *physmem.Mem, h jump.Handoff, gdt purgatory.GDTDesc) error {
+func jumpBack(mem *physmem.Mem, h handoff.Handoff, gdt purgatory.GDTDesc) error {
 	in := h.Instructions
 	entryPage := make([]byte, jump.PageSize)
 	if _, err := mem.ReadAt(entryPage, int64(h.Entry&^(jump.PageSize-1))); err != nil {
@@ -172,7 +170,7 @@ func jumpBack(mem *physmem.Mem, h jump.Handoff, gdt purgatory.GDTDesc) error {
 // sampleOriginal reads all of the original's RAM through /proc/vmcore,
 // counts zero pages and checksums every 64th page: proof that the helper
 // sees the stopped kernel's memory, cheap enough for an emulated CPU.
-func sampleOriginal(res *jump.Result) error {
+func sampleOriginal(res *handoff.Result) error {
 	src, err := openVMCore()
 	if err != nil {
 		return err

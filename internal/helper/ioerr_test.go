@@ -2,12 +2,16 @@ package helper
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/kjump/kjump/internal/jump"
+	"golang.org/x/sys/unix"
+
+	"github.com/kjump/kjump/internal/handoff"
+	"github.com/kjump/kjump/internal/storage"
 )
 
 func TestIOErrorsIn(t *testing.T) {
@@ -82,9 +86,24 @@ func FuzzHandoffAddr(f *testing.F) {
 }
 
 func TestServerNames(t *testing.T) {
-	ts := jump.TargetSpec{Source: "10.0.2.1:/export", Path: "/ckpt"}
+	ts := handoff.TargetSpec{Source: "10.0.2.1:/export", Path: "/ckpt"}
 	err := serverNames(errors.New("write image to /mnt/kjump-target/ckpt: write /mnt/kjump-target/ckpt.tmp: no space left on device"), ts)
 	if want := "write image to 10.0.2.1:/export/ckpt: write 10.0.2.1:/export/ckpt.tmp: no space left on device"; err.Error() != want {
 		t.Fatalf("got %q, want %q", err, want)
+	}
+}
+
+// The renamed message keeps the chain: decisions on the error (ENOSPC,
+// EIO) still see the cause.
+func TestServerNamesKeepsChain(t *testing.T) {
+	ts := handoff.TargetSpec{Source: "10.0.2.1:/export", Path: "/ckpt"}
+	cause := &storage.Error{Target: "/mnt/kjump-target/ckpt", Op: "write image to", Err: unix.ENOSPC}
+	err := serverNames(fmt.Errorf("writing: %w", cause), ts)
+	var se *storage.Error
+	if !errors.Is(err, unix.ENOSPC) || !errors.As(err, &se) || se != cause {
+		t.Errorf("chain lost: %v", err)
+	}
+	if strings.Contains(err.Error(), mountPoint) {
+		t.Errorf("mount point left in %q", err)
 	}
 }

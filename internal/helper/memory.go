@@ -3,14 +3,14 @@ package helper
 import (
 	"github.com/dustin/go-humanize"
 	"github.com/kjump/kjump/internal/image"
-	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/sysinfo"
 )
 
 // fittingThreads caps want workers to what the helper's memory holds
 // (image.ThreadsFor), saying so when it does: the reserved region is what
 // the helper kernel has, and running out panics it.
 func fittingThreads(want int, what string) int {
-	avail, err := jump.MemInfo("/proc/meminfo", "MemAvailable")
+	avail, err := sysinfo.MemInfo("/proc/meminfo", "MemAvailable")
 	if err != nil {
 		logf("cannot read the free memory (%v): %s with one thread", err, what)
 		return 1

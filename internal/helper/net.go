@@ -8,13 +8,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/handoff"
 )
 
 // bringUpNet configures the interface with c's MAC address: the helper has
 // no DHCP client and no ip tool, and needs only one address on the
 // server's subnet.
-func bringUpNet(c *jump.NetConfig) error {
+func bringUpNet(c *handoff.NetConfig) error {
 	ip, ipn, err := net.ParseCIDR(c.Address)
 	if err != nil || ip.To4() == nil {
 		return fmt.Errorf("helper network: bad address %q", c.Address)

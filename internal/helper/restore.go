@@ -8,6 +8,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/jump/purgatory"
@@ -18,7 +19,7 @@ import (
 // and returns how to jump into it. The image was verified and invalidated
 // by resume before this kernel was started; every chunk is checked again as
 // it is written.
-func restore(h jump.Handoff, mem *physmem.Mem, res *jump.Result) (jump.JumpBack, error) {
+func restore(h handoff.Handoff, mem *physmem.Mem, res *handoff.Result) (jump.JumpBack, error) {
 	in := h.Instructions
 	t, cleanup, err := openTarget(in.Target)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/storage"
 )
 
@@ -18,7 +18,7 @@ const mountPoint = "/mnt/kjump-target"
 // openTarget brings up the storage the original resolved for us: a raw
 // device as is, a filesystem mounted at mountPoint. The returned cleanup
 // unmounts it.
-func openTarget(ts jump.TargetSpec) (storage.Target, func(), error) {
+func openTarget(ts handoff.TargetSpec) (storage.Target, func(), error) {
 	nop := func() {}
 	if ts.File != nil {
 		if err := waitForDevice(ts.File.Device, 10*time.Second); err != nil && ts.File.FSUUID == "" {
@@ -74,7 +74,7 @@ func openTarget(ts jump.TargetSpec) (storage.Target, func(), error) {
 // mountTarget mounts the target's filesystem. A network filesystem gets a
 // few retries: the link came up a moment ago, and the server may still be
 // answering ARP or finishing its own start.
-func mountTarget(src string, ts jump.TargetSpec) error {
+func mountTarget(src string, ts handoff.TargetSpec) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := unix.Mount(src, mountPoint, ts.FSType, 0, ts.Opts)

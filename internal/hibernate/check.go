@@ -10,10 +10,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/layout"
 	"github.com/kjump/kjump/internal/prepare"
+	"github.com/kjump/kjump/internal/resolve"
 	"github.com/kjump/kjump/internal/secret"
 	"github.com/kjump/kjump/internal/storage"
+	"github.com/kjump/kjump/internal/sysinfo"
 )
 
 // Status of one prerequisite.
@@ -70,7 +74,7 @@ func Check(o CheckOptions) Report {
 		add("root", Fail, fmt.Sprintf("running as uid %d", os.Geteuid()), "run as root (sudo hibernate ...)")
 	}
 
-	rel := jump.KernelRelease()
+	rel := sysinfo.KernelRelease()
 	kexecOK := checkKexec() == nil
 	switch src, err := kexecJumpSource(); {
 	case !kexecOK:
@@ -109,7 +113,7 @@ func Check(o CheckOptions) Report {
 	if sys == nil {
 		add("reserved-region", Fail, "cannot read the kernel's memory map: "+sysErr.Error(), "run as root with /proc and /sys mounted")
 	} else {
-		if res, err := jump.FindReservation(sys.Cmdline, sys.IOMem, o.Reserve); err != nil {
+		if res, err := layout.FindReservation(sys.Cmdline, sys.IOMem, o.Reserve); err != nil {
 			add("reserved-region", Fail, err.Error(), fmt.Sprintf("reserve at least %d MiB with memmap=SIZE$ADDR (docs/setup.md), or lower helper.reserve", o.Reserve>>20))
 		} else {
 			add("reserved-region", Pass, fmt.Sprintf("%v (%s): %d MiB, need %d MiB", res.Range, res.Source, res.Size()>>20, o.Reserve>>20), "")
@@ -220,7 +224,7 @@ func Check(o CheckOptions) Report {
 // TargetSpecInfo is a chosen target and where it leads.
 type TargetSpecInfo struct {
 	Spec   string
-	Target jump.TargetSpec
+	Target handoff.TargetSpec
 	// PreallocDir: the image file does not exist yet; the first
 	// hibernation preallocates it in this directory's filesystem.
 	PreallocDir string
@@ -246,8 +250,8 @@ func preallocatable(spec string) (string, bool) {
 		}
 		dir = filepath.Dir(dir)
 	}
-	m, err := findMount(dir)
-	if err != nil || strings.HasPrefix(m.fstype, "nfs") {
+	fstype, err := resolve.FSType(dir)
+	if err != nil || strings.HasPrefix(fstype, "nfs") {
 		return "", false
 	}
 	return dir, true
@@ -317,7 +321,7 @@ func checkLockdown(path string) (string, Status, string, string) {
 // of System RAM stored uncompressed (it refuses targets smaller than that).
 func checkSpace(t TargetSpecInfo, sys *System) (string, Status, string, string) {
 	var ram uint64
-	for _, r := range jump.SystemRAM(sys.IOMem) {
+	for _, r := range sysinfo.SystemRAM(sys.IOMem) {
 		ram += r.Size()
 	}
 	need := ram + ram/64 + 1<<20 // chunk and index overhead, header
@@ -366,8 +370,8 @@ func checkSpace(t TargetSpecInfo, sys *System) (string, Status, string, string) 
 	// below an estimate they are refused, below the worst case the helper
 	// may run out, stop and jump back (see room.go).
 	if free, ok := memFree("/proc/meminfo"); ok && have < need {
-		var rs jump.Ranges
-		for _, r := range jump.SystemRAM(sys.IOMem) {
+		var rs layout.Ranges
+		for _, r := range sysinfo.SystemRAM(sys.IOMem) {
 			rs = append(rs, r.PageAligned())
 		}
 		warning, err := newRoom(where, have, rs.Normalize(), free).check()

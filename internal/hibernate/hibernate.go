@@ -13,21 +13,25 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kjump/kjump/internal/fsstate"
+	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/jump"
-	"github.com/kjump/kjump/internal/physmem"
+	"github.com/kjump/kjump/internal/launch"
+	"github.com/kjump/kjump/internal/layout"
+	"github.com/kjump/kjump/internal/resolve"
 	"github.com/kjump/kjump/internal/storage"
+	"github.com/kjump/kjump/internal/sysinfo"
 )
 
 // Options select the helper and what it does.
 type Options struct {
-	Mode         string // "checkpoint", "now" or "probe"
-	HelperKernel string // bzImage of the helper kernel
-	HelperInitrd string // its initramfs (kjump's static binary as /init)
-	HelperArgs   string // extra helper command line; console= is inherited
+	Mode         handoff.Mode // Checkpoint, Now or Probe
+	HelperKernel string       // bzImage of the helper kernel
+	HelperInitrd string       // its initramfs (kjump's static binary as /init)
+	HelperArgs   string       // extra helper command line; console= is inherited
 	Target       string
-	Level        string
-	Compression  string // "auto", "zstd" or "s2"
+	Level        string // a token of image.ParseLevel; "" for the helper's default
+	Compression  string // "auto", "zstd" or "s2"; "" for the helper's default
 	Threads      int
 	// KeepFree saves free pages too (image.free_pages = "keep").
 	KeepFree bool
@@ -43,46 +47,35 @@ type Options struct {
 	System *System
 }
 
+func (o Options) logf() func(string, ...any) {
+	if o.Log == nil {
+		return func(string, ...any) {}
+	}
+	return o.Log
+}
+
+func (o Options) kernel() launch.Kernel {
+	return launch.Kernel{Path: o.HelperKernel, Initrd: o.HelperInitrd, Args: o.HelperArgs}
+}
+
 // Outcome is what a completed jump reports.
 type Outcome struct {
-	Result   jump.Result
+	Result   handoff.Result
 	Away     time.Duration // wall time between jump and return
-	Plan     *jump.HelperPlan
-	Symbols  jump.Symbols
+	Plan     *layout.HelperPlan
+	Symbols  sysinfo.Symbols
 	Returned bool
 }
 
 // System is a snapshot of what the running kernel tells about itself.
-type System struct {
-	Cmdline    string
-	IOMem      []jump.Resource
-	Firmware   []jump.FirmwareEntry
-	Symbols    jump.Symbols
-	VMCoreInfo jump.Range
-}
+type System = sysinfo.System
 
 // ReadSystem gathers the kernel facts a plan needs.
-func ReadSystem() (*System, error) {
-	s := &System{}
-	b, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		return nil, err
-	}
-	s.Cmdline = strings.TrimSpace(string(b))
-	if s.IOMem, err = jump.ReadIOMem(); err != nil {
-		return nil, err
-	}
-	if s.Firmware, err = jump.ReadFirmwareMemmap("/sys/firmware/memmap"); err != nil {
-		return nil, err
-	}
-	if s.Symbols, err = jump.ReadKallsyms(jump.KernelSymbolsWanted...); err != nil {
-		return nil, err
-	}
-	if r, err := jump.ReadVMCoreInfo(); err == nil {
-		s.VMCoreInfo = r
-	}
-	return s, nil
-}
+func ReadSystem() (*System, error) { return sysinfo.Read() }
+
+// ResolveTarget resolves a target an image would be read from or written
+// to, changing nothing (see internal/resolve).
+func ResolveTarget(spec string) (handoff.TargetSpec, error) { return resolve.Target(spec) }
 
 // CheckKernel refuses kernels that cannot kexec-jump, naming the fix.
 // 'hibernate check' runs the same pieces one by one.
@@ -104,7 +97,7 @@ func checkRoot() error {
 
 func checkKexec() error {
 	if _, err := os.Stat("/sys/kernel/kexec_loaded"); err != nil {
-		return fmt.Errorf("kernel %s has no kexec support (CONFIG_KEXEC): use a kernel built with CONFIG_KEXEC=y and CONFIG_KEXEC_JUMP=y", jump.KernelRelease())
+		return fmt.Errorf("kernel %s has no kexec support (CONFIG_KEXEC): use a kernel built with CONFIG_KEXEC=y and CONFIG_KEXEC_JUMP=y", sysinfo.KernelRelease())
 	}
 	return nil
 }
@@ -113,7 +106,7 @@ func checkKexec() error {
 func checkKexecJump() error { _, err := kexecJumpSource(); return err }
 
 func kexecJumpSource() (string, error) {
-	cfg, ok, err := jump.ReadKernelConfig()
+	cfg, ok, err := sysinfo.ReadKernelConfig()
 	if err != nil {
 		return "", err
 	}
@@ -136,7 +129,7 @@ func kexecJumpSource() (string, error) {
 }
 
 func noKexecJump(source string) error {
-	return fmt.Errorf("kernel %s was built without CONFIG_KEXEC_JUMP (%s): kjump needs a kernel with CONFIG_KEXEC_JUMP=y (see docs/setup.md); nothing was changed", jump.KernelRelease(), source)
+	return fmt.Errorf("kernel %s was built without CONFIG_KEXEC_JUMP (%s): kjump needs a kernel with CONFIG_KEXEC_JUMP=y (see docs/setup.md); nothing was changed", sysinfo.KernelRelease(), source)
 }
 
 func probePreserveContext() error {
@@ -148,21 +141,6 @@ func probePreserveContext() error {
 		return noKexecJump("kexec_load refused KEXEC_PRESERVE_CONTEXT")
 	}
 	return err
-}
-
-// helperCmdline is the helper's (and restore kernel's) command line: the
-// original's console settings, and no_timer_check: the IO-APIC timer check
-// only proves what the original's boot on this same machine already
-// proved, and under emulation on a busy host it panics kernels whose timer
-// works.
-func helperCmdline(cmdline string) string {
-	var keep []string
-	for _, a := range strings.Fields(cmdline) {
-		if strings.HasPrefix(a, "console=") || strings.HasPrefix(a, "earlyprintk=") || strings.HasPrefix(a, "loglevel=") {
-			keep = append(keep, a)
-		}
-	}
-	return strings.Join(append(keep, "no_timer_check"), " ")
 }
 
 // pagePoisoning reports whether the kernel fills free pages with a pattern
@@ -180,56 +158,13 @@ func pagePoisoning(cmdline string) bool {
 	return false
 }
 
-// Plan lays out the helper for this machine.
-func Plan(sys *System, o Options) (*jump.HelperPlan, error) { return plan(sys, o, false) }
-
-// PlanRestore lays out the restore kernel: the same helper, started by a
-// plain kexec from a freshly booted kernel.
-func PlanRestore(sys *System, o Options) (*jump.HelperPlan, error) { return plan(sys, o, true) }
-
-func plan(sys *System, o Options, restore bool) (*jump.HelperPlan, error) {
-	k, err := jump.ReadBzImage(o.HelperKernel)
-	if err != nil {
-		return nil, err
-	}
-	initrd, err := os.ReadFile(o.HelperInitrd)
-	if err != nil {
-		return nil, fmt.Errorf("reading helper initramfs: %w (run 'hibernate prepare')", err)
-	}
-	region, err := jump.FindReservation(sys.Cmdline, sys.IOMem, 64<<20)
-	if err != nil {
-		return nil, err
-	}
-	return jump.PlanHelper(jump.HelperConfig{Kernel: k, Initrd: initrd, Region: region,
-		Cmdline: helperCmdline(sys.Cmdline) + " " + o.HelperArgs, Firmware: sys.Firmware,
-		IOMem: sys.IOMem, VMCoreInfo: sys.VMCoreInfo, ACPIRSDP: acpiRSDP(), Restore: restore})
-}
-
-// acpiRSDP reads the RSDP from the EFI system table when there is one; BIOS
-// machines let the helper scan for it.
-func acpiRSDP() uint64 {
-	b, err := os.ReadFile("/sys/firmware/efi/systab")
-	if err != nil {
-		return 0
-	}
-	var v uint64
-	for _, line := range strings.Fields(string(b)) {
-		for _, key := range []string{"ACPI20=", "ACPI="} {
-			if s, ok := strings.CutPrefix(line, key); ok && v == 0 {
-				fmt.Sscanf(s, "0x%x", &v)
-			}
-		}
-	}
-	return v
-}
-
 // ImageFileSize is the size of a preallocated image file for ram bytes of
 // RAM: room for an image of incompressible, non-zero memory (zstd adds
 // well under 1%, chunk records and the header a few MiB).
 func ImageFileSize(ram uint64) uint64 { return ram + ram/64 + 16<<20 }
 
 // planHere checks this kernel and lays out the helper for it.
-func planHere(o Options) (*System, *jump.HelperPlan, error) {
+func planHere(o Options) (*System, *layout.HelperPlan, error) {
 	if err := CheckKernel(); err != nil {
 		return nil, nil, err
 	}
@@ -240,174 +175,182 @@ func planHere(o Options) (*System, *jump.HelperPlan, error) {
 			return nil, nil, err
 		}
 	}
-	plan, err := Plan(sys, o)
+	plan, err := launch.Plan(sys, o.kernel(), false)
 	return sys, plan, err
 }
 
 // Jump runs one kexec jump: it returns when the helper jumps back. A helper
-// told to power off never returns.
+// told to power off never returns. Its phases: plan the helper, say what
+// it must do, load it, hand over, jump, read its report.
 func Jump(o Options) (*Outcome, error) {
-	logf := o.Log
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
+	logf := o.logf()
 	sys, plan, err := planHere(o)
 	if err != nil {
 		return nil, err
 	}
-	conv := sys.Symbols.JumpConvention()
-	savedCtx, err := sys.Symbols.SavedContextAddr(sys.IOMem)
-	if err != nil && conv == jump.ConventionClassic {
-		return nil, err
-	}
-	var target jump.TargetSpec
-	if o.Target != "" {
-		ram := jump.OriginalRAM(sys.IOMem, jump.Range{Start: plan.HelperRAM.Start, End: plan.Tail.End}).Size()
-		if target, err = PrepareTarget(o.Target, int64(ImageFileSize(ram)), logf); err != nil {
-			return nil, err
-		}
-		if err := overrideNet(&target, o.NetInterface, o.NetAddress); err != nil {
-			return nil, err
-		}
-	} else if o.Mode == "now" {
-		return nil, fmt.Errorf("no target: give --to with a raw partition, UUID=, LABEL= or an NFS path")
-	}
-	if o.Target != "" {
-		ram := jump.OriginalRAM(sys.IOMem, jump.Range{Start: plan.HelperRAM.Start, End: plan.Tail.End})
-		warning, err := checkRoom(o.Target, target, ram)
-		if err != nil {
-			return nil, err
-		}
-		if warning != "" {
-			logf("%s", warning)
-		}
-	}
-	host, _ := os.Hostname()
-	bootID, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	in := jump.Instructions{Mode: o.Mode, SavedContext: savedCtx, Convention: conv.String(),
-		Backup: plan.Backup.Start, JumpStub: plan.JumpStub, Target: target, Level: o.Level, Compression: o.Compression,
-		Threads: o.Threads, KeepFree: o.KeepFree || pagePoisoning(sys.Cmdline), Release: jump.KernelRelease(), Hostname: host,
-		BootID: strings.TrimSpace(string(bootID)), Issued: time.Now().UTC(),
-		Extra: map[string]string{}, Key: o.Key}
-	in.Extra["region"] = fmt.Sprintf("%#x-%#x", plan.HelperRAM.Start, plan.Tail.End)
-	kcfg, found, _ := jump.ReadKernelConfig() // unreadable: free pages are zeroed
-	zeroed, why := zeroesFreePages(sys.Cmdline, kcfg, found)
-	in.DiscardFree = !zeroed
-	in.Extra["free_pages_zeroed"] = fmt.Sprintf("%v (%s)", zeroed, why)
-	mem, err := physmem.Open("/dev/mem", true)
+	in, err := instructions(o, sys, plan, logf)
 	if err != nil {
 		return nil, err
 	}
-	defer mem.Close()
-	// A preload (kjump-preload.service) stays in use only while provably
-	// ours; afterwards the loaded image is spent, so load it again then.
-	ok, why := preloaded(plan.Image)
-	repreload := ok || why != ""
-	if ok {
-		logf("using the helper preloaded at boot: region %v, helper RAM %v, handoff %#x, %s", plan.Tail, plan.HelperRAM, plan.Handoff, conv)
-	} else {
-		if why != "" {
-			logf("not using the preloaded helper: %s; loading it now", why)
-		}
-		if err := plan.Image.Load(); err != nil {
-			return nil, err
-		}
-		logf("helper loaded: region %v, helper RAM %v, handoff %#x, %s", plan.Tail, plan.HelperRAM, plan.Handoff, conv)
+	l, err := launch.Open(plan, logf)
+	if err != nil {
+		return nil, err
 	}
-	if repreload {
-		defer func() {
+	defer l.Close()
+	rearm, err := loadHelper(l, in.Convention, logf)
+	if err != nil {
+		return nil, err
+	}
+	defer rearm()
+	if err := handOver(l, &in); err != nil {
+		jump.Unload()
+		return nil, err
+	}
+	logf("%s: jumping to the helper kernel", o.Mode)
+	away, err := l.Jump()
+	if in.Target.File != nil {
+		// The helper wrote the file's blocks on the device: forget our copy.
+		storage.DropCache(in.Target.File.Path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return helperReport(l, o, sys, away)
+}
+
+// instructions are what the helper is told: where to write, how, and how
+// to come back.
+func instructions(o Options, sys *System, plan *layout.HelperPlan, logf func(string, ...any)) (handoff.Instructions, error) {
+	in := handoff.Instructions{Mode: o.Mode, Convention: sys.Symbols.JumpConvention(), Region: plan.Region(),
+		Backup: plan.Backup.Start, JumpStub: plan.JumpStub, Threads: o.Threads,
+		KeepFree: o.KeepFree || pagePoisoning(sys.Cmdline), Release: sysinfo.KernelRelease(),
+		Issued: time.Now().UTC(), Extra: map[string]string{}, Key: o.Key}
+	var err error
+	in.SavedContext, err = sys.Symbols.SavedContextAddr(sys.IOMem)
+	if err != nil && in.Convention.NeedsSavedGDT() {
+		return in, err
+	}
+	if in.Target, err = target(o, sys, plan, logf); err != nil {
+		return in, err
+	}
+	if in.Level, in.Compression, err = codec(o); err != nil {
+		return in, err
+	}
+	in.Hostname, _ = os.Hostname()
+	in.BootID = bootID()
+	kcfg, found, _ := sysinfo.ReadKernelConfig() // unreadable: free pages are zeroed
+	zeroed, why := zeroesFreePages(sys.Cmdline, kcfg, found)
+	in.DiscardFree = !zeroed
+	in.Extra["free_pages_zeroed"] = fmt.Sprintf("%v (%s)", zeroed, why)
+	return in, nil
+}
+
+// codec reads the level and codec tokens; "" leaves the helper's default.
+func codec(o Options) (level image.Level, c image.Compression, err error) {
+	if o.Level != "" {
+		if level, err = image.ParseLevel(o.Level); err != nil {
+			return 0, 0, err
+		}
+	}
+	if o.Compression != "" {
+		if c, err = image.ParseCompression(o.Compression); err != nil {
+			return 0, 0, err
+		}
+	}
+	return level, c, nil
+}
+
+// target resolves where the image goes (preallocating an image file) and
+// checks it has room. Without one only a probe or checkpoint may run.
+func target(o Options, sys *System, plan *layout.HelperPlan, logf func(string, ...any)) (handoff.TargetSpec, error) {
+	if o.Target == "" {
+		if o.Mode == handoff.Now {
+			return handoff.TargetSpec{}, fmt.Errorf("no target: give --to with a raw partition, UUID=, LABEL= or an NFS path")
+		}
+		return handoff.TargetSpec{}, nil
+	}
+	ram := layout.OriginalRAM(sys.IOMem, plan.Region())
+	ts, err := resolve.Prepare(o.Target, int64(ImageFileSize(ram.Size())), logf)
+	if err != nil {
+		return ts, err
+	}
+	if err := overrideNet(&ts, o.NetInterface, o.NetAddress); err != nil {
+		return ts, err
+	}
+	warning, err := checkRoom(o.Target, ts, ram)
+	if err != nil {
+		return ts, err
+	}
+	if warning != "" {
+		logf("%s", warning)
+	}
+	return ts, nil
+}
+
+// loadHelper loads the helper unless kjump-preload.service did and it is
+// provably ours. A preload is spent by the jump: rearm loads it again for
+// the next hibernate.
+func loadHelper(l *launch.Launch, conv jump.Convention, logf func(string, ...any)) (rearm func(), err error) {
+	plan := l.Plan
+	ok, why := preloaded(plan.Image)
+	rearm = func() {}
+	if ok || why != "" {
+		rearm = func() {
 			if err := loadAndRecord(plan.Image); err != nil {
 				logf("could not preload the helper again: %v (the next hibernate loads it)", err)
 			} else {
 				logf("helper preloaded again for the next hibernate")
 			}
-		}()
-	}
-	unix.Sync()
-	// Fingerprints last, after the sync: they must match the disks as the
-	// image will find them at resume.
-	if in.Filesystems, err = fsstate.Mounted("/proc/self/mountinfo"); err != nil {
-		jump.Unload()
-		return nil, err
-	}
-	handoff, err := jump.EncodeHandoff(in)
-	if err == nil {
-		_, err = mem.WriteAt(handoff, int64(plan.Handoff))
-		clear(handoff)
-		if o.Key != nil {
-			// Runs after the report is read: after a checkpoint, after a
-			// resume (the restore kernel's key), and when the jump failed.
-			defer WipeRegion(mem, plan, logf)
 		}
 	}
-	if err != nil {
-		jump.Unload()
-		return nil, fmt.Errorf("writing the handoff area: %w", err)
+	if ok {
+		logf("using the helper preloaded at boot: region %v, helper RAM %v, handoff %#x, %s", plan.Tail, plan.HelperRAM, plan.Handoff, conv)
+		return rearm, nil
 	}
-	logf("%s: jumping to the helper kernel", o.Mode)
-	// Wall clock, not monotonic: the original's monotonic clock stands
-	// still while it is away.
-	start := time.Now().Round(0)
-	jerr := jump.Jump()
-	away := time.Now().Round(0).Sub(start)
-	if target.File != nil {
-		// The helper wrote the file's blocks on the device: forget our copy.
-		storage.DropCache(target.File.Path)
+	if why != "" {
+		logf("not using the preloaded helper: %s; loading it now", why)
 	}
-	// The loaded image now starts at the helper's re-entry point, which
-	// skips the jump-back stub: never run it again.
-	jump.Unload()
-	if jerr != nil {
-		return nil, jerr
+	if err := l.Load(); err != nil {
+		return nil, err
 	}
-	out := &Outcome{Away: away, Plan: plan, Symbols: sys.Symbols, Returned: true}
-	buf := make([]byte, jump.HandoffSize)
-	if _, err := mem.ReadAt(buf, int64(plan.Handoff)); err != nil {
-		return out, fmt.Errorf("reading the helper's report: %w", err)
+	logf("helper loaded: region %v, helper RAM %v, handoff %#x, %s", plan.Tail, plan.HelperRAM, plan.Handoff, conv)
+	return rearm, nil
+}
+
+// handOver syncs, takes the stale-disk guard's fingerprints and writes the
+// instructions. Fingerprints last, after the sync: they must match the
+// disks as the image will find them at resume.
+func handOver(l *launch.Launch, in *handoff.Instructions) error {
+	unix.Sync()
+	var err error
+	if in.Filesystems, err = fsstate.Mounted("/proc/self/mountinfo"); err != nil {
+		return err
 	}
-	h, err := jump.DecodeHandoff(buf)
+	return l.Write(*in)
+}
+
+// helperReport reads what the helper did; a failed helper is an error, and
+// this machine keeps running.
+func helperReport(l *launch.Launch, o Options, sys *System, away time.Duration) (*Outcome, error) {
+	out := &Outcome{Away: away, Plan: l.Plan, Symbols: sys.Symbols, Returned: true}
+	r, err := l.Result()
 	if err != nil {
 		return out, err
 	}
-	if h.Result == nil {
-		return out, fmt.Errorf("the helper returned without a report")
-	}
-	// The instructions may hold a key: do not leave them lying around.
-	if _, err := mem.WriteAt(make([]byte, jump.HandoffSize), int64(plan.Handoff)); err != nil {
-		logf("could not clear the handoff area: %v", err)
-	}
-	out.Result = *h.Result
-	if !h.Result.OK {
+	out.Result = *r
+	if !r.OK {
 		where := ""
 		if o.Target != "" {
 			where = " on " + o.Target
 		}
 		return out, fmt.Errorf("hibernation failed, this machine keeps running: the helper stopped after %.1fs and jumped back (away %s); no image was committed%s: %s",
-			h.Result.Seconds, away.Round(100*time.Millisecond), where, h.Result.Error)
+			r.Seconds, away.Round(100*time.Millisecond), where, r.Error)
 	}
 	return out, nil
 }
 
-// WipeRegion zeroes the reserved region after a jump that carried a key:
-// the handoff area held the derived key, and the helper or restore kernel
-// left its memory (with key schedules) in the region. The region is not
-// part of any image and nothing in it is needed after the return.
-func WipeRegion(mem *physmem.Mem, plan *jump.HelperPlan, logf func(string, ...any)) {
-	zero := make([]byte, 1<<20)
-	start, end := plan.HelperRAM.Start, plan.Tail.End
-	for a := start; a < end; {
-		n := min(uint64(len(zero)), end-a)
-		if _, err := mem.WriteAt(zero[:n], int64(a)); err != nil {
-			logf("could not wipe the key from the reserved region at %#x: %v", a, err)
-			return
-		}
-		a += n
-	}
-	logf("wiped the reserved region %#x-%#x (key material)", start, end)
-}
-
 // overrideNet applies the configured helper network to an NFS target.
-func overrideNet(t *jump.TargetSpec, ifname, addr string) error {
+func overrideNet(t *handoff.TargetSpec, ifname, addr string) error {
 	if t.Net == nil || ifname == "" && addr == "" {
 		return nil
 	}

@@ -3,7 +3,7 @@ package hibernate
 import (
 	"strings"
 
-	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/sysinfo"
 )
 
 // zeroesFreePages reports whether the running kernel keeps its free pages
@@ -13,7 +13,7 @@ import (
 // command line decides; without init_on_free= on it, the kernel's
 // CONFIG_INIT_ON_FREE_DEFAULT_ON (cfg, if found). Unknown counts as
 // zeroed: zeroing is never wrong.
-func zeroesFreePages(cmdline string, cfg jump.KernelConfig, found bool) (zeroed bool, why string) {
+func zeroesFreePages(cmdline string, cfg sysinfo.KernelConfig, found bool) (zeroed bool, why string) {
 	for _, a := range strings.Fields(cmdline) {
 		if v, ok := strings.CutPrefix(a, "init_on_free="); ok {
 			on := v != "0" && v != "off" && v != "n" && v != "no" && v != "false"

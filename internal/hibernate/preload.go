@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/layout"
 )
 
 // Preloading loads the helper at boot so that 'hibernate now' jumps at
@@ -86,7 +87,7 @@ func bootID() string {
 }
 
 // Preload plans and loads the helper as a jump would, and records it.
-func Preload(o Options) (*jump.HelperPlan, error) {
+func Preload(o Options) (*layout.HelperPlan, error) {
 	_, plan, err := planHere(o)
 	if err != nil {
 		return nil, err

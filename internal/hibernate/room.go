@@ -9,9 +9,11 @@ import (
 	"github.com/dustin/go-humanize"
 	"golang.org/x/sys/unix"
 
+	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/image"
-	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/layout"
 	"github.com/kjump/kjump/internal/storage"
+	"github.com/kjump/kjump/internal/sysinfo"
 )
 
 // compressGuess is the ratio the estimate assumes for pages in use: zstd's
@@ -29,7 +31,7 @@ type room struct {
 	Worst    uint64 // every page stored, incompressible
 }
 
-func newRoom(target string, have uint64, ram jump.Ranges, memFree uint64) room {
+func newRoom(target string, have uint64, ram layout.Ranges, memFree uint64) room {
 	rs := make([]image.Range, len(ram))
 	for i, r := range ram {
 		rs[i] = image.Range{Start: r.Start, End: r.End}
@@ -57,7 +59,7 @@ func (r room) check() (warning string, err error) {
 
 // checkRoom runs the room check for a resolved target. A target whose room
 // cannot be measured here is left to the helper.
-func checkRoom(spec string, ts jump.TargetSpec, ram jump.Ranges) (string, error) {
+func checkRoom(spec string, ts handoff.TargetSpec, ram layout.Ranges) (string, error) {
 	have, ok := targetRoom(spec, ts)
 	if !ok {
 		return "", nil
@@ -76,7 +78,7 @@ func checkRoom(spec string, ts jump.TargetSpec, ram jump.Ranges) (string, error)
 // targetRoom is how many image bytes the target can take: a raw device's
 // or preallocated file's size after the signature block, or a file
 // system's free space plus the image files that Create replaces.
-func targetRoom(spec string, ts jump.TargetSpec) (uint64, bool) {
+func targetRoom(spec string, ts handoff.TargetSpec) (uint64, bool) {
 	if ts.File != nil { // a preallocated file: its own size
 		return uint64(max(ts.File.Size-storage.SignatureSize, 0)), true
 	}
@@ -114,6 +116,6 @@ func targetRoom(spec string, ts jump.TargetSpec) (uint64, bool) {
 
 // memFree reads MemFree from a meminfo file, in bytes.
 func memFree(path string) (uint64, bool) {
-	v, err := jump.MemInfo(path, "MemFree")
+	v, err := sysinfo.MemInfo(path, "MemFree")
 	return v, err == nil
 }

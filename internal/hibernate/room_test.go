@@ -6,11 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/layout"
 )
 
 func TestRoomCheck(t *testing.T) {
-	ram := jump.Ranges{{Start: 0x1000, End: 0x9f000}, {Start: 0x100000, End: 1 << 30}}
+	ram := layout.Ranges{{Start: 0x1000, End: 0x9f000}, {Start: 0x100000, End: 1 << 30}}
 	free := uint64(600 << 20)
 	r := newRoom("/dev/vdc", 0, ram, free)
 	if r.InUse != ram.Size()-free || r.Estimate < r.InUse/2 || r.Estimate > r.InUse/2+(32<<20) || r.Worst < ram.Size() {

@@ -40,6 +40,10 @@ type BzImage struct {
 	CmdlineSize     uint32
 }
 
+// Entry64 is the 64-bit entry point (startup_64) of the kernel loaded at
+// load.
+func (k *BzImage) Entry64(load uint64) uint64 { return load + entry64Offset }
+
 // ReadBzImage reads and parses a bzImage file.
 func ReadBzImage(path string) (*BzImage, error) {
 	b, err := os.ReadFile(path)

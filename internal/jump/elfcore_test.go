@@ -34,18 +34,6 @@ func TestElfCoreHeader(t *testing.T) {
 	}
 }
 
-func TestParseVMCoreInfo(t *testing.T) {
-	r, err := ParseVMCoreInfo("0x000000003fe0a000 1000\n")
-	if err != nil || r != RangeOf(0x3fe0a000, 0x1000) {
-		t.Errorf("got %v, %v", r, err)
-	}
-	for _, bad := range []string{"", "1", "zz 10", "10 0"} {
-		if _, err := ParseVMCoreInfo(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
 func TestIdentityMap(t *testing.T) {
 	m := NewIdentityMap(0x37e00000, Ranges{{Start: 0, End: 0xa0000}, {Start: 0x30000000, End: 0x38000000}, {Start: 0x1_0000_0000, End: 0x1_0020_0000}})
 	for _, a := range []uint64{0, 0x9ffff, 0x1fffff, 0x30000000, 0x37ff8010, 0x1_0000_1234} {

@@ -68,3 +68,8 @@ func FindSavedGDT(savedContext []byte) (purgatory.GDTDesc, error) {
 	}
 	return purgatory.GDTDesc{}, fmt.Errorf("no saved GDT descriptor found in the original's saved_context (%d bytes read): cannot return safely to a kernel older than 6.13", len(savedContext))
 }
+
+// LowMemSize is the low memory [0, 640 KiB) the helper kernel reuses (its SMP
+// trampoline lives there): the purgatory backs it up, the helper reads the
+// original's copy from the backup, and the jump back puts it in place again.
+const LowMemSize = 0xa0000

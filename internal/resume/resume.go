@@ -8,8 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,11 +17,14 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/kjump/kjump/internal/fsstate"
-	"github.com/kjump/kjump/internal/hibernate"
+	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/image"
-	"github.com/kjump/kjump/internal/jump"
-	"github.com/kjump/kjump/internal/physmem"
+	"github.com/kjump/kjump/internal/launch"
+	"github.com/kjump/kjump/internal/layout"
+	"github.com/kjump/kjump/internal/phys"
+	"github.com/kjump/kjump/internal/resolve"
 	"github.com/kjump/kjump/internal/storage"
+	"github.com/kjump/kjump/internal/sysinfo"
 )
 
 // Options select the image and the restore kernel.
@@ -37,157 +40,141 @@ type Options struct {
 	Log    func(format string, args ...any)
 }
 
+func (o Options) logf(format string, args ...any) {
+	if o.Log != nil {
+		o.Log(format, args...)
+	}
+}
+
 // ErrNothingToResume means the target holds no committed image: boot on.
 var ErrNothingToResume = errors.New("no image to resume")
 
 // Run resumes from o.Target. It does not return when the restore kernel
 // starts; it returns ErrNothingToResume when there is no image, or an error
 // explaining why an image was refused (the machine then boots normally).
+// Its phases: open and verify the image, check the disks, launch the
+// restore kernel.
 func Run(o Options) error {
-	logf := o.Log
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("must run as root")
 	}
-	spec := o.Target
-	if dev, path, ok := storage.SplitDevicePath(o.Target); ok {
-		// An image file on a filesystem nobody mounted yet (early boot).
-		dir, unmount, err := storage.MountReadOnly(dev)
-		if err != nil {
-			return err
-		}
-		defer unmount()
-		o.Target = filepath.Join(dir, path)
-	}
-	t, err := storage.Open(o.Target)
+	t, err := storage.OpenAtBoot(o.Target)
 	if err != nil {
 		return err
 	}
-	if spec != o.Target {
-		t = storage.Named(t, spec)
+	defer t.Close()
+	img, err := openAndVerify(t.Target, o)
+	if err != nil {
+		return err
 	}
-	var kopts []image.ReaderOption
+	defer img.wipe()
+	if err := checkDisks(t.Target, img, o); err != nil {
+		return err
+	}
+	return launchRestore(t, img, o)
+}
+
+// verified is an image every stored byte of which was checked.
+type verified struct {
+	info   image.Info
+	status error // nil: committed; image.ErrInvalidated: restored by --force
+	stats  image.Stats
+	// key is the derived key, for the restore kernel; nil for a plain
+	// image. keyOpts carry it to InvalidateTarget: an encrypted image's
+	// commit MAC covers its state.
+	key     *image.Key
+	keyOpts []image.ReaderOption
+}
+
+func (v *verified) wipe() {
+	if v.key != nil {
+		v.key.Wipe()
+	}
+}
+
+// openAndVerify opens the image on t, decides whether it may be resumed,
+// and checks every stored byte, before the point of no return; decoding
+// waits for the restore kernel, which checks each chunk's pages before
+// writing them (and reboots if one fails).
+func openAndVerify(t storage.Target, o Options) (*verified, error) {
+	kopts := machineRAM()
 	if o.Secret != nil {
 		kopts = append(kopts, image.WithSecret(*o.Secret))
 	}
 	r, err := image.OpenTarget(t, kopts...)
-	var ue *image.UnfinishedError
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%w: %v", ErrNothingToResume, ue)
+	if err := usable(t, r, err, o.Force); err != nil {
+		if r != nil {
+			r.Close()
+		}
+		return nil, err
 	}
-	if errors.Is(err, image.ErrNotCommitted) {
-		return fmt.Errorf("%w on %s", ErrNothingToResume, t)
+	defer r.Close()
+	v := &verified{info: r.Info(), status: r.Status(), key: r.Key()}
+	if v.key != nil {
+		v.keyOpts = append(v.keyOpts, image.WithKey(v.key))
 	}
-	if err != nil {
-		return fmt.Errorf("image on %s is unusable, booting normally: %w", t, err)
-	}
-	info := r.Info()
-	status := r.Status()
-	if errors.Is(status, image.ErrNotEncrypted) && !plainCommitted(t) {
-		r.Close() // a spent plain image from before encryption was set up
-		return fmt.Errorf("%w: unencrypted image %s on %s is not committed", ErrNothingToResume, info.ID, t)
-	}
-	key := r.Key()                   // the derived key, for the restore kernel; nil for a plain image
-	var keyOpts []image.ReaderOption // an encrypted image's commit MAC covers its state
-	if key != nil {
-		defer key.Wipe()
-		keyOpts = append(keyOpts, image.WithKey(key))
-	}
-	switch {
-	case errors.Is(status, image.ErrInvalidated) && !o.Force:
-		r.Close()
-		return fmt.Errorf("%w: image %s on %s was already used or refused (invalidated); 'resume --force' restores it anyway", ErrNothingToResume, info.ID, t)
-	case status != nil && !errors.Is(status, image.ErrInvalidated):
-		r.Close()
-		return fmt.Errorf("image %s on %s is not resumable, booting normally: %w", info.ID, t, status)
-	}
-	logf("verifying image %s on %s (%s, hibernated %s)", info.ID, t, info.Metadata.KernelRelease, info.Created.Format("2006-01-02 15:04:05"))
+	info := v.info
+	o.logf("verifying image %s on %s (%s, hibernated %s)", info.ID, t, info.Metadata.KernelRelease, info.Created.Format("2006-01-02 15:04:05"))
 	// Two readers per CPU: each waits for its O_DIRECT read (see the
 	// restore kernel's workers).
 	vopts := []image.ReaderOption{image.WithThreads(2 * runtime.NumCPU())}
 	if o.Force {
 		vopts = append(vopts, image.WithForce())
 	}
-	// Every stored byte is checked here, before the point of no return;
-	// decoding waits for the restore kernel, which checks each chunk's
-	// pages before writing them (and reboots if one fails).
-	st, err := r.VerifyStored(context.Background(), vopts...)
-	if err != nil {
-		r.Close()
-		return fmt.Errorf("image %s on %s failed verification, it will not be resumed: %w", info.ID, t, err)
+	if v.stats, err = r.VerifyStored(context.Background(), vopts...); err != nil {
+		v.wipe()
+		return nil, fmt.Errorf("image %s on %s failed verification, it will not be resumed: %w", info.ID, t, err)
 	}
-	r.Close()
-	logf("checked %s in %s in %s", humanize.IBytes(st.ImageBytes), st.CodecMix(), st.Duration.Round(10*time.Millisecond))
-	missing, err := fsstate.Check(info.Metadata.Filesystems)
-	for _, m := range missing {
-		logf("warning: filesystem %s (%s, was %s) that was mounted at hibernation is not attached; the resumed system will find it gone", m.UUID, m.Type, m.Device)
-	}
-	var stale *fsstate.StaleError
-	if errors.As(err, &stale) {
-		// The disk moved on: this image can never be resumed safely.
-		if ierr := image.InvalidateTarget(t, keyOpts...); ierr != nil {
-			logf("warning: could not invalidate the stale image: %v", ierr)
-		}
-		return fmt.Errorf("image %s on %s is stale and was invalidated, booting normally: %w", info.ID, t, err)
-	}
-	if err != nil {
-		return fmt.Errorf("image %s on %s: checking filesystems for changes since hibernation: %w; booting normally", info.ID, t, err)
-	}
+	o.logf("checked %s in %s in %s", humanize.IBytes(v.stats.ImageBytes), v.stats.CodecMix(), v.stats.Duration.Round(10*time.Millisecond))
+	return v, nil
+}
 
-	sys, err := hibernate.ReadSystem()
+// usable is the rule for whether the image OpenTarget returned (r, err)
+// may be resumed: nil, or why not (wrapping ErrNothingToResume when there
+// is simply no image to resume). force allows an invalidated image.
+func usable(t storage.Target, r *image.Reader, err error, force bool) error {
+	var ue *image.UnfinishedError
+	switch {
+	case errors.As(err, &ue):
+		return fmt.Errorf("%w: %v", ErrNothingToResume, ue)
+	case errors.Is(err, image.ErrNotCommitted):
+		return fmt.Errorf("%w on %s", ErrNothingToResume, t)
+	case err != nil:
+		return fmt.Errorf("image on %s is unusable, booting normally: %w", t, err)
+	}
+	info, status := r.Info(), r.Status()
+	if errors.Is(status, image.ErrNotEncrypted) && !plainCommitted(t) {
+		// A spent plain image from before encryption was set up.
+		return fmt.Errorf("%w: unencrypted image %s on %s is not committed", ErrNothingToResume, info.ID, t)
+	}
+	switch err := image.Usable(status, force); {
+	case errors.Is(err, image.ErrInvalidated):
+		return fmt.Errorf("%w: image %s on %s was already used or refused (invalidated); 'resume --force' restores it anyway", ErrNothingToResume, info.ID, t)
+	case err != nil:
+		return fmt.Errorf("image %s on %s is not resumable, booting normally: %w", info.ID, t, err)
+	}
+	return nil
+}
+
+// machineRAM has the reader check the image's RAM ranges against this
+// machine's before it reads the index, so a forged or foreign image cannot
+// make resume allocate for a larger machine. Without /proc/iomem the check
+// is left to sameMachine, after verification.
+func machineRAM() []image.ReaderOption {
+	iomem, err := sysinfo.ReadIOMem()
 	if err != nil {
-		return err
+		return nil
 	}
-	hopts := hibernate.Options{HelperKernel: o.HelperKernel, HelperInitrd: o.HelperInitrd, HelperArgs: o.HelperArgs}
-	plan, err := hibernate.PlanRestore(sys, hopts)
-	if err != nil {
-		return err
-	}
-	if err := sameMachine(info, plan, sys); err != nil {
-		return err
-	}
-	tspec, err := hibernate.ResolveTarget(o.Target)
-	if err != nil {
-		return err
-	}
-	if tspec.File != nil {
-		tspec.File.Path = spec // name it as the user did, not by our mount point
-	}
-	// Point of no return: from here a crash must not resume this image
-	// twice, so invalidate it before the restore kernel starts.
-	if status == nil {
-		if err := image.InvalidateTarget(t, keyOpts...); err != nil {
-			return fmt.Errorf("cannot invalidate image %s before resuming (refusing to risk resuming it twice): %w", info.ID, err)
+	var rs []image.Range
+	for _, r := range sysinfo.SystemRAM(iomem) {
+		if a := r.PageAligned(); !a.Empty() {
+			rs = append(rs, image.Range{Start: a.Start, End: a.End})
 		}
 	}
-	in := jump.Instructions{Mode: "restore", ImageID: info.ID, StoredHeaders: fmt.Sprintf("%08x", st.Headers), Target: tspec, Backup: plan.Backup.Start,
-		JumpStub: plan.JumpStub, Release: jump.KernelRelease(), Key: key}
-	handoff, err := jump.EncodeHandoff(in)
-	if err != nil {
-		return err
+	if len(rs) == 0 {
+		return nil
 	}
-	mem, err := physmem.Open("/dev/mem", true)
-	if err != nil {
-		clear(handoff)
-		return err
-	}
-	defer mem.Close()
-	_, err = mem.WriteAt(handoff, int64(plan.Handoff))
-	clear(handoff)
-	if err == nil {
-		err = plan.Image.Load()
-	}
-	if err != nil {
-		if key != nil {
-			hibernate.WipeRegion(mem, plan, logf)
-		}
-		return fmt.Errorf("starting the restore kernel: %w", err)
-	}
-	logf("image %s verified and invalidated; starting the restore kernel", info.ID)
-	unix.Sync()
-	return jump.Jump()
+	return []image.ReaderOption{image.WithMachineRAM(rs)}
 }
 
 // plainCommitted reports whether t holds a committed plain image.
@@ -200,20 +187,94 @@ func plainCommitted(t storage.Target) bool {
 	return r.Status() == nil
 }
 
+// checkDisks refuses an image whose filesystems changed since it was made,
+// and invalidates it: it can never be resumed safely.
+func checkDisks(t storage.Target, img *verified, o Options) error {
+	info := img.info
+	missing, err := fsstate.Check(info.Metadata.Filesystems)
+	for _, m := range missing {
+		o.logf("warning: filesystem %s (%s, was %s) that was mounted at hibernation is not attached; the resumed system will find it gone", m.UUID, m.Type, m.Device)
+	}
+	var stale *fsstate.StaleError
+	if errors.As(err, &stale) {
+		if ierr := image.InvalidateTarget(t, img.keyOpts...); ierr != nil {
+			o.logf("warning: could not invalidate the stale image: %v", ierr)
+		}
+		return fmt.Errorf("image %s on %s is stale and was invalidated, booting normally: %w", info.ID, t, err)
+	}
+	if err != nil {
+		return fmt.Errorf("image %s on %s: checking filesystems for changes since hibernation: %w; booting normally", info.ID, t, err)
+	}
+	return nil
+}
+
+// launchRestore plans the restore kernel for this machine, invalidates the
+// image (the point of no return) and starts the restore kernel.
+func launchRestore(t *storage.BootTarget, img *verified, o Options) error {
+	sys, err := sysinfo.Read()
+	if err != nil {
+		return err
+	}
+	plan, err := launch.Plan(sys, launch.Kernel{Path: o.HelperKernel, Initrd: o.HelperInitrd, Args: o.HelperArgs}, true)
+	if err != nil {
+		return err
+	}
+	if err := sameMachine(img.info, plan, sys); err != nil {
+		return err
+	}
+	tspec, err := resolve.Target(t.Path)
+	if err != nil {
+		return err
+	}
+	// Name it as the user did, not by a resolved device or our mount point.
+	tspec.Spec = o.Target
+	if tspec.File != nil {
+		tspec.File.Path = o.Target
+	}
+	// Point of no return: from here a crash must not resume this image
+	// twice, so invalidate it before the restore kernel starts.
+	if img.status == nil {
+		if err := image.InvalidateTarget(t.Target, img.keyOpts...); err != nil {
+			return fmt.Errorf("cannot invalidate image %s before resuming (refusing to risk resuming it twice): %w", img.info.ID, err)
+		}
+	}
+	l, err := launch.Open(plan, o.logf)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	in := handoff.Instructions{Mode: handoff.Restore, ImageID: img.info.ID, StoredHeaders: fmt.Sprintf("%08x", img.stats.Headers),
+		Target: tspec, Region: plan.Region(), Backup: plan.Backup.Start, JumpStub: plan.JumpStub,
+		Release: sysinfo.KernelRelease(), Key: img.key}
+	err = l.Write(in)
+	if err == nil {
+		err = l.Load()
+	}
+	if err != nil {
+		return fmt.Errorf("starting the restore kernel: %w", err)
+	}
+	o.logf("image %s verified and invalidated; starting the restore kernel", img.info.ID)
+	unix.Sync()
+	_, err = l.Jump()
+	return err
+}
+
 // sameMachine refuses an image whose RAM layout or reserved region differ
 // from this machine's: its pages would land on the wrong memory.
-func sameMachine(info image.Info, plan *jump.HelperPlan, sys *hibernate.System) error {
-	region := fmt.Sprintf("%#x-%#x", plan.HelperRAM.Start, plan.Tail.End)
-	if got := info.Metadata.Extra["region"]; got != "" && got != region {
-		return fmt.Errorf("image %s was made with the helper region %s but this boot reserves %s: boot with the same memmap= as when hibernating", info.ID, got, region)
+func sameMachine(info image.Info, plan *layout.HelperPlan, sys *sysinfo.System) error {
+	region := plan.Region()
+	if got := info.Metadata.Extra[handoff.RegionKey]; got != "" {
+		if r, err := handoff.ParseRegion(got); err != nil || r != region {
+			return fmt.Errorf("image %s was made with the helper region %s but this boot reserves %s: boot with the same memmap= as when hibernating", info.ID, got, handoff.RegionText(region))
+		}
 	}
-	now := jump.OriginalRAM(sys.IOMem, jump.Range{Start: plan.HelperRAM.Start, End: plan.Tail.End})
-	var saved jump.Ranges
+	now := layout.OriginalRAM(sys.IOMem, region)
+	var saved phys.Ranges
 	for _, r := range info.Ranges {
-		saved = append(saved, jump.Range{Start: r.Start, End: r.End})
+		saved = append(saved, phys.Range{Start: r.Start, End: r.End})
 	}
-	if fmt.Sprint(saved.Normalize()) != fmt.Sprint(now) {
-		return fmt.Errorf("image %s holds RAM %v but this machine has %v: it was made on another machine or with other memory; booting normally", info.ID, saved.Normalize(), now)
+	if saved = saved.Normalize(); !slices.Equal(saved, now) {
+		return fmt.Errorf("image %s holds RAM %v but this machine has %v: it was made on another machine or with other memory; booting normally", info.ID, saved, now)
 	}
 	if rel := info.Metadata.KernelRelease; rel != "" && strings.TrimSpace(rel) == "" {
 		return fmt.Errorf("image %s has no kernel release", info.ID)

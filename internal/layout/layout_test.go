@@ -1,15 +1,18 @@
-package jump
+package layout
 
 import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/kjump/kjump/internal/jump"
 )
 
 func testHelperConfig(t *testing.T) HelperConfig {
-	k, err := ParseBzImage(fakeBzImage(6 << 20))
+	k, err := jump.ParseBzImage(fakeBzImage(6 << 20))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,9 +53,9 @@ func TestPlanHelper(t *testing.T) {
 		}
 	}
 	// The helper's RAM is the region below the tail, plus low memory.
-	var ram []E820Entry
+	var ram []jump.E820Entry
 	for _, e := range p.E820 {
-		if e.Type == E820RAM {
+		if e.Type == jump.E820RAM {
 			ram = append(ram, e)
 		}
 	}
@@ -85,7 +88,7 @@ func TestPlanHelper(t *testing.T) {
 	// boot_params points at the initrd and the command line.
 	var bp []byte
 	for _, s := range p.Image.Segments {
-		if len(s.Buf) == PageSize && string(s.Buf[hdrMagic:hdrMagic+4]) == "HdrS" {
+		if len(s.Buf) == jump.PageSize && string(s.Buf[hdrMagic:hdrMagic+4]) == "HdrS" {
 			bp = s.Buf
 		}
 	}
@@ -107,21 +110,9 @@ func TestPlanHelperRefusesSmallRegion(t *testing.T) {
 	}
 }
 
-func TestImageValidate(t *testing.T) {
-	page := make([]byte, PageSize)
-	ok := Image{Entry: 0x1000, Segments: []Segment{NewSegment(page, 0x1000)}}
-	if err := ok.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	for name, im := range map[string]Image{
-		"no segments":    {Entry: 0x1000},
-		"unaligned":      {Entry: 0x1001, Segments: []Segment{{Buf: page, Mem: 0x1001, MemSize: PageSize}}},
-		"overlap":        {Entry: 0x1000, Segments: []Segment{NewSegment(page, 0x1000), {Buf: page, Mem: 0, MemSize: 2 * PageSize}}},
-		"entry outside":  {Entry: 0x9000, Segments: []Segment{NewSegment(page, 0x1000)}},
-		"buf > mem size": {Entry: 0x1000, Segments: []Segment{{Buf: make([]byte, 2*PageSize), Mem: 0x1000, MemSize: PageSize}}},
-	} {
-		if err := im.Validate(); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
+func TestOriginalRAM(t *testing.T) {
+	res := qemuIOMem(t)
+	if got, want := OriginalRAM(res, Range{Start: 0x30000000, End: 0x38000000}), (Ranges{{Start: 0x1000, End: 0x9f000}, {Start: 0x100000, End: 0x30000000}, {Start: 0x38000000, End: 0x3ffe0000}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("OriginalRAM = %v, want %v", got, want)
 	}
 }

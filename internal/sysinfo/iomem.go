@@ -1,4 +1,4 @@
-package jump
+package sysinfo
 
 import (
 	"bufio"

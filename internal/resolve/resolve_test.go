@@ -1,4 +1,4 @@
-package hibernate
+package resolve
 
 import (
 	"os"
@@ -6,13 +6,6 @@ import (
 	"strings"
 	"testing"
 )
-
-func TestHelperCmdline(t *testing.T) {
-	got := helperCmdline("BOOT_IMAGE=/vmlinuz root=/dev/sda1 console=tty0 console=ttyS0,115200 memmap=128M$0x30000000 loglevel=7 quiet no_timer_check")
-	if got != "console=tty0 console=ttyS0,115200 loglevel=7 no_timer_check" {
-		t.Errorf("got %q", got)
-	}
-}
 
 func TestNFSOptions(t *testing.T) {
 	got := nfsOptions("rw,vers=4.2,rsize=1048576,wsize=1048576,namlen=255,hard,proto=tcp,timeo=600,retrans=2,sec=sys,clientaddr=10.0.2.15,local_lock=none,addr=10.0.2.2")
@@ -33,7 +26,7 @@ func TestPrepareTargetRefusesTmpfs(t *testing.T) {
 		t.Fatalf("mount tmpfs: %v %s", err, out)
 	}
 	defer exec.Command("umount", dir).Run()
-	_, err := PrepareTarget(dir+"/kjump.img", 32<<20, t.Logf)
+	_, err := Prepare(dir+"/kjump.img", 32<<20, t.Logf)
 	if err == nil {
 		t.Fatal("a file on tmpfs was accepted as a target")
 	}
@@ -42,7 +35,7 @@ func TestPrepareTargetRefusesTmpfs(t *testing.T) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
 	}
-	if _, err := ResolveTarget(dir + "/missing.img"); err == nil || !strings.Contains(err.Error(), "no kjump image file") {
+	if _, err := Target(dir + "/missing.img"); err == nil || !strings.Contains(err.Error(), "no kjump image file") {
 		t.Errorf("missing file: %v", err)
 	}
 }

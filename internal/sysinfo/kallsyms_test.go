@@ -1,8 +1,10 @@
-package jump
+package sysinfo
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/kjump/kjump/internal/jump"
 )
 
 const kallsyms61 = `ffffffff93400000 T _text
@@ -16,7 +18,7 @@ func TestKallsyms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.JumpConvention() != ConventionClassic {
+	if s.JumpConvention() != jump.ConventionClassic {
 		t.Error("6.1 symbols detected as reworked")
 	}
 	iomem := []Resource{{Range: Range{Start: 0x3ba00000, End: 0x3c601be7}, Name: "Kernel code", Depth: 1}}
@@ -25,7 +27,7 @@ func TestKallsyms(t *testing.T) {
 		t.Errorf("saved_context pa = %#x, %v", pa, err)
 	}
 	s2, _ := ParseKallsyms(strings.NewReader(kallsyms61+"ffffffff9340a000 T __relocate_kernel_start\n"), KernelSymbolsWanted...)
-	if s2.JumpConvention() != ConventionReworked {
+	if s2.JumpConvention() != jump.ConventionReworked {
 		t.Error("7.x symbols detected as classic")
 	}
 	s3, _ := ParseKallsyms(strings.NewReader("ffffffff93400000 T _text\n"), KernelSymbolsWanted...)

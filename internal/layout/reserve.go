@@ -1,9 +1,11 @@
-package jump
+package layout
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/kjump/kjump/internal/sysinfo"
 )
 
 // Reservation is the physical memory set aside at boot for the helper
@@ -80,12 +82,12 @@ func ParseMemmapReservations(cmdline string) ([]Reservation, error) {
 // reservation that the kernel really left out of System RAM, else the
 // crashkernel= region. It refuses clearly when there is none or it is
 // smaller than need bytes.
-func FindReservation(cmdline string, iomem []Resource, need uint64) (Reservation, error) {
+func FindReservation(cmdline string, iomem []sysinfo.Resource, need uint64) (Reservation, error) {
 	cands, err := ParseMemmapReservations(cmdline)
 	if err != nil {
 		return Reservation{}, err
 	}
-	ram := SystemRAM(iomem)
+	ram := sysinfo.SystemRAM(iomem)
 	var best Reservation
 	for _, c := range cands {
 		c.Range = c.PageAligned()
@@ -99,7 +101,7 @@ func FindReservation(cmdline string, iomem []Resource, need uint64) (Reservation
 		}
 	}
 	if best.Empty() {
-		if ck, ok := Find(iomem, "Crash kernel"); ok {
+		if ck, ok := sysinfo.Find(iomem, "Crash kernel"); ok {
 			best = Reservation{Range: ck.Range.PageAligned(), Source: "crashkernel"}
 		}
 	}

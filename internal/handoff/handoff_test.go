@@ -1,4 +1,4 @@
-package jump
+package handoff
 
 import (
 	"encoding/binary"
@@ -10,12 +10,12 @@ import (
 func TestHandoffRoundTrip(t *testing.T) {
 	in := Instructions{Mode: "checkpoint", SavedContext: 0x3d731ba0, Backup: 0x37e00000, JumpStub: 0x37ff7000,
 		Release: "6.1.0", Issued: time.Unix(1700000000, 0).UTC(), Extra: map[string]string{"k": "v"}}
-	b, err := EncodeHandoff(in)
+	b, err := Encode(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	binary.LittleEndian.PutUint64(b[handoffEntryField:], 0x3fa630fb) // as the purgatory does
-	h, err := DecodeHandoff(b)
+	binary.LittleEndian.PutUint64(b[entryField:], 0x3fa630fb) // as the purgatory does
+	h, err := Decode(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,36 +25,36 @@ func TestHandoffRoundTrip(t *testing.T) {
 	if err := SetResult(b, Result{OK: true, Mode: "checkpoint", RAMBytes: 1 << 30}); err != nil {
 		t.Fatal(err)
 	}
-	h, err = DecodeHandoff(b)
+	h, err = Decode(b)
 	if err != nil || h.Result == nil || !h.Result.OK || h.Result.RAMBytes != 1<<30 {
 		t.Errorf("result: %+v, %v", h.Result, err)
 	}
 }
 
 func TestHandoffRejects(t *testing.T) {
-	good, _ := EncodeHandoff(Instructions{Mode: "probe"})
+	good, _ := Encode(Instructions{Mode: "probe"})
 	cases := map[string]func([]byte){
 		"no magic":      func(b []byte) { b[0] = 'X' },
 		"version":       func(b []byte) { binary.LittleEndian.PutUint32(b[8:], 99) },
-		"instr length":  func(b []byte) { binary.LittleEndian.PutUint32(b[handoffInstrLen:], 1<<20) },
-		"result length": func(b []byte) { binary.LittleEndian.PutUint32(b[handoffResultLen:], 1<<20) },
-		"broken json":   func(b []byte) { b[handoffInstrOff] = '[' },
+		"instr length":  func(b []byte) { binary.LittleEndian.PutUint32(b[instrLenField:], 1<<20) },
+		"result length": func(b []byte) { binary.LittleEndian.PutUint32(b[resultLenField:], 1<<20) },
+		"broken json":   func(b []byte) { b[instrOff] = '[' },
 		"broken results": func(b []byte) {
-			binary.LittleEndian.PutUint32(b[handoffResultLen:], 3)
-			copy(b[handoffResultOff:], "{{{")
+			binary.LittleEndian.PutUint32(b[resultLenField:], 3)
+			copy(b[resultOff:], "{{{")
 		},
 	}
 	for name, mut := range cases {
 		b := append([]byte(nil), good...)
 		mut(b)
-		if _, err := DecodeHandoff(b); err == nil {
+		if _, err := Decode(b); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if _, err := EncodeHandoff(Instructions{Mode: strings.Repeat("x", HandoffSize)}); err == nil {
+	if _, err := Encode(Instructions{Mode: Mode(strings.Repeat("x", Size))}); err == nil {
 		t.Error("oversized instructions accepted")
 	}
-	if _, err := DecodeHandoff(good[:100]); err == nil {
+	if _, err := Decode(good[:100]); err == nil {
 		t.Error("short area accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package hibernate
+package resolve
 
 import (
 	"strings"

@@ -1,4 +1,4 @@
-package jump
+package sysinfo
 
 import (
 	"bufio"
@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/kjump/kjump/internal/jump"
 )
 
 // Symbols holds the addresses of selected kernel symbols from /proc/kallsyms.
@@ -64,34 +66,14 @@ var reworkedRelocateSymbols = []string{"__relocate_kernel_start", "kexec_pa_swap
 // KernelSymbolsWanted lists what JumpConvention and SavedContextAddr need.
 var KernelSymbolsWanted = append([]string{"_text", "saved_context"}, reworkedRelocateSymbols...)
 
-// Convention is the kexec-jump calling convention of a kernel.
-type Convention int
-
-const (
-	// ConventionClassic: Linux up to 6.13. The callee sees its return
-	// address at 0(%rsp); before 6.13 the kernel returns without
-	// reloading its GDT and needs the jump-back stub.
-	ConventionClassic Convention = iota
-	// ConventionReworked: Linux 6.14+. The caller also pushes the callee's
-	// own entry (8(%rsp)) and restores its GDT itself.
-	ConventionReworked
-)
-
-func (c Convention) String() string {
-	if c == ConventionReworked {
-		return "reworked (6.14+: GDT restored by the kernel)"
-	}
-	return "classic (up to 6.13: GDT restored by kjump's jump-back stub)"
-}
-
 // JumpConvention tells which relocate_kernel the symbols come from.
-func (s Symbols) JumpConvention() Convention {
+func (s Symbols) JumpConvention() jump.Convention {
 	for _, n := range reworkedRelocateSymbols {
 		if _, ok := s[n]; ok {
-			return ConventionReworked
+			return jump.ConventionReworked
 		}
 	}
-	return ConventionClassic
+	return jump.ConventionClassic
 }
 
 // SavedContextAddr returns the physical address of the kernel's

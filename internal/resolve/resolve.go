@@ -1,4 +1,8 @@
-package hibernate
+// Package resolve turns a target as the user gave it (a device, UUID=,
+// LABEL=, a file or an NFS path) into a handoff.TargetSpec: terms the
+// helper or restore kernel can act on without udev or the original's
+// mounts.
+package resolve
 
 import (
 	"bufio"
@@ -12,22 +16,21 @@ import (
 
 	"github.com/dustin/go-humanize"
 
-	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/storage"
 )
 
-// ResolveTarget turns the user's target into terms the helper (or restore
-// kernel) can act on without udev or the original's mounts. It changes
-// nothing; PrepareTarget is its counterpart for writing an image.
-func ResolveTarget(spec string) (jump.TargetSpec, error) {
+// Target resolves spec for reading an image. It changes nothing; Prepare
+// is its counterpart for writing one.
+func Target(spec string) (handoff.TargetSpec, error) {
 	return resolveTarget(spec, func(path string) (*storage.FileMap, error) { return storage.LocateFile(path) })
 }
 
-// PrepareTarget resolves a target an image is about to be written to. An
+// Prepare resolves a target an image is about to be written to. An
 // image file on a local filesystem is preallocated (fileSize bytes) when it
 // does not exist yet, and stamped with a new token, which also makes any
 // image in it non-resumable.
-func PrepareTarget(spec string, fileSize int64, logf func(string, ...any)) (jump.TargetSpec, error) {
+func Prepare(spec string, fileSize int64, logf func(string, ...any)) (handoff.TargetSpec, error) {
 	return resolveTarget(spec, func(path string) (*storage.FileMap, error) {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			logf("preallocating %s at %s for images (once, like a swap file)", humanize.IBytes(uint64(fileSize)), path)
@@ -39,8 +42,8 @@ func PrepareTarget(spec string, fileSize int64, logf func(string, ...any)) (jump
 	})
 }
 
-func resolveTarget(spec string, mapFile func(string) (*storage.FileMap, error)) (jump.TargetSpec, error) {
-	ts := jump.TargetSpec{Spec: spec}
+func resolveTarget(spec string, mapFile func(string) (*storage.FileMap, error)) (handoff.TargetSpec, error) {
+	ts := handoff.TargetSpec{Spec: spec}
 	ps, err := storage.ParseSpec(spec)
 	if err != nil {
 		return ts, err
@@ -183,7 +186,7 @@ func nfsOptions(super string) string {
 
 // netFor finds the interface holding the NFS client address (clientaddr=,
 // or the address on the server's subnet) so the helper can bring it up.
-func netFor(opts string) (*jump.NetConfig, error) {
+func netFor(opts string) (*handoff.NetConfig, error) {
 	var server, client net.IP
 	for _, o := range strings.Split(opts, ",") {
 		k, v, _ := strings.Cut(o, "=")
@@ -209,9 +212,15 @@ func netFor(opts string) (*jump.NetConfig, error) {
 				continue
 			}
 			if ipn.IP.Equal(client) || server != nil && ipn.Contains(server) {
-				return &jump.NetConfig{MAC: ifc.HardwareAddr.String(), Address: ipn.String()}, nil
+				return &handoff.NetConfig{MAC: ifc.HardwareAddr.String(), Address: ipn.String()}, nil
 			}
 		}
 	}
 	return nil, fmt.Errorf("no local IPv4 interface reaches the NFS server %v: the helper needs an interface on the server's subnet", server)
+}
+
+// FSType is the type of the filesystem mounted at or above path.
+func FSType(path string) (string, error) {
+	m, err := findMount(path)
+	return m.fstype, err
 }
