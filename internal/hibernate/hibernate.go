@@ -314,6 +314,7 @@ func Jump(o Options) (*Outcome, error) {
 		}
 		logf("helper loaded: region %v, helper RAM %v, handoff %#x, %s", plan.Tail, plan.HelperRAM, plan.Handoff, conv)
 	}
+	mark := markLoaded() // lock.go: checked again right before the jump
 	if repreload {
 		defer func() {
 			if err := loadAndRecord(plan.Image); err != nil {
@@ -348,7 +349,7 @@ func Jump(o Options) (*Outcome, error) {
 	// Wall clock, not monotonic: the original's monotonic clock stands
 	// still while it is away.
 	start := time.Now().Round(0)
-	jerr := jump.Jump()
+	jerr := mark.jump() // refuses when another program replaced the helper
 	away := time.Now().Round(0).Sub(start)
 	if target.File != nil {
 		// The helper wrote the file's blocks on the device: forget our copy.
