@@ -63,6 +63,9 @@ func AcquireLock(command string, wait time.Duration, logf func(string, ...any)) 
 		if err == nil {
 			break
 		}
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
 		if !errors.Is(err, unix.EWOULDBLOCK) {
 			f.Close()
 			return nil, fmt.Errorf("locking %s: %w", LockPath, err)
