@@ -125,8 +125,12 @@ func isMappedFile(path string) bool {
 		return false
 	}
 	defer f.Close()
+	return hasMappedMagic(f)
+}
+
+func hasMappedMagic(f *os.File) bool {
 	magic := make([]byte, 8)
-	if _, err := io.ReadFull(f, magic); err != nil {
+	if _, err := f.ReadAt(magic, 0); err != nil {
 		return false
 	}
 	return string(magic) == mapMagic || string(magic) == signatureMagic
@@ -137,14 +141,14 @@ func isMappedFile(path string) bool {
 // in the file non-resumable), syncs, and reports where the blocks are.
 // The file must come from Preallocate.
 func MapFile(path string) (*FileMap, error) {
-	if !isMappedFile(path) {
-		return nil, fmt.Errorf("%s exists but is not a preallocated kjump image file: remove it (kjump then preallocates one, like a swap file) or choose another path", path)
-	}
 	f, size, err := openSized(path, os.O_RDWR)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if !hasMappedMagic(f) {
+		return nil, fmt.Errorf("%s exists but is not a preallocated kjump image file: remove it (kjump then preallocates one, like a swap file) or choose another path", path)
+	}
 	token := make([]byte, tokenLen)
 	rand.Read(token)
 	if _, err := f.WriteAt(encodeMarker(size, token), 0); err != nil {
@@ -169,14 +173,14 @@ func LocateFile(path string) (*FileMap, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("no kjump image file at %s: %w", path, err)
 	}
-	if !isMappedFile(path) {
-		return nil, fmt.Errorf("%s is not a kjump image file", path)
-	}
 	f, size, err := openSized(path, os.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if !hasMappedMagic(f) {
+		return nil, fmt.Errorf("%s is not a kjump image file", path)
+	}
 	return mapOpenFile(f, path, size)
 }
 
