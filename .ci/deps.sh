@@ -7,6 +7,7 @@ pkgs=(
   qemu-system-x86 busybox-static e2fsprogs xfsprogs btrfs-progs zstd         # VM harness (mkfs and fsck of data disks)
   nfs-kernel-server                                                                  # NFS scenarios
   binutils                                                                           # purgatory check
+  fdisk                                                                              # sfdisk: partitioned loop devices in storage tests
   go-md2man debootstrap                                                              # man pages; .deb round trip in a chroot
 )
 # Linux 7.3 (reworked kexec-jump convention) comes from trixie-backports,

@@ -31,6 +31,12 @@ func runCheck(args []string) error {
 	if o.Target != "" {
 		targets = []string{o.Target}
 	}
+	// The check may probe kexec_load, replacing a loaded helper.
+	release, err := lockKjump("hibernate check")
+	if err != nil {
+		return err
+	}
+	defer release()
 	rep := hibernate.Check(checkOptions(cfg, o, targets, configPath(args)))
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)

@@ -52,6 +52,7 @@ func helperFlags(fs *flag.FlagSet, o *hibernate.Options, cfg config.Config) {
 		return fmt.Errorf("use exclude or keep")
 	})
 	o.NetInterface, o.NetAddress = cfg.Network.Interface, cfg.Network.Address
+	fs.DurationVar(&lockWait, "lock-wait", hibernate.DefaultLockWait, lockWaitUsage())
 }
 
 func runJump(mode handoff.Mode, args []string) error {
@@ -70,6 +71,11 @@ func runJump(mode handoff.Mode, args []string) error {
 	if !kf.Given() {
 		kf.KeyFile = cfg.KeyFile // key_file in /etc/kjump.conf
 	}
+	release, err := lockKjump("hibernate " + string(mode))
+	if err != nil {
+		return err
+	}
+	defer release()
 	// Every prerequisite first: a refusal changes nothing.
 	targets := cfg.Targets
 	if o.Target != "" {

@@ -25,6 +25,11 @@ func runPreload(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return &cli.ExitError{Code: 2, Err: err}
 	}
+	release, err := lockKjump("hibernate preload")
+	if err != nil {
+		return err
+	}
+	defer release()
 	if *unload {
 		if err := hibernate.Unpreload(); err != nil {
 			return err

@@ -58,6 +58,14 @@ func runSystemdSleep(args []string) error {
 		return &cli.ExitError{Code: 2, Err: errors.New("usage: hibernate systemd-sleep hibernate|suspend-then-hibernate [hibernate now options]: only hibernation goes through kjump (plain suspend stays with systemd-sleep)")}
 	}
 	op, rest := args[0], args[1:]
+	// One kjump run from the pre hooks to the post hooks; runJump inside
+	// does not lock again.
+	release, err := lockKjump("hibernate systemd-sleep " + op)
+	if err != nil {
+		sleepLog(journal.PriErr, sleepStopID, op, "Failed to put system to sleep: "+err.Error())
+		return err
+	}
+	defer release()
 	if op == "suspend-then-hibernate" {
 		runSleepHooks("pre", op)
 		err := suspendThenHibernate(op, rest)
@@ -67,7 +75,7 @@ func runSystemdSleep(args []string) error {
 	runSleepHooks("pre", op)
 	notify("STATUS=Hibernating through kjump (kexec jump)")
 	sleepLog(journal.PriInfo, sleepStartID, op, fmt.Sprintf("Entering sleep state '%s' through kjump (kexec jump)...", op))
-	err := runJump(handoff.Now, rest)
+	err = runJump(handoff.Now, rest)
 	if err != nil {
 		sleepLog(journal.PriErr, sleepStopID, op, fmt.Sprintf("Failed to put system to sleep. System resumed again: %v", err))
 	} else {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"golang.org/x/sys/unix"
 
 	"github.com/kjump/kjump/internal/cli"
 	"github.com/kjump/kjump/internal/image"
@@ -232,7 +233,7 @@ func imageRestore(args []string) error {
 	if err := image.Usable(r.Status(), *force); err != nil {
 		return imageExit(fmt.Errorf("%s: %w", t, err))
 	}
-	f, err := os.OpenFile(*out, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := createPrivate(*out)
 	if err != nil {
 		return err
 	}
@@ -251,6 +252,7 @@ func imageRestore(args []string) error {
 		err = cerr
 	}
 	if err != nil {
+		os.Remove(*out) // ours (O_EXCL): no half-written RAM left behind
 		return imageExit(fmt.Errorf("restoring %s to %s: %w", t, *out, err))
 	}
 	secs := max(st.Duration.Seconds(), 1e-9)
@@ -258,4 +260,15 @@ func imageRestore(args []string) error {
 		humanize.IBytes(st.StoredPages*uint64(r.Metadata().PageSize)), t, *out, st.Duration.Round(time.Millisecond),
 		humanize.IBytes(uint64(float64(st.RAMBytes)/secs)))
 	return nil
+}
+
+// createPrivate creates the file decrypted RAM goes into: new (an existing
+// file may be someone else's, or readable by others, and would keep its
+// owner and mode), not through a symbolic link, readable by its owner only.
+func createPrivate(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("--to-file %s exists (or is a symbolic link): the restored RAM goes only into a new file, readable by its owner alone; remove it or give a new name", path)
+	}
+	return f, err
 }

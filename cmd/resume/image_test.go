@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/kjump/kjump/internal/cli"
@@ -130,5 +131,64 @@ func TestImageCommandsEncrypted(t *testing.T) {
 	os.Chmod(keyFile, 0o644)
 	if err := runImage([]string{"verify", dir, "--key-file", keyFile}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("world-readable key file: %v", err)
+	}
+}
+
+// restore --to-file writes decrypted RAM only into a new file of its own,
+// mode 0600: an existing file (someone else's, or world-readable, which
+// would keep its owner and mode) and a symbolic link (dangling or not) are
+// refused untouched, naming the fix.
+func TestImageRestoreCreatesPrivateFile(t *testing.T) {
+	dir := t.TempDir()
+	mem := bytes.Repeat([]byte("private pages "), 4096)
+	src := image.RangeSource(bytes.NewReader(mem), []image.Range{{Start: 0, End: uint64(len(mem))}})
+	tg, err := storage.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := image.WriteTarget(context.Background(), tg, src, image.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	outDir := t.TempDir()
+	syscall.Umask(0o022)
+
+	existing := filepath.Join(outDir, "world-readable")
+	os.WriteFile(existing, []byte("someone else's"), 0o644)
+	err = runImage([]string{"restore", dir, "--to-file", existing})
+	if err == nil || !strings.Contains(err.Error(), "exists") || !strings.Contains(err.Error(), "remove it or give a new name") {
+		t.Fatalf("existing world-readable file: %v", err)
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "someone else's" {
+		t.Fatalf("existing file was written: %q", b)
+	}
+	if fi, _ := os.Stat(existing); fi.Mode().Perm() != 0o644 {
+		t.Fatalf("existing file's mode changed: %v", fi.Mode())
+	}
+
+	victim := filepath.Join(outDir, "victim")
+	os.WriteFile(victim, []byte("victim"), 0o600)
+	for _, link := range []struct{ name, to string }{{"link", victim}, {"dangling", filepath.Join(outDir, "nowhere")}} {
+		p := filepath.Join(outDir, link.name)
+		os.Symlink(link.to, p)
+		if err := runImage([]string{"restore", dir, "--to-file", p}); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+			t.Errorf("%s: %v", link.name, err)
+		}
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "victim" {
+		t.Fatalf("restore wrote through a symbolic link: %q", b)
+	}
+	if _, err := os.Lstat(filepath.Join(outDir, "nowhere")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("restore created the dangling link's target")
+	}
+
+	out := filepath.Join(outDir, "new")
+	if err := runImage([]string{"restore", dir, "--to-file", out}); err != nil {
+		t.Fatalf("restore to a new file: %v", err)
+	}
+	if fi, _ := os.Stat(out); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("restored file has mode %v, want 0600", fi.Mode())
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, mem) {
+		t.Fatal("restored memory differs")
 	}
 }

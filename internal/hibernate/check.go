@@ -63,162 +63,219 @@ type CheckOptions struct {
 // Check runs every prerequisite of a hibernation and reports each; it
 // never stops at the first failure, so one run shows everything to fix.
 func Check(o CheckOptions) Report {
-	var r Report
-	add := func(name string, st Status, detail, fix string) {
-		r.Checks = append(r.Checks, CheckResult{name, st, detail, fix})
+	c := newCheckRun(o)
+	for _, chk := range checks {
+		if res := chk(c); res != nil {
+			c.report.Checks = append(c.report.Checks, *res)
+		}
 	}
-	root := checkRoot() == nil
-	if root {
-		add("root", Pass, "running as root", "")
-	} else {
-		add("root", Fail, fmt.Sprintf("running as uid %d", os.Geteuid()), "run as root (sudo hibernate ...)")
+	c.report.OK = true
+	for _, res := range c.report.Checks {
+		if res.Status == Fail {
+			c.report.OK = false
+		}
 	}
+	return c.report
+}
 
-	rel := sysinfo.KernelRelease()
-	kexecOK := checkKexec() == nil
-	switch src, err := kexecJumpSource(); {
-	case !kexecOK:
-		add("kexec-jump", Fail, "kernel "+rel+" has no kexec support (no /sys/kernel/kexec_loaded)",
+// checks are the lines of 'hibernate check', in order. Each returns nil
+// when it does not apply (no key file configured, no target chosen).
+var checks = []func(*checkRun) *CheckResult{
+	checkRootLine,
+	checkKexecJumpLine,
+	func(*checkRun) *CheckResult { return result(checkLockdown("/sys/kernel/security/lockdown")) },
+	checkJumpBack,
+	checkReservedRegion,
+	checkHelperKernel,
+	checkHelperInitramfs,
+	checkPreload,
+	checkKeyFile,
+	func(c *checkRun) *CheckResult {
+		return result(checkEncryption(c.o.KeyFile != "" || c.o.Encrypted, c.o.SysBlock))
+	},
+	checkTarget,
+	func(c *checkRun) *CheckResult {
+		if c.chosen.Spec == "" || c.sys == nil {
+			return nil
+		}
+		return result(checkSpace(c.chosen, c.sys))
+	},
+}
+
+// checkRun is what the checks share: facts read once, and the report the
+// target check fills in.
+type checkRun struct {
+	o       CheckOptions
+	root    bool   // running as root
+	rel     string // this kernel's release
+	kexecOK bool   // /sys/kernel/kexec_loaded exists
+	sys     *System
+	sysErr  error
+	chosen  TargetSpecInfo
+	report  Report
+}
+
+func newCheckRun(o CheckOptions) *checkRun {
+	c := &checkRun{o: o, root: checkRoot() == nil, rel: sysinfo.KernelRelease(), kexecOK: checkKexec() == nil}
+	c.sys, c.sysErr = ReadSystem() // nil on any error
+	if c.kexecOK {
+		c.report.System = c.sys
+	}
+	return c
+}
+
+func result(name string, st Status, detail, fix string) *CheckResult {
+	return &CheckResult{name, st, detail, fix}
+}
+
+func checkRootLine(c *checkRun) *CheckResult {
+	if c.root {
+		return result("root", Pass, "running as root", "")
+	}
+	return result("root", Fail, fmt.Sprintf("running as uid %d", os.Geteuid()), "run as root (sudo hibernate ...)")
+}
+
+func checkKexecJumpLine(c *checkRun) *CheckResult {
+	if !c.kexecOK {
+		return result("kexec-jump", Fail, "kernel "+c.rel+" has no kexec support (no /sys/kernel/kexec_loaded)",
 			"boot a kernel built with CONFIG_KEXEC=y and CONFIG_KEXEC_JUMP=y (docs/setup.md)")
-	case err == nil:
-		add("kexec-jump", Pass, "CONFIG_KEXEC_JUMP=y ("+src+")", "")
-	case !root && strings.Contains(err.Error(), "operation not permitted"):
-		add("kexec-jump", Warn, "no kernel config to read and only root may probe kexec_load", "run the check as root")
-	default:
-		add("kexec-jump", Fail, err.Error(), "boot a kernel built with CONFIG_KEXEC_JUMP=y (docs/setup.md)")
 	}
-
-	add(checkLockdown("/sys/kernel/security/lockdown"))
-
-	var sys *System
-	s, sysErr := ReadSystem()
-	if !kexecOK {
-		sys = s
-		add("jump-back", Warn, "not checked: this kernel cannot kexec at all", "see kexec-jump")
-	} else if sysErr != nil {
-		add("jump-back", Fail, sysErr.Error(), "run as root with kernel.kptr_restrict < 2")
-	} else {
-		sys = s
-		r.System = s
-		conv := s.Symbols.JumpConvention()
-		if conv == jump.ConventionReworked {
-			add("jump-back", Pass, "kernel "+rel+": "+conv.String(), "")
-		} else if _, err := s.Symbols.SavedContextAddr(s.IOMem); err != nil {
-			add("jump-back", Fail, err.Error(), "rebuild the kernel with CONFIG_KALLSYMS=y and CONFIG_KALLSYMS_ALL=y")
-		} else {
-			add("jump-back", Pass, "kernel "+rel+": "+conv.String()+"; saved_context found", "")
-		}
-	}
-
-	if sys == nil {
-		add("reserved-region", Fail, "cannot read the kernel's memory map: "+sysErr.Error(), "run as root with /proc and /sys mounted")
-	} else {
-		if res, err := layout.FindReservation(sys.Cmdline, sys.IOMem, o.Reserve); err != nil {
-			add("reserved-region", Fail, err.Error(), fmt.Sprintf("reserve at least %d MiB with memmap=SIZE$ADDR (docs/setup.md), or lower helper.reserve", o.Reserve>>20))
-		} else {
-			add("reserved-region", Pass, fmt.Sprintf("%v (%s): %d MiB, need %d MiB", res.Range, res.Source, res.Size()>>20, o.Reserve>>20), "")
-		}
-	}
-
-	if _, err := jump.ReadBzImage(o.HelperKernel); err != nil {
-		add("helper-kernel", Fail, fmt.Sprintf("%s: %v", o.HelperKernel, err),
-			"install a bzImage with CONFIG_KEXEC_JUMP=y and CONFIG_CRASH_DUMP=y there (helper.kernel in /etc/kjump.conf)")
-	} else {
-		d := o.HelperKernel
-		if rel, err := prepare.KernelRelease(o.HelperKernel); err == nil {
-			d += " (Linux " + rel + ")"
-		}
-		add("helper-kernel", Pass, d, "")
-	}
-
-	_, kerr := os.Stat(o.HelperKernel)
-	switch why, err := prepare.Stale(o.HelperInitrd, o.Prepare); {
-	case kerr != nil:
-		add("helper-initramfs", Fail, "not checked: no helper kernel", "install the helper kernel, then run 'hibernate prepare'")
-	case err != nil:
-		add("helper-initramfs", Fail, err.Error(), "fix the above, then run 'hibernate prepare'")
-	case len(why) == 1 && strings.HasSuffix(why[0], "does not exist"):
-		add("helper-initramfs", Fail, why[0], "run 'hibernate prepare'")
-	case len(why) > 0:
-		add("helper-initramfs", Warn, o.HelperInitrd+" is out of date: "+strings.Join(why, ", "), "run 'hibernate prepare'")
-	default:
-		add("helper-initramfs", Pass, o.HelperInitrd+" is current", "")
-	}
-
-	switch loaded, detail, err := PreloadStatus(); {
-	case errors.Is(err, ErrNoLoadCounter):
-		add("preload", Pass, "not available on kernel "+rel+" (no /proc/sys/kernel/kexec_load_limit_reboot: Linux 6.6+ with kexec): the helper is loaded when you hibernate", "")
-	case err != nil:
-		add("preload", Warn, err.Error(), "the helper is loaded when you hibernate")
-	case loaded:
-		add("preload", Pass, detail, "")
-	case strings.Contains(detail, "replaced"):
-		add("preload", Warn, detail, "find what else loads kexec images (kexec-tools' kexec-load.service, LOAD_KEXEC in /etc/default/kexec)")
-	default:
-		add("preload", Pass, detail, "")
-	}
-
-	if o.KeyFile != "" {
-		if sec, err := secret.KeyFile(o.KeyFile); err != nil {
-			add("key-file", Fail, err.Error(), "fix key_file in /etc/kjump.conf (see docs/security.md)")
-		} else {
-			sec.Wipe()
-			add("key-file", Pass, o.KeyFile+": images will be encrypted", "")
-		}
-	}
-
-	add(checkEncryption(o.KeyFile != "" || o.Encrypted, o.SysBlock))
-
-	var chosen TargetSpecInfo
+	src, err := kexecJumpSource()
 	switch {
-	case len(o.Targets) == 0 && o.TargetOptional:
-		add("target", Pass, "none (checkpoint samples memory without writing an image)", "")
-	case len(o.Targets) == 0:
-		add("target", Fail, "no target configured", "set targets in /etc/kjump.conf or give --to")
-	default:
-		var errs []string
-		for _, t := range o.Targets {
-			if _, err := os.Stat(t); err != nil && strings.HasPrefix(t, "/dev/") {
-				errs = append(errs, "target "+t+" does not exist (not attached?)")
-				continue
-			}
-			ts, err := ResolveTarget(t)
-			if err != nil {
-				// A file on a local filesystem is preallocated by the first
-				// hibernation: reachable when its filesystem is.
-				if dir, ok := preallocatable(t); ok {
-					chosen = TargetSpecInfo{Spec: t, PreallocDir: dir}
-					break
-				}
-				errs = append(errs, err.Error())
-				continue
-			}
-			chosen = TargetSpecInfo{Spec: t, Target: ts}
-			break
-		}
-		if chosen.Spec == "" {
-			add("target", Fail, "no target is reachable: "+strings.Join(errs, "; "), "attach or mount a target, or fix targets in /etc/kjump.conf")
-		} else {
-			d := chosen.describe()
-			if len(errs) > 0 {
-				d += " (skipped: " + strings.Join(errs, "; ") + ")"
-			}
-			add("target", Pass, d, "")
-			r.Target = chosen.Spec
-		}
+	case err == nil:
+		return result("kexec-jump", Pass, "CONFIG_KEXEC_JUMP=y ("+src+")", "")
+	case !c.root && errors.Is(err, unix.EPERM):
+		return result("kexec-jump", Warn, "no kernel config to read and only root may probe kexec_load", "run the check as root")
 	}
+	return result("kexec-jump", Fail, err.Error(), "boot a kernel built with CONFIG_KEXEC_JUMP=y (docs/setup.md)")
+}
 
-	if chosen.Spec != "" && sys != nil {
-		add(checkSpace(chosen, sys))
+func checkJumpBack(c *checkRun) *CheckResult {
+	switch {
+	case !c.kexecOK:
+		return result("jump-back", Warn, "not checked: this kernel cannot kexec at all", "see kexec-jump")
+	case c.sysErr != nil:
+		return result("jump-back", Fail, c.sysErr.Error(), "run as root with kernel.kptr_restrict < 2")
 	}
+	conv := c.sys.Symbols.JumpConvention()
+	if conv == jump.ConventionReworked {
+		return result("jump-back", Pass, "kernel "+c.rel+": "+conv.String(), "")
+	}
+	if _, err := c.sys.Symbols.SavedContextAddr(c.sys.IOMem); err != nil {
+		return result("jump-back", Fail, err.Error(), "rebuild the kernel with CONFIG_KALLSYMS=y and CONFIG_KALLSYMS_ALL=y")
+	}
+	return result("jump-back", Pass, "kernel "+c.rel+": "+conv.String()+"; saved_context found", "")
+}
 
-	r.OK = true
-	for _, c := range r.Checks {
-		if c.Status == Fail {
-			r.OK = false
-		}
+func checkReservedRegion(c *checkRun) *CheckResult {
+	if c.sys == nil {
+		return result("reserved-region", Fail, "cannot read the kernel's memory map: "+c.sysErr.Error(), "run as root with /proc and /sys mounted")
 	}
-	return r
+	res, err := layout.FindReservation(c.sys.Cmdline, c.sys.IOMem, c.o.Reserve)
+	if err != nil {
+		return result("reserved-region", Fail, err.Error(), fmt.Sprintf("reserve at least %d MiB with memmap=SIZE$ADDR (docs/setup.md), or lower helper.reserve", c.o.Reserve>>20))
+	}
+	return result("reserved-region", Pass, fmt.Sprintf("%v (%s): %d MiB, need %d MiB", res.Range, res.Source, res.Size()>>20, c.o.Reserve>>20), "")
+}
+
+func checkHelperKernel(c *checkRun) *CheckResult {
+	k := c.o.HelperKernel
+	if _, err := jump.ReadBzImage(k); err != nil {
+		return result("helper-kernel", Fail, fmt.Sprintf("%s: %v", k, err),
+			"install a bzImage with CONFIG_KEXEC_JUMP=y and CONFIG_CRASH_DUMP=y there (helper.kernel in /etc/kjump.conf)")
+	}
+	d := k
+	if rel, err := prepare.KernelRelease(k); err == nil {
+		d += " (Linux " + rel + ")"
+	}
+	return result("helper-kernel", Pass, d, "")
+}
+
+func checkHelperInitramfs(c *checkRun) *CheckResult {
+	initrd := c.o.HelperInitrd
+	_, kerr := os.Stat(c.o.HelperKernel)
+	why, err := prepare.Stale(initrd, c.o.Prepare)
+	_, missing := os.Stat(initrd)
+	switch {
+	case kerr != nil:
+		return result("helper-initramfs", Fail, "not checked: no helper kernel", "install the helper kernel, then run 'hibernate prepare'")
+	case err != nil:
+		return result("helper-initramfs", Fail, err.Error(), "fix the above, then run 'hibernate prepare'")
+	case missing != nil && len(why) == 1: // Stale's one reason: the file is not there
+		return result("helper-initramfs", Fail, why[0], "run 'hibernate prepare'")
+	case len(why) > 0:
+		return result("helper-initramfs", Warn, initrd+" is out of date: "+strings.Join(why, ", "), "run 'hibernate prepare'")
+	}
+	return result("helper-initramfs", Pass, initrd+" is current", "")
+}
+
+func checkPreload(c *checkRun) *CheckResult {
+	state, detail, err := PreloadStatus()
+	switch {
+	case errors.Is(err, ErrNoLoadCounter):
+		return result("preload", Pass, "not available on kernel "+c.rel+" (no /proc/sys/kernel/kexec_load_limit_reboot: Linux 6.6+ with kexec): the helper is loaded when you hibernate", "")
+	case err != nil:
+		return result("preload", Warn, err.Error(), "the helper is loaded when you hibernate")
+	case state == PreloadReplaced:
+		return result("preload", Warn, detail, "find what else loads kexec images (kexec-tools' kexec-load.service, LOAD_KEXEC in /etc/default/kexec)")
+	}
+	return result("preload", Pass, detail, "")
+}
+
+func checkKeyFile(c *checkRun) *CheckResult {
+	if c.o.KeyFile == "" {
+		return nil
+	}
+	sec, err := secret.KeyFile(c.o.KeyFile)
+	if err != nil {
+		return result("key-file", Fail, err.Error(), "fix key_file in /etc/kjump.conf (see docs/security.md)")
+	}
+	sec.Wipe()
+	return result("key-file", Pass, c.o.KeyFile+": images will be encrypted", "")
+}
+
+// checkTarget chooses the first reachable target; the space check and the
+// report's Target follow its choice.
+func checkTarget(c *checkRun) *CheckResult {
+	switch {
+	case len(c.o.Targets) == 0 && c.o.TargetOptional:
+		return result("target", Pass, "none (checkpoint samples memory without writing an image)", "")
+	case len(c.o.Targets) == 0:
+		return result("target", Fail, "no target configured", "set targets in /etc/kjump.conf or give --to")
+	}
+	chosen, errs := chooseTarget(c.o.Targets)
+	if chosen.Spec == "" {
+		return result("target", Fail, "no target is reachable: "+strings.Join(errs, "; "), "attach or mount a target, or fix targets in /etc/kjump.conf")
+	}
+	c.chosen, c.report.Target = chosen, chosen.Spec
+	d := chosen.describe()
+	if len(errs) > 0 {
+		d += " (skipped: " + strings.Join(errs, "; ") + ")"
+	}
+	return result("target", Pass, d, "")
+}
+
+// chooseTarget returns the first reachable of targets, and why each one
+// before it was skipped.
+func chooseTarget(targets []string) (TargetSpecInfo, []string) {
+	var errs []string
+	for _, t := range targets {
+		if _, err := os.Stat(t); err != nil && strings.HasPrefix(t, "/dev/") {
+			errs = append(errs, "target "+t+" does not exist (not attached?)")
+			continue
+		}
+		ts, err := ResolveTarget(t)
+		if err == nil {
+			return TargetSpecInfo{Spec: t, Target: ts}, errs
+		}
+		// A file on a local filesystem is preallocated by the first
+		// hibernation: reachable when its filesystem is.
+		if dir, ok := preallocatable(t); ok {
+			return TargetSpecInfo{Spec: t, PreallocDir: dir}, errs
+		}
+		errs = append(errs, err.Error())
+	}
+	return TargetSpecInfo{}, errs
 }
 
 // TargetSpecInfo is a chosen target and where it leads.

@@ -202,11 +202,17 @@ func Jump(o Options) (*Outcome, error) {
 		return nil, err
 	}
 	defer rearm()
+	mark := markLoaded() // lock.go: checked again right before the jump
 	if err := handOver(l, &in); err != nil {
 		jump.Unload()
 		return nil, err
 	}
 	logf("%s: jumping to the helper kernel", o.Mode)
+	if err := mark.stillOurs(); err != nil {
+		// Another program replaced or unloaded the helper: never jump
+		// into an image kjump did not load.
+		return nil, err
+	}
 	away, err := l.Jump()
 	if in.Target.File != nil {
 		// The helper wrote the file's blocks on the device: forget our copy.

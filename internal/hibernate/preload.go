@@ -156,21 +156,30 @@ func readString(path string) string {
 	return string(b)
 }
 
+// PreloadState is what 'hibernate check' found of a preload.
+type PreloadState int
+
+const (
+	PreloadNone     PreloadState = iota // nothing preloaded (or no record of it)
+	PreloadOurs                         // the helper kjump loaded, unchanged since
+	PreloadReplaced                     // recorded, but replaced or unloaded since
+)
+
 // PreloadStatus describes the preload for 'hibernate check': whether the
 // kernel can guard one, and whether the helper is loaded and still ours.
-func PreloadStatus() (loaded bool, detail string, err error) {
+func PreloadStatus() (state PreloadState, detail string, err error) {
 	if _, err := readLoadLimit(); err != nil {
-		return false, "", err
+		return PreloadNone, "", err
 	}
 	b, rerr := os.ReadFile(PreloadRecord)
 	if rerr != nil {
-		return false, "the helper is not preloaded: it is loaded when you hibernate (enable kjump-preload.service, or run 'hibernate preload')", nil
+		return PreloadNone, "the helper is not preloaded: it is loaded when you hibernate (enable kjump-preload.service, or run 'hibernate preload')", nil
 	}
 	var p preload
 	json.Unmarshal(b, &p)
 	n, _ := readLoadLimit()
 	if p.BootID != bootID() || n != p.Limit || strings.TrimSpace(readString(kexecLoadedPath)) != "1" {
-		return false, "the preloaded helper was replaced or unloaded since " + p.Loaded.Format(time.RFC3339) + ": hibernate loads it again", nil
+		return PreloadReplaced, "the preloaded helper was replaced or unloaded since " + p.Loaded.Format(time.RFC3339) + ": hibernate loads it again", nil
 	}
-	return true, "helper preloaded at " + p.Loaded.Format(time.RFC3339) + ", guarded by kexec_load_limit_reboot", nil
+	return PreloadOurs, "helper preloaded at " + p.Loaded.Format(time.RFC3339) + ", guarded by kexec_load_limit_reboot", nil
 }

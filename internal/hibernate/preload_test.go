@@ -73,3 +73,33 @@ func TestPreloadGuard(t *testing.T) {
 		t.Fatalf("exhausted count: %v", err)
 	}
 }
+
+// PreloadStatus names its verdict as a PreloadState, so 'hibernate check'
+// decides on it and never on the wording of the detail.
+func TestPreloadStatusStates(t *testing.T) {
+	dir := t.TempDir()
+	LoadLimitPath, PreloadRecord, kexecLoadedPath = filepath.Join(dir, "limit"), filepath.Join(dir, "preload.json"), filepath.Join(dir, "loaded")
+	t.Cleanup(func() {
+		LoadLimitPath, PreloadRecord, kexecLoadedPath = "/proc/sys/kernel/kexec_load_limit_reboot", "/run/kjump/preload.json", "/sys/kernel/kexec_loaded"
+	})
+	if _, _, err := PreloadStatus(); !errors.Is(err, ErrNoLoadCounter) {
+		t.Fatalf("no counter: %v", err)
+	}
+	os.WriteFile(LoadLimitPath, []byte("1000\n"), 0o600)
+	os.WriteFile(kexecLoadedPath, []byte("1\n"), 0o600)
+	if st, _, err := PreloadStatus(); st != PreloadNone || err != nil {
+		t.Fatalf("no record: %v %v", st, err)
+	}
+	b, _ := json.Marshal(preload{BootID: bootID(), Limit: 1000})
+	os.WriteFile(PreloadRecord, b, 0o600)
+	if st, d, err := PreloadStatus(); st != PreloadOurs || err != nil {
+		t.Fatalf("valid record: %v %q %v", st, d, err)
+	}
+	os.WriteFile(LoadLimitPath, []byte("999\n"), 0o600)
+	if st, d, err := PreloadStatus(); st != PreloadReplaced || err != nil {
+		t.Fatalf("foreign load: %v %q %v", st, d, err)
+	}
+	if r := checkPreload(&checkRun{}); r.Status != Warn || !strings.Contains(r.Fix, "kexec-load.service") {
+		t.Fatalf("check line for a replaced preload: %+v", *r)
+	}
+}

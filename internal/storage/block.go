@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -64,15 +66,17 @@ func openBlock(dev, spec string) (*blockTarget, error) {
 	if err != nil {
 		return nil, wrap(spec, "open device", err)
 	}
-	if fi.Mode()&os.ModeDevice == 0 || fi.Mode()&os.ModeCharDevice != 0 {
-		return nil, fmt.Errorf("target %s is not a block device: give a partition such as /dev/sdb2", spec)
+	if err := checkDeviceNode(fi, dev, spec); err != nil {
+		return nil, err
 	}
-	// Group write is the norm for disks (root:disk 0660): the disk group
-	// can write every disk anyway. A node anyone can write is not.
-	if fi.Mode().Perm()&0o002 != 0 {
-		return nil, fmt.Errorf("target %s: device node %s is writable by every user (mode %04o), who could forge or destroy the image: chmod o-w %s (and check the udev rule that made it so)",
-			spec, dev, fi.Mode().Perm(), dev)
+	// The node the checks saw, links (/dev/mapper/NAME, /dev/disk/by-*)
+	// resolved: opened without following links and checked again on the
+	// descriptor, so a link re-pointed in between leads nowhere.
+	real, err := filepath.EvalSymlinks(dev)
+	if err != nil {
+		return nil, wrap(spec, "open device", err)
 	}
+	rdev := fi.Sys().(*syscall.Stat_t).Rdev
 	name := dev
 	if spec != dev {
 		name = dev + " (" + spec + ")"
@@ -86,9 +90,13 @@ func openBlock(dev, spec string) (*blockTarget, error) {
 			// O_EXCL on a block device refuses a mounted filesystem or active swap.
 			flag |= os.O_EXCL
 		}
-		f, err := os.OpenFile(dev, flag, 0)
+		f, err := os.OpenFile(real, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return nil, wrap(name, "open device", err)
+		}
+		if err := sameDevice(f, rdev, dev, spec); err != nil {
+			f.Close()
+			return nil, err
 		}
 		size, err := f.Seek(0, io.SeekEnd)
 		if err != nil {
@@ -97,6 +105,38 @@ func openBlock(dev, spec string) (*blockTarget, error) {
 		}
 		return &fileVolume{File: f, size: size}, nil
 	}}, nil
+}
+
+// checkDeviceNode refuses what is not a block device, and a node every
+// user can write.
+func checkDeviceNode(fi os.FileInfo, dev, spec string) error {
+	if fi.Mode()&os.ModeDevice == 0 || fi.Mode()&os.ModeCharDevice != 0 {
+		return fmt.Errorf("target %s is not a block device: give a partition such as /dev/sdb2", spec)
+	}
+	// Group write is the norm for disks (root:disk 0660): the disk group
+	// can write every disk anyway. A node anyone can write is not.
+	if fi.Mode().Perm()&0o002 != 0 {
+		return fmt.Errorf("target %s: device node %s is writable by every user (mode %04o), who could forge or destroy the image: chmod o-w %s (and check the udev rule that made it so)",
+			spec, dev, fi.Mode().Perm(), dev)
+	}
+	return nil
+}
+
+// sameDevice checks the opened node as openBlock checked its path: still a
+// block device nobody else can write, and the same device.
+func sameDevice(f *os.File, rdev uint64, dev, spec string) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return wrap(spec, "stat device", err)
+	}
+	if err := checkDeviceNode(fi, dev, spec); err != nil {
+		return err
+	}
+	if got := fi.Sys().(*syscall.Stat_t).Rdev; got != rdev {
+		return fmt.Errorf("target %s: %s is now device %d:%d, not the %d:%d checked a moment ago: something replaced the node; check what manages /dev",
+			spec, dev, unix.Major(got), unix.Minor(got), unix.Major(rdev), unix.Minor(rdev))
+	}
+	return nil
 }
 
 func (t *blockTarget) String() string { return t.name }

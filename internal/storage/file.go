@@ -18,6 +18,11 @@ const DefaultName = "kjump.img"
 // and renamed into place on Commit.
 type fileTarget struct {
 	path, spec string
+	// real is path with its directory's symbolic links resolved: the
+	// directories checkPrivate checked, which every open goes through (a
+	// link on the way, re-pointed by whoever owns its directory, could
+	// lead elsewhere later).
+	real string
 }
 
 func newFileTarget(path, spec string) (*fileTarget, error) {
@@ -28,46 +33,77 @@ func newFileTarget(path, spec string) (*fileTarget, error) {
 		}
 		return nil, &Error{Target: spec, Op: "open directory of", Err: err}
 	}
-	if err := checkPrivate(path); err != nil {
+	real, err := checkPrivate(path)
+	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", spec, err)
 	}
-	return &fileTarget{path: path, spec: spec}, nil
+	return &fileTarget{path: path, spec: spec, real: real}, nil
 }
 
 // checkPrivate refuses an image path other users could change: a
 // directory (or any directory above it) they can write, or an existing
 // image file they can write. They could replace the image with a forged
 // one that resume would run with root's trust, or plant one. The image
-// itself is created 0600; directories kjump creates are 0700.
-func checkPrivate(path string) error {
+// itself is created 0600; directories kjump creates are 0700. It returns
+// the path through the directories it checked (symbolic links resolved);
+// files there are opened with openPrivate, which checks the file again on
+// the opened descriptor.
+func checkPrivate(path string) (string, error) {
 	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
 	if err != nil {
-		return err
+		return "", err
 	}
 	if dir, err = filepath.Abs(dir); err != nil {
-		return err
+		return "", err
 	}
-	if fi, err := os.Lstat(path); err == nil {
+	real := filepath.Join(dir, filepath.Base(path))
+	if fi, err := os.Lstat(real); err == nil {
 		if err := notShared(path, fi, "image file", false); err != nil {
-			return err
+			return "", err
 		}
 	}
 	for d, first := dir, true; ; first = false {
 		fi, err := os.Stat(d)
 		if err != nil {
-			return err
+			return "", err
 		}
 		// Above the image's own directory a sticky bit is enough (as on
 		// /tmp): others cannot rename or remove what they do not own.
 		if err := notShared(d, fi, "directory", !first); err != nil {
-			return err
+			return "", err
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
-			return nil
+			return real, nil
 		}
 		d = parent
 	}
+}
+
+// openPrivate opens an image file without following a symbolic link and
+// checks owner and mode on the opened descriptor: the file checked is the
+// file used, whatever was swapped in after checkPrivate. name is the path
+// for messages.
+func openPrivate(path, name string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return nil, fmt.Errorf("image file %s is a symbolic link, which whoever can change it could point anywhere: give the real path", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("image file %s is not a regular file (mode %v): give the path of an image file", name, fi.Mode())
+	}
+	if err == nil {
+		err = notShared(name, fi, "image file", false)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // notShared checks that only root or this user can change fi.
@@ -101,16 +137,16 @@ func (t *fileTarget) String() string {
 	return t.path + " (" + t.spec + ")"
 }
 
-func (t *fileTarget) tmp() string { return t.path + ".tmp" }
+func (t *fileTarget) tmp() string { return t.real + ".tmp" }
 
 func (t *fileTarget) Create(maxSize uint64) (Writer, error) {
-	dir := filepath.Dir(t.path)
-	if err := checkReplaceable(t.path); err != nil {
+	dir := filepath.Dir(t.real)
+	if err := checkReplaceable(t.real, t.path); err != nil {
 		return nil, &Error{Target: t.String(), Op: "create image on", Err: err}
 	}
 	// The old image goes first: a crash while writing the new one must not
 	// leave an older image looking resumable.
-	if err := os.Remove(t.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(t.real); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, wrap(t.String(), "remove old image", err)
 	}
 	if err := os.Remove(t.tmp()); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -129,7 +165,7 @@ func (t *fileTarget) Create(maxSize uint64) (Writer, error) {
 	if have, need := fs.Bavail*uint64(fs.Bsize), min(maxSize, MinRoom); have < need {
 		return nil, &SpaceError{Target: t.String(), Need: need, Have: have}
 	}
-	f, err := os.OpenFile(t.tmp(), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(t.tmp(), os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, wrap(t.String(), "create image", err)
 	}
@@ -161,11 +197,11 @@ func (w *fileWriter) Commit() error {
 		os.Remove(w.t.tmp())
 		return wrap(w.t.String(), "close image on", err)
 	}
-	if err := os.Rename(w.t.tmp(), w.t.path); err != nil {
+	if err := os.Rename(w.t.tmp(), w.t.real); err != nil {
 		os.Remove(w.t.tmp())
 		return wrap(w.t.String(), "publish image on", err)
 	}
-	return wrap(w.t.String(), "sync directory of", syncDir(filepath.Dir(w.t.path)))
+	return wrap(w.t.String(), "sync directory of", syncDir(filepath.Dir(w.t.real)))
 }
 
 func (w *fileWriter) Abort() error {
@@ -178,7 +214,7 @@ func (t *fileTarget) Open(writable bool) (Image, error) {
 	if writable {
 		flag = os.O_RDWR
 	}
-	f, err := os.OpenFile(t.path, flag, 0)
+	f, err := openPrivate(t.real, t.path, flag)
 	if errors.Is(err, os.ErrNotExist) {
 		if _, terr := os.Stat(t.tmp()); terr == nil {
 			return nil, &Error{Target: t.String(), Op: "open image on", Err: errUnfinished}
@@ -221,8 +257,8 @@ func (i *fileImage) Close() error { return i.f.Close() }
 
 // checkReplaceable refuses to replace an existing file that is not a kjump
 // image: a mistyped --to must not destroy someone's data.
-func checkReplaceable(path string) error {
-	f, err := os.Open(path)
+func checkReplaceable(path, name string) error {
+	f, err := openPrivate(path, name, os.O_RDONLY)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -235,7 +271,7 @@ func checkReplaceable(path string) error {
 	if n == 0 || string(magic) == imageMagic {
 		return nil // empty, or an image (valid, partial or invalidated)
 	}
-	return fmt.Errorf("%s exists and is not a kjump image; remove it or choose another path", path)
+	return fmt.Errorf("%s exists and is not a kjump image; remove it or choose another path", name)
 }
 
 // imageMagic starts every image (see internal/image).
@@ -255,7 +291,7 @@ func syncDir(dir string) error {
 
 // OpenUnfinished opens the temporary file an interrupted write left.
 func (t *fileTarget) OpenUnfinished() (Image, error) {
-	f, err := os.Open(t.tmp())
+	f, err := openPrivate(t.tmp(), t.path+".tmp", os.O_RDONLY)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoImage
 	}

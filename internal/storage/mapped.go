@@ -66,7 +66,7 @@ func Preallocate(path string, size int64) error {
 	}
 	tmp := path + ".prealloc"
 	os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return wrap(path, "create", err)
 	}
@@ -120,13 +120,17 @@ func markerToken(b []byte) ([]byte, bool) {
 // isMappedFile tells a mapped file (marker or signature at offset 0) from
 // an ordinary image file (which starts with the image header).
 func isMappedFile(path string) bool {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
+	return hasMappedMagic(f)
+}
+
+func hasMappedMagic(f *os.File) bool {
 	magic := make([]byte, 8)
-	if _, err := io.ReadFull(f, magic); err != nil {
+	if _, err := f.ReadAt(magic, 0); err != nil {
 		return false
 	}
 	return string(magic) == mapMagic || string(magic) == signatureMagic
@@ -137,14 +141,14 @@ func isMappedFile(path string) bool {
 // in the file non-resumable), syncs, and reports where the blocks are.
 // The file must come from Preallocate.
 func MapFile(path string) (*FileMap, error) {
-	if !isMappedFile(path) {
-		return nil, fmt.Errorf("%s exists but is not a preallocated kjump image file: remove it (kjump then preallocates one, like a swap file) or choose another path", path)
-	}
 	f, size, err := openSized(path, os.O_RDWR)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if !hasMappedMagic(f) {
+		return nil, fmt.Errorf("%s exists but is not a preallocated kjump image file: remove it (kjump then preallocates one, like a swap file) or choose another path", path)
+	}
 	token := make([]byte, tokenLen)
 	rand.Read(token)
 	if _, err := f.WriteAt(encodeMarker(size, token), 0); err != nil {
@@ -169,20 +173,21 @@ func LocateFile(path string) (*FileMap, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("no kjump image file at %s: %w", path, err)
 	}
-	if !isMappedFile(path) {
-		return nil, fmt.Errorf("%s is not a kjump image file", path)
-	}
 	f, size, err := openSized(path, os.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if !hasMappedMagic(f) {
+		return nil, fmt.Errorf("%s is not a kjump image file", path)
+	}
 	return mapOpenFile(f, path, size)
 }
 
-// openSized opens a file and returns its size.
+// openSized opens an image file (checked on the opened descriptor, see
+// openPrivate) and returns its size.
 func openSized(path string, flag int) (*os.File, int64, error) {
-	f, err := os.OpenFile(path, flag, 0)
+	f, err := openPrivate(path, path, flag)
 	if err != nil {
 		return nil, 0, wrap(path, "open", err)
 	}
@@ -474,12 +479,13 @@ func OpenMapped(m FileMap) (Target, error) {
 // read-only (early boot mounts it so, without journal replay, to find the
 // image), in which case they go to the device at the file's extents.
 func openMappedFile(path, spec string) (Target, error) {
-	if err := checkPrivate(path); err != nil {
+	real, err := checkPrivate(path)
+	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", spec, err)
 	}
 	return &blockTarget{name: path, spec: spec, blank: nil,
 		open: func(writable, excl bool) (volume, error) {
-			f, size, err := openSized(path, os.O_RDONLY)
+			f, size, err := openSized(real, os.O_RDONLY)
 			if err != nil {
 				return nil, err
 			}
@@ -493,7 +499,7 @@ func openMappedFile(path, spec string) (Target, error) {
 			}
 			if sfs.Flags&unix.ST_RDONLY == 0 {
 				f.Close()
-				if f, err = os.OpenFile(path, os.O_RDWR, 0); err != nil {
+				if f, err = openPrivate(real, path, os.O_RDWR); err != nil {
 					return nil, wrap(path, "open", err)
 				}
 				return &fileVolume{File: f, size: size}, nil

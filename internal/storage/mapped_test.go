@@ -171,3 +171,33 @@ func TestMapFileRefusals(t *testing.T) {
 		t.Fatalf("tmpfs: %v", err)
 	}
 }
+
+// A mapped file is opened without following a link and checked on the
+// descriptor: a link in its place (swapped in after it was prepared) or a
+// file others can write is refused before a block is mapped or written.
+func TestMappedFileSwapRefused(t *testing.T) {
+	_, mnt := ext4Loop(t, 64<<20)
+	path := filepath.Join(mnt, "kjump", "kjump.img")
+	if err := Preallocate(path, 16<<20); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(mnt, "kjump", "other.img")
+	if err := Preallocate(other, 16<<20); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(other)
+	os.Remove(path)
+	os.Symlink(other, path)
+	for name, f := range map[string]func(string) (*FileMap, error){"MapFile": MapFile, "LocateFile": LocateFile} {
+		if _, err := f(path); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+			t.Errorf("%s through a link: %v", name, err)
+		}
+	}
+	if after, _ := os.ReadFile(other); !bytes.Equal(before, after) {
+		t.Fatal("MapFile wrote a new token through the link")
+	}
+	os.Chmod(other, 0o666)
+	if _, err := MapFile(other); err == nil || !strings.Contains(err.Error(), "writable by other users") {
+		t.Errorf("world-writable image file: %v", err)
+	}
+}

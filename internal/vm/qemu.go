@@ -86,24 +86,8 @@ type Machine struct {
 // Start boots a machine. The context bounds its whole life: when ctx is done
 // QEMU is killed. Call Kill (or Wait) when done with it.
 func Start(ctx context.Context, cfg Config) (*Machine, error) {
-	if cfg.Kernel == "" {
-		return nil, errors.New("vm: Config.Kernel is empty")
-	}
-	if cfg.Name == "" {
-		cfg.Name = "vm"
-	}
-	if cfg.MemMiB == 0 {
-		cfg.MemMiB = 1024
-	}
-	if cfg.SMP == 0 {
-		cfg.SMP = 1
-	}
-	if cfg.RunDir == "" {
-		d, err := NewRunDir(cfg.Name)
-		if err != nil {
-			return nil, err
-		}
-		cfg.RunDir = d
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
 	}
 	// Unix socket paths are limited to 108 bytes, so they live in a short
 	// temporary directory rather than the run directory.
@@ -112,22 +96,28 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 		return nil, err
 	}
 	m := &Machine{RunDir: cfg.RunDir, sockDir: sockDir, exited: make(chan struct{}), stderr: &tailBuffer{max: 8192}}
+	var logf, errf *os.File
+	started := false
+	defer func() { // the one cleanup exit: undo whatever a failed start left
+		if started {
+			return
+		}
+		for _, f := range []*os.File{logf, errf} {
+			if f != nil {
+				f.Close()
+			}
+		}
+		os.RemoveAll(sockDir)
+	}()
 	args, err := m.args(cfg)
 	if err != nil {
-		os.RemoveAll(sockDir)
 		return nil, err
 	}
 	os.WriteFile(filepath.Join(cfg.RunDir, "qemu.cmd"), []byte(shellQuote(append([]string{"qemu-system-x86_64"}, args...))+"\n"), 0o644)
-
-	logf, err := os.Create(filepath.Join(cfg.RunDir, "console.log"))
-	if err != nil {
-		os.RemoveAll(sockDir)
+	if logf, err = os.Create(filepath.Join(cfg.RunDir, "console.log")); err != nil {
 		return nil, err
 	}
-	errf, err := os.Create(filepath.Join(cfg.RunDir, "qemu.stderr"))
-	if err != nil {
-		logf.Close()
-		os.RemoveAll(sockDir)
+	if errf, err = os.Create(filepath.Join(cfg.RunDir, "qemu.stderr")); err != nil {
 		return nil, err
 	}
 	m.cmd = exec.Command("qemu-system-x86_64", args...)
@@ -142,29 +132,11 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 		err = m.cmd.Start()
 	}
 	if err != nil {
-		logf.Close()
-		errf.Close()
-		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("vm: starting qemu-system-x86_64 (apt-get install qemu-system-x86): %w", err)
 	}
+	started = true // from here the reader goroutine owns the files and sockDir
 	m.console = newConsole(logf, filepath.Join(cfg.RunDir, "console.log"))
-	m.console.exitMsg = func() string {
-		m.mu.Lock()
-		killed := m.killed
-		m.mu.Unlock()
-		for _, l := range m.console.lines() {
-			if panicRE.MatchString(l) {
-				return " (guest kernel panic: " + strings.TrimSpace(l) + ")"
-			}
-		}
-		switch {
-		case killed:
-			return " (killed: Kill called or the context ended)"
-		case m.waitErr != nil:
-			return fmt.Sprintf(" (qemu: %v: %s)", m.waitErr, lastLine(m.stderr.String()))
-		}
-		return ""
-	}
+	m.console.exitMsg = m.exitMsg
 	go func() {
 		m.console.read(stdout, m.onLine)
 		m.waitErr = m.cmd.Wait()
@@ -181,6 +153,49 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 		}
 	}()
 	return m, nil
+}
+
+// setDefaults fills in what Config leaves out, creating the run directory.
+func (cfg *Config) setDefaults() error {
+	if cfg.Kernel == "" {
+		return errors.New("vm: Config.Kernel is empty")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "vm"
+	}
+	if cfg.MemMiB == 0 {
+		cfg.MemMiB = 1024
+	}
+	if cfg.SMP == 0 {
+		cfg.SMP = 1
+	}
+	if cfg.RunDir == "" {
+		d, err := NewRunDir(cfg.Name)
+		if err != nil {
+			return err
+		}
+		cfg.RunDir = d
+	}
+	return nil
+}
+
+// exitMsg explains why QEMU ended, for errors of Expect after the exit.
+func (m *Machine) exitMsg() string {
+	m.mu.Lock()
+	killed := m.killed
+	m.mu.Unlock()
+	for _, l := range m.console.lines() {
+		if panicRE.MatchString(l) {
+			return " (guest kernel panic: " + strings.TrimSpace(l) + ")"
+		}
+	}
+	switch {
+	case killed:
+		return " (killed: Kill called or the context ended)"
+	case m.waitErr != nil:
+		return fmt.Sprintf(" (qemu: %v: %s)", m.waitErr, lastLine(m.stderr.String()))
+	}
+	return ""
 }
 
 func (m *Machine) args(cfg Config) ([]string, error) {

@@ -28,8 +28,11 @@ install() {
 		dwarn "kjump: the initramfs cannot resume from a kjump image until the above is fixed"
 		return 0
 	fi
+	# Root-only inside the initramfs: the key file above all. (The mode of
+	# the initramfs file itself is dracut's to set.)
 	for f in $files; do
-		inst_simple "$f"
+		(umask 077 && inst_simple "$f")
+		chmod 0600 "${initdir}$f" || dwarn "kjump: could not make $f root-only in the initramfs"
 	done
 	inst_hook pre-mount 05 "$moddir/kjump-resume.sh"
 }
