@@ -51,6 +51,7 @@ func helperFlags(fs *flag.FlagSet, o *hibernate.Options, cfg config.Config) {
 		return fmt.Errorf("use exclude or keep")
 	})
 	o.NetInterface, o.NetAddress = cfg.Network.Interface, cfg.Network.Address
+	o.AllowUnproven = cfg.Resume.AllowUnproven
 }
 
 func runJump(mode string, args []string) error {

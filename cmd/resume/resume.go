@@ -32,6 +32,8 @@ func runResume(args []string) error {
 	fs.StringVar(&o.HelperInitrd, "initrd", cfg.Helper.Initrd, "restore kernel `initramfs`")
 	fs.StringVar(&o.HelperArgs, "helper-args", cfg.Helper.Args, "extra restore kernel command line")
 	fs.BoolVar(&o.Force, "force", cfg.Resume.Force, "restore an image that was invalidated by an earlier resume attempt")
+	fs.BoolVar(&o.AllowUnproven, "allow-unproven", cfg.Resume.AllowUnproven || cmdlineHas("kjump.allow_unproven"),
+		"resume onto filesystems kjump cannot prove unchanged (no journal it reads, external journal, other types); a proven change is refused regardless")
 	var kf secret.Flags
 	kf.Register(fs)
 	if err := fs.Parse(args); err != nil {

@@ -31,6 +31,9 @@ type Options struct {
 	HelperInitrd string
 	HelperArgs   string
 	Force        bool // restore an invalidated image (after a failed resume)
+	// AllowUnproven resumes onto filesystems the stale-disk guard cannot
+	// check (resume.allow_unproven, kjump.allow_unproven).
+	AllowUnproven bool
 	// Secret unlocks an encrypted image. Given one, resume refuses a plain
 	// image: one written with the key is always encrypted.
 	Secret *image.Secret
@@ -120,9 +123,12 @@ func Run(o Options) error {
 	}
 	r.Close()
 	logf("checked %s in %s in %s", humanize.IBytes(st.ImageBytes), st.CodecMix(), st.Duration.Round(10*time.Millisecond))
-	missing, err := fsstate.Check(info.Metadata.Filesystems)
+	missing, accepted, err := fsstate.Check(info.Metadata.Filesystems, o.AllowUnproven)
 	for _, m := range missing {
 		logf("warning: filesystem %s (%s, was %s) that was mounted at hibernation is not attached; the resumed system will find it gone", m.UUID, m.Type, m.Device)
+	}
+	for _, a := range accepted {
+		logf("warning: filesystem %s (%s on %s) cannot be proven unchanged (%s); resuming onto it as allow_unproven says", a.UUID, a.Type, a.Device, fsstate.Unproven(a))
 	}
 	var stale *fsstate.StaleError
 	if errors.As(err, &stale) {
