@@ -27,7 +27,8 @@ import (
 )
 
 // Mounted fingerprints every block filesystem in mountinfo (normally
-// /proc/self/mountinfo). Filesystems not on a block device (tmpfs, proc,
+// /proc/self/mountinfo), settling each writable one first (see settle).
+// Filesystems not on a block device (tmpfs, proc,
 // NFS, overlay, FUSE) keep their state in RAM or on a server and are not
 // listed. Only an unreadable mountinfo is an error: a filesystem whose
 // state cannot be read is recorded as unproven.
@@ -57,9 +58,25 @@ func Mounted(mountinfo string) ([]image.Fingerprint, error) {
 			continue
 		}
 		seen[dev] = true
+		if guarded(b[0]) && !readOnly(a[5]) {
+			if err := settle(unescape(a[4])); err != nil {
+				// The state may then move on its own: a false refusal
+				// at worst, never a missed change.
+				fmt.Fprintf(os.Stderr, "warning: %v\n", err)
+			}
+		}
 		out = append(out, Read(dev, b[0]))
 	}
 	return out, sc.Err()
+}
+
+func readOnly(opts string) bool {
+	for _, o := range strings.Split(opts, ",") {
+		if o == "ro" {
+			return true
+		}
+	}
+	return false
 }
 
 func guarded(fstype string) bool {
@@ -225,18 +242,27 @@ func (e *StaleError) Unproven() bool {
 // ErrMissing means a filesystem mounted at hibernation is not attached now.
 var ErrMissing = errors.New("filesystem not found")
 
+// Result sorts the filesystems Check looked at.
+type Result struct {
+	Unchanged []image.Fingerprint // proven unchanged (as found now)
+	// Missing are not attached now (a removed USB disk does not make
+	// resuming unsafe: the resumed kernel sees it gone).
+	Missing []image.Fingerprint
+	// Accepted cannot be proven unchanged and were let through by
+	// allowUnproven.
+	Accepted []image.Fingerprint
+}
+
 // Check compares each saved fingerprint with the disk now and returns
 // every change as one *StaleError. A proven change is always refused;
-// unproven filesystems are refused unless allowUnproven (and are returned
-// in accepted then). Filesystems whose device is gone are returned in
-// missing (a removed USB disk does not make resuming unsafe: the resumed
-// kernel sees it gone).
-func Check(saved []image.Fingerprint, allowUnproven bool) (missing, accepted []image.Fingerprint, err error) {
+// unproven filesystems are refused unless allowUnproven.
+func Check(saved []image.Fingerprint, allowUnproven bool) (Result, error) {
 	var changes []Change
+	var res Result
 	for _, s := range saved {
 		now, err := find(s)
 		if errors.Is(err, ErrMissing) {
-			missing = append(missing, s)
+			res.Missing = append(res.Missing, s)
 			continue
 		}
 		var gone *replacedError
@@ -255,18 +281,29 @@ func Check(saved []image.Fingerprint, allowUnproven bool) (missing, accepted []i
 			changes = append(changes, Change{Saved: s, Now: now})
 		case sr != "" || nr != "":
 			if allowUnproven {
-				accepted = append(accepted, s)
+				res.Accepted = append(res.Accepted, s)
 				continue
 			}
 			changes = append(changes, Change{Saved: s, Now: now, Unproven: firstOf(sr, nr)})
 		case sg != ng:
 			changes = append(changes, Change{Saved: s, Now: now})
+		default:
+			res.Unchanged = append(res.Unchanged, now)
 		}
 	}
 	if len(changes) > 0 {
-		return missing, accepted, &StaleError{Changes: changes}
+		return res, &StaleError{Changes: changes}
 	}
-	return missing, accepted, nil
+	return res, nil
+}
+
+// Names lists filesystems for a log line: "ext4 /dev/vdb, xfs /dev/vdc".
+func Names(fps []image.Fingerprint) string {
+	var n []string
+	for _, f := range fps {
+		n = append(n, f.Type+" "+f.Device)
+	}
+	return strings.Join(n, ", ")
 }
 
 func firstOf(a, b string) string {

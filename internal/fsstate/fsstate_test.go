@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kjump/kjump/internal/image"
 )
@@ -228,8 +229,8 @@ func TestStaleExt4(t *testing.T) {
 	if len(fp) != 1 || fp[0].Device != dev || fp[0].Type != "ext4" || fp[0].UUID == "" || Unproven(fp[0]) != "" || !strings.Contains(fp[0].Generation, "mounts=1") {
 		t.Fatalf("fingerprint of %s: %+v", dev, fp)
 	}
-	if missing, _, err := Check(fp, false); err != nil || len(missing) != 0 {
-		t.Fatalf("unchanged filesystem: missing %v, err %v", missing, err)
+	if res, err := Check(fp, false); err != nil || len(res.Missing) != 0 || len(res.Unchanged) != 1 {
+		t.Fatalf("unchanged filesystem: %+v, err %v", res, err)
 	}
 
 	// Another boot: unmount (the saved kernel's mount is gone in reality;
@@ -238,7 +239,7 @@ func TestStaleExt4(t *testing.T) {
 	sh(t, "mount", dev, mnt)
 	os.WriteFile(filepath.Join(mnt, "b"), []byte("after"), 0o600)
 	sh(t, "umount", mnt)
-	_, _, err = Check(fp, true) // the override does not cover a proven change
+	_, err = Check(fp, true) // the override does not cover a proven change
 	var se *StaleError
 	if !errors.As(err, &se) || se.Unproven() || !strings.Contains(err.Error(), fp[0].UUID) || !strings.Contains(err.Error(), "ext4 on "+dev) || !strings.Contains(err.Error(), "mounts=2") {
 		t.Fatalf("after another mount: %v", err)
@@ -246,9 +247,9 @@ func TestStaleExt4(t *testing.T) {
 	t.Logf("refusal: %v", err)
 
 	sh(t, "losetup", "-d", dev)
-	missing, _, err := Check(fp, false)
-	if err != nil || len(missing) != 1 {
-		t.Fatalf("detached filesystem: missing %v, err %v", missing, err)
+	res, err := Check(fp, false)
+	if err != nil || len(res.Missing) != 1 {
+		t.Fatalf("detached filesystem: %+v, err %v", res, err)
 	}
 }
 
@@ -259,7 +260,7 @@ func TestReformattedIsChanged(t *testing.T) {
 	fp := []image.Fingerprint{read(t, dev, "ext4")}
 	sh(t, "umount", mnt)
 	sh(t, "mkfs.ext4", "-q", "-F", dev)
-	_, _, err := Check(fp, true)
+	_, err := Check(fp, true)
 	var se *StaleError
 	if !errors.As(err, &se) || se.Unproven() || !strings.Contains(err.Error(), "reformatted or replaced") {
 		t.Fatalf("reformatted %s (%s): %v", dev, file, err)
@@ -291,19 +292,19 @@ func TestUnproven(t *testing.T) {
 		t.Fatalf("vfat: %+v", other)
 	}
 	fps = append(fps, other)
-	_, _, err = Check(fps, false)
+	_, err = Check(fps, false)
 	var se *StaleError
 	if !errors.As(err, &se) || !se.Unproven() || len(se.Changes) != 2 || !strings.Contains(err.Error(), "vfat on "+dev) || !strings.Contains(err.Error(), "ext2 on "+dev) || !strings.Contains(err.Error(), "kjump.allow_unproven") {
 		t.Fatalf("unproven filesystems without the override: %v", err)
 	}
 	t.Logf("refusal: %v", err)
-	if _, accepted, err := Check(fps, true); err != nil || len(accepted) != 2 {
-		t.Fatalf("with the override: accepted %v, err %v", accepted, err)
+	if res, err := Check(fps, true); err != nil || len(res.Accepted) != 2 {
+		t.Fatalf("with the override: %+v, err %v", res, err)
 	}
 	sh(t, "umount", mnt)
 	sh(t, "mount", "-t", "ext2", dev, mnt)
 	sh(t, "umount", mnt)
-	if _, _, err := Check(fps[:1], true); !errors.As(err, &se) || se.Unproven() || !strings.Contains(err.Error(), "mounts=2") {
+	if _, err := Check(fps[:1], true); !errors.As(err, &se) || se.Unproven() || !strings.Contains(err.Error(), "mounts=2") {
 		t.Fatalf("ext2 mounted again, with the override: %v", err)
 	}
 }
@@ -337,7 +338,49 @@ func TestForgedJournal(t *testing.T) {
 		t.Fatalf("forged journal: %+v", got)
 	}
 	fp.Device = dev2
-	if _, _, err := Check([]image.Fingerprint{fp}, false); err == nil {
+	if _, err := Check([]image.Fingerprint{fp}, false); err == nil {
 		t.Fatal("a forged journal passed the check")
 	}
+}
+
+// TestMountedSettles: an idle xfs writes its log again on its own (log
+// covering, every xfssyncd_centisecs); Mounted freezes and thaws each
+// filesystem first, so an idle checkpoint stays provably unchanged. The
+// period is shortened to 1 s here so both halves show in seconds.
+func TestMountedSettles(t *testing.T) {
+	const knob = "/proc/sys/fs/xfs/xfssyncd_centisecs"
+	old, err := os.ReadFile(knob)
+	if err != nil {
+		t.Fatalf("%v (is xfs loaded?)", err)
+	}
+	// Before the mount: the log worker is queued with the period it
+	// finds then.
+	if err := os.WriteFile(knob, []byte("100"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(knob, old, 0o644) })
+	_, dev, mnt := loopFS(t, "xfs", 320, []string{"mkfs.xfs", "-q", "-f"}, "")
+	mi := mountinfoFor(t, mnt)
+
+	os.WriteFile(filepath.Join(mnt, "f"), randomish(1<<20, 0), 0o644)
+	sh(t, "sync")
+	unsettled := read(t, dev, "xfs")
+	time.Sleep(5 * time.Second)
+	if later := read(t, dev, "xfs"); later.Generation == unsettled.Generation {
+		t.Fatalf("an unsettled xfs did not cover its log within 5 s (%s): the test proves nothing", later.Generation)
+	} else {
+		t.Logf("unsettled: %s, 5 s later: %s", unsettled.Generation, later.Generation)
+	}
+
+	os.WriteFile(filepath.Join(mnt, "g"), randomish(1<<20, 0), 0o644)
+	sh(t, "sync")
+	fps, err := Mounted(mi)
+	if err != nil || len(fps) != 1 {
+		t.Fatalf("Mounted: %v, %v", fps, err)
+	}
+	time.Sleep(5 * time.Second)
+	if _, err := Check(fps, false); err != nil {
+		t.Fatalf("an idle, settled xfs changed on its own: %v", err)
+	}
+	t.Logf("settled and idle for 5 s: %s", fps[0].Generation)
 }

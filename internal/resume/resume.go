@@ -123,11 +123,11 @@ func Run(o Options) error {
 	}
 	r.Close()
 	logf("checked %s in %s in %s", humanize.IBytes(st.ImageBytes), st.CodecMix(), st.Duration.Round(10*time.Millisecond))
-	missing, accepted, err := fsstate.Check(info.Metadata.Filesystems, o.AllowUnproven)
-	for _, m := range missing {
+	fsr, err := fsstate.Check(info.Metadata.Filesystems, o.AllowUnproven)
+	for _, m := range fsr.Missing {
 		logf("warning: filesystem %s (%s, was %s) that was mounted at hibernation is not attached; the resumed system will find it gone", m.UUID, m.Type, m.Device)
 	}
-	for _, a := range accepted {
+	for _, a := range fsr.Accepted {
 		logf("warning: filesystem %s (%s on %s) cannot be proven unchanged (%s); resuming onto it as allow_unproven says", a.UUID, a.Type, a.Device, fsstate.Unproven(a))
 	}
 	var stale *fsstate.StaleError
@@ -140,6 +140,9 @@ func Run(o Options) error {
 	}
 	if err != nil {
 		return fmt.Errorf("image %s on %s: checking filesystems for changes since hibernation: %w; booting normally", info.ID, t, err)
+	}
+	if len(fsr.Unchanged) > 0 {
+		logf("filesystems proven unchanged since the image: %s", fsstate.Names(fsr.Unchanged))
 	}
 
 	sys, err := hibernate.ReadSystem()
