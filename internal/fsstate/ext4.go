@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"sort"
 )
 
 // ext4 (and ext3 mounted by the ext4 driver) prove their state by their
@@ -84,8 +85,9 @@ func readExt(d *disk, fstype, want string) (state, error) {
 
 // extFS is what locating the journal inode's blocks needs.
 type extFS struct {
-	d  *disk
-	bs int64 // block size
+	d     *disk
+	bs    int64 // block size
+	nodes int   // extent tree blocks read (a forged tree may point back at itself)
 }
 
 func (fs *extFS) block(n uint64, ahead int) ([]byte, error) {
@@ -97,6 +99,13 @@ func (fs *extFS) block(n uint64, ahead int) ([]byte, error) {
 
 // extent maps a run of the journal's logical blocks to disk blocks.
 type extent struct{ logical, physical, count uint64 }
+
+// maxExtents bounds the map's memory (1.5 MiB) on a forged journal inode.
+const maxExtents = 1 << 16
+
+// maxTreeBlocks bounds the reads of a journal's extent tree (a real one is
+// the inode and perhaps a block or two).
+const maxTreeBlocks = 4096
 
 // journalInode reads inode inum and maps its blocks.
 func journalInode(d *disk, sb []byte, inum uint32) (exts []extent, size uint64, bs int64, err error) {
@@ -115,7 +124,7 @@ func journalInode(d *disk, sb []byte, inum uint32) (exts []extent, size uint64, 
 	if le.Uint32(sb[0x60:])&extIncompat64Bit != 0 {
 		descSize = uint32(le.Uint16(sb[0xFE:]))
 	}
-	if ipg == 0 || isize < 128 || int64(isize) > bs || descSize < 32 || int64(descSize) > bs {
+	if ipg == 0 || isize < 128 || int64(isize) > bs || isize&(isize-1) != 0 || descSize < 32 || int64(descSize) > bs {
 		return nil, 0, 0, fmt.Errorf("implausible superblock (inodes per group %d, inode size %d, descriptor size %d)", ipg, isize, descSize)
 	}
 	if (inum-1)/ipg != 0 {
@@ -173,6 +182,9 @@ func (fs *extFS) extentTree(node []byte, level int) ([]extent, error) {
 			out = append(out, extent{logical: uint64(le.Uint32(e[0:])), physical: uint64(le.Uint16(e[6:]))<<32 | uint64(le.Uint32(e[8:])), count: n})
 			continue
 		}
+		if fs.nodes++; fs.nodes > maxTreeBlocks {
+			return nil, fmt.Errorf("journal extent tree of more than %d blocks", maxTreeBlocks)
+		}
 		child, err := fs.block(uint64(le.Uint16(e[8:]))<<32|uint64(le.Uint32(e[4:])), 0)
 		if err != nil {
 			return nil, err
@@ -182,8 +194,8 @@ func (fs *extFS) extentTree(node []byte, level int) ([]extent, error) {
 			return nil, err
 		}
 		out = append(out, sub...)
-		if len(out) > 1<<16 {
-			return nil, fmt.Errorf("journal in more than %d extents", 1<<16)
+		if len(out) > maxExtents {
+			return nil, fmt.Errorf("journal in more than %d pieces", maxExtents)
 		}
 	}
 	return out, nil
@@ -194,13 +206,16 @@ func (fs *extFS) extentTree(node []byte, level int) ([]extent, error) {
 func (fs *extFS) indirect(iblock []byte, n uint64) ([]extent, error) {
 	var out []extent
 	next := uint64(0)
-	add := func(p uint64) {
+	add := func(p uint64) error {
 		if k := len(out) - 1; k >= 0 && out[k].physical+out[k].count == p && out[k].logical+out[k].count == next {
 			out[k].count++
-		} else {
+		} else if len(out) < maxExtents {
 			out = append(out, extent{logical: next, physical: p, count: 1})
+		} else {
+			return fmt.Errorf("journal in more than %d pieces", maxExtents)
 		}
 		next++
+		return nil
 	}
 	var walk func(blk uint64, level int) error
 	walk = func(blk uint64, level int) error {
@@ -214,9 +229,13 @@ func (fs *extFS) indirect(iblock []byte, n uint64) ([]extent, error) {
 			if p == 0 {
 				return fmt.Errorf("hole at journal block %d", next)
 			}
+			var err error
 			if level == 0 {
-				add(p)
-			} else if err := walk(p, level-1); err != nil {
+				err = add(p)
+			} else {
+				err = walk(p, level-1)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -227,9 +246,13 @@ func (fs *extFS) indirect(iblock []byte, n uint64) ([]extent, error) {
 		if p == 0 {
 			return nil, fmt.Errorf("hole at journal block %d", next)
 		}
+		var err error
 		if i < 12 {
-			add(p)
-		} else if err := walk(p, i-12); err != nil {
+			err = add(p)
+		} else {
+			err = walk(p, i-12)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -249,11 +272,11 @@ func walkJournal(d *disk, sb []byte, inum uint32) (journalState, error) {
 		return journalState{}, err
 	}
 	nblocks := size / uint64(bs)
+	sort.Slice(exts, func(i, j int) bool { return exts[i].logical < exts[j].logical })
 	phys := func(l uint64) (uint64, error) {
-		for _, e := range exts {
-			if l >= e.logical && l < e.logical+e.count {
-				return e.physical + l - e.logical, nil
-			}
+		i := sort.Search(len(exts), func(i int) bool { return exts[i].logical+exts[i].count > l })
+		if i < len(exts) && l >= exts[i].logical {
+			return exts[i].physical + l - exts[i].logical, nil
 		}
 		return 0, fmt.Errorf("journal block %d is not mapped", l)
 	}

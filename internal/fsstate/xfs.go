@@ -42,8 +42,12 @@ func readXFS(d *disk, want string) (state, error) {
 	if blocksize < 512 || blocksize > 65536 || agblklog > 40 || logblocks <= 0 {
 		return state{}, fmt.Errorf("implausible xfs superblock on %s", d.name)
 	}
-	agno, agbno := int64(logstart>>agblklog), int64(logstart&(1<<agblklog-1))
-	logOff := (agno*agblocks + agbno) * blocksize
+	agno, agbno := logstart>>agblklog, logstart&(1<<agblklog-1)
+	fsb := uint64(d.size / blocksize) // the device's size in filesystem blocks
+	if agno > fsb || uint64(agblocks) > fsb || agno*uint64(agblocks)+agbno > fsb {
+		return state{}, fmt.Errorf("xfs log of %s starts past the device's end", d.name)
+	}
+	logOff := int64(agno*uint64(agblocks)+agbno) * blocksize
 	logBB := logblocks * blocksize / 512
 	if logOff <= 0 || logOff+logBB*512 > d.size {
 		return state{}, fmt.Errorf("xfs log of %s at %d (%d blocks) lies outside the device", d.name, logOff, logBB)
