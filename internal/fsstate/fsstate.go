@@ -261,6 +261,11 @@ func Check(saved []image.Fingerprint, allowUnproven bool) (Result, error) {
 	var res Result
 	for _, s := range saved {
 		now, err := find(s)
+		if errors.Is(err, ErrMissing) && assembled(s.Device) {
+			// Not a pulled disk: a volume early boot has not set up yet,
+			// whose disks are there and may have changed underneath.
+			err = fmt.Errorf("%s is a device-mapper or md volume that is not set up at resume, so it cannot be read", s.Device)
+		}
 		if errors.Is(err, ErrMissing) {
 			res.Missing = append(res.Missing, s)
 			continue
@@ -339,6 +344,14 @@ func find(s image.Fingerprint) (image.Fingerprint, error) {
 		return image.Fingerprint{}, &replacedError{s.Device}
 	}
 	return image.Fingerprint{}, fmt.Errorf("%w: %s (%s, was %s)", ErrMissing, s.UUID, s.Type, s.Device)
+}
+
+// assembled reports whether dev is a volume built from other disks
+// (LVM, dm-crypt, md RAID): the resumed kernel keeps writing through it
+// to disks that are present even when early boot has not set it up.
+func assembled(dev string) bool {
+	name := strings.TrimPrefix(dev, "/dev/")
+	return strings.HasPrefix(name, "dm-") || strings.HasPrefix(name, "md") || strings.HasPrefix(name, "mapper/")
 }
 
 // present reports whether dev is a block device with media (loop devices

@@ -384,3 +384,23 @@ func TestMountedSettles(t *testing.T) {
 	}
 	t.Logf("settled and idle for 5 s: %s", fps[0].Generation)
 }
+
+// TestUnassembledVolume: a filesystem on LVM/dm-crypt/md that early boot
+// has not set up is not a pulled disk: its disks are there and may have
+// changed, so it is unproven, not missing.
+func TestUnassembledVolume(t *testing.T) {
+	gone := image.Fingerprint{Device: "/dev/dm-97", UUID: "0badc0de-0000-4000-8000-000000000000", Type: "ext4", Generation: "mounts=1 journal=clean,next_tid=5"}
+	res, err := Check([]image.Fingerprint{gone}, false)
+	var se *StaleError
+	if !errors.As(err, &se) || !se.Unproven() || !strings.Contains(err.Error(), "not set up at resume") || len(res.Missing) != 0 {
+		t.Fatalf("unassembled volume: %+v, %v", res, err)
+	}
+	if res, err := Check([]image.Fingerprint{gone}, true); err != nil || len(res.Accepted) != 1 {
+		t.Fatalf("unassembled volume with the override: %+v, %v", res, err)
+	}
+	usb := gone
+	usb.Device = "/dev/sdz9"
+	if res, err := Check([]image.Fingerprint{usb}, false); err != nil || len(res.Missing) != 1 {
+		t.Fatalf("pulled disk: %+v, %v", res, err)
+	}
+}
