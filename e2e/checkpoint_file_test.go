@@ -106,6 +106,12 @@ func checkpointContinueResume(s *S, version string) error {
 	if err != nil {
 		return err
 	}
+	// Resumable only because the machine wrote nothing to the disk after
+	// the checkpoint (noatime; it only read the image back): the guard
+	// proves the ext4 journal where the checkpoint left it.
+	if _, err := r.ExpectString("resume: filesystems proven unchanged since the image: ext4 /dev/vda", 5*time.Minute); err != nil {
+		return err
+	}
 	if _, err := r.Expect(`resume: image \w+ verified and invalidated`, 5*time.Minute); err != nil {
 		return err
 	}

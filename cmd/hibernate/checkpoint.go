@@ -53,6 +53,7 @@ func helperFlags(fs *flag.FlagSet, o *hibernate.Options, cfg config.Config) {
 	})
 	o.NetInterface, o.NetAddress = cfg.Network.Interface, cfg.Network.Address
 	fs.DurationVar(&lockWait, "lock-wait", hibernate.DefaultLockWait, lockWaitUsage())
+	o.AllowUnproven = cfg.Resume.AllowUnproven
 }
 
 func runJump(mode handoff.Mode, args []string) error {

@@ -32,6 +32,8 @@ func runResume(args []string) error {
 	fs.StringVar(&o.HelperInitrd, "initrd", cfg.Helper.Initrd, "restore kernel `initramfs`")
 	fs.StringVar(&o.HelperArgs, "helper-args", cfg.Helper.Args, "extra restore kernel command line")
 	fs.BoolVar(&o.Force, "force", cfg.Resume.Force, "restore an image that was invalidated by an earlier resume attempt")
+	fs.BoolVar(&o.AllowUnproven, "allow-unproven", cfg.Resume.AllowUnproven || cmdlineSwitch("kjump.allow_unproven"),
+		"resume onto filesystems kjump cannot prove unchanged (no journal it reads, external journal, other types); a proven change is refused regardless")
 	var kf secret.Flags
 	kf.Register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -109,3 +111,21 @@ func cmdlineHas(word string) bool {
 }
 
 func configPath(args []string) string { return config.PathFromArgs(args) }
+
+// cmdlineSwitch reports whether word is on the kernel command line alone
+// or as word=1, word=y or word=true.
+func cmdlineSwitch(word string) bool {
+	b, _ := os.ReadFile("/proc/cmdline")
+	on := false
+	for _, p := range cmdline.Params(string(b)) {
+		if p[0] == word {
+			switch p[1] {
+			case "", "1", "y", "yes", "true":
+				on = true
+			default:
+				on = false
+			}
+		}
+	}
+	return on
+}

@@ -71,6 +71,9 @@ type Network struct {
 type Resume struct {
 	Policy string `toml:"policy"` // auto: resume from a committed image; never: always boot normally
 	Force  bool   `toml:"force"`  // also resume images invalidated by an earlier failed attempt
+	// AllowUnproven accepts mounted block filesystems whose on-disk state
+	// kjump cannot check (see fsstate); changes it can see still refuse.
+	AllowUnproven bool `toml:"allow_unproven"`
 }
 
 // Default returns the settings used when the file or a key is absent.

@@ -41,7 +41,11 @@ type Options struct {
 	// up for an NFS target (network.* in /etc/kjump.conf).
 	NetInterface string
 	NetAddress   string
-	Log          func(format string, args ...any)
+	// AllowUnproven (resume.allow_unproven) accepts filesystems the
+	// stale-disk guard cannot check; without it such an image would be
+	// refused at resume, so the jump is refused now instead.
+	AllowUnproven bool
+	Log           func(format string, args ...any)
 	// System, when set, is this kernel as Check just read it (kallsyms,
 	// memory map: 0.2 s under emulation), else the jump reads it.
 	System *System
@@ -203,7 +207,7 @@ func Jump(o Options) (*Outcome, error) {
 	}
 	defer rearm()
 	mark := markLoaded() // lock.go: checked again right before the jump
-	if err := handOver(l, &in); err != nil {
+	if err := handOver(l, &in, o, logf); err != nil {
 		jump.Unload()
 		return nil, err
 	}
@@ -326,10 +330,13 @@ func loadHelper(l *launch.Launch, conv jump.Convention, logf func(string, ...any
 // handOver syncs, takes the stale-disk guard's fingerprints and writes the
 // instructions. Fingerprints last, after the sync: they must match the
 // disks as the image will find them at resume.
-func handOver(l *launch.Launch, in *handoff.Instructions) error {
+func handOver(l *launch.Launch, in *handoff.Instructions, o Options, logf func(string, ...any)) error {
 	unix.Sync()
 	var err error
 	if in.Filesystems, err = fsstate.Mounted("/proc/self/mountinfo"); err != nil {
+		return err
+	}
+	if err := unprovenRefusal(in.Filesystems, o.AllowUnproven, logf); err != nil {
 		return err
 	}
 	return l.Write(*in)
@@ -371,4 +378,24 @@ func overrideNet(t *handoff.TargetSpec, ifname, addr string) error {
 		t.Net.Address = addr
 	}
 	return nil
+}
+
+// unprovenRefusal refuses to jump when resume would refuse the image
+// because a mounted filesystem cannot be proven unchanged: better a
+// machine that keeps running than an image that cannot be used.
+func unprovenRefusal(fps []image.Fingerprint, allow bool, logf func(string, ...any)) error {
+	var names []string
+	for _, f := range fps {
+		if r := fsstate.Unproven(f); r != "" {
+			names = append(names, fmt.Sprintf("%s (%s, UUID %s): %s", f.Device, f.Type, f.UUID, r))
+		}
+	}
+	switch {
+	case len(names) == 0:
+		return nil
+	case allow:
+		logf("warning: resume will not be able to prove these filesystems unchanged (accepted by resume.allow_unproven): %s", strings.Join(names, "; "))
+		return nil
+	}
+	return fmt.Errorf("resume would refuse this image: kjump cannot prove these mounted filesystems unchanged at resume: %s; unmount them, or set resume.allow_unproven = true in kjump.conf if nothing else can write them", strings.Join(names, "; "))
 }

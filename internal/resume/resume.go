@@ -34,6 +34,9 @@ type Options struct {
 	HelperInitrd string
 	HelperArgs   string
 	Force        bool // restore an invalidated image (after a failed resume)
+	// AllowUnproven resumes onto filesystems the stale-disk guard cannot
+	// check (resume.allow_unproven, kjump.allow_unproven).
+	AllowUnproven bool
 	// Secret unlocks an encrypted image. Given one, resume refuses a plain
 	// image: one written with the key is always encrypted.
 	Secret *image.Secret
@@ -191,9 +194,12 @@ func plainCommitted(t storage.Target) bool {
 // and invalidates it: it can never be resumed safely.
 func checkDisks(t storage.Target, img *verified, o Options) error {
 	info := img.info
-	missing, err := fsstate.Check(info.Metadata.Filesystems)
-	for _, m := range missing {
+	fsr, err := fsstate.Check(info.Metadata.Filesystems, o.AllowUnproven)
+	for _, m := range fsr.Missing {
 		o.logf("warning: filesystem %s (%s, was %s) that was mounted at hibernation is not attached; the resumed system will find it gone", m.UUID, m.Type, m.Device)
+	}
+	for _, a := range fsr.Accepted {
+		o.logf("warning: filesystem %s (%s on %s) cannot be proven unchanged (%s); resuming onto it as allow_unproven says", a.UUID, a.Type, a.Device, fsstate.Unproven(a))
 	}
 	var stale *fsstate.StaleError
 	if errors.As(err, &stale) {
@@ -204,6 +210,9 @@ func checkDisks(t storage.Target, img *verified, o Options) error {
 	}
 	if err != nil {
 		return fmt.Errorf("image %s on %s: checking filesystems for changes since hibernation: %w; booting normally", info.ID, t, err)
+	}
+	if len(fsr.Unchanged) > 0 {
+		o.logf("filesystems proven unchanged since the image: %s", fsstate.Names(fsr.Unchanged))
 	}
 	return nil
 }
