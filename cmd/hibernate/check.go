@@ -18,14 +18,14 @@ func init() {
 func runCheck(args []string) error {
 	cfg, err := loadConfig(args)
 	if err != nil {
-		return &cli.ExitError{Code: 2, Err: err}
+		return err
 	}
 	var o hibernate.Options
 	fs := commands.FlagSet("check", "")
 	helperFlags(fs, &o, cfg)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := fs.Parse(args); err != nil {
-		return &cli.ExitError{Code: 2, Err: err}
+	if err := commands.ParseTarget(fs, args, "to", &o.Target); err != nil {
+		return err
 	}
 	targets := cfg.Targets
 	if o.Target != "" {

@@ -56,21 +56,31 @@ func helperFlags(fs *flag.FlagSet, o *hibernate.Options, cfg config.Config) {
 	o.AllowUnproven = cfg.Resume.AllowUnproven
 }
 
-func runJump(mode handoff.Mode, args []string) error {
+// jumpArgs parses the arguments of now and checkpoint: options anywhere,
+// and one optional TARGET, the same as --to.
+func jumpArgs(mode handoff.Mode, args []string) (hibernate.Options, config.Config, *secret.Flags, error) {
 	o := hibernate.Options{Mode: mode, Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "hibernate: "+f+"\n", a...) }}
 	cfg, err := loadConfig(args)
 	if err != nil {
-		return &cli.ExitError{Code: 2, Err: err}
+		return o, cfg, nil, err
 	}
-	fs := commands.FlagSet(string(mode), "")
+	fs := commands.FlagSet(string(mode), "[TARGET]")
 	helperFlags(fs, &o, cfg)
 	var kf secret.Flags
 	kf.Register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
+	if err := commands.ParseTarget(fs, args, "to", &o.Target); err != nil {
+		return o, cfg, nil, err
 	}
 	if !kf.Given() {
 		kf.KeyFile = cfg.KeyFile // key_file in /etc/kjump.conf
+	}
+	return o, cfg, &kf, nil
+}
+
+func runJump(mode handoff.Mode, args []string) error {
+	o, cfg, kf, err := jumpArgs(mode, args)
+	if err != nil {
+		return err
 	}
 	release, err := lockKjump("hibernate " + string(mode))
 	if err != nil {
@@ -92,7 +102,7 @@ func runJump(mode handoff.Mode, args []string) error {
 	}
 	printReport(os.Stderr, rep, false)
 	o.Target, o.System = rep.Target, rep.System
-	key, err := newKey(&kf)
+	key, err := newKey(kf)
 	if err != nil {
 		return err
 	}

@@ -24,9 +24,10 @@ import (
 
 func init() {
 	commands.Register(cli.Command{
-		Name:    "image",
-		Summary: "inspect images offline: image info|verify|restore TARGET",
-		Run:     runImage,
+		Name:        "image",
+		Summary:     "inspect images offline: image info|verify|restore TARGET",
+		Subcommands: []string{"info", "verify", "restore"},
+		Run:         runImage,
 	})
 }
 
@@ -38,11 +39,11 @@ encrypted images: add --key-file F, --passphrase-file F or --passphrase (info wo
 exit status: 0 valid, 1 error or corrupt, 2 usage, 3 not committed, 4 invalidated`
 
 func runImage(args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(os.Stderr, imageUsage)
-		if len(args) == 0 {
-			return &cli.ExitError{Code: 2, Err: errors.New("missing subcommand")}
-		}
+	if len(args) == 0 {
+		return cli.Usagef("missing subcommand: info, verify or restore")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Println(imageUsage)
 		return flag.ErrHelp
 	}
 	switch args[0] {
@@ -53,25 +54,17 @@ func runImage(args []string) error {
 	case "restore":
 		return imageRestore(args[1:])
 	}
-	return &cli.ExitError{Code: 2, Err: fmt.Errorf("unknown image subcommand %q:\n%s", args[0], imageUsage)}
+	return cli.Usagef("unknown image subcommand %q: use info, verify or restore", args[0])
 }
 
 // imageParse parses flags before and after the single TARGET argument.
 func imageParse(fs *flag.FlagSet, args []string) (string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return "", &cli.ExitError{Code: 2, Err: err}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := commands.Parse(fs, args)
+	if err != nil {
+		return "", err
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return "", &cli.ExitError{Code: 2, Err: fmt.Errorf("need exactly one TARGET, got %d", len(pos))}
+		return "", cli.Usagef("need exactly one TARGET, got %d", len(pos))
 	}
 	return pos[0], nil
 }

@@ -20,9 +20,9 @@ func init() {
 }
 
 func runResume(args []string) error {
-	cfg, err := config.Load(configPath(args))
+	cfg, err := config.LoadArgs(args)
 	if err != nil {
-		return &cli.ExitError{Code: 2, Err: err}
+		return &cli.ExitError{Code: cli.ExitUsage, Err: err}
 	}
 	o := resume.Options{Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "resume: "+f+"\n", a...) }}
 	fs := commands.FlagSet("run", "")
@@ -36,7 +36,7 @@ func runResume(args []string) error {
 		"resume onto filesystems kjump cannot prove unchanged (no journal it reads, external journal, other types); a proven change is refused regardless")
 	var kf secret.Flags
 	kf.Register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := commands.ParseTarget(fs, args, "from", &o.Target); err != nil {
 		return err
 	}
 	explicit := o.Target != ""
