@@ -6,9 +6,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/kjump/kjump/internal/cli"
 	"github.com/kjump/kjump/internal/hibernate"
+	"github.com/kjump/kjump/internal/sleepconf"
 )
 
 func init() {
@@ -24,6 +26,7 @@ func runCheck(args []string) error {
 	fs := commands.FlagSet("check", "")
 	helperFlags(fs, &o, cfg)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	updateLogind := fs.Bool("update-logind", false, "also let logind offer hibernation (CanHibernate) only if the check passes (kjump-canhibernate.service)")
 	if err := commands.ParseTarget(fs, args, "to", &o.Target); err != nil {
 		return err
 	}
@@ -38,6 +41,11 @@ func runCheck(args []string) error {
 	}
 	defer release()
 	rep := hibernate.Check(checkOptions(cfg, o, targets, configPath(args)))
+	if *updateLogind {
+		if err := updateLogindPolicy(rep); err != nil {
+			return err
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -87,4 +95,19 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// updateLogindPolicy makes logind's CanHibernate follow the report (see
+// internal/sleepconf/logind.go for the mechanism).
+func updateLogindPolicy(rep hibernate.Report) error {
+	var why []string
+	for _, c := range rep.Checks {
+		if c.Status == hibernate.Fail {
+			why = append(why, c.Name+": "+c.Detail)
+		}
+	}
+	if err := sleepconf.SetHibernationAllowed(rep.OK, why, time.Now()); err != nil {
+		return fmt.Errorf("cannot tell logind whether hibernation is possible: %w", err)
+	}
+	return nil
 }
