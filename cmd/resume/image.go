@@ -36,7 +36,7 @@ const imageUsage = `usage:
   resume image verify TARGET [--force]          exit 0 only if the image is fully valid
   resume image restore TARGET --to-file OUT [--force] [--threads N]
 encrypted images: add --key-file F, --passphrase-file F or --passphrase (info works without)
-exit status: 0 valid, 1 error or corrupt, 2 usage, 3 not committed, 4 invalidated`
+exit status: 0 valid, 1 error or corrupt, 2 usage, 3 not committed, 4 invalidated, 5 no such target`
 
 func runImage(args []string) error {
 	if len(args) == 0 {
@@ -92,7 +92,7 @@ func imageOpen(spec string, kf *secret.Flags) (*image.Reader, storage.Target, er
 		defer s.Wipe()
 		opts = append(opts, image.WithSecret(*s))
 	}
-	t, err := storage.Open(spec)
+	t, err := openInspect(spec)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -109,16 +109,23 @@ func imageInfo(args []string) error {
 	var kf secret.Flags
 	kf.Register(fs)
 	spec, err := imageParse(fs, args)
-	if err != nil {
-		return err
+	if err == nil {
+		err = printInfo(spec, &kf, *asJSON)
 	}
-	r, t, err := imageOpen(spec, &kf)
+	if err != nil && *asJSON && !errors.Is(err, flag.ErrHelp) {
+		cli.WriteJSONError(os.Stdout, err)
+	}
+	return err
+}
+
+func printInfo(spec string, kf *secret.Flags, asJSON bool) error {
+	r, t, err := imageOpen(spec, kf)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	info := r.Info()
-	if *asJSON {
+	if asJSON {
 		e := json.NewEncoder(os.Stdout)
 		e.SetIndent("", "  ")
 		return e.Encode(info)

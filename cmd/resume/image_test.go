@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"errors"
 	"os"
 	"path/filepath"
@@ -190,5 +192,75 @@ func TestImageRestoreCreatesPrivateFile(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, mem) {
 		t.Fatal("restored memory differs")
+	}
+}
+
+// captureStdout runs f with os.Stdout going to a pipe and returns what it wrote.
+func captureStdout(t *testing.T, f func()) string {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan []byte)
+	go func() { b, _ := io.ReadAll(r); done <- b }()
+	f()
+	os.Stdout = old
+	w.Close()
+	return string(<-done)
+}
+
+// A target that does not exist says so, with its own exit status (5),
+// not "not committed" (3); --json failures are JSON on stdout; an image
+// in a directory everyone can write (as /tmp) is inspected as it is,
+// without a demand to chmod that directory.
+func TestImageInfoTargets(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such.img")
+	err := runImage([]string{"info", missing})
+	if exitCode(err) != 5 || !strings.Contains(err.Error(), missing+" does not exist") {
+		t.Fatalf("missing: exit %d: %v", exitCode(err), err)
+	}
+	if c := exitCode(runImage([]string{"info", "/dev/no-such-kjump-disk"})); c != 5 {
+		t.Fatalf("missing device: exit %d", c)
+	}
+	if c := exitCode(runImage([]string{"info", t.TempDir()})); c != 3 {
+		t.Fatalf("empty directory: exit %d", c)
+	}
+	var jerr error
+	out := captureStdout(t, func() { jerr = runImage([]string{"info", "--json", missing}) })
+	var j struct {
+		Error      string `json:"error"`
+		ExitStatus int    `json:"exit_status"`
+	}
+	if err := json.Unmarshal([]byte(out), &j); err != nil || j.ExitStatus != 5 || exitCode(jerr) != 5 || !strings.Contains(j.Error, "does not exist") {
+		t.Fatalf("--json on a missing target: %q (%v), exit %d", out, err, exitCode(jerr))
+	}
+
+	shared := filepath.Join(t.TempDir(), "tmp")
+	os.Mkdir(shared, 0o777)
+	os.Chmod(shared, 0o1777)
+	mem := bytes.Repeat([]byte("shared dir "), 40000)
+	mem = mem[:len(mem)/4096*4096]
+	src := image.RangeSource(bytes.NewReader(mem), []image.Range{{Start: 0, End: uint64(len(mem))}})
+	img := filepath.Join(shared, "x.img")
+	w, err := os.MkdirTemp("", "kjump-img") // written where storage allows it, then moved
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(w)
+	tg, _ := storage.Open(w)
+	if _, err := image.WriteTarget(context.Background(), tg, src, image.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(w, storage.DefaultName), img); err != nil {
+		t.Fatal(err)
+	}
+	out = captureStdout(t, func() { err = runImage([]string{"info", img}) })
+	if err != nil || !strings.Contains(out, "status:") || strings.Contains(out, "chmod") {
+		t.Fatalf("image in a shared directory: %v\n%s", err, out)
+	}
+	if err := runImage([]string{"verify", img}); err != nil {
+		t.Fatalf("verify in a shared directory: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -359,4 +360,29 @@ func BuildVersion(set string) string {
 		rev += "-dirty"
 	}
 	return "git " + rev
+}
+
+// ExitCode is the exit status Main gives err.
+func ExitCode(err error) int {
+	var ee *ExitError
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, context.Canceled) || errors.Is(err, ErrInterrupted):
+		return ExitInterrupted
+	case errors.As(err, &ee):
+		return ee.Code
+	}
+	return ExitFailure
+}
+
+// WriteJSONError writes err as {"error": ..., "exit_status": ...} for
+// commands run with --json: a script parsing their output gets JSON on
+// failure too. Main still prints the message on stderr.
+func WriteJSONError(w io.Writer, err error) {
+	b, _ := json.MarshalIndent(struct {
+		Error      string `json:"error"`
+		ExitStatus int    `json:"exit_status"`
+	}{Message(err), ExitCode(err)}, "", "  ")
+	fmt.Fprintln(w, string(b))
 }
