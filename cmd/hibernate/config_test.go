@@ -124,3 +124,26 @@ func TestUsageErrorsExit2(t *testing.T) {
 		}
 	}
 }
+
+// Lines are broken at spaces to the terminal's width, continuation lines
+// indented under the text; no word is lost or split.
+func TestWrap(t *testing.T) {
+	head := "FAIL  reserved-region  "
+	text := "no memory is reserved for the helper kernel: add memmap=128M$0x15000000 to the kernel command line and reboot"
+	got := wrap(head, text, 60)
+	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("not wrapped:\n%s", got)
+	}
+	for i, l := range lines {
+		if len(l) > 60 {
+			t.Errorf("line %d is %d columns: %q", i, len(l), l)
+		}
+		if i > 0 && !strings.HasPrefix(l, strings.Repeat(" ", len(head))) {
+			t.Errorf("line %d not indented: %q", i, l)
+		}
+	}
+	if strings.Join(strings.Fields(got), " ") != strings.Join(strings.Fields(head+text), " ") {
+		t.Fatalf("words changed:\n%s", got)
+	}
+}
