@@ -61,7 +61,7 @@ type CheckOptions struct {
 	// hook in the boot initramfs and the reservation on the boot loader's
 	// command line ('hibernate check'; now and checkpoint skip it).
 	ResumeSide bool
-	Prepare        prepare.Inputs
+	Prepare    prepare.Inputs
 }
 
 // Check runs every prerequisite of a hibernation and reports each; it

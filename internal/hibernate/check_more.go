@@ -212,4 +212,3 @@ func nextBootCmdline(rel string) (line, where string) {
 	}
 	return "", ""
 }
-
