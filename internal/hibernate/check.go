@@ -57,11 +57,12 @@ type CheckOptions struct {
 	KeyFile        string // key_file from the configuration ("": no key line)
 	Encrypted      bool   // a key was given another way (--key-file, --passphrase...)
 	SysBlock       string // default /sys/block: where dm-crypt volumes are found
+	Prepare        prepare.Inputs
+
 	// ResumeSide also checks what the next boot needs to resume: kjump's
 	// hook in the boot initramfs and the reservation on the boot loader's
 	// command line ('hibernate check'; now and checkpoint skip it).
 	ResumeSide bool
-	Prepare    prepare.Inputs
 }
 
 // Check runs every prerequisite of a hibernation and reports each; it
