@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -34,7 +35,7 @@ func init() {
 const imageUsage = `usage:
   resume image info TARGET [--json]
   resume image verify TARGET [--force]          exit 0 only if the image is fully valid
-  resume image restore TARGET --to-file OUT [--force] [--threads N]
+  resume image restore TARGET --to-file OUT [--format elf|raw] [--force] [--threads N]
 encrypted images: add --key-file F, --passphrase-file F or --passphrase (info works without)
 exit status: 0 valid, 1 error or corrupt, 2 usage, 3 not committed, 4 invalidated, 5 no such target`
 
@@ -207,7 +208,8 @@ func imageVerify(args []string) error {
 
 func imageRestore(args []string) error {
 	fs := commands.FlagSet("image restore", "TARGET --to-file OUT")
-	out := fs.String("to-file", "", "sparse file to write pages into, at offset = physical address")
+	out := fs.String("to-file", "", "new file to write the RAM into (an ELF core file, see --format)")
+	format := fs.String("format", "elf", "elf: an ELF core file (PT_LOAD per RAM range at its physical address) for gdb, crash and 'hibernate image create'; raw: a sparse flat file, offset = physical address")
 	force := fs.Bool("force", false, "accept an invalidated image whose data is intact")
 	threads := fs.Int("threads", 0, "decompression workers (0: one per CPU)")
 	var kf secret.Flags
@@ -217,8 +219,10 @@ func imageRestore(args []string) error {
 		return err
 	}
 	if *out == "" {
-		fs.Usage()
-		return &cli.ExitError{Code: 2, Err: errors.New("need --to-file OUT")}
+		return cli.Usagef("need --to-file OUT")
+	}
+	if *format != "elf" && *format != "raw" {
+		return cli.Usagef("--format %s: use elf or raw", *format)
 	}
 	r, t, err := imageOpen(spec, &kf)
 	if err != nil {
@@ -239,10 +243,26 @@ func imageRestore(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	var sink io.WriterAt = f
+	if *format == "elf" {
+		md := r.Metadata()
+		info := r.Info()
+		pageSize := int64(md.PageSize)
+		if pageSize == 0 {
+			pageSize = 4096
+		}
+		note := []string{"image_id=" + info.ID, "kernel_release=" + md.KernelRelease, "hostname=" + md.Hostname,
+			"created=" + info.Created.Format(time.RFC3339), "mode=" + md.Extra["mode"]}
+		if sink, err = newELFCore(f, r.Ranges(), note, pageSize); err != nil {
+			f.Close()
+			os.Remove(*out)
+			return fmt.Errorf("writing %s: %w", *out, err)
+		}
+	}
 	m := progress.New("restoring")
-	st, err := r.Restore(ctx, f, append(opts, image.WithProgress(m.Update))...)
+	st, err := r.Restore(ctx, sink, append(opts, image.WithProgress(m.Update))...)
 	m.Done()
-	if err == nil {
+	if err == nil && *format == "raw" {
 		// The file spans all of RAM, so it compares byte for byte with a
 		// flat memory dump even when the top pages were zero.
 		rs := r.Ranges()
@@ -256,8 +276,8 @@ func imageRestore(args []string) error {
 		return imageExit(fmt.Errorf("restoring %s to %s: %w", t, *out, err))
 	}
 	secs := max(st.Duration.Seconds(), 1e-9)
-	fmt.Printf("restored %d pages (%s) from %s to %s in %s (%s/s of RAM)\n", st.StoredPages,
-		humanize.IBytes(st.StoredPages*uint64(r.Metadata().PageSize)), t, *out, st.Duration.Round(time.Millisecond),
+	fmt.Printf("restored %d pages (%s) from %s to %s (%s) in %s (%s/s of RAM)\n", st.StoredPages,
+		humanize.IBytes(st.StoredPages*uint64(r.Metadata().PageSize)), t, *out, formatName(*format), st.Duration.Round(time.Millisecond),
 		humanize.IBytes(uint64(float64(st.RAMBytes)/secs)))
 	return nil
 }
@@ -271,4 +291,11 @@ func createPrivate(path string) (*os.File, error) {
 		return nil, fmt.Errorf("--to-file %s exists (or is a symbolic link): the restored RAM goes only into a new file, readable by its owner alone; remove it or give a new name", path)
 	}
 	return f, err
+}
+
+func formatName(f string) string {
+	if f == "elf" {
+		return "ELF core file"
+	}
+	return "flat sparse file, offset = physical address"
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -48,7 +49,7 @@ func TestImageCommands(t *testing.T) {
 		t.Fatalf("info --json: %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "mem")
-	if err := runImage([]string{"restore", dir, "--to-file", out}); err != nil {
+	if err := runImage([]string{"restore", dir, "--format", "raw", "--to-file", out}); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	got, err := os.ReadFile(out)
@@ -124,7 +125,7 @@ func TestImageCommandsEncrypted(t *testing.T) {
 		t.Fatalf("verify with the key: %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "mem")
-	if err := runImage([]string{"restore", dir, "--key-file", keyFile, "--to-file", out}); err != nil {
+	if err := runImage([]string{"restore", dir, "--key-file", keyFile, "--format=raw", "--to-file", out}); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, mem) {
@@ -184,7 +185,7 @@ func TestImageRestoreCreatesPrivateFile(t *testing.T) {
 	}
 
 	out := filepath.Join(outDir, "new")
-	if err := runImage([]string{"restore", dir, "--to-file", out}); err != nil {
+	if err := runImage([]string{"restore", dir, "--to-file", out, "--format", "raw"}); err != nil {
 		t.Fatalf("restore to a new file: %v", err)
 	}
 	if fi, _ := os.Stat(out); fi.Mode().Perm() != 0o600 {
@@ -262,5 +263,60 @@ func TestImageInfoTargets(t *testing.T) {
 	}
 	if err := runImage([]string{"verify", img}); err != nil {
 		t.Fatalf("verify in a shared directory: %v", err)
+	}
+}
+
+// restore --to-file writes what resume(8) promises: an ELF core file with
+// one PT_LOAD per RAM range at its physical address. file(1) calls it a
+// core file, readelf lists the segments, kjump's own ELF reader (what
+// 'hibernate image create --from' uses) reads every byte back, and gdb
+// reads memory from it by address.
+func TestImageRestoreELF(t *testing.T) {
+	dir := t.TempDir()
+	low := bytes.Repeat([]byte("low RAM page "), 8192)[:16<<12]
+	high := append(bytes.Repeat([]byte("kjump-elf-marker\x00"), 2048)[:8<<12], make([]byte, 8<<12)...) // zero tail
+	ranges := []image.Range{{Start: 0x1000, End: 0x1000 + uint64(len(low))}, {Start: 0x100000, End: 0x100000 + uint64(len(high))}}
+	mem := make([]byte, ranges[1].End)
+	copy(mem[ranges[0].Start:], low)
+	copy(mem[ranges[1].Start:], high)
+	src := image.RangeSource(bytes.NewReader(mem), ranges)
+	tg, _ := storage.Open(dir)
+	if _, err := image.WriteTarget(context.Background(), tg, src, image.Metadata{KernelRelease: "6.1.0-test"}); err != nil {
+		t.Fatal(err)
+	}
+	core := filepath.Join(t.TempDir(), "core")
+	if err := runImage([]string{"restore", dir, "--to-file", core}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("file", core).CombinedOutput(); err != nil || !strings.Contains(string(out), "ELF 64-bit LSB core file") {
+		t.Fatalf("file: %s %v", out, err)
+	}
+	out, err := exec.Command("readelf", "-l", "-n", core).CombinedOutput()
+	if err != nil || strings.Count(string(out), "LOAD") != 2 || !strings.Contains(string(out), "0x0000000000100000") || !strings.Contains(string(out), "KJUMP") {
+		t.Fatalf("readelf: %v\n%s", err, out)
+	}
+	f, err := os.Open(core)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	es, err := image.OpenELF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(mem))
+	for _, r := range ranges {
+		if _, err := es.ReadAt(got[r.Start:r.End], int64(r.Start)); err != nil {
+			t.Fatalf("reading %v back: %v", r, err)
+		}
+	}
+	if !bytes.Equal(got, mem) {
+		t.Fatal("the ELF core's RAM differs from the image's")
+	}
+	if gdb, err := exec.LookPath("gdb"); err == nil {
+		out, err := exec.Command(gdb, "-nx", "-batch", "-c", core, "-ex", "x/s 0x100000").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"kjump-elf-marker"`) {
+			t.Fatalf("gdb: %v\n%s", err, out)
+		}
 	}
 }
