@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -71,14 +73,8 @@ func runStatus(args []string) error {
 	}
 	reserve, _ := cfg.ReserveBytes()
 	rep.Reservation = reservationState(reserve)
-	rep.LastHibernate, err = status.Load(status.Dir, status.Hibernate)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "hibernate status: warning: %v\n", err)
-	}
-	rep.LastResume, err = status.Load(status.RunDir, status.Resume)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "hibernate status: warning: %v\n", err)
-	}
+	rep.LastHibernate = loadOutcome(status.Dir, status.Hibernate)
+	rep.LastResume = loadOutcome(status.RunDir, status.Resume)
 	if asJSON {
 		e := json.NewEncoder(os.Stdout)
 		e.SetIndent("", "  ")
@@ -203,6 +199,9 @@ func outcomeLine(o *status.Outcome, now time.Time) string {
 	if o == nil {
 		return "none recorded"
 	}
+	if o.Time.IsZero() {
+		return o.Result + ": " + o.Detail
+	}
 	s := fmt.Sprintf("%s: %s at %s (%s ago)", o.Command, o.Result, o.Time.Local().Format("2006-01-02 15:04:05"), now.Sub(o.Time).Round(time.Second))
 	if o.Target != "" {
 		s += ", target " + o.Target
@@ -223,4 +222,16 @@ func outcomeLine(o *status.Outcome, now time.Time) string {
 		s += "; " + o.Detail
 	}
 	return s
+}
+
+// loadOutcome reads a record; one that cannot be read becomes its reason.
+func loadOutcome(dir, name string) *status.Outcome {
+	o, err := status.Load(dir, name)
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return &status.Outcome{Result: "unknown", Detail: "only root can read " + filepath.Join(dir, name)}
+	case err != nil:
+		return &status.Outcome{Result: "unknown", Detail: cli.Message(err)}
+	}
+	return o
 }

@@ -206,9 +206,10 @@ func Message(err error) string {
 	msg := strings.TrimSpace(err.Error())
 	msg = strings.ReplaceAll(msg, context.Canceled.Error(), "interrupted")
 	parts := strings.Split(msg, ": ")
-	out := parts[:0]
-	for i, p := range parts {
-		if i > 0 && p == parts[i-1] {
+	var out []string
+	for _, p := range parts {
+		if n := len(out); n > 0 && (p == out[n-1] || strings.HasPrefix(p, out[n-1]+";")) {
+			out[n-1] = p // "denied: denied; run as root" keeps the longer
 			continue
 		}
 		out = append(out, p)

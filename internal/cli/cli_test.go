@@ -101,6 +101,7 @@ func TestMessage(t *testing.T) {
 		"a: permission denied: permission denied": "a: permission denied",
 		"verify: context canceled":                "verify: interrupted",
 		"x: y: x":                                 "x: y: x",
+		"open /x: stat /x: permission denied: permission denied; run as root": "open /x: stat /x: permission denied; run as root",
 	} {
 		if got := Message(errors.New(in)); got != want {
 			t.Errorf("%q: %q, want %q", in, got, want)
