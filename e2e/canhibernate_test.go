@@ -39,6 +39,10 @@ wait_can() {
 }
 systemctl is-system-running --wait >/dev/null
 say "up: $(systemd-analyze | head -1)"
+# What resume did in the initramfs (no image on this cold boot): in the
+# journal through the kernel log, and in the record /run carried over.
+say "resume in the journal: $(journalctl -b -t kjump-resume -o cat | tail -1)"
+say "status: $(hibernate status | grep -e 'resume this boot' -e logind | tr -s ' ' | tr '\n' '|')"
 say "boot: CanHibernate=$(wait_can yes) service=$(systemctl show -p Result --value kjump-canhibernate.service) timer=$(systemctl is-active kjump-canhibernate.timer)"
 pci=$(readlink -f /sys/block/vdb/device/..)
 say "unplugging /dev/vdb (${pci##*/})"
@@ -88,6 +92,8 @@ func canHibernateFollowsCheck(s *S) error {
 	}
 	s.T.Logf("systemd boot: %s", time.Since(boot).Round(time.Second))
 	steps := []struct{ pattern, what string }{
+		{`SYSD resume in the journal: nothing to resume \(no image to resume on /dev/vdb.*\); booting normally`, "resume's outcome in the journal"},
+		{`SYSD status: .*resume this boot: resume: none at `, "resume's outcome in hibernate status"},
 		{`SYSD boot: CanHibernate="yes" after \d+s service=success timer=active`, "CanHibernate at boot, the check passing"},
 		{`SYSD target gone: exists=no CanHibernate="(no|na)" after (\d+)s`, "CanHibernate with the target unplugged"},
 		{`SYSD drop-in: .*target: .*/dev/vdb.*AllowHibernation=no`, "the drop-in naming the failed check"},

@@ -158,7 +158,10 @@ func (s *Set) Main(args []string) int {
 			return 0
 		}
 	}
-	if s.Default != "" && (len(args) == 0 || strings.HasPrefix(args[0], "-")) {
+	// The default command also takes a first argument that names a
+	// target rather than a command (`resume /dev/sdb2`, `resume UUID=...`).
+	if s.Default != "" && (len(args) == 0 || strings.HasPrefix(args[0], "-") ||
+		s.commands[args[0]].Run == nil && strings.ContainsAny(args[0], "/=:")) {
 		args = append([]string{s.Default}, args...)
 	}
 	if len(args) == 0 {

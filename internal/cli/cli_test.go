@@ -147,3 +147,29 @@ func TestCompletion(t *testing.T) {
 		t.Errorf("unknown shell: exit %d", code)
 	}
 }
+
+// A program with a default command runs it for options alone or a first
+// argument that is a target, not a command name.
+func TestDefaultCommand(t *testing.T) {
+	var got []string
+	s := &Set{Prog: "resume", Default: "run", Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}
+	s.Register(Command{Name: "run", Run: func(args []string) error { got = args; return nil }})
+	s.Register(Command{Name: "image", Run: func(args []string) error { got = append([]string{"image"}, args...); return nil }})
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 0, ""},
+		{[]string{"--from", "/dev/a"}, 0, "--from /dev/a"},
+		{[]string{"/dev/sdb2"}, 0, "/dev/sdb2"},
+		{[]string{"UUID=1234", "--force"}, 0, "UUID=1234 --force"},
+		{[]string{"image", "info"}, 0, "image info"},
+		{[]string{"imgae"}, 2, ""},
+	} {
+		got = nil
+		if code := s.Main(tc.args); code != tc.code || strings.Join(got, " ") != tc.want {
+			t.Errorf("%q: exit %d, ran with %q", tc.args, code, got)
+		}
+	}
+}
