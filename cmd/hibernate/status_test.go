@@ -75,3 +75,19 @@ func TestStatus(t *testing.T) {
 		}
 	}
 }
+
+// With --json, an error that prevents the command prints JSON too.
+func TestJSONErrors(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.conf")
+	for _, run := range []func([]string) error{runCheck, runStatus} {
+		var err error
+		out := captureStdout(t, func() { err = run([]string{"--json", "--config", missing}) })
+		var j struct {
+			Error      string `json:"error"`
+			ExitStatus int    `json:"exit_status"`
+		}
+		if json.Unmarshal([]byte(out), &j) != nil || j.ExitStatus != 2 || !strings.Contains(j.Error, "no such file") || err == nil {
+			t.Errorf("%q (%v)", out, err)
+		}
+	}
+}
