@@ -43,6 +43,10 @@ say "up: $(systemd-analyze | head -1)"
 # journal through the kernel log, and in the record /run carried over.
 say "resume in the journal: $(journalctl -b -t kjump-resume -o cat | tail -1)"
 say "status: $(hibernate status | grep -e 'resume this boot' -e logind | tr -s ' ' | tr '\n' '|')"
+# hibernate by hand (stderr not the journal): its refusal is in the
+# journal, and in the record hibernate status reads.
+hibernate now /dev/vdz 2>/tmp/now.err
+say "by hand: rc=$? journal: $(journalctl -b -t hibernate -o cat | grep -c 'refused: .*target') record: $(sed -n 's/.*"result": "\(.*\)".*/\1/p' /var/lib/kjump/hibernate.json)"
 say "boot: CanHibernate=$(wait_can yes) service=$(systemctl show -p Result --value kjump-canhibernate.service) timer=$(systemctl is-active kjump-canhibernate.timer)"
 pci=$(readlink -f /sys/block/vdb/device/..)
 say "unplugging /dev/vdb (${pci##*/})"
@@ -94,6 +98,7 @@ func canHibernateFollowsCheck(s *S) error {
 	steps := []struct{ pattern, what string }{
 		{`SYSD resume in the journal: nothing to resume \(no image to resume on /dev/vdb.*\); booting normally`, "resume's outcome in the journal"},
 		{`SYSD status: .*resume this boot: resume: none at `, "resume's outcome in hibernate status"},
+		{`SYSD by hand: rc=1 journal: [1-9]\d* record: refused`, "hibernate now by hand, refused: journal and record"},
 		{`SYSD boot: CanHibernate="yes" after \d+s service=success timer=active`, "CanHibernate at boot, the check passing"},
 		{`SYSD target gone: exists=no CanHibernate="(no|na)" after (\d+)s`, "CanHibernate with the target unplugged"},
 		{`SYSD drop-in: .*target: .*/dev/vdb.*AllowHibernation=no`, "the drop-in naming the failed check"},
