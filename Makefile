@@ -9,8 +9,12 @@ GOFLAGS_STATIC := CGO_ENABLED=0
 
 all: build
 
+# What --version prints (packaging/deb.sh names the package the same way).
+VERSION ?= 0.1.0~git$(shell git log -1 --format=%cd --date=format:%Y%m%d 2>/dev/null).$(shell git rev-parse --short HEAD 2>/dev/null)
+export VERSION
+
 build:
-	$(GOFLAGS_STATIC) $(GO) build -trimpath -o $(BIN)/ ./cmd/hibernate ./cmd/resume
+	$(GOFLAGS_STATIC) $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./cmd/hibernate ./cmd/resume
 
 vet:
 	$(GO) vet ./...

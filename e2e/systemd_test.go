@@ -268,8 +268,14 @@ func systemctlSleep(s *S, generator, op string) error {
 	return m.Wait(5 * time.Minute)
 }
 
+// extraDrivers are other scenarios' driver scripts for debianSystem, by op.
+var extraDrivers = map[string]string{}
+
 // driverFor is the driver script for `systemctl OP` (OP may end in noRTC).
 func driverFor(op string) string {
+	if d, ok := extraDrivers[op]; ok {
+		return d
+	}
 	op, withoutRTC := strings.CutSuffix(op, noRTC)
 	d := strings.Replace(driverScript, "OP=hibernate", "OP="+op, 1)
 	if withoutRTC {

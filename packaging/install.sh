@@ -13,6 +13,11 @@
 #   systemd/<dir>/...                 -> $PREFIX/lib/systemd/<dir>/...  (system-sleep/, logind.conf.d/, system/X.d/ ...)
 #   initramfs/initramfs-tools/...     -> $PREFIX/share/initramfs-tools/...  (hooks/, scripts/local-premount/)
 #   initramfs/dracut/<module>/...     -> $PREFIX/lib/dracut/modules.d/<module>/...
+#   initramfs/mkinitcpio/{install,hooks}/kjump -> $PREFIX/lib/initcpio/{install,hooks}/kjump
+#   packaging/udev/*.rules            -> $PREFIX/lib/udev/rules.d/
+#   completion (from 'hibernate completion bash|zsh', generated into out/completion/)
+#                                     -> $PREFIX/share/bash-completion/completions/{hibernate,resume}
+#                                        $PREFIX/share/zsh/vendor-completions/_{hibernate,resume}
 # Executable bits come from the repository. Nothing in /etc is written:
 # without /etc/kjump.conf every default applies, so uninstall leaves the
 # system as it was.
@@ -40,6 +45,13 @@ manifest() {
 		< <(find initramfs/initramfs-tools -type f 2>/dev/null | sort)
 	while IFS= read -r f; do echo "$(mode "$f") $f $PREFIX/lib/dracut/modules.d/${f#initramfs/dracut/}"; done \
 		< <(find initramfs/dracut -type f 2>/dev/null | sort)
+	while IFS= read -r f; do echo "644 $f $PREFIX/lib/initcpio/${f#initramfs/mkinitcpio/}"; done \
+		< <(find initramfs/mkinitcpio -type f 2>/dev/null | sort)
+	for f in packaging/udev/*.rules; do [[ -e $f ]] && echo "644 $f $PREFIX/lib/udev/rules.d/${f##*/}"; done
+	for p in hibernate resume; do
+		echo "644 out/completion/$p.bash $PREFIX/share/bash-completion/completions/$p"
+		echo "644 out/completion/_$p $PREFIX/share/zsh/vendor-completions/_$p"
+	done
 }
 mode() { if [[ -x $1 ]]; then echo 755; else echo 644; fi; }
 
@@ -47,6 +59,12 @@ case ${1:-} in
 list) manifest ;;
 install)
 	for f in bin/hibernate bin/resume; do [[ -x $f ]] || { echo "install.sh: $f missing: run 'make build' first" >&2; exit 1; }; done
+	# Completion scripts come from the binaries, so they match their options.
+	mkdir -p out/completion
+	for p in hibernate resume; do
+		bin/$p completion bash >out/completion/$p.bash
+		bin/$p completion zsh >out/completion/_$p
+	done
 	manifest | while read -r m src dst; do
 		install -D -m "$m" "$src" "$DESTDIR$dst"
 		echo "  $DESTDIR$dst"

@@ -54,7 +54,7 @@ say "dpkg -i $(basename "$deb")"
 inchroot 'dpkg -i /tmp/kjump.deb' 2>&1 | sed 's/^/  /'
 inchroot 'dpkg -s kjump | grep -q "^Status: install ok installed"' || die "kjump is not installed after dpkg -i"
 inchroot 'hibernate --help >/dev/null 2>&1; hibernate check >/tmp/check.out 2>&1; echo "check rc=$?"; cat /tmp/check.out' | sed 's/^/  /'
-inchroot 'test -x /usr/sbin/hibernate && test -x /usr/sbin/resume && test -f /usr/share/man/man8/hibernate.8.gz && test -f /usr/share/man/man8/resume.8.gz && test -f /usr/share/man/man5/kjump.conf.5.gz && test -f /usr/share/doc/kjump/examples/kjump.conf' ||
+inchroot 'test -x /usr/sbin/hibernate && test -x /usr/sbin/resume && test -f /usr/share/man/man8/hibernate.8.gz && test -f /usr/share/man/man8/resume.8.gz && test -f /usr/share/man/man5/kjump.conf.5.gz && test -f /usr/share/doc/kjump/examples/kjump.conf && test -f /usr/share/bash-completion/completions/hibernate && test -f /usr/share/zsh/vendor-completions/_resume && test -f /usr/lib/systemd/sleep.conf.d/kjump.conf && test -f /usr/lib/initcpio/install/kjump' ||
 	die "installed files missing"
 if [[ -n $helper ]]; then
 	[[ -s $root/boot/kjump/helper.cpio.gz && -s $root/boot/kjump/helper.cpio.gz.stamp ]] || die "postinst did not run 'hibernate prepare'"

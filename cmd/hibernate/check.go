@@ -2,13 +2,19 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"time"
+
+	"golang.org/x/term"
 
 	"github.com/kjump/kjump/internal/cli"
 	"github.com/kjump/kjump/internal/hibernate"
+	"github.com/kjump/kjump/internal/sleepconf"
 )
 
 func init() {
@@ -16,16 +22,27 @@ func init() {
 }
 
 func runCheck(args []string) error {
+	printed, err := check(args)
+	if err != nil && !printed && hasJSONFlag(args) && !errors.Is(err, flag.ErrHelp) {
+		cli.WriteJSONError(os.Stdout, err)
+	}
+	return err
+}
+
+// check runs 'hibernate check'; printed tells whether the report (JSON or
+// text) was printed.
+func check(args []string) (printed bool, err error) {
 	cfg, err := loadConfig(args)
 	if err != nil {
-		return &cli.ExitError{Code: 2, Err: err}
+		return false, err
 	}
 	var o hibernate.Options
 	fs := commands.FlagSet("check", "")
 	helperFlags(fs, &o, cfg)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := fs.Parse(args); err != nil {
-		return &cli.ExitError{Code: 2, Err: err}
+	updateLogind := fs.Bool("update-logind", false, "also let logind offer hibernation (CanHibernate) only if the check passes (kjump-canhibernate.service)")
+	if err := commands.ParseTarget(fs, args, "to", &o.Target); err != nil {
+		return false, err
 	}
 	targets := cfg.Targets
 	if o.Target != "" {
@@ -34,10 +51,17 @@ func runCheck(args []string) error {
 	// The check may probe kexec_load, replacing a loaded helper.
 	release, err := lockKjump("hibernate check")
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer release()
-	rep := hibernate.Check(checkOptions(cfg, o, targets, configPath(args)))
+	co := checkOptions(cfg, o, targets, configPath(args))
+	co.ResumeSide = true
+	rep := hibernate.Check(co)
+	if *updateLogind {
+		if err := updateLogindPolicy(rep); err != nil {
+			return false, err
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -47,29 +71,76 @@ func runCheck(args []string) error {
 	}
 	if !rep.OK {
 		if *asJSON {
-			return &cli.ExitError{Code: 1, Err: fmt.Errorf("%s", failures(rep))}
+			return true, &cli.ExitError{Code: 1, Err: fmt.Errorf("%s", failures(rep))}
 		}
-		return &cli.ExitError{Code: 1, Err: fmt.Errorf("hibernation cannot proceed: %s", failures(rep))}
+		return true, &cli.ExitError{Code: 1, Err: fmt.Errorf("hibernation cannot proceed: %s", failures(rep))}
 	}
 	if !*asJSON {
 		fmt.Printf("hibernation can proceed (target %s)\n", orNone(rep.Target))
 	}
-	return nil
+	return true, nil
 }
 
 // printReport writes one line per check; all=false writes only WARN and
 // FAIL lines (what hibernate now/checkpoint show before jumping).
 func printReport(w io.Writer, rep hibernate.Report, all bool) {
+	width := terminalWidth(w)
 	for _, c := range rep.Checks {
 		if !all && c.Status == hibernate.Pass {
 			continue
 		}
-		line := fmt.Sprintf("%s  %-16s %s", c.Status, c.Name, c.Detail)
-		if c.Fix != "" {
-			line += "; fix: " + c.Fix
+		head := fmt.Sprintf("%s  %-16s ", c.Status, c.Name)
+		if width == 0 {
+			// Not a terminal: one line per check, for grep and the journal.
+			line := head + c.Detail
+			if c.Fix != "" {
+				line += "; fix: " + c.Fix
+			}
+			fmt.Fprintln(w, line)
+			continue
 		}
-		fmt.Fprintln(w, line)
+		fmt.Fprint(w, wrap(head, c.Detail, width))
+		if c.Fix != "" {
+			fmt.Fprint(w, wrap(strings.Repeat(" ", len(head)), "fix: "+c.Fix, width))
+		}
 	}
+}
+
+// terminalWidth is w's width in columns when w is a terminal that knows
+// it, else 0 (no wrapping).
+func terminalWidth(w io.Writer) int {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return 0
+	}
+	cols, _, err := term.GetSize(int(f.Fd()))
+	if err != nil || cols < 40 {
+		return 0
+	}
+	return cols
+}
+
+// wrap writes text after head, broken at spaces to fit width columns, the
+// following lines indented under the text.
+func wrap(head, text string, width int) string {
+	indent := strings.Repeat(" ", len(head))
+	var b strings.Builder
+	line := head
+	col := len(head)
+	for _, word := range strings.Fields(text) {
+		if col > len(indent) && col+1+len(word) > width {
+			b.WriteString(strings.TrimRight(line, " ") + "\n")
+			line, col = indent, len(indent)
+		}
+		if col > len(indent) {
+			line += " "
+			col++
+		}
+		line += word
+		col += len(word)
+	}
+	b.WriteString(line + "\n")
+	return b.String()
 }
 
 func failures(rep hibernate.Report) string {
@@ -87,4 +158,19 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// updateLogindPolicy makes logind's CanHibernate follow the report (see
+// internal/sleepconf/logind.go for the mechanism).
+func updateLogindPolicy(rep hibernate.Report) error {
+	var why []string
+	for _, c := range rep.Checks {
+		if c.Status == hibernate.Fail {
+			why = append(why, c.Name+": "+c.Detail)
+		}
+	}
+	if err := sleepconf.SetHibernationAllowed(rep.OK, why, time.Now()); err != nil {
+		return fmt.Errorf("cannot tell logind whether hibernation is possible: %w", err)
+	}
+	return nil
 }

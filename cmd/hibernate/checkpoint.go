@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/dustin/go-humanize"
 
 	"github.com/kjump/kjump/internal/cli"
@@ -15,6 +17,7 @@ import (
 	"github.com/kjump/kjump/internal/hibernate"
 	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/secret"
+	"github.com/kjump/kjump/internal/status"
 )
 
 func init() {
@@ -56,21 +59,31 @@ func helperFlags(fs *flag.FlagSet, o *hibernate.Options, cfg config.Config) {
 	o.AllowUnproven = cfg.Resume.AllowUnproven
 }
 
-func runJump(mode handoff.Mode, args []string) error {
+// jumpArgs parses the arguments of now and checkpoint: options anywhere,
+// and one optional TARGET, the same as --to.
+func jumpArgs(mode handoff.Mode, args []string) (hibernate.Options, config.Config, *secret.Flags, error) {
 	o := hibernate.Options{Mode: mode, Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "hibernate: "+f+"\n", a...) }}
 	cfg, err := loadConfig(args)
 	if err != nil {
-		return &cli.ExitError{Code: 2, Err: err}
+		return o, cfg, nil, err
 	}
-	fs := commands.FlagSet(string(mode), "")
+	fs := commands.FlagSet(string(mode), "[TARGET]")
 	helperFlags(fs, &o, cfg)
 	var kf secret.Flags
 	kf.Register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
+	if err := commands.ParseTarget(fs, args, "to", &o.Target); err != nil {
+		return o, cfg, nil, err
 	}
 	if !kf.Given() {
 		kf.KeyFile = cfg.KeyFile // key_file in /etc/kjump.conf
+	}
+	return o, cfg, &kf, nil
+}
+
+func runJump(mode handoff.Mode, args []string) error {
+	o, cfg, kf, err := jumpArgs(mode, args)
+	if err != nil {
+		return err
 	}
 	release, err := lockKjump("hibernate " + string(mode))
 	if err != nil {
@@ -86,13 +99,16 @@ func runJump(mode handoff.Mode, args []string) error {
 	co.TargetOptional = mode == handoff.Checkpoint
 	co.Encrypted = kf.Given()
 	rep := hibernate.Check(co)
+	cmd := "hibernate " + string(mode)
 	if !rep.OK {
 		printReport(os.Stderr, rep, true)
-		return fmt.Errorf("refused: %s (run 'hibernate check' for every prerequisite); nothing was changed", failures(rep))
+		err := fmt.Errorf("refused: %s (run 'hibernate check' for every prerequisite); nothing was changed", failures(rep))
+		recordOutcome(status.Outcome{Command: cmd, Result: status.Refused, Target: orNone(o.Target), Detail: failureDetails(rep)}, err.Error())
+		return err
 	}
 	printReport(os.Stderr, rep, false)
 	o.Target, o.System = rep.Target, rep.System
-	key, err := newKey(&kf)
+	key, err := newKey(kf)
 	if err != nil {
 		return err
 	}
@@ -101,24 +117,35 @@ func runJump(mode handoff.Mode, args []string) error {
 		defer key.Wipe()
 		o.Log("image will be encrypted (AES-256-GCM, %s)", key.Source)
 	}
+	journalf(journal.PriInfo, "%s to %s: jumping to the helper kernel", cmd, orNone(o.Target))
 	out, err := hibernate.Jump(o)
 	if err != nil {
+		recordOutcome(status.Outcome{Command: cmd, Result: status.Failed, Target: orNone(o.Target), Detail: cli.Message(err)}, cmd+" failed: "+cli.Message(err))
 		return err
 	}
 	r := out.Result
+	rec := status.Outcome{Command: cmd, Target: r.Details["target"], ImageID: r.Details["image_id"], Figures: map[string]string{
+		"ram_bytes": strconv.FormatUint(r.RAMBytes, 10), "helper_seconds": strconv.FormatFloat(r.Seconds, 'f', 2, 64),
+		"away": out.Away.Round(time.Millisecond).String()}}
+	var msg string
 	switch {
 	case r.Mode == handoff.Resumed:
-		fmt.Printf("hibernate: RESUMED from image %s on %s (hibernated at %s, away %s); restore kernel wrote %s in %.2fs\n",
+		msg = fmt.Sprintf("RESUMED from image %s on %s (hibernated at %s, away %s); restore kernel wrote %s in %.2fs",
 			r.Details["image_id"], r.Details["target"], r.Details["hibernated_at"], out.Away.Round(time.Second),
 			humanize.IBytes(r.RAMBytes), r.Seconds)
+		rec.Result, rec.Figures["hibernated_at"] = status.Resumed, r.Details["hibernated_at"]
 	case r.ImageBytes > 0:
-		fmt.Printf("hibernate: checkpoint committed to %s: %s of RAM in a %s image; helper (%d CPUs) took %.2fs; back after %s\n",
+		msg = fmt.Sprintf("checkpoint committed to %s: %s of RAM in a %s image; helper (%d CPUs) took %.2fs; back after %s",
 			r.Details["target"], humanize.IBytes(r.RAMBytes), humanize.IBytes(r.ImageBytes), r.CPUs, r.Seconds,
 			out.Away.Round(time.Millisecond))
+		rec.Result, rec.Figures["image_bytes"] = status.Committed, strconv.FormatUint(r.ImageBytes, 10)
 	default:
-		fmt.Printf("hibernate: back after %s: helper (%d CPUs) read %s of RAM in %.2fs\n",
+		msg = fmt.Sprintf("back after %s: helper (%d CPUs) read %s of RAM in %.2fs",
 			out.Away.Round(time.Millisecond), r.CPUs, humanize.IBytes(r.RAMBytes), r.Seconds)
+		rec.Result = status.Sampled
 	}
+	fmt.Println("hibernate: " + msg)
+	recordOutcome(rec, msg)
 	keys := make([]string, 0, len(r.Details))
 	for k := range r.Details {
 		keys = append(keys, k)

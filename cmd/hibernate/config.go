@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 
+	"github.com/kjump/kjump/internal/cli"
 	"github.com/kjump/kjump/internal/config"
 	"github.com/kjump/kjump/internal/hibernate"
 	"github.com/kjump/kjump/internal/prepare"
@@ -13,7 +14,11 @@ import (
 // before the flags are parsed: its values become the flags' defaults, so
 // an option on the command line overrides the file.
 func loadConfig(args []string) (config.Config, error) {
-	return config.Load(configPath(args))
+	cfg, err := config.LoadArgs(args)
+	if err != nil {
+		return cfg, &cli.ExitError{Code: cli.ExitUsage, Err: err}
+	}
+	return cfg, nil
 }
 
 func configPath(args []string) string { return config.PathFromArgs(args) }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -21,18 +20,20 @@ import (
 
 func init() {
 	commands.Register(cli.Command{
-		Name:    "image",
-		Summary: "offline image tools: 'image create' saves an ELF core file as an image",
-		Run:     runImage,
+		Name:        "image",
+		Summary:     "offline image tools: 'image create' saves an ELF core file as an image",
+		Subcommands: []string{"create"},
+		Run:         runImage,
 	})
 }
 
 func runImage(args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(os.Stderr, "usage: hibernate image create --from CORE.elf --to TARGET [--level fastest|fast|default|best] [--threads N] [--key-file F | --passphrase-file F | --passphrase]")
-		if len(args) == 0 {
-			return &cli.ExitError{Code: 2, Err: errors.New("missing subcommand: use 'image create'")}
-		}
+	const usage = "usage: hibernate image create --from CORE.elf --to TARGET [--level fastest|fast|default|best] [--threads N] [--key-file F | --passphrase-file F | --passphrase]"
+	if len(args) == 0 {
+		return cli.Usagef("missing subcommand: use 'image create'")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Println(usage)
 		return flag.ErrHelp
 	}
 	if args[0] != "create" {
@@ -54,12 +55,11 @@ func imageCreate(args []string) error {
 	excludeFree := fs.Bool("exclude-free", false, "leave out the pages the dumped kernel had free in its buddy allocator (restored as zeros; needs the core's VMCOREINFO note)")
 	var kf secret.Flags
 	kf.Register(fs)
-	if err := fs.Parse(args); err != nil {
-		return &cli.ExitError{Code: 2, Err: err}
+	if err := commands.ParseNone(fs, args); err != nil {
+		return err
 	}
-	if *from == "" || *to == "" || fs.NArg() != 0 {
-		fs.Usage()
-		return &cli.ExitError{Code: 2, Err: errors.New("need --from CORE.elf and --to TARGET and nothing else")}
+	if *from == "" || *to == "" {
+		return cli.Usagef("need --from CORE.elf and --to TARGET")
 	}
 	lvl, err := image.ParseLevel(*level)
 	if err != nil {

@@ -10,7 +10,12 @@ import (
 	"github.com/kjump/kjump/internal/helper"
 )
 
-var commands = &cli.Set{Prog: "hibernate"}
+// version is set at build time (-ldflags "-X main.version=...").
+var version string
+
+var commands = &cli.Set{Prog: "hibernate", Version: cli.BuildVersion(version)}
+
+func init() { commands.Register(commands.CompletionCommand()) }
 
 func main() {
 	if helper.IsHelper() {

@@ -16,14 +16,14 @@ func init() {
 func runPreload(args []string) error {
 	cfg, err := loadConfig(args)
 	if err != nil {
-		return &cli.ExitError{Code: 2, Err: err}
+		return err
 	}
 	o := hibernate.Options{Mode: handoff.Now}
 	fs := commands.FlagSet("preload", "")
 	helperFlags(fs, &o, cfg)
 	unload := fs.Bool("unload", false, "unload a preloaded helper instead")
-	if err := fs.Parse(args); err != nil {
-		return &cli.ExitError{Code: 2, Err: err}
+	if err := commands.ParseNone(fs, args); err != nil {
+		return err
 	}
 	release, err := lockKjump("hibernate preload")
 	if err != nil {

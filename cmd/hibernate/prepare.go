@@ -19,7 +19,7 @@ func init() {
 func runPrepare(args []string) error {
 	cfg, err := loadConfig(args)
 	if err != nil {
-		return &cli.ExitError{Code: 2, Err: err}
+		return err
 	}
 	fs := commands.FlagSet("prepare", "")
 	configFlag(fs)
@@ -29,8 +29,8 @@ func runPrepare(args []string) error {
 	var extra multiFlag
 	fs.Var(&extra, "module", "also include kernel module `NAME` (repeatable)")
 	force := fs.Bool("force", false, "rebuild even if the initramfs is current")
-	if err := fs.Parse(args); err != nil {
-		return &cli.ExitError{Code: 2, Err: err}
+	if err := commands.ParseNone(fs, args); err != nil {
+		return err
 	}
 	in := prepareInputs(cfg, *kernel, cfg.Targets, configPath(args))
 	in.ModulesRoot = *root

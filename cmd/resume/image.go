@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -24,25 +25,26 @@ import (
 
 func init() {
 	commands.Register(cli.Command{
-		Name:    "image",
-		Summary: "inspect images offline: image info|verify|restore TARGET",
-		Run:     runImage,
+		Name:        "image",
+		Summary:     "inspect images offline: image info|verify|restore TARGET",
+		Subcommands: []string{"info", "verify", "restore"},
+		Run:         runImage,
 	})
 }
 
 const imageUsage = `usage:
   resume image info TARGET [--json]
   resume image verify TARGET [--force]          exit 0 only if the image is fully valid
-  resume image restore TARGET --to-file OUT [--force] [--threads N]
+  resume image restore TARGET --to-file OUT [--format elf|raw] [--force] [--threads N]
 encrypted images: add --key-file F, --passphrase-file F or --passphrase (info works without)
-exit status: 0 valid, 1 error or corrupt, 2 usage, 3 not committed, 4 invalidated`
+exit status: 0 valid, 1 error or corrupt, 2 usage, 3 not committed, 4 invalidated, 5 no such target`
 
 func runImage(args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(os.Stderr, imageUsage)
-		if len(args) == 0 {
-			return &cli.ExitError{Code: 2, Err: errors.New("missing subcommand")}
-		}
+	if len(args) == 0 {
+		return cli.Usagef("missing subcommand: info, verify or restore")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Println(imageUsage)
 		return flag.ErrHelp
 	}
 	switch args[0] {
@@ -53,25 +55,17 @@ func runImage(args []string) error {
 	case "restore":
 		return imageRestore(args[1:])
 	}
-	return &cli.ExitError{Code: 2, Err: fmt.Errorf("unknown image subcommand %q:\n%s", args[0], imageUsage)}
+	return cli.Usagef("unknown image subcommand %q: use info, verify or restore", args[0])
 }
 
 // imageParse parses flags before and after the single TARGET argument.
 func imageParse(fs *flag.FlagSet, args []string) (string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return "", &cli.ExitError{Code: 2, Err: err}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := commands.Parse(fs, args)
+	if err != nil {
+		return "", err
 	}
 	if len(pos) != 1 {
-		fs.Usage()
-		return "", &cli.ExitError{Code: 2, Err: fmt.Errorf("need exactly one TARGET, got %d", len(pos))}
+		return "", cli.Usagef("need exactly one TARGET, got %d", len(pos))
 	}
 	return pos[0], nil
 }
@@ -99,7 +93,7 @@ func imageOpen(spec string, kf *secret.Flags) (*image.Reader, storage.Target, er
 		defer s.Wipe()
 		opts = append(opts, image.WithSecret(*s))
 	}
-	t, err := storage.Open(spec)
+	t, err := openInspect(spec)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -116,16 +110,23 @@ func imageInfo(args []string) error {
 	var kf secret.Flags
 	kf.Register(fs)
 	spec, err := imageParse(fs, args)
-	if err != nil {
-		return err
+	if err == nil {
+		err = printInfo(spec, &kf, *asJSON)
 	}
-	r, t, err := imageOpen(spec, &kf)
+	if err != nil && *asJSON && !errors.Is(err, flag.ErrHelp) {
+		cli.WriteJSONError(os.Stdout, err)
+	}
+	return err
+}
+
+func printInfo(spec string, kf *secret.Flags, asJSON bool) error {
+	r, t, err := imageOpen(spec, kf)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	info := r.Info()
-	if *asJSON {
+	if asJSON {
 		e := json.NewEncoder(os.Stdout)
 		e.SetIndent("", "  ")
 		return e.Encode(info)
@@ -207,7 +208,8 @@ func imageVerify(args []string) error {
 
 func imageRestore(args []string) error {
 	fs := commands.FlagSet("image restore", "TARGET --to-file OUT")
-	out := fs.String("to-file", "", "sparse file to write pages into, at offset = physical address")
+	out := fs.String("to-file", "", "new file to write the RAM into (an ELF core file, see --format)")
+	format := fs.String("format", "elf", "elf: an ELF core file (PT_LOAD per RAM range at its physical address) for gdb, crash and 'hibernate image create'; raw: a sparse flat file, offset = physical address")
 	force := fs.Bool("force", false, "accept an invalidated image whose data is intact")
 	threads := fs.Int("threads", 0, "decompression workers (0: one per CPU)")
 	var kf secret.Flags
@@ -217,8 +219,10 @@ func imageRestore(args []string) error {
 		return err
 	}
 	if *out == "" {
-		fs.Usage()
-		return &cli.ExitError{Code: 2, Err: errors.New("need --to-file OUT")}
+		return cli.Usagef("need --to-file OUT")
+	}
+	if *format != "elf" && *format != "raw" {
+		return cli.Usagef("--format %s: use elf or raw", *format)
 	}
 	r, t, err := imageOpen(spec, &kf)
 	if err != nil {
@@ -239,10 +243,26 @@ func imageRestore(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	var sink io.WriterAt = f
+	if *format == "elf" {
+		md := r.Metadata()
+		info := r.Info()
+		pageSize := int64(md.PageSize)
+		if pageSize == 0 {
+			pageSize = 4096
+		}
+		note := []string{"image_id=" + info.ID, "kernel_release=" + md.KernelRelease, "hostname=" + md.Hostname,
+			"created=" + info.Created.Format(time.RFC3339), "mode=" + md.Extra["mode"]}
+		if sink, err = newELFCore(f, r.Ranges(), note, pageSize); err != nil {
+			f.Close()
+			os.Remove(*out)
+			return fmt.Errorf("writing %s: %w", *out, err)
+		}
+	}
 	m := progress.New("restoring")
-	st, err := r.Restore(ctx, f, append(opts, image.WithProgress(m.Update))...)
+	st, err := r.Restore(ctx, sink, append(opts, image.WithProgress(m.Update))...)
 	m.Done()
-	if err == nil {
+	if err == nil && *format == "raw" {
 		// The file spans all of RAM, so it compares byte for byte with a
 		// flat memory dump even when the top pages were zero.
 		rs := r.Ranges()
@@ -256,8 +276,8 @@ func imageRestore(args []string) error {
 		return imageExit(fmt.Errorf("restoring %s to %s: %w", t, *out, err))
 	}
 	secs := max(st.Duration.Seconds(), 1e-9)
-	fmt.Printf("restored %d pages (%s) from %s to %s in %s (%s/s of RAM)\n", st.StoredPages,
-		humanize.IBytes(st.StoredPages*uint64(r.Metadata().PageSize)), t, *out, st.Duration.Round(time.Millisecond),
+	fmt.Printf("restored %d pages (%s) from %s to %s (%s) in %s (%s/s of RAM)\n", st.StoredPages,
+		humanize.IBytes(st.StoredPages*uint64(r.Metadata().PageSize)), t, *out, formatName(*format), st.Duration.Round(time.Millisecond),
 		humanize.IBytes(uint64(float64(st.RAMBytes)/secs)))
 	return nil
 }
@@ -271,4 +291,11 @@ func createPrivate(path string) (*os.File, error) {
 		return nil, fmt.Errorf("--to-file %s exists (or is a symbolic link): the restored RAM goes only into a new file, readable by its owner alone; remove it or give a new name", path)
 	}
 	return f, err
+}
+
+func formatName(f string) string {
+	if f == "elf" {
+		return "ELF core file"
+	}
+	return "flat sparse file, offset = physical address"
 }

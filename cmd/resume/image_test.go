@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -46,7 +49,7 @@ func TestImageCommands(t *testing.T) {
 		t.Fatalf("info --json: %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "mem")
-	if err := runImage([]string{"restore", dir, "--to-file", out}); err != nil {
+	if err := runImage([]string{"restore", dir, "--format", "raw", "--to-file", out}); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	got, err := os.ReadFile(out)
@@ -122,7 +125,7 @@ func TestImageCommandsEncrypted(t *testing.T) {
 		t.Fatalf("verify with the key: %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "mem")
-	if err := runImage([]string{"restore", dir, "--key-file", keyFile, "--to-file", out}); err != nil {
+	if err := runImage([]string{"restore", dir, "--key-file", keyFile, "--format=raw", "--to-file", out}); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, mem) {
@@ -182,7 +185,7 @@ func TestImageRestoreCreatesPrivateFile(t *testing.T) {
 	}
 
 	out := filepath.Join(outDir, "new")
-	if err := runImage([]string{"restore", dir, "--to-file", out}); err != nil {
+	if err := runImage([]string{"restore", dir, "--to-file", out, "--format", "raw"}); err != nil {
 		t.Fatalf("restore to a new file: %v", err)
 	}
 	if fi, _ := os.Stat(out); fi.Mode().Perm() != 0o600 {
@@ -190,5 +193,130 @@ func TestImageRestoreCreatesPrivateFile(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, mem) {
 		t.Fatal("restored memory differs")
+	}
+}
+
+// captureStdout runs f with os.Stdout going to a pipe and returns what it wrote.
+func captureStdout(t *testing.T, f func()) string {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan []byte)
+	go func() { b, _ := io.ReadAll(r); done <- b }()
+	f()
+	os.Stdout = old
+	w.Close()
+	return string(<-done)
+}
+
+// A target that does not exist says so, with its own exit status (5),
+// not "not committed" (3); --json failures are JSON on stdout; an image
+// in a directory everyone can write (as /tmp) is inspected as it is,
+// without a demand to chmod that directory.
+func TestImageInfoTargets(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such.img")
+	err := runImage([]string{"info", missing})
+	if exitCode(err) != 5 || !strings.Contains(err.Error(), missing+" does not exist") {
+		t.Fatalf("missing: exit %d: %v", exitCode(err), err)
+	}
+	if c := exitCode(runImage([]string{"info", "/dev/no-such-kjump-disk"})); c != 5 {
+		t.Fatalf("missing device: exit %d", c)
+	}
+	if c := exitCode(runImage([]string{"info", t.TempDir()})); c != 3 {
+		t.Fatalf("empty directory: exit %d", c)
+	}
+	var jerr error
+	out := captureStdout(t, func() { jerr = runImage([]string{"info", "--json", missing}) })
+	var j struct {
+		Error      string `json:"error"`
+		ExitStatus int    `json:"exit_status"`
+	}
+	if err := json.Unmarshal([]byte(out), &j); err != nil || j.ExitStatus != 5 || exitCode(jerr) != 5 || !strings.Contains(j.Error, "does not exist") {
+		t.Fatalf("--json on a missing target: %q (%v), exit %d", out, err, exitCode(jerr))
+	}
+
+	shared := filepath.Join(t.TempDir(), "tmp")
+	os.Mkdir(shared, 0o777)
+	os.Chmod(shared, 0o1777)
+	mem := bytes.Repeat([]byte("shared dir "), 40000)
+	mem = mem[:len(mem)/4096*4096]
+	src := image.RangeSource(bytes.NewReader(mem), []image.Range{{Start: 0, End: uint64(len(mem))}})
+	img := filepath.Join(shared, "x.img")
+	w, err := os.MkdirTemp("", "kjump-img") // written where storage allows it, then moved
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(w)
+	tg, _ := storage.Open(w)
+	if _, err := image.WriteTarget(context.Background(), tg, src, image.Metadata{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(w, storage.DefaultName), img); err != nil {
+		t.Fatal(err)
+	}
+	out = captureStdout(t, func() { err = runImage([]string{"info", img}) })
+	if err != nil || !strings.Contains(out, "status:") || strings.Contains(out, "chmod") {
+		t.Fatalf("image in a shared directory: %v\n%s", err, out)
+	}
+	if err := runImage([]string{"verify", img}); err != nil {
+		t.Fatalf("verify in a shared directory: %v", err)
+	}
+}
+
+// restore --to-file writes what resume(8) promises: an ELF core file with
+// one PT_LOAD per RAM range at its physical address. file(1) calls it a
+// core file, readelf lists the segments, kjump's own ELF reader (what
+// 'hibernate image create --from' uses) reads every byte back, and gdb
+// reads memory from it by address.
+func TestImageRestoreELF(t *testing.T) {
+	dir := t.TempDir()
+	low := bytes.Repeat([]byte("low RAM page "), 8192)[:16<<12]
+	high := append(bytes.Repeat([]byte("kjump-elf-marker\x00"), 2048)[:8<<12], make([]byte, 8<<12)...) // zero tail
+	ranges := []image.Range{{Start: 0x1000, End: 0x1000 + uint64(len(low))}, {Start: 0x100000, End: 0x100000 + uint64(len(high))}}
+	mem := make([]byte, ranges[1].End)
+	copy(mem[ranges[0].Start:], low)
+	copy(mem[ranges[1].Start:], high)
+	src := image.RangeSource(bytes.NewReader(mem), ranges)
+	tg, _ := storage.Open(dir)
+	if _, err := image.WriteTarget(context.Background(), tg, src, image.Metadata{KernelRelease: "6.1.0-test"}); err != nil {
+		t.Fatal(err)
+	}
+	core := filepath.Join(t.TempDir(), "core")
+	if err := runImage([]string{"restore", dir, "--to-file", core}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("file", core).CombinedOutput(); err != nil || !strings.Contains(string(out), "ELF 64-bit LSB core file") {
+		t.Fatalf("file: %s %v", out, err)
+	}
+	out, err := exec.Command("readelf", "-l", "-n", core).CombinedOutput()
+	if err != nil || strings.Count(string(out), "LOAD") != 2 || !strings.Contains(string(out), "0x0000000000100000") || !strings.Contains(string(out), "KJUMP") {
+		t.Fatalf("readelf: %v\n%s", err, out)
+	}
+	f, err := os.Open(core)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	es, err := image.OpenELF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(mem))
+	for _, r := range ranges {
+		if _, err := es.ReadAt(got[r.Start:r.End], int64(r.Start)); err != nil {
+			t.Fatalf("reading %v back: %v", r, err)
+		}
+	}
+	if !bytes.Equal(got, mem) {
+		t.Fatal("the ELF core's RAM differs from the image's")
+	}
+	if gdb, err := exec.LookPath("gdb"); err == nil {
+		out, err := exec.Command(gdb, "-nx", "-batch", "-c", core, "-ex", "x/s 0x100000").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"kjump-elf-marker"`) {
+			t.Fatalf("gdb: %v\n%s", err, out)
+		}
 	}
 }

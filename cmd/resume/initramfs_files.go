@@ -20,13 +20,13 @@ func init() {
 // configuration says. A file that should be there but is not is an error:
 // an initramfs built without it could not resume.
 func runInitramfsFiles(args []string) error {
-	cfg, err := config.Load(configPath(args))
+	cfg, err := config.LoadArgs(args)
 	if err != nil {
-		return &cli.ExitError{Code: 2, Err: err}
+		return &cli.ExitError{Code: cli.ExitUsage, Err: err}
 	}
 	fs := commands.FlagSet("initramfs-files", "")
 	fs.String("config", config.DefaultPath, "configuration `file` (kjump.conf(5))")
-	if err := fs.Parse(args); err != nil {
+	if err := commands.ParseNone(fs, args); err != nil {
 		return err
 	}
 	files := []string{}

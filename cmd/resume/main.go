@@ -8,6 +8,11 @@ import (
 	"github.com/kjump/kjump/internal/cli"
 )
 
-var commands = &cli.Set{Prog: "resume"}
+// version is set at build time (-ldflags "-X main.version=...").
+var version string
+
+var commands = &cli.Set{Prog: "resume", Version: cli.BuildVersion(version)}
+
+func init() { commands.Register(commands.CompletionCommand()) }
 
 func main() { os.Exit(commands.Main(os.Args[1:])) }

@@ -2,15 +2,19 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/kjump/kjump/internal/cli"
 	"github.com/kjump/kjump/internal/cmdline"
 	"github.com/kjump/kjump/internal/config"
+	"github.com/kjump/kjump/internal/kmsg"
 	"github.com/kjump/kjump/internal/resume"
 	"github.com/kjump/kjump/internal/secret"
+	"github.com/kjump/kjump/internal/status"
 	"github.com/kjump/kjump/internal/storage"
 )
 
@@ -19,12 +23,41 @@ func init() {
 	commands.Register(cli.Command{Name: "run", Summary: "resume from a committed image (the default; early boot)", Run: runResume})
 }
 
+// runResume resumes, and leaves its outcome where the booted system finds
+// it: the kernel log (so the journal has it) and /run/kjump/resume.json
+// (for 'hibernate status').
 func runResume(args []string) error {
-	cfg, err := config.Load(configPath(args))
-	if err != nil {
-		return &cli.ExitError{Code: 2, Err: err}
+	err := resumeTargets(args)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case cli.IsUsage(err):
+		outcome(status.Outcome{Result: status.Failed, Detail: cli.Message(err)}, kmsg.Err, "usage error: %s; booting normally", cli.Message(err))
+	default:
+		outcome(status.Outcome{Result: status.Refused, Detail: cli.Message(err)}, kmsg.Err, "not resumed: %s; booting normally", cli.Message(err))
 	}
-	o := resume.Options{Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "resume: "+f+"\n", a...) }}
+	return err
+}
+
+// outcome records and logs how resume ended. The kernel log line is what
+// the journal keeps of a boot that did not resume.
+func outcome(o status.Outcome, prio int, format string, a ...any) {
+	kmsg.Printf(prio, "kjump-resume", format, a...)
+	if os.Geteuid() != 0 {
+		return
+	}
+	o.Command, o.Time = "resume", time.Now().UTC()
+	status.Save(status.RunDir, status.Resume, o)
+}
+
+func resumeTargets(args []string) error {
+	cfg, err := config.LoadArgs(args)
+	if err != nil {
+		return &cli.ExitError{Code: cli.ExitUsage, Err: err}
+	}
+	o := resume.Options{Log: func(f string, a ...any) {
+		fmt.Fprintf(os.Stderr, "resume: "+f+"\n", a...)
+		kmsg.Printf(kmsg.Info, "kjump-resume", f, a...)
+	}}
 	fs := commands.FlagSet("run", "")
 	fs.String("config", config.DefaultPath, "configuration `file` (kjump.conf(5))")
 	fs.StringVar(&o.Target, "from", "", "image `target`: raw partition, UUID=, LABEL=, file or NFS path (default: kjump.resume= on the kernel command line, else targets in the config)")
@@ -36,12 +69,14 @@ func runResume(args []string) error {
 		"resume onto filesystems kjump cannot prove unchanged (no journal it reads, external journal, other types); a proven change is refused regardless")
 	var kf secret.Flags
 	kf.Register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := commands.ParseTarget(fs, args, "from", &o.Target); err != nil {
 		return err
 	}
 	explicit := o.Target != ""
 	if !explicit && (cfg.Resume.Policy == "never" || cmdlineHas("kjump.noresume")) {
-		fmt.Fprintf(os.Stderr, "resume: disabled (resume.policy = %q in %s, or kjump.noresume); booting normally\n", cfg.Resume.Policy, configPath(args))
+		msg := fmt.Sprintf("disabled (resume.policy = %q in %s, or kjump.noresume); booting normally", cfg.Resume.Policy, configPath(args))
+		fmt.Fprintln(os.Stderr, "resume: "+msg)
+		outcome(status.Outcome{Result: status.Disabled, Detail: msg}, kmsg.Notice, "%s", msg)
 		return nil
 	}
 	// Key: options, else kjump.key= on the kernel command line, else
@@ -74,21 +109,27 @@ func runResume(args []string) error {
 	// The first target holding an image decides: an image that fails its
 	// checks is never resumed, and an older one elsewhere must not be
 	// resumed in its place.
+	var why []string
 	for _, t := range targets {
 		if len(targets) > 1 {
 			if _, err := storage.Open(t); err != nil {
 				fmt.Fprintf(os.Stderr, "resume: skipping %s: %v\n", t, err)
+				why = append(why, cli.Message(err))
 				continue
 			}
 		}
 		o.Target = t
+		kmsg.Printf(kmsg.Info, "kjump-resume", "looking for an image on %s", t)
 		err = resume.Run(o)
 		if !errors.Is(err, resume.ErrNothingToResume) {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "resume: %v\n", err)
+		why = append(why, cli.Message(err))
 	}
 	fmt.Fprintln(os.Stderr, "resume: nothing to resume; booting normally")
+	outcome(status.Outcome{Result: status.None, Target: strings.Join(targets, " "), Detail: strings.Join(why, "; ")},
+		kmsg.Info, "nothing to resume (%s); booting normally", strings.Join(why, "; "))
 	return nil
 }
 

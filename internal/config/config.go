@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"reflect"
+	"regexp"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -102,6 +104,30 @@ func Load(path string) (Config, error) {
 	return c, nil
 }
 
+// LoadArgs reads the file a command's --config names, else DefaultPath.
+// Only the default may be missing (every default then applies): a file
+// named on the command line that is not there is an error, not a silent
+// fallback to defaults.
+func LoadArgs(args []string) (Config, error) {
+	path, explicit := PathFromArgsExplicit(args)
+	if !explicit {
+		return Load(path)
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Config{}, fmt.Errorf("--config %s: no such file (without --config, %s is read if it exists)", path, DefaultPath)
+	}
+	if err != nil {
+		return Config{}, err
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	c.Path = path
+	return c, nil
+}
+
 // Parse decodes a config file over the defaults and validates it.
 func Parse(data []byte) (Config, error) {
 	c := Default()
@@ -109,9 +135,19 @@ func Parse(data []byte) (Config, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
+			if te := typeError(pe); te != "" {
+				return Config{}, fmt.Errorf("line %d: %s (see kjump.conf(5))", pe.Position.Line, te)
+			}
 			return Config{}, fmt.Errorf("line %d: %s (see kjump.conf(5))", pe.Position.Line, pe.Message)
 		}
-		return Config{}, fmt.Errorf("%v (see kjump.conf(5))", strings.TrimPrefix(err.Error(), "toml: "))
+		msg := strings.TrimPrefix(err.Error(), "toml: ")
+		// Type mismatches come as `line N (last key "K"): MESSAGE`.
+		if m := lastKeyError.FindStringSubmatch(msg); m != nil {
+			if te := typeError(toml.ParseError{Message: m[3], LastKey: m[2]}); te != "" {
+				return Config{}, fmt.Errorf("line %s: %s (see kjump.conf(5))", m[1], te)
+			}
+		}
+		return Config{}, fmt.Errorf("%v (see kjump.conf(5))", msg)
 	}
 	if u := md.Undecoded(); len(u) > 0 {
 		k := u[0]
@@ -230,17 +266,100 @@ func joinKey(table, name string) string {
 // PathFromArgs finds --config in a command's arguments before its flags
 // are parsed: the file's values are the flags' defaults.
 func PathFromArgs(args []string) string {
+	p, _ := PathFromArgsExplicit(args)
+	return p
+}
+
+// PathFromArgsExplicit is PathFromArgs, and whether --config was given.
+func PathFromArgsExplicit(args []string) (string, bool) {
 	for i, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
 		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
 		if v, ok := strings.CutPrefix(a, "config="); ok {
-			return v
+			return v, true
 		}
 		if a == "config" && i+1 < len(args) {
-			return args[i+1]
+			return args[i+1], true
 		}
 		if a == "" { // "--": no more options
 			break
 		}
 	}
-	return DefaultPath
+	return DefaultPath, false
+}
+
+var lastKeyError = regexp.MustCompile(`^line (\d+) \(last key "([^"]+)"\): (.*)$`)
+
+// typeError rewrites the TOML library's type mismatch ("incompatible
+// types: TOML value has type int64; destination has type string") as the
+// key, what it takes and what it got; "" for other errors.
+func typeError(pe toml.ParseError) string {
+	m := pe.Message
+	var got string
+	switch {
+	case strings.Contains(m, "TOML value has type "):
+		got, _, _ = strings.Cut(strings.SplitN(m, "TOML value has type ", 2)[1], ";")
+	case strings.Contains(m, "but found "):
+		got = strings.SplitN(m, "but found ", 2)[1]
+	default:
+		return ""
+	}
+	want := expectedType(pe.LastKey)
+	if want == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s must be %s, not %s", pe.LastKey, want, tomlTypeName(strings.TrimSpace(got)))
+}
+
+// expectedType describes what the key holds, from Config's field types.
+func expectedType(key string) string {
+	t := reflect.TypeOf(Config{})
+	for _, part := range strings.Split(key, ".") {
+		if t.Kind() != reflect.Struct {
+			return ""
+		}
+		found := false
+		for i := 0; i < t.NumField(); i++ {
+			if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ","); tag == part {
+				t, found = t.Field(i).Type, true
+				break
+			}
+		}
+		if !found {
+			return ""
+		}
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string in quotes, e.g. " + key[strings.LastIndex(key, ".")+1:] + ` = "..."`
+	case reflect.Int, reflect.Int64, reflect.Uint64:
+		return "a whole number without quotes"
+	case reflect.Bool:
+		return "true or false (without quotes)"
+	case reflect.Slice:
+		return `a list of strings, e.g. ["a", "b"]`
+	case reflect.Struct:
+		return "a table ([" + key + "])"
+	}
+	return ""
+}
+
+func tomlTypeName(t string) string {
+	switch {
+	case t == "string":
+		return "a string"
+	case strings.HasPrefix(t, "int"):
+		return "a number"
+	case strings.HasPrefix(t, "float"):
+		return "a decimal number"
+	case t == "bool":
+		return "a boolean"
+	case strings.Contains(t, "[]") || strings.Contains(t, "slice"):
+		return "a list"
+	case strings.Contains(t, "map"):
+		return "a table"
+	}
+	return t
 }

@@ -125,3 +125,36 @@ func TestExampleFile(t *testing.T) {
 		}
 	}
 }
+
+// A value of the wrong type names the key, what it takes and what it got,
+// in kjump's words rather than the TOML library's Go types.
+func TestTypeErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		"[image]\nthreads = \"4\"\n":   `line 2: image.threads must be a whole number without quotes, not a string`,
+		"targets = \"/dev/sdb\"\n":     `line 1: targets must be a list of strings, e.g. ["a", "b"], not a string`,
+		"[resume]\nforce = 1\n":        `line 2: resume.force must be true or false (without quotes), not a number`,
+		"[helper]\nreserve = 128\n":    `line 2: helper.reserve must be a string in quotes, e.g. reserve = "...", not a number`,
+		"image = 3\n":                  `line 1: image must be a table ([image]), not a number`,
+		"[helper]\nmodules = [1, 2]\n": `line 2: helper.modules must be a list of strings`,
+	} {
+		_, err := Parse([]byte(in))
+		if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "int64") {
+			t.Errorf("%q: %v\nwant %s", in, err, want)
+		}
+	}
+}
+
+// Only the default file may be missing; one named by --config must exist.
+func TestLoadArgsMissingExplicit(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "k.conf")
+	if _, err := LoadArgs([]string{"--config", missing}); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("--config missing: %v", err)
+	}
+	if _, err := LoadArgs([]string{"-config=" + missing}); err == nil {
+		t.Fatal("-config= missing accepted")
+	}
+	os.WriteFile(missing, []byte("targets = [\"/dev/x\"]\n"), 0o644)
+	if c, err := LoadArgs([]string{"--json", "--config", missing}); err != nil || c.Targets[0] != "/dev/x" {
+		t.Fatalf("%v %v", c, err)
+	}
+}

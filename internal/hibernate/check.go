@@ -58,6 +58,11 @@ type CheckOptions struct {
 	Encrypted      bool   // a key was given another way (--key-file, --passphrase...)
 	SysBlock       string // default /sys/block: where dm-crypt volumes are found
 	Prepare        prepare.Inputs
+
+	// ResumeSide also checks what the next boot needs to resume: kjump's
+	// hook in the boot initramfs and the reservation on the boot loader's
+	// command line ('hibernate check'; now and checkpoint skip it).
+	ResumeSide bool
 }
 
 // Check runs every prerequisite of a hibernation and reports each; it
@@ -82,6 +87,7 @@ func Check(o CheckOptions) Report {
 // when it does not apply (no key file configured, no target chosen).
 var checks = []func(*checkRun) *CheckResult{
 	checkRootLine,
+	checkKernelConfig,
 	checkKexecJumpLine,
 	func(*checkRun) *CheckResult { return result(checkLockdown("/sys/kernel/security/lockdown")) },
 	checkJumpBack,
@@ -100,6 +106,8 @@ var checks = []func(*checkRun) *CheckResult{
 		}
 		return result(checkSpace(c.chosen, c.sys))
 	},
+	checkResumeHook,
+	checkNextBoot,
 }
 
 // checkRun is what the checks share: facts read once, and the report the
@@ -173,7 +181,7 @@ func checkReservedRegion(c *checkRun) *CheckResult {
 	}
 	res, err := layout.FindReservation(c.sys.Cmdline, c.sys.IOMem, c.o.Reserve)
 	if err != nil {
-		return result("reserved-region", Fail, err.Error(), fmt.Sprintf("reserve at least %d MiB with memmap=SIZE$ADDR (docs/setup.md), or lower helper.reserve", c.o.Reserve>>20))
+		return result("reserved-region", Fail, err.Error(), reservationFix(c.sys, c.o.Reserve))
 	}
 	return result("reserved-region", Pass, fmt.Sprintf("%v (%s): %d MiB, need %d MiB", res.Range, res.Source, res.Size()>>20, c.o.Reserve>>20), "")
 }
@@ -270,7 +278,11 @@ func chooseTarget(targets []string) (TargetSpecInfo, []string) {
 		}
 		// A file on a local filesystem is preallocated by the first
 		// hibernation: reachable when its filesystem is.
-		if dir, ok := preallocatable(t); ok {
+		if dir, fstype, ok := preallocatable(t); ok {
+			if err := fileTargetFS(t, dir, fstype); err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
 			return TargetSpecInfo{Spec: t, PreallocDir: dir}, errs
 		}
 		errs = append(errs, err.Error())
@@ -289,16 +301,16 @@ type TargetSpecInfo struct {
 
 // preallocatable reports whether spec names a file that does not exist
 // yet on a mounted local filesystem (PrepareTarget will preallocate it).
-func preallocatable(spec string) (string, bool) {
+func preallocatable(spec string) (string, string, bool) {
 	if strings.HasPrefix(spec, "/dev/") || strings.Contains(spec, "=") {
-		return "", false
+		return "", "", false
 	}
 	abs, err := filepath.Abs(spec)
 	if err != nil {
-		return "", false
+		return "", "", false
 	}
 	if _, err := os.Stat(abs); err == nil {
-		return "", false // exists: ResolveTarget's verdict stands
+		return "", "", false // exists: ResolveTarget's verdict stands
 	}
 	dir := filepath.Dir(abs)
 	for {
@@ -309,9 +321,9 @@ func preallocatable(spec string) (string, bool) {
 	}
 	fstype, err := resolve.FSType(dir)
 	if err != nil || strings.HasPrefix(fstype, "nfs") {
-		return "", false
+		return "", "", false
 	}
-	return dir, true
+	return dir, fstype, true
 }
 
 func (t TargetSpecInfo) describe() string {

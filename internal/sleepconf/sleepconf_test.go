@@ -3,6 +3,7 @@ package sleepconf
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,5 +53,44 @@ func TestRead(t *testing.T) {
 	write("etc/systemd/sleep.conf.d/30-bad.conf", "[Sleep]\nHibernateDelaySec=soon\n")
 	if _, err := Read(); err == nil {
 		t.Fatal("bad HibernateDelaySec accepted")
+	}
+}
+
+// The runtime drop-in allows or denies hibernation, and denial carries
+// the reasons; the shipped one denies until a check passed.
+func TestSetHibernationAllowed(t *testing.T) {
+	dir := t.TempDir()
+	defer func(r string) { RuntimeDropIn = r }(RuntimeDropIn)
+	RuntimeDropIn = filepath.Join(dir, "run/systemd/sleep.conf.d/kjump.conf")
+	if a, c := HibernationAllowed(); a || c {
+		t.Fatal("allowed before any check")
+	}
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	if err := SetHibernationAllowed(false, []string{"target: /dev/vdb does not exist"}, now); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(RuntimeDropIn)
+	for _, want := range []string{"AllowHibernation=no", "AllowSuspendThenHibernate=no", "#   target: /dev/vdb does not exist", "2026-12-02T10:00:00Z"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("denying drop-in lacks %q:\n%s", want, b)
+		}
+	}
+	if a, c := HibernationAllowed(); a || !c {
+		t.Fatal("denied reads as allowed")
+	}
+	SetHibernationAllowed(true, nil, now)
+	if a, c := HibernationAllowed(); !a || !c {
+		t.Fatal("allowed reads as denied")
+	}
+	// Read (HibernateDelaySec=, SuspendState=) is not disturbed by them.
+	MainFile = filepath.Join(dir, "none")
+	Dirs = []string{filepath.Join(dir, "run/systemd")}
+	c, err := Read()
+	if err != nil || c.HibernateDelay != DefaultHibernateDelay {
+		t.Fatal(c, err)
+	}
+	shipped, err := os.ReadFile("../../systemd/sleep.conf.d/kjump.conf")
+	if err != nil || !strings.Contains(string(shipped), "AllowHibernation=no") {
+		t.Fatalf("shipped drop-in: %v %s", err, shipped)
 	}
 }

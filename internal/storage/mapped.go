@@ -254,7 +254,7 @@ func mapOpenFile(f *os.File, path string, size int64) (*FileMap, error) {
 	default:
 		// btrfs and others checksum or relocate data blocks: a raw write
 		// would corrupt the file or land on a stale copy.
-		return nil, fmt.Errorf("%s is on a filesystem (type %#x) kjump cannot write behind its back: put the image file on ext4 or xfs, or use a raw partition or NFS", path, sfs.Type)
+		return nil, fmt.Errorf("%s is on %s, which kjump cannot write behind its back: put the image file on ext4 or xfs, or use a raw partition or NFS", path, fsName(sfs.Type))
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
@@ -526,4 +526,18 @@ func DropCache(path string) error {
 	}
 	defer f.Close()
 	return unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+}
+
+// fsName names a filesystem by its statfs magic for messages (people know
+// "btrfs", not 0x9123683e).
+func fsName(magic int64) string {
+	names := map[int64]string{unix.BTRFS_SUPER_MAGIC: "btrfs", unix.TMPFS_MAGIC: "tmpfs", unix.NFS_SUPER_MAGIC: "NFS",
+		unix.OVERLAYFS_SUPER_MAGIC: "overlayfs", unix.MSDOS_SUPER_MAGIC: "FAT", unix.F2FS_SUPER_MAGIC: "f2fs",
+		unix.FUSE_SUPER_MAGIC: "a FUSE filesystem", unix.SMB2_SUPER_MAGIC: "SMB", unix.CIFS_SUPER_MAGIC: "CIFS",
+		unix.RAMFS_MAGIC: "ramfs", unix.SQUASHFS_MAGIC: "squashfs", unix.BCACHEFS_SUPER_MAGIC: "bcachefs",
+		0x2fc12fc1: "ZFS", unix.EXFAT_SUPER_MAGIC: "exFAT", 0x5346544e: "NTFS"}
+	if n, ok := names[magic]; ok {
+		return n
+	}
+	return fmt.Sprintf("a filesystem of type %#x", magic)
 }
