@@ -291,13 +291,11 @@ func digest(hdr, idx []byte) [32]byte {
 }
 
 // pipeline is the capture worker pool. A dispatcher hands out chunk jobs in
-// order, each carrying an output buffer taken from a fixed pool (a chunk
-// excluded whole, which writes nothing, a token from a second bounded
-// pool instead); workers read, drop zero pages and compress; the caller's
-// goroutine writes records in chunk order and returns the buffers. Because
-// a job gets its buffer or token before it is handed out, the oldest
-// unwritten job always holds one, so the bounded pools cannot deadlock and
-// memory stays at
+// order, each carrying an output buffer taken from a fixed pool; workers
+// read, drop zero pages and compress; the caller's goroutine writes records
+// in chunk order and returns the buffers. Because a job gets its buffer
+// before it is handed out, the oldest unwritten job always holds one, so the
+// bounded pool cannot deadlock and memory stays at
 // threads*(input chunk + zstd state) + (threads+spareRecords) output buffers.
 type pipeline struct {
 	o      writerOptions
@@ -359,7 +357,7 @@ type job struct {
 	seq  int
 	addr uint64
 	size int
-	out  []byte  // record buffer from the pool; nil for a chunk excluded whole
+	out  []byte
 	skip []Range // excluded ranges overlapping the chunk, in order
 	idle float64 // share of its recent time the worker waited (codecFor)
 }
@@ -386,8 +384,7 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 	}
 	jobs := make(chan job)
 	results := make(chan result, nthreads+spareRecords)
-	light := make(chan struct{}, maxExcludedInFlight)
-	go p.dispatch(ctx, pool, light, jobs)
+	go p.dispatch(ctx, pool, jobs)
 	var wg sync.WaitGroup
 	for range nthreads {
 		wg.Add(1)
@@ -397,18 +394,12 @@ func (p *pipeline) run(ctx context.Context, out Output, off uint64) ([]indexEntr
 		}()
 	}
 	go func() { wg.Wait(); close(results) }()
-	return p.collect(ctx, cancel, out, off, pool, light, results)
+	return p.collect(ctx, cancel, out, off, pool, results)
 }
 
-// maxExcludedInFlight bounds the chunks excluded whole that may be handed
-// out ahead of the oldest unwritten one: their results wait in order in
-// collect (a few hundred bytes each).
-const maxExcludedInFlight = 256
-
 // dispatch hands out the chunk jobs in order, each with an output buffer
-// from pool (a chunk excluded whole with a token from light instead),
-// until all are out or ctx ends.
-func (p *pipeline) dispatch(ctx context.Context, pool chan []byte, light chan<- struct{}, jobs chan<- job) {
+// from pool, until all are out or ctx ends.
+func (p *pipeline) dispatch(ctx context.Context, pool chan []byte, jobs chan<- job) {
 	defer close(jobs)
 	seq := 0
 	ex := p.o.exclude
@@ -422,27 +413,14 @@ func (p *pipeline) dispatch(ctx context.Context, pool chan []byte, light chan<- 
 			for n < len(ex) && ex[n].Start < end {
 				n++
 			}
-			j := job{seq: seq, addr: a, size: int(end - a), skip: ex[:n]}
-			// A chunk excluded whole writes no record, so it takes no
-			// buffer: handed out behind a slow chunk it must not empty
-			// the pool, or the workers wait for buffers and Auto reads
-			// that wait as a slow target (most of a machine's free RAM is
-			// such chunks).
-			if p.excludedAll(j) {
-				select {
-				case light <- struct{}{}: // bounds the results waiting behind a slow chunk
-				case <-ctx.Done():
-					return
-				}
-			} else {
-				select {
-				case j.out = <-pool:
-				case <-ctx.Done():
-					return
-				}
+			var buf []byte
+			select {
+			case buf = <-pool:
+			case <-ctx.Done():
+				return
 			}
 			select {
-			case jobs <- j:
+			case jobs <- job{seq: seq, addr: a, size: int(end - a), out: buf, skip: ex[:n]}:
 			case <-ctx.Done():
 				return
 			}
@@ -454,7 +432,7 @@ func (p *pipeline) dispatch(ctx context.Context, pool chan []byte, light chan<- 
 // collect writes the workers' records in chunk order from off, returns
 // their buffers to pool, and drains results after a failure so the
 // workers exit.
-func (p *pipeline) collect(ctx context.Context, cancel context.CancelFunc, out Output, off uint64, pool chan<- []byte, light <-chan struct{}, results <-chan result) ([]indexEntry, Stats, error) {
+func (p *pipeline) collect(ctx context.Context, cancel context.CancelFunc, out Output, off uint64, pool chan<- []byte, results <-chan result) ([]indexEntry, Stats, error) {
 	var (
 		entries []indexEntry
 		st      Stats
@@ -503,11 +481,7 @@ func (p *pipeline) collect(ctx context.Context, cancel context.CancelFunc, out O
 			st.ExcludedPages += r.excluded
 			st.StoredPages += r.store
 			done += r.ram
-			if r.out != nil {
-				pool <- r.out
-			} else {
-				<-light
-			}
+			pool <- r.out
 			if p.o.progress != nil {
 				p.o.progress(done, total)
 			}
