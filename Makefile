@@ -5,7 +5,7 @@ KJUMP_CACHE ?= /var/cache/kjump
 export KJUMP_CACHE
 GOFLAGS_STATIC := CGO_ENABLED=0
 
-.PHONY: all build test unit e2e demo bench bench-vm kernel kernels deps vet fmt clean
+.PHONY: all build test unit e2e demo bench bench-projection bench-vm kernel kernels deps vet fmt clean
 
 all: build
 
@@ -67,6 +67,14 @@ bench:
 	bench/deps.sh
 	BENCH_THREADS_TSV=out/bench/threads.tsv bench/bench.sh
 	bench/charts.sh threads out/bench/threads.tsv
+
+# bench-projection: modelled hibernate and resume times of kjump and swsusp on
+# real machines (8-32 GB, NVMe to USB stick) from per-core rates measured here
+# on make bench's dump. A model, not a measurement. See docs/benchmarks.md.
+bench-projection:
+	bench/deps.sh
+	[ -f $(KJUMP_CACHE)/bench/guest-1g-vmcoreinfo.elf ] || bench/mkdump.sh $(KJUMP_CACHE)/bench/guest-1g-vmcoreinfo.elf
+	$(GO) run ./bench/projection -dump $(KJUMP_CACHE)/bench/guest-1g-vmcoreinfo.elf -rates out/bench/rates.json
 
 # bench-vm: the same VM hibernated and resumed by in-kernel swsusp and by
 # kjump, alternating, medians (not part of make test). See docs/benchmarks.md.

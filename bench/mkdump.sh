@@ -7,12 +7,16 @@
 # physical address). Nothing leaves the machine.
 set -eu
 out=$1
-KERNEL=${KERNEL:-/var/cache/kjump/src/linux-source-6.1/arch/x86/boot/bzImage}
-SRC=${LINUX_SRC:-/var/cache/kjump/src/linux-source-6.1}
+cache=${KJUMP_CACHE:-/var/cache/kjump}
+# The test kernel (kernel/build.sh prints its cached bzImage, building it
+# once) and the source tree build.sh extracted next to it.
+KERNEL=${KERNEL:-$("$(dirname "$0")/../kernel/build.sh" 6.1)}
+SRC=${LINUX_SRC:-$(ls -d "$cache"/src/linux-source-6.1* 2>/dev/null | head -1)}
 work=$(mktemp -d "${TMPDIR:-/tmp}/kjump-mkdump.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
 [ -r "$KERNEL" ] || { echo "mkdump: no kernel at $KERNEL: build it or set KERNEL=path/to/bzImage" >&2; exit 1; }
+[ -d "$SRC/kernel" ] || { echo "mkdump: no Linux source tree at '$SRC': run kernel/build.sh 6.1 or set LINUX_SRC" >&2; exit 1; }
 for t in qemu-system-x86_64 python3 cpio /bin/busybox; do
 	command -v "$t" >/dev/null || { echo "mkdump: $t is missing: apt-get install qemu-system-x86 python3 cpio busybox-static" >&2; exit 1; }
 done
@@ -34,7 +38,15 @@ for i, p in enumerate(l.strip() for l in sys.stdin):
 }
 take "$SRC/kernel" '*.[ch]' 35 "$root/data/src"
 take "$SRC/fs" '*.[ch]' 40 "$root/data/src"
-take "$SRC/drivers" '*.o' 65 "$root/data/obj"
+# Object code: the kernel's own objects when the tree was built in place
+# (the dumps before 2026-12-02); kernel/build.sh builds out of tree and
+# deletes its objects, so otherwise the system's static libraries, which
+# are archives of the same kind of object files.
+if find "$SRC/drivers" -name '*.o' -print -quit 2>/dev/null | grep -q .; then
+	take "$SRC/drivers" '*.o' 65 "$root/data/obj"
+else
+	take /usr/lib/x86_64-linux-gnu '*.a' 65 "$root/data/obj"
+fi
 take /usr/lib/x86_64-linux-gnu '*.so*' 55 "$root/data/lib"
 
 cat >"$root/init" <<'INIT'
