@@ -13,6 +13,9 @@ import (
 var commands = &cli.Set{Prog: "hibernate"}
 
 func main() {
+	if helper.IsWorker() {
+		os.Exit(helper.WorkerMain())
+	}
 	if helper.IsHelper() {
 		helper.Main()
 		os.Exit(1)

@@ -36,8 +36,15 @@ func capture(h handoff.Handoff, gdt purgatory.GDTDesc, res *handoff.Result) erro
 		return err
 	}
 	defer cleanup()
-	opts, desc := writerOptions(in, src, res)
+	opts, desc, err := writerOptions(in, src, res)
+	if err != nil {
+		return err
+	}
 	logf("writing image of %s to %s (%s)", humanize.IBytes(totalRAM(src.Ranges())), t, desc)
+	step("writing")
+	if eatMemoryOnWrite {
+		go eatMemory()
+	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	if dev := in.Target.Device; dev != "" && in.Target.FSType == "" {
@@ -83,8 +90,9 @@ func metadata(h handoff.Handoff, gdt purgatory.GDTDesc) image.Metadata {
 }
 
 // writerOptions are the image writer's settings from the instructions, and
-// a description of them for the console.
-func writerOptions(in handoff.Instructions, src *image.ELFSource, res *handoff.Result) ([]image.WriterOption, string) {
+// a description of them for the console. The free-page list comes first:
+// the workers are counted in the memory it leaves.
+func writerOptions(in handoff.Instructions, src *image.ELFSource, res *handoff.Result) ([]image.WriterOption, string, error) {
 	level, codec := in.Level, in.Compression
 	if level == 0 {
 		level = image.LevelFast
@@ -96,24 +104,29 @@ func writerOptions(in handoff.Instructions, src *image.ELFSource, res *handoff.R
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	threads = fittingThreads(threads, "writing")
-	opts := []image.WriterOption{image.WithLevel(level), image.WithCompression(codec), image.WithThreads(threads), image.WithProgress(progress("saved"))}
+	var opts []image.WriterOption
 	if !in.KeepFree {
-		opts = append(opts, freePageOptions(in, src, res)...)
+		opts = freePageOptions(in, src, res)
 	}
+	threads, err := writerThreads(threads)
+	if err != nil {
+		return nil, "", err
+	}
+	opts = append(opts, image.WithLevel(level), image.WithCompression(codec), image.WithThreads(threads), image.WithProgress(progress("saved")))
 	enc := "unencrypted"
 	if in.Key != nil {
 		opts = append(opts, image.WithKey(in.Key))
 		enc = "encrypted with a " + in.Key.Source.String()
 	}
-	return opts, fmt.Sprintf("%s level %s, %d threads, %s", codec, level, threads, enc)
+	return opts, fmt.Sprintf("%s level %s, %d threads, %s", codec, level, threads, enc), nil
 }
 
 // freePageOptions leave out the pages the original has free in its buddy
 // allocator.
 func freePageOptions(in handoff.Instructions, src *image.ELFSource, res *handoff.Result) []image.WriterOption {
 	start := time.Now()
-	free, err := freepages.Find(src, src.VMCoreInfo(), src.Ranges())
+	step("finding free pages")
+	free, err := freepages.FindLimited(src, src.VMCoreInfo(), src.Ranges(), freeListBudget())
 	if err != nil {
 		// Saving the free pages too costs time and space, never data.
 		logf("saving free pages too: cannot read the original's free lists: %v", err)
@@ -172,6 +185,10 @@ func progress(verb string) func(done, total uint64) {
 	start := time.Now()
 	next := uint64(0)
 	return func(done, total uint64) {
+		pulse(message{Kind: "progress", Done: done, Total: total})
+		if done == total {
+			pulse(message{Kind: "finishing"})
+		}
 		if total == 0 || done*10/total < next && done != total {
 			return
 		}

@@ -33,6 +33,9 @@ type Options struct {
 	Level        string // a token of image.ParseLevel; "" for the helper's default
 	Compression  string // "auto", "zstd" or "s2"; "" for the helper's default
 	Threads      int
+	// Watchdog is helper.watchdog: seconds without progress before the
+	// helper aborts the capture and jumps back (0: its default).
+	Watchdog int
 	// KeepFree saves free pages too (image.free_pages = "keep").
 	KeepFree bool
 	// Key encrypts the image (see image.NewKey); nil writes a plain image.
@@ -232,7 +235,7 @@ func Jump(o Options) (*Outcome, error) {
 // to come back.
 func instructions(o Options, sys *System, plan *layout.HelperPlan, logf func(string, ...any)) (handoff.Instructions, error) {
 	in := handoff.Instructions{Mode: o.Mode, Convention: sys.Symbols.JumpConvention(), Region: plan.Region(),
-		Backup: plan.Backup.Start, JumpStub: plan.JumpStub, Threads: o.Threads,
+		Backup: plan.Backup.Start, JumpStub: plan.JumpStub, Threads: o.Threads, Watchdog: o.Watchdog,
 		KeepFree: o.KeepFree || pagePoisoning(sys.Cmdline), Release: sysinfo.KernelRelease(),
 		Issued: time.Now().UTC(), Extra: map[string]string{}, Key: o.Key}
 	var err error

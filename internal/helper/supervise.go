@@ -1,0 +1,394 @@
+package helper
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"golang.org/x/sys/unix"
+
+	"github.com/kjump/kjump/internal/handoff"
+	"github.com/kjump/kjump/internal/sysinfo"
+)
+
+// defaultWatchdog applies when the instructions carry no helper.watchdog.
+const defaultWatchdog = 60 * time.Second
+
+// killWait is how long PID 1 waits for a worker it killed to be gone, re-
+// issuing a forced unmount of the target meanwhile, before it jumps back
+// regardless.
+const killWait = 20 * time.Second
+
+// supervise runs the capture in a worker process and waits for its result
+// under the progress watchdog. It returns the worker's result, or the
+// error that says why there is none: a stall (naming the target), the
+// worker running out of memory, or its death.
+func supervise(in handoff.Instructions, res *handoff.Result) error {
+	limit := defaultWatchdog
+	if in.Watchdog > 0 {
+		limit = time.Duration(in.Watchdog) * time.Second
+	}
+	if err := setOOMScoreAdj(os.Getpid(), -1000); err != nil {
+		logf("cannot protect PID 1 from the OOM killer: %v", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "/proc/self/exe"
+	}
+	w, err := startWorker(exe, []string{workerEnv + "=1"})
+	if err != nil {
+		return err
+	}
+	return w.watch(in, limit, res)
+}
+
+// worker is a running capture worker as PID 1 sees it.
+type worker struct {
+	cmd    *exec.Cmd
+	msgs   chan message
+	exited chan error
+	tail   *tailWriter // the end of its stderr: a Go runtime's last words
+}
+
+// startWorker starts exe as a capture worker with environment env, its
+// report pipe on file descriptor 3.
+func startWorker(exe string, env []string) (*worker, error) {
+	r, wp, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	w := &worker{msgs: make(chan message, 64), exited: make(chan error, 1), tail: &tailWriter{max: 4096}}
+	w.cmd = &exec.Cmd{Path: exe, Args: []string{workerName}, Env: env,
+		Stdin: nil, Stdout: os.Stdout, Stderr: io.MultiWriter(os.Stderr, w.tail), ExtraFiles: []*os.File{wp}}
+	err = w.cmd.Start()
+	wp.Close()
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("starting the capture worker %s: %w", exe, err)
+	}
+	if err := setOOMScoreAdj(w.cmd.Process.Pid, 1000); err != nil {
+		logf("capture worker: oom_score_adj: %v", err)
+	}
+	go func() {
+		defer close(w.msgs)
+		defer r.Close()
+		sc := bufio.NewScanner(r)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var m message
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				w.msgs <- m
+			}
+		}
+	}()
+	go func() { w.exited <- w.cmd.Wait() }()
+	return w, nil
+}
+
+// watch waits for the worker's result. Every message resets the watchdog;
+// when it fires, or the worker dies without a result, the worker is ended
+// and the error says why.
+func (w *worker) watch(in handoff.Instructions, limit time.Duration, res *handoff.Result) error {
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	var st watchState
+	for {
+		select {
+		case m, ok := <-w.msgs:
+			if !ok {
+				w.msgs = nil // the pipe closed: the worker is ending
+				continue
+			}
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			timer.Reset(limit)
+			if m.Kind == "result" && m.Result != nil {
+				*res = mergeResult(*res, *m.Result)
+				// The worker's own cleanup (sync, unmount) may still
+				// stall on a dead target: give it the watchdog's time
+				// to end, then end it.
+				w.end(min(limit, 10*time.Second), "")
+				if res.OK {
+					return nil
+				}
+				return errors.New(res.Error)
+			}
+			st.note(m)
+		case err := <-w.exited:
+			for m := range w.drained() { // lines still in the pipe
+				if m.Kind == "result" && m.Result != nil {
+					*res = mergeResult(*res, *m.Result)
+					if res.OK {
+						return nil
+					}
+					return errors.New(res.Error)
+				}
+				st.note(m)
+			}
+			return w.died(err, in, &st)
+		case <-timer.C:
+			state := processState(w.cmd.Process.Pid)
+			w.end(0, state)
+			if st.finishing {
+				res.Details["commit_uncertain"] = "true"
+			}
+			return stallError(in, limit, &st, state)
+		}
+	}
+}
+
+// drained is the rest of the worker's messages once it has exited.
+func (w *worker) drained() <-chan message {
+	if w.msgs == nil {
+		c := make(chan message)
+		close(c)
+		return c
+	}
+	return w.msgs
+}
+
+// mergeResult takes the worker's report, keeping what PID 1 set.
+func mergeResult(own, worker handoff.Result) handoff.Result {
+	worker.CPUs = own.CPUs
+	worker.Mode = own.Mode
+	if worker.Details == nil {
+		worker.Details = map[string]string{}
+	}
+	for k, v := range own.Details {
+		if _, ok := worker.Details[k]; !ok {
+			worker.Details[k] = v
+		}
+	}
+	return worker
+}
+
+// watchState is what the watchdog knows of the capture's progress.
+type watchState struct {
+	step        string
+	done, total uint64
+	finishing   bool
+}
+
+func (s *watchState) note(m message) {
+	switch m.Kind {
+	case "step":
+		s.step = m.What
+	case "progress":
+		s.done, s.total = m.Done, m.Total
+	case "finishing":
+		s.finishing = true
+	}
+}
+
+func (s *watchState) where() string {
+	switch {
+	case s.finishing:
+		return "after writing every chunk, while syncing and committing the image"
+	case s.total > 0:
+		return fmt.Sprintf("at %d%% (%s of %s of RAM saved)", s.done*100/s.total, humanize.IBytes(s.done), humanize.IBytes(s.total))
+	case s.step != "":
+		return "while " + s.step
+	}
+	return "before the capture started"
+}
+
+// end stops the worker: after grace (0: at once) it is killed, and a
+// forced unmount of the target fails the requests it may be blocked in
+// (a worker in uninterruptible sleep on a dead NFS server cannot be
+// frozen, and the jump back freezes every task first). state is the
+// worker's state when the watchdog fired, for the log.
+func (w *worker) end(grace time.Duration, state string) {
+	if grace > 0 {
+		select {
+		case <-w.exited:
+			w.exited <- nil // keep it for died
+			return
+		case <-time.After(grace):
+		}
+	}
+	if state != "" {
+		logf("ending the capture worker (pid %d, state %s)", w.cmd.Process.Pid, state)
+	}
+	w.cmd.Process.Signal(syscall.SIGKILL)
+	deadline := time.Now().Add(killWait)
+	for {
+		unix.Unmount(mountPoint, unix.MNT_FORCE)
+		select {
+		case <-w.exited:
+			w.exited <- nil
+			unix.Unmount(mountPoint, unix.MNT_DETACH)
+			return
+		case <-time.After(time.Second):
+		}
+		if time.Now().After(deadline) {
+			logf("the capture worker (pid %d) is still there %s after SIGKILL, state %s; jumping back regardless",
+				w.cmd.Process.Pid, killWait, processState(w.cmd.Process.Pid))
+			unix.Unmount(mountPoint, unix.MNT_DETACH)
+			return
+		}
+	}
+}
+
+// died explains a worker that ended without a result.
+func (w *worker) died(err error, in handoff.Instructions, st *watchState) error {
+	pid := w.cmd.Process.Pid
+	var ee *exec.ExitError
+	signaled := errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled()
+	if oom := oomKill(readKmsg(), pid); oom != "" || strings.Contains(w.tail.String(), "out of memory") {
+		if oom == "" {
+			oom = lastLine(w.tail.String())
+		}
+		return outOfMemory(in, st, oom)
+	}
+	what := "exited without a result"
+	if err != nil {
+		what = err.Error()
+	}
+	if signaled {
+		what = "was killed by " + ee.Sys().(syscall.WaitStatus).Signal().String()
+	}
+	msg := fmt.Sprintf("the helper's capture worker %s %s", what, st.where())
+	if t := lastLine(w.tail.String()); t != "" {
+		msg += fmt.Sprintf(" (its last words: %q)", t)
+	}
+	return errors.New(msg)
+}
+
+// outOfMemory is the error for a worker the helper's memory did not hold.
+func outOfMemory(in handoff.Instructions, st *watchState, kernel string) error {
+	total, _ := sysinfo.MemInfo("/proc/meminfo", "MemTotal")
+	threads := "one per CPU"
+	if in.Threads > 0 {
+		threads = fmt.Sprint(in.Threads)
+	}
+	return fmt.Errorf("helper ran out of memory %s: %s; the helper kernel has %s of RAM: reserve more with helper.reserve in kjump.conf "+
+		"(and the memmap= or crashkernel= size on the kernel command line, then reboot) or use fewer workers (image.threads or --threads, now %s)",
+		st.where(), kernel, humanize.IBytes(total), threads)
+}
+
+// oomKillRE matches the OOM killer's report (oom_kill_process): "Out of
+// memory: Killed process 97 (kjump-capture) total-vm:..., anon-rss:...".
+var oomKillRE = regexp.MustCompile(`Killed process (\d+) \(([^)]*)\)(?: total-vm:(\d+)kB, anon-rss:(\d+)kB)?`)
+
+// oomKill finds the OOM killer's report on pid in kernel log lines.
+func oomKill(lines []string, pid int) string {
+	for _, l := range lines {
+		m := oomKillRE.FindStringSubmatch(l)
+		if m == nil || m[1] != fmt.Sprint(pid) {
+			continue
+		}
+		s := fmt.Sprintf("the kernel's OOM killer ended the capture worker (pid %s", m[1])
+		if m[4] != "" {
+			var kb uint64
+			fmt.Sscan(m[4], &kb)
+			s += ", " + humanize.IBytes(kb<<10) + " resident"
+		}
+		return s + ")"
+	}
+	return ""
+}
+
+// stallError names what stopped answering.
+func stallError(in handoff.Instructions, limit time.Duration, st *watchState, state string) error {
+	msg := fmt.Sprintf("helper watchdog: no progress for %s %s writing to %s: %s stopped answering; the capture was aborted",
+		limit, st.where(), targetName(in.Target), targetWhat(in.Target))
+	if st.finishing {
+		msg += "; the image may or may not have been committed: check with 'resume image verify " + in.Target.Spec + "'"
+	}
+	if strings.HasPrefix(state, "D") {
+		msg += " (the capture was blocked in the kernel)"
+	}
+	return fmt.Errorf("%s (helper.watchdog in kjump.conf sets the limit)", msg)
+}
+
+// targetName is the image's place as the user knows it.
+func targetName(ts handoff.TargetSpec) string {
+	switch {
+	case ts.Source != "":
+		return strings.TrimSuffix(ts.Source, "/") + "/" + strings.TrimPrefix(ts.Path, "/")
+	case ts.Spec != "":
+		return ts.Spec
+	case ts.Device != "":
+		return ts.Device
+	}
+	return "the target"
+}
+
+// targetWhat says what can have stopped answering.
+func targetWhat(ts handoff.TargetSpec) string {
+	if ts.Source != "" && strings.HasPrefix(ts.FSType, "nfs") {
+		server, _, _ := strings.Cut(ts.Source, ":")
+		return "the NFS server " + server
+	}
+	dev := ts.Device
+	if ts.File != nil {
+		dev = ts.File.Device
+	}
+	if dev != "" {
+		return "the disk " + dev
+	}
+	return "the target"
+}
+
+// processState is a process's state letter and what it waits in
+// (/proc/PID/stat and wchan), e.g. "D (wchan rpc_wait_bit_killable)".
+func processState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "gone"
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		s = s[i+2:]
+	}
+	state, _, _ := strings.Cut(s, " ")
+	if wc, err := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid)); err == nil && len(wc) > 0 && string(wc) != "0" {
+		state += " (wchan " + string(wc) + ")"
+	}
+	return state
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return strings.TrimSpace(s)
+}
+
+// tailWriter keeps the last max bytes written to it.
+type tailWriter struct {
+	mu  sync.Mutex
+	b   []byte
+	max int
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = t.b[len(t.b)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tailWriter) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
