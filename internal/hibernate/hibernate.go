@@ -359,8 +359,12 @@ func helperReport(l *launch.Launch, o Options, sys *System, away time.Duration) 
 		if o.Target != "" {
 			where = " on " + o.Target
 		}
-		return out, fmt.Errorf("hibernation failed, this machine keeps running: the helper stopped after %.1fs and jumped back (away %s); no image was committed%s: %s",
-			r.Seconds, away.Round(100*time.Millisecond), where, r.Error)
+		committed := "no image was committed" + where
+		if r.Details["commit_uncertain"] == "true" {
+			committed = "the helper stopped while committing the image" + where
+		}
+		return out, fmt.Errorf("hibernation failed, this machine keeps running: the helper stopped after %.1fs and jumped back (away %s); %s: %s",
+			r.Seconds, away.Round(100*time.Millisecond), committed, r.Error)
 	}
 	return out, nil
 }
