@@ -19,7 +19,8 @@ import (
 // happens to the target or to the helper's memory while it writes, the
 // original comes back and says what happened.
 func init() {
-	register(Scenario{Name: "nfs-server-lost-jumps-back", Timeout: 25 * time.Minute, Run: nfsServerLostJumpsBack})
+	register(Scenario{Name: "nfs-server-lost-jumps-back", Timeout: 25 * time.Minute, Run: func(s *S) error { return nfsServerLostJumpsBack(s, false) }})
+	register(Scenario{Name: "nfs-hard-mount-lost-jumps-back", Timeout: 25 * time.Minute, Run: func(s *S) error { return nfsServerLostJumpsBack(s, true) }})
 	register(Scenario{Name: "helper-oom-jumps-back", Timeout: 20 * time.Minute, Run: helperOOMJumpsBack})
 	register(Scenario{Name: "target-pulled-jumps-back", Timeout: 20 * time.Minute, Run: targetPulledJumpsBack})
 }
@@ -34,14 +35,24 @@ const midWrite = `kjump-helper: saved\s+[1-9]\d%`
 // survives to prove that nothing was committed). Within 90 s the original
 // runs again and names the server; then the server answers again and the
 // export holds no image, and the original's own mount works.
-func nfsServerLostJumpsBack(s *S) error {
+//
+// hard mounts the export in the helper without timeouts (the test knob
+// kjump.test_nfs_hard, as the helper did before it mounted soft): the
+// capture then blocks in the kernel for good, and only PID 1's watchdog,
+// the forced unmount and the retried jump (a task blocked on the server
+// cannot be frozen) bring the original back.
+func nfsServerLostJumpsBack(s *S, hard bool) error {
+	args := ""
+	if hard {
+		args = " --helper-args kjump.test_nfs_hard"
+	}
 	server, err := s.startNFSServer(0)
 	if err != nil {
 		return err
 	}
 	kernel, initrd, err := s.jumpingBoot("", nfsClientMount+workloadStart+`
 echo "HIB before counter=$(cat /run/kjump-workload/counter)"
-hibernate checkpoint --to /mnt/nfs/ckpt
+hibernate checkpoint --to /mnt/nfs/ckpt`+args+`
 echo "NFS checkpoint rc=$?"
 echo "HIB cpus=$(cat /sys/devices/system/cpu/online)"
 sleep 2   # the thawed workload ticks once a second
@@ -79,7 +90,11 @@ echo "NFS export holds: [$(ls -A /mnt/nfs | tr '\n' ' ')]"
 		return err
 	}
 	back := time.Since(lost)
-	for _, w := range []string{nfsServerAddr, "this machine keeps running", "no image was committed"} {
+	wants := []string{nfsServerAddr, "this machine keeps running", "no image was committed"}
+	if hard {
+		wants = append(wants, "helper watchdog: no progress for 1m0s", "the NFS server "+nfsServerAddr+" stopped answering")
+	}
+	for _, w := range wants {
 		if !strings.Contains(msg[1], w) {
 			return fmt.Errorf("hibernate's error does not say %q: %q", w, msg[1])
 		}

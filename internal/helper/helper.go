@@ -289,7 +289,14 @@ func fatal(err error) error {
 		logf("helper's /proc/iomem:\n%s", b)
 	}
 	logf("cannot return to the original kernel; powering off in 10s")
-	unix.Sync()
+	// sync may block for good on a target that stopped answering: never
+	// let it keep the machine from powering off.
+	synced := make(chan struct{})
+	go func() { unix.Sync(); close(synced) }()
+	select {
+	case <-synced:
+	case <-time.After(10 * time.Second):
+	}
 	time.Sleep(10 * time.Second)
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	return err

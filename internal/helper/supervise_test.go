@@ -157,11 +157,14 @@ func TestNFSMountOptionsBounded(t *testing.T) {
 		"vers=3,hard,timeo=600,retrans=5,nolock":            "vers=3,nolock,soft,timeo=50,retrans=2",
 		"":                                                  "soft,timeo=50,retrans=2",
 	} {
-		if got := mountOptions(handoff.TargetSpec{FSType: "nfs4", Opts: in}); got != want {
+		if got := mountOptions(handoff.TargetSpec{FSType: "nfs4", Opts: in}, false); got != want {
 			t.Errorf("%q: %q, want %q", in, got, want)
 		}
 	}
-	if got := mountOptions(handoff.TargetSpec{FSType: "ext4", Opts: "noatime"}); got != "noatime" {
+	if got := mountOptions(handoff.TargetSpec{FSType: "nfs", Opts: "vers=3,soft,timeo=50"}, true); got != "vers=3,hard" {
+		t.Errorf("the test's hard mount: %q", got)
+	}
+	if got := mountOptions(handoff.TargetSpec{FSType: "ext4", Opts: "noatime"}, false); got != "noatime" {
 		t.Errorf("ext4 options changed: %q", got)
 	}
 }
