@@ -160,11 +160,11 @@ func helperOOMJumpsBack(s *S) error {
 	if err != nil {
 		return err
 	}
-	if _, err := expectJumpedBack(s, h, m, "helper ran out of memory", "OOM killer", "reserve more with helper.reserve", "fewer workers",
+	if _, err := expectJumpedBack(s, h, m, "helper ran out of memory at", "the kernel's OOM killer ended the capture worker", "reserve more with helper.reserve", "fewer workers",
 		"this machine keeps running", "no image was committed"); err != nil {
 		return err
 	}
-	if l, ok := match(`(Out of memory: Killed process .*)`, m.Console()); ok {
+	if l, ok := match(`(Out of memory: Killed process \d+ \(kjump-capture\).*)`, m.Console()); ok {
 		fmt.Printf("  %s: helper kernel: %s\n", s.Name, l)
 	} else {
 		return fmt.Errorf("the helper kernel's log has no OOM kill")
@@ -202,7 +202,7 @@ func targetPulledJumpsBack(s *S) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range []string{"/dev/vda", "this machine keeps running", "no image was committed"} {
+	for _, w := range []string{"the disk /dev/vda vanished while the image was being written", "this machine keeps running", "no image was committed"} {
 		if !strings.Contains(msg[1], w) {
 			return fmt.Errorf("hibernate's error does not say %q: %q", w, msg[1])
 		}

@@ -42,9 +42,6 @@ func capture(h handoff.Handoff, gdt purgatory.GDTDesc, res *handoff.Result) erro
 	}
 	logf("writing image of %s to %s (%s)", humanize.IBytes(totalRAM(src.Ranges())), t, desc)
 	step("writing")
-	if eatMemoryOnWrite {
-		go eatMemory()
-	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	if dev := in.Target.Device; dev != "" && in.Target.FSType == "" {
@@ -60,7 +57,7 @@ func capture(h handoff.Handoff, gdt purgatory.GDTDesc, res *handoff.Result) erro
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause
 		}
-		return serverNames(withKernelIOErrors(err, in.Target.Device), in.Target)
+		return serverNames(vanished(withKernelIOErrors(err, in.Target.Device), in.Target), in.Target)
 	}
 	committed(st, t, res)
 	if cpu1, err := readCPUTimes(); err == nil && cpuErr == nil {
@@ -186,6 +183,10 @@ func progress(verb string) func(done, total uint64) {
 	next := uint64(0)
 	return func(done, total uint64) {
 		pulse(message{Kind: "progress", Done: done, Total: total})
+		if eatMemoryOnWrite && done*10 >= total {
+			eatMemoryOnWrite = false
+			go eatMemory()
+		}
 		if done == total {
 			pulse(message{Kind: "finishing"})
 		}
@@ -216,3 +217,45 @@ type renamedError struct {
 
 func (e *renamedError) Error() string { return strings.ReplaceAll(e.err.Error(), e.old, e.new) }
 func (e *renamedError) Unwrap() error { return e.err }
+
+// vanished names a disk that went away under the capture: once the kernel
+// removes a block device, writes to it fail with ENOSPC (its size is
+// zero) or EIO, which would read as "target full" or a bad sector.
+func vanished(err error, ts handoff.TargetSpec) error {
+	dev := ts.Device
+	if ts.File != nil {
+		dev = ts.File.Device
+	}
+	if err == nil || !strings.HasPrefix(dev, "/dev/") {
+		return err
+	}
+	size, serr := os.ReadFile("/sys/class/block/" + filepath.Base(dev) + "/size")
+	if serr == nil && strings.TrimSpace(string(size)) != "0" {
+		return err
+	}
+	return &vanishedError{dev: dev, err: err}
+}
+
+type vanishedError struct {
+	dev string
+	err error
+}
+
+func (e *vanishedError) Error() string {
+	return fmt.Sprintf("the disk %s vanished while the image was being written (unplugged, powered off, or its controller failed; "+
+		"the write failed with %v): reconnect it or choose another target", e.dev, rootCause(e.err))
+}
+
+func (e *vanishedError) Unwrap() error { return e.err }
+
+// rootCause is the innermost error of a chain (the errno of a failed
+// write, say).
+func rootCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}

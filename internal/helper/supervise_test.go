@@ -2,9 +2,11 @@ package helper
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -181,5 +183,27 @@ func TestTargetNames(t *testing.T) {
 		if n, w := targetName(tc.ts), targetWhat(tc.ts); n != tc.name || w != tc.what {
 			t.Errorf("%+v: %q, %q", tc.ts, n, w)
 		}
+	}
+}
+
+func TestVanishedDiskNamed(t *testing.T) {
+	full := fmt.Errorf("write image to /dev/kjtest-gone: %w", &os.PathError{Op: "write", Path: "/dev/kjtest-gone", Err: syscall.ENOSPC})
+	err := vanished(full, handoff.TargetSpec{Device: "/dev/kjtest-gone"})
+	want := "the disk /dev/kjtest-gone vanished while the image was being written (unplugged, powered off, or its controller failed; the write failed with no space left on device): reconnect it or choose another target"
+	if err == nil || err.Error() != want || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("%v", err)
+	}
+	// A disk that is still there keeps its own error.
+	entries, _ := os.ReadDir("/sys/class/block")
+	for _, e := range entries {
+		if b, _ := os.ReadFile("/sys/class/block/" + e.Name() + "/size"); len(b) > 0 && strings.TrimSpace(string(b)) != "0" {
+			if got := vanished(full, handoff.TargetSpec{Device: "/dev/" + e.Name()}); got != full {
+				t.Errorf("present disk %s: %v", e.Name(), got)
+			}
+			break
+		}
+	}
+	if got := vanished(full, handoff.TargetSpec{Source: "10.0.2.1:/export"}); got != full {
+		t.Errorf("NFS target: %v", got)
 	}
 }

@@ -9,6 +9,9 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kjump/kjump/internal/cmdline"
 	"github.com/kjump/kjump/internal/handoff"
@@ -55,6 +58,8 @@ func step(what string) { pulse(message{Kind: "step", What: what}) }
 // jumps back. It returns the process's exit status.
 func WorkerMain() int {
 	setOOMScoreAdj(os.Getpid(), 1000) // first to go when memory runs out
+	// Name it as the OOM killer and the kernel log will (not "init").
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte(workerName + "\x00")[0])), 0, 0, 0)
 	out := os.NewFile(workerReport, "report")
 	if out == nil {
 		logf("capture worker: no report pipe on fd %d", workerReport)
@@ -106,8 +111,8 @@ func setOOMScoreAdj(pid, v int) error {
 }
 
 // testOOMParam on the helper's command line (hibernate --helper-args) makes
-// the worker allocate memory until the OOM killer ends it, once the image
-// is being written: the test of the helper running out of memory
+// the worker allocate memory until the OOM killer ends it, once a tenth of
+// the image is written: the test of the helper running out of memory
 // (scenario helper-oom-jumps-back). Off unless given.
 const testOOMParam = "kjump.test_oom"
 
