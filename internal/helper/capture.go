@@ -51,6 +51,16 @@ func capture(h handoff.Handoff, gdt purgatory.GDTDesc, res *handoff.Result) erro
 		})
 		defer stop()
 	}
+	if server := nfsServer(in.Target); server != "" {
+		// A soft mount fails each unanswered request, but only the final
+		// sync would report the failed writes: stop at the first one.
+		stop := watchNFSTimeouts(server, func(line string) {
+			e := fmt.Errorf("the NFS server %s stopped answering while the image was written to %s (kernel: %q)", server, targetName(in.Target), line)
+			pulse(message{Kind: "failed", What: e.Error()})
+			cancel(e)
+		})
+		defer stop()
+	}
 	cpu0, cpuErr := readCPUTimes()
 	st, err := image.WriteTarget(ctx, t, src, metadata(h, gdt), opts...)
 	if err != nil {
@@ -258,4 +268,19 @@ func rootCause(err error) error {
 		}
 		err = u
 	}
+}
+
+// nfsServer is the server of an NFS target ("" for others).
+func nfsServer(ts handoff.TargetSpec) string {
+	if ts.Source == "" || !strings.HasPrefix(ts.FSType, "nfs") {
+		return ""
+	}
+	return nfsServerOf(ts.Source)
+}
+
+// nfsServerOf is the server of an NFS mount source: "10.0.2.1" of
+// "10.0.2.1:/export", "fd00::1" of "[fd00::1]:/export".
+func nfsServerOf(source string) string {
+	server, _, _ := strings.Cut(source, ":/")
+	return strings.Trim(server, "[]")
 }

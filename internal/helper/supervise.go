@@ -24,6 +24,11 @@ import (
 // defaultWatchdog applies when the instructions carry no helper.watchdog.
 const defaultWatchdog = 60 * time.Second
 
+// failedGrace is how long a worker that announced its failure may take to
+// clean up (remove its unfinished image, unmount) before it is ended: on
+// a target that stopped answering, cleaning up would wait for it too.
+const failedGrace = 5 * time.Second
+
 // killWait is how long PID 1 waits for a worker it killed to be gone, re-
 // issuing a forced unmount of the target meanwhile, before it jumps back
 // regardless.
@@ -102,8 +107,17 @@ func (w *worker) watch(in handoff.Instructions, limit time.Duration, res *handof
 	timer := time.NewTimer(limit)
 	defer timer.Stop()
 	var st watchState
+	var failGrace <-chan time.Time // set once the worker said it failed
 	for {
 		select {
+		case <-failGrace:
+			// The worker knows it failed but is still cleaning up on a
+			// target that does not answer: end it.
+			w.end(0, processState(w.cmd.Process.Pid))
+			if st.finishing {
+				res.Details["commit_uncertain"] = "true"
+			}
+			return errors.New(st.failed)
 		case m, ok := <-w.msgs:
 			if !ok {
 				w.msgs = nil // the pipe closed: the worker is ending
@@ -128,6 +142,10 @@ func (w *worker) watch(in handoff.Instructions, limit time.Duration, res *handof
 				return errors.New(res.Error)
 			}
 			st.note(m)
+			if m.Kind == "failed" && failGrace == nil {
+				logf("capture failed: %s; giving it %s to clean up", m.What, failedGrace)
+				failGrace = time.After(failedGrace)
+			}
 		case err := <-w.exited:
 			for m := range w.drained() { // lines still in the pipe
 				if m.Kind == "result" && m.Result != nil {
@@ -138,6 +156,9 @@ func (w *worker) watch(in handoff.Instructions, limit time.Duration, res *handof
 					return errors.New(res.Error)
 				}
 				st.note(m)
+			}
+			if st.failed != "" {
+				return errors.New(st.failed)
 			}
 			return w.died(err, in, &st)
 		case <-timer.C:
@@ -181,6 +202,7 @@ type watchState struct {
 	step        string
 	done, total uint64
 	finishing   bool
+	failed      string // the error the worker announced before its result
 }
 
 func (s *watchState) note(m message) {
@@ -191,6 +213,10 @@ func (s *watchState) note(m message) {
 		s.done, s.total = m.Done, m.Total
 	case "finishing":
 		s.finishing = true
+	case "failed":
+		if s.failed == "" {
+			s.failed = m.What
+		}
 	}
 }
 
@@ -331,8 +357,7 @@ func targetName(ts handoff.TargetSpec) string {
 // targetWhat says what can have stopped answering.
 func targetWhat(ts handoff.TargetSpec) string {
 	if ts.Source != "" && strings.HasPrefix(ts.FSType, "nfs") {
-		server, _, _ := strings.Cut(ts.Source, ":")
-		return "the NFS server " + server
+		return "the NFS server " + nfsServerOf(ts.Source)
 	}
 	dev := ts.Device
 	if ts.File != nil {
@@ -344,10 +369,30 @@ func targetWhat(ts handoff.TargetSpec) string {
 	return "the target"
 }
 
-// processState is a process's state letter and what it waits in
-// (/proc/PID/stat and wchan), e.g. "D (wchan rpc_wait_bit_killable)".
+// processState is a process's state as its threads show it: the first
+// thread in uninterruptible sleep (D) if any, else the main thread, with
+// what it waits in, e.g. "D (wchan folio_wait_bit_common) in thread 84".
 func processState(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	tids, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return "gone"
+	}
+	main := threadState(pid, pid)
+	for _, t := range tids {
+		var tid int
+		if _, err := fmt.Sscan(t.Name(), &tid); err != nil || tid == pid {
+			continue
+		}
+		if s := threadState(pid, tid); strings.HasPrefix(s, "D") {
+			return fmt.Sprintf("%s in thread %d of %d", s, tid, len(tids))
+		}
+	}
+	return main
+}
+
+func threadState(pid, tid int) string {
+	dir := fmt.Sprintf("/proc/%d/task/%d/", pid, tid)
+	b, err := os.ReadFile(dir + "stat")
 	if err != nil {
 		return "gone"
 	}
@@ -356,7 +401,7 @@ func processState(pid int) string {
 		s = s[i+2:]
 	}
 	state, _, _ := strings.Cut(s, " ")
-	if wc, err := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid)); err == nil && len(wc) > 0 && string(wc) != "0" {
+	if wc, err := os.ReadFile(dir + "wchan"); err == nil && len(wc) > 0 && string(wc) != "0" {
 		state += " (wchan " + string(wc) + ")"
 	}
 	return state

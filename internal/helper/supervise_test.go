@@ -43,6 +43,13 @@ func fakeWorker(how string) int {
 			enc.Encode(message{Kind: "progress", Done: uint64(4+i) << 20, Total: 12 << 20})
 		}
 		enc.Encode(message{Kind: "result", Result: &handoff.Result{OK: true, RAMBytes: 12 << 20, Details: map[string]string{"target": "/dev/vda"}}})
+	case "announce-fail": // knows it failed, then hangs cleaning up
+		enc.Encode(message{Kind: "failed", What: "the NFS server 10.0.2.1 stopped answering"})
+		for i := 0; i < 100; i++ { // messages while it hangs do not keep it alive
+			time.Sleep(100 * time.Millisecond)
+			enc.Encode(message{Kind: "step", What: "removing the unfinished image"})
+		}
+		time.Sleep(time.Hour)
 	case "fail":
 		enc.Encode(message{Kind: "result", Result: &handoff.Result{Error: "write image to /dev/vda: input/output error"}})
 	case "go-oom":
@@ -114,6 +121,16 @@ func TestWatchdogCountsProgressNotTime(t *testing.T) {
 	}
 }
 
+func TestAnnouncedFailureEndsTheWorker(t *testing.T) {
+	_, err, took := superviseFake(t, "announce-fail", time.Minute, nfsTarget)
+	if err == nil || err.Error() != "the NFS server 10.0.2.1 stopped answering" {
+		t.Fatalf("%v", err)
+	}
+	if took < failedGrace || took > failedGrace+5*time.Second {
+		t.Errorf("ended after %s, want the %s grace", took, failedGrace)
+	}
+}
+
 func TestWorkerFailureIsTheResult(t *testing.T) {
 	_, err, _ := superviseFake(t, "fail", time.Minute, nfsTarget)
 	if err == nil || err.Error() != "write image to /dev/vda: input/output error" {
@@ -177,6 +194,7 @@ func TestTargetNames(t *testing.T) {
 		name, what string
 	}{
 		{nfsTarget.Target, "10.0.2.1:/export/ckpt", "the NFS server 10.0.2.1"},
+		{handoff.TargetSpec{FSType: "nfs", Source: "[fd00::1]:/export/", Path: "k/img"}, "[fd00::1]:/export/k/img", "the NFS server fd00::1"},
 		{handoff.TargetSpec{Spec: "LABEL=kj", Device: "/dev/vda2"}, "LABEL=kj", "the disk /dev/vda2"},
 		{handoff.TargetSpec{Spec: "/var/kjump.img", File: &storage.FileMap{Device: "/dev/sda1"}}, "/var/kjump.img", "the disk /dev/sda1"},
 	} {
