@@ -58,7 +58,7 @@ func stallError(in handoff.Instructions, limit time.Duration, st *watchState, st
 		msg += "; the image may or may not have been committed: check with 'resume image verify " + in.Target.Spec + "'"
 	}
 	if strings.HasPrefix(state, "D") {
-		msg += "; the capture was blocked in the kernel, waiting for it"
+		msg += " (it was blocked in the kernel, waiting for the target)"
 	}
 	return fmt.Errorf("%s (helper.watchdog in kjump.conf sets the limit)", msg)
 }
