@@ -88,6 +88,7 @@ type hibSetup struct {
 	writeEIO      int64  // > 0: writes touching this byte offset of vda fail with EIO
 	writeBPS      int64  // > 0: vda writes this many bytes per second at most
 	smallMiB      int    // > 0: a third disk (vdc) of this size
+	unpluggable   bool   // disks hot-pluggable, monitor on (vm.Machine.UnplugDisk)
 	before, after string // see hibernateScript
 }
 
@@ -210,6 +211,7 @@ func startHibernating(s *S, version string, opts ...hibOption) (*hibernated, *vm
 	if o.writeBPS > 0 {
 		cfg.WriteBPS = map[string]int64{h.imageDisk: o.writeBPS}
 	}
+	cfg.Unpluggable, cfg.Monitor = o.unpluggable, o.unpluggable
 	m, err := s.Start(cfg)
 	if err != nil {
 		return nil, nil, err

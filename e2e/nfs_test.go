@@ -249,7 +249,7 @@ func (s *S) startNFSServer(exportMiB int) (*nfsServer, error) {
 	if exportMiB > 0 {
 		appendLine = fmt.Sprintf("kjtest.export=%dm", exportMiB)
 	}
-	m, err := s.Start(vm.Config{Name: "nfs-server", Kernel: kernel, Initrd: initrd, Append: appendLine, Net: &vm.Net{Listen: true, Port: port}})
+	m, err := s.Start(vm.Config{Name: "nfs-server", Kernel: kernel, Initrd: initrd, Append: appendLine, Net: &vm.Net{Listen: true, Port: port}, Monitor: true})
 	if err != nil {
 		return nil, err
 	}

@@ -55,6 +55,7 @@ func helperFlags(fs *flag.FlagSet, o *hibernate.Options, cfg config.Config) {
 		return fmt.Errorf("use exclude or keep")
 	})
 	o.NetInterface, o.NetAddress = cfg.Network.Interface, cfg.Network.Address
+	o.Watchdog = cfg.Helper.Watchdog
 	fs.DurationVar(&lockWait, "lock-wait", hibernate.DefaultLockWait, lockWaitUsage())
 	o.AllowUnproven = cfg.Resume.AllowUnproven
 }

@@ -18,6 +18,9 @@ var commands = &cli.Set{Prog: "hibernate", Version: cli.BuildVersion(version)}
 func init() { commands.Register(commands.CompletionCommand()) }
 
 func main() {
+	if helper.IsWorker() {
+		os.Exit(helper.WorkerMain())
+	}
 	if helper.IsHelper() {
 		helper.Main()
 		os.Exit(1)

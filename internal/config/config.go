@@ -60,7 +60,17 @@ type Helper struct {
 	Args    string   `toml:"args"`    // extra helper kernel command line
 	Reserve string   `toml:"reserve"` // smallest reserved region accepted, e.g. "128M"
 	Modules []string `toml:"modules"` // extra kernel modules for the helper initramfs
+	// Watchdog is how many seconds the helper's capture may go without
+	// progress before the helper aborts it and jumps back.
+	Watchdog int `toml:"watchdog"`
 }
+
+// Watchdog bounds for helper.watchdog, in seconds.
+const (
+	DefaultWatchdog = 60
+	MinWatchdog     = 10
+	MaxWatchdog     = 3600
+)
 
 // Network is how the helper reaches an NFS target. Empty fields are
 // derived from the interface the running system uses to reach the server.
@@ -82,7 +92,7 @@ type Resume struct {
 func Default() Config {
 	return Config{
 		Image:  Image{Level: "fast", Compression: "auto", FreePages: "exclude"},
-		Helper: Helper{Kernel: "/boot/kjump/helper.bzImage", Initrd: "/boot/kjump/helper.cpio.gz", Reserve: "128M"},
+		Helper: Helper{Kernel: "/boot/kjump/helper.bzImage", Initrd: "/boot/kjump/helper.cpio.gz", Reserve: "128M", Watchdog: DefaultWatchdog},
 		Resume: Resume{Policy: "auto"},
 	}
 }
@@ -162,7 +172,7 @@ func Parse(data []byte) (Config, error) {
 }
 
 const knownKeys = "targets, key_file, image.level, image.compression, image.threads, image.free_pages, helper.kernel, helper.initrd, helper.args, " +
-	"helper.reserve, helper.modules, network.interface, network.address, resume.policy, resume.force"
+	"helper.reserve, helper.modules, helper.watchdog, network.interface, network.address, resume.policy, resume.force"
 
 // Validate checks values the types alone do not.
 func (c Config) Validate() error {
@@ -188,6 +198,10 @@ func (c Config) Validate() error {
 	case "auto", "never":
 	default:
 		return fmt.Errorf("resume.policy = %q: use auto or never", c.Resume.Policy)
+	}
+	if w := c.Helper.Watchdog; w < MinWatchdog || w > MaxWatchdog {
+		return fmt.Errorf("helper.watchdog = %d: give the seconds without progress after which the helper aborts and jumps back, %d to %d (default %d)",
+			w, MinWatchdog, MaxWatchdog, DefaultWatchdog)
 	}
 	if _, err := c.ReserveBytes(); err != nil {
 		return err

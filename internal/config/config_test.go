@@ -36,6 +36,7 @@ initrd = "/boot/kjump/h.cpio.gz"
 args = "loglevel=7"
 reserve = "256M"
 modules = ["virtio_net"]
+watchdog = 45
 
 [network]
 interface = "eth0"
@@ -50,7 +51,7 @@ force = true
 	}
 	want := Config{Targets: []string{"PARTLABEL=kjump", "/mnt/nfs/kjump"}, KeyFile: "/etc/kjump/key",
 		Image:   Image{Level: "best", Compression: "s2", Threads: 3, FreePages: "keep"},
-		Helper:  Helper{Kernel: "/boot/vmlinuz-x", Initrd: "/boot/kjump/h.cpio.gz", Args: "loglevel=7", Reserve: "256M", Modules: []string{"virtio_net"}},
+		Helper:  Helper{Kernel: "/boot/vmlinuz-x", Initrd: "/boot/kjump/h.cpio.gz", Args: "loglevel=7", Reserve: "256M", Modules: []string{"virtio_net"}, Watchdog: 45},
 		Network: Network{Interface: "eth0", Address: "10.0.2.50/24"},
 		Resume:  Resume{Policy: "never", Force: true}}
 	if !reflect.DeepEqual(c, want) {
@@ -66,7 +67,7 @@ func TestPartialKeepsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Image.Level != "fast" || c.Helper.Kernel != "/boot/kjump/helper.bzImage" || c.Resume.Policy != "auto" || c.Image.Threads != 2 {
+	if c.Image.Level != "fast" || c.Helper.Kernel != "/boot/kjump/helper.bzImage" || c.Resume.Policy != "auto" || c.Image.Threads != 2 || c.Helper.Watchdog != DefaultWatchdog {
 		t.Fatalf("%+v", c)
 	}
 }
@@ -83,6 +84,10 @@ func TestErrors(t *testing.T) {
 		{"[resume]\npolicy = \"sometimes\"\n", "resume.policy"},
 		{"[helper]\nreserve = \"lots\"\n", `helper.reserve = "lots"`},
 		{"targets = [\"\"]\n", "targets[0] is empty"},
+		{"[helper]\nwatchdog = 0\n", "helper.watchdog = 0: give the seconds without progress"},
+		{"[helper]\nwatchdog = 9\n", "10 to 3600 (default 60)"},
+		{"[helper]\nwatchdog = 86400\n", "helper.watchdog = 86400"},
+		{"[helper]\nwatchdog = \"60s\"\n", "line 2"},
 		{"[network]\naddress = \"10.0.0.5\"\n", "address/prefix"},
 		{"targets = [\"/dev/sdb2\"\n", "line "},
 	} {

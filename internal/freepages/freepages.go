@@ -11,6 +11,7 @@ package freepages
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -34,10 +35,22 @@ type Result struct {
 	Scanned uint64
 }
 
+// ErrTooFragmented is Find's answer when the free blocks need more list
+// entries than the caller allows: the list would not fit the memory of a
+// small helper kernel. Saving the free pages too costs space, never data.
+var ErrTooFragmented = errors.New("free memory too fragmented for the free-page list's budget")
+
 // Find walks the struct page of every page in ram and returns the free
 // buddy blocks. mem reads physical memory of the kernel described by info
 // (the VMCOREINFO key=value pairs).
 func Find(mem io.ReaderAt, info map[string]string, ram []image.Range) (*Result, error) {
+	return FindLimited(mem, info, ram, 0)
+}
+
+// FindLimited is Find with at most maxRanges entries in the free list
+// (0: no limit); past that it stops with ErrTooFragmented. Adjacent blocks
+// share one entry, so the list grows with fragmentation, not with size.
+func FindLimited(mem io.ReaderAt, info map[string]string, ram []image.Range, maxRanges int) (*Result, error) {
 	k, err := parseKernel(info)
 	if err != nil {
 		return nil, err
@@ -47,6 +60,7 @@ func Find(mem io.ReaderAt, info map[string]string, ram []image.Range) (*Result, 
 		return nil, err
 	}
 	res := &Result{}
+	w.maxRanges = maxRanges
 	for _, r := range ram {
 		if err := w.scan(r, res); err != nil {
 			return nil, err
@@ -158,6 +172,8 @@ type walker struct {
 	pt       *pageTables
 	sections map[uint64]uint64 // section number -> encoded mem_map
 	present  []uint64          // the section numbers, sorted
+	// maxRanges bounds the free list (0: unbounded).
+	maxRanges int
 }
 
 // sectionFlagBits are the flag bits at the bottom of section_mem_map
@@ -315,7 +331,13 @@ func (w *walker) scan(r image.Range, res *Result) error {
 				continue
 			}
 			blockEnd := min(p+1<<order, end)
-			res.Free = append(res.Free, image.Range{Start: p * k.pageSize, End: blockEnd * k.pageSize})
+			if n := len(res.Free); n > 0 && res.Free[n-1].End == p*k.pageSize {
+				res.Free[n-1].End = blockEnd * k.pageSize
+			} else if w.maxRanges > 0 && n >= w.maxRanges {
+				return fmt.Errorf("%w: more than %d entries", ErrTooFragmented, n)
+			} else {
+				res.Free = append(res.Free, image.Range{Start: p * k.pageSize, End: blockEnd * k.pageSize})
+			}
 			res.Pages += blockEnd - p
 			if blockEnd >= pfn+n { // the block runs past this batch
 				next = blockEnd

@@ -2,6 +2,7 @@ package freepages
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"reflect"
@@ -111,6 +112,30 @@ func TestFind(t *testing.T) {
 		if !reflect.DeepEqual(res.Free, want) || res.Pages != 1+1024+8+6 {
 			t.Fatalf("buddy value %#x: free %v (%d pages), want %v", value, res.Free, res.Pages, want)
 		}
+	}
+}
+
+// Adjacent free blocks share one list entry, and a list that would pass
+// its budget stops with ErrTooFragmented instead of growing without bound.
+func TestFreeListBudget(t *testing.T) {
+	heads := map[uint64]uint64{}
+	for pfn := uint64(0); pfn < 1024; pfn += 2 { // every other page free: 512 entries
+		heads[pfn] = 0
+	}
+	for pfn := uint64(2048); pfn < 4096; pfn++ { // 2048 adjacent free pages: one entry
+		heads[pfn] = 0
+	}
+	mem, info := newKernel(t, 8192, buddy61, heads)
+	ram := []image.Range{{Start: 0, End: 8192 << 12}}
+	res, err := FindLimited(mem, info, ram, 513)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Free) != 513 || res.Pages != 512+2048 || res.Free[512] != (image.Range{Start: 2048 << 12, End: 4096 << 12}) {
+		t.Fatalf("%d entries, %d pages, last %v", len(res.Free), res.Pages, res.Free[len(res.Free)-1])
+	}
+	if _, err := FindLimited(mem, info, ram, 100); !errors.Is(err, ErrTooFragmented) {
+		t.Fatalf("a list over its budget: %v", err)
 	}
 }
 

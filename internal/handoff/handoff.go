@@ -98,6 +98,10 @@ type Instructions struct {
 	Level       image.Level       `json:"level,omitempty"`
 	Compression image.Compression `json:"compression,omitempty"`
 	Threads     int               `json:"threads,omitempty"`
+	// Watchdog is how many seconds the helper's capture may go without
+	// progress before it is aborted (helper.watchdog); 0: the helper's
+	// default.
+	Watchdog int `json:"watchdog,omitempty"`
 	// KeepFree makes the helper save the pages the original has free too.
 	KeepFree bool `json:"keep_free,omitempty"`
 	// DiscardFree says the original does not zero its free pages

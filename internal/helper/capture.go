@@ -36,8 +36,12 @@ func capture(h handoff.Handoff, gdt purgatory.GDTDesc, res *handoff.Result) erro
 		return err
 	}
 	defer cleanup()
-	opts, desc := writerOptions(in, src, res)
+	opts, desc, err := writerOptions(in, src, res)
+	if err != nil {
+		return err
+	}
 	logf("writing image of %s to %s (%s)", humanize.IBytes(totalRAM(src.Ranges())), t, desc)
+	step("writing")
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	if dev := in.Target.Device; dev != "" && in.Target.FSType == "" {
@@ -47,13 +51,23 @@ func capture(h handoff.Handoff, gdt purgatory.GDTDesc, res *handoff.Result) erro
 		})
 		defer stop()
 	}
+	if server := nfsServer(in.Target); server != "" {
+		// A soft mount fails each unanswered request, but only the final
+		// sync would report the failed writes: stop at the first one.
+		stop := watchNFSTimeouts(server, func(line string) {
+			e := fmt.Errorf("the NFS server %s stopped answering while the image was written to %s (kernel: %q)", server, targetName(in.Target), line)
+			pulse(message{Kind: "failed", What: e.Error()})
+			cancel(e)
+		})
+		defer stop()
+	}
 	cpu0, cpuErr := readCPUTimes()
 	st, err := image.WriteTarget(ctx, t, src, metadata(h, gdt), opts...)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			err = cause
 		}
-		return serverNames(withKernelIOErrors(err, in.Target.Device), in.Target)
+		return serverNames(vanished(withKernelIOErrors(err, in.Target.Device), in.Target), in.Target)
 	}
 	committed(st, t, res)
 	if cpu1, err := readCPUTimes(); err == nil && cpuErr == nil {
@@ -83,8 +97,9 @@ func metadata(h handoff.Handoff, gdt purgatory.GDTDesc) image.Metadata {
 }
 
 // writerOptions are the image writer's settings from the instructions, and
-// a description of them for the console.
-func writerOptions(in handoff.Instructions, src *image.ELFSource, res *handoff.Result) ([]image.WriterOption, string) {
+// a description of them for the console. The free-page list comes first:
+// the workers are counted in the memory it leaves.
+func writerOptions(in handoff.Instructions, src *image.ELFSource, res *handoff.Result) ([]image.WriterOption, string, error) {
 	level, codec := in.Level, in.Compression
 	if level == 0 {
 		level = image.LevelFast
@@ -96,24 +111,29 @@ func writerOptions(in handoff.Instructions, src *image.ELFSource, res *handoff.R
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	threads = fittingThreads(threads, "writing")
-	opts := []image.WriterOption{image.WithLevel(level), image.WithCompression(codec), image.WithThreads(threads), image.WithProgress(progress("saved"))}
+	var opts []image.WriterOption
 	if !in.KeepFree {
-		opts = append(opts, freePageOptions(in, src, res)...)
+		opts = freePageOptions(in, src, res)
 	}
+	threads, err := writerThreads(threads)
+	if err != nil {
+		return nil, "", err
+	}
+	opts = append(opts, image.WithLevel(level), image.WithCompression(codec), image.WithThreads(threads), image.WithProgress(progress("saved")))
 	enc := "unencrypted"
 	if in.Key != nil {
 		opts = append(opts, image.WithKey(in.Key))
 		enc = "encrypted with a " + in.Key.Source.String()
 	}
-	return opts, fmt.Sprintf("%s level %s, %d threads, %s", codec, level, threads, enc)
+	return opts, fmt.Sprintf("%s level %s, %d threads, %s", codec, level, threads, enc), nil
 }
 
 // freePageOptions leave out the pages the original has free in its buddy
 // allocator.
 func freePageOptions(in handoff.Instructions, src *image.ELFSource, res *handoff.Result) []image.WriterOption {
 	start := time.Now()
-	free, err := freepages.Find(src, src.VMCoreInfo(), src.Ranges())
+	step("finding free pages")
+	free, err := freepages.FindLimited(src, src.VMCoreInfo(), src.Ranges(), freeListBudget())
 	if err != nil {
 		// Saving the free pages too costs time and space, never data.
 		logf("saving free pages too: cannot read the original's free lists: %v", err)
@@ -172,6 +192,14 @@ func progress(verb string) func(done, total uint64) {
 	start := time.Now()
 	next := uint64(0)
 	return func(done, total uint64) {
+		pulse(message{Kind: "progress", Done: done, Total: total})
+		if eatMemoryOnWrite && done*10 >= total {
+			eatMemoryOnWrite = false
+			go eatMemory()
+		}
+		if done == total {
+			pulse(message{Kind: "finishing"})
+		}
 		if total == 0 || done*10/total < next && done != total {
 			return
 		}
@@ -199,3 +227,60 @@ type renamedError struct {
 
 func (e *renamedError) Error() string { return strings.ReplaceAll(e.err.Error(), e.old, e.new) }
 func (e *renamedError) Unwrap() error { return e.err }
+
+// vanished names a disk that went away under the capture: once the kernel
+// removes a block device, writes to it fail with ENOSPC (its size is
+// zero) or EIO, which would read as "target full" or a bad sector.
+func vanished(err error, ts handoff.TargetSpec) error {
+	dev := ts.Device
+	if ts.File != nil {
+		dev = ts.File.Device
+	}
+	if err == nil || !strings.HasPrefix(dev, "/dev/") {
+		return err
+	}
+	size, serr := os.ReadFile("/sys/class/block/" + filepath.Base(dev) + "/size")
+	if serr == nil && strings.TrimSpace(string(size)) != "0" {
+		return err
+	}
+	return &vanishedError{dev: dev, err: err}
+}
+
+type vanishedError struct {
+	dev string
+	err error
+}
+
+func (e *vanishedError) Error() string {
+	return fmt.Sprintf("the disk %s vanished while the image was being written (unplugged, powered off, or its controller failed; "+
+		"the write failed with %v): reconnect it or choose another target", e.dev, rootCause(e.err))
+}
+
+func (e *vanishedError) Unwrap() error { return e.err }
+
+// rootCause is the innermost error of a chain (the errno of a failed
+// write, say).
+func rootCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+// nfsServer is the server of an NFS target ("" for others).
+func nfsServer(ts handoff.TargetSpec) string {
+	if ts.Source == "" || !strings.HasPrefix(ts.FSType, "nfs") {
+		return ""
+	}
+	return nfsServerOf(ts.Source)
+}
+
+// nfsServerOf is the server of an NFS mount source: "10.0.2.1" of
+// "10.0.2.1:/export", "fd00::1" of "[fd00::1]:/export".
+func nfsServerOf(source string) string {
+	server, _, _ := strings.Cut(source, ":/")
+	return strings.Trim(server, "[]")
+}

@@ -5,6 +5,7 @@
 package helper
 
 import (
+	"errors"
 	"fmt"
 	"hash/crc64"
 	"os"
@@ -55,7 +56,11 @@ func Main() error {
 	if err != nil {
 		return fatal(err)
 	}
-	if werr := run(h, gdt, &res); werr != nil {
+	// The work runs in a worker process under a progress watchdog: PID 1
+	// must outlive a worker that runs out of memory or hangs on a dead
+	// target, and jump back.
+	if werr := supervise(in, &res); werr != nil {
+		res.OK = false
 		res.Error = werr.Error()
 		logf("failed: %v; jumping back", werr)
 	} else {
@@ -63,7 +68,13 @@ func Main() error {
 	}
 	res.Seconds = time.Since(start).Seconds()
 	if err := area.Report(res); err != nil {
-		return fatal(err)
+		if !res.OK || in.Mode != handoff.Now {
+			// Going home without a report beats powering off: the
+			// original says the helper returned without one.
+			logf("cannot write the report (%v); jumping back without it", err)
+			return fatal(jumpBack(mem, h, gdt))
+		}
+		logf("cannot write the report (%v); the image is committed: powering off", err)
 	}
 	if res.OK && in.Mode == handoff.Now {
 		logf("image committed; powering off")
@@ -164,7 +175,19 @@ func jumpBack(mem *physmem.Mem, h handoff.Handoff, gdt purgatory.GDTDesc) error 
 		return err
 	}
 	logf("jumping back to %#x (GDT %#x/%#x)", h.Entry, gdt.Limit, gdt.Base)
-	return jump.Jump()
+	for try := 1; ; try++ {
+		err := jump.Jump()
+		if !errors.Is(err, unix.EBUSY) || try == 4 {
+			return err
+		}
+		// The kernel freezes every task before the jump; one blocked
+		// on a dead target cannot be frozen. A forced unmount fails
+		// its requests.
+		logf("%v; forcing the target's unmount and trying again in 5s", err)
+		unix.Unmount(mountPoint, unix.MNT_FORCE)
+		unix.Unmount(mountPoint, unix.MNT_DETACH)
+		time.Sleep(5 * time.Second)
+	}
 }
 
 // sampleOriginal reads all of the original's RAM through /proc/vmcore,
@@ -266,7 +289,14 @@ func fatal(err error) error {
 		logf("helper's /proc/iomem:\n%s", b)
 	}
 	logf("cannot return to the original kernel; powering off in 10s")
-	unix.Sync()
+	// sync may block for good on a target that stopped answering: never
+	// let it keep the machine from powering off.
+	synced := make(chan struct{})
+	go func() { unix.Sync(); close(synced) }()
+	select {
+	case <-synced:
+	case <-time.After(10 * time.Second):
+	}
 	time.Sleep(10 * time.Second)
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	return err

@@ -87,6 +87,40 @@ func readKmsg() []string {
 // noticed only at the final sync, after writing the whole image. stop ends
 // the watch.
 func watchWriteErrors(dev string, failed func(where string)) (stop func()) {
+	return watchKernelLog(func(lines []string) bool {
+		for _, l := range lines {
+			if m := blkErrRE.FindStringSubmatch(l); m != nil && m[1] == dev && m[3] == "WRITE" {
+				failed(ioErrorsIn(lines, dev))
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// nfsTimedOutRE matches the NFS client's report of a soft mount's request
+// that got no answer in all its retransmissions (rpc_check_timeout).
+var nfsTimedOutRE = regexp.MustCompile(`nfs: server (\S+) not responding, timed out`)
+
+// watchNFSTimeouts calls failed once the kernel logs that server stopped
+// answering a request. Writes go to the page cache and the failed ones
+// are only reported at the final sync: without it the capture would go
+// on into a dead server until the cache filled.
+func watchNFSTimeouts(server string, failed func(line string)) (stop func()) {
+	return watchKernelLog(func(lines []string) bool {
+		for _, l := range lines {
+			if m := nfsTimedOutRE.FindStringSubmatch(l); m != nil && m[1] == server {
+				failed(strings.TrimSpace(m[0]))
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// watchKernelLog passes what the kernel logs from now on to seen, a batch
+// at a time, until seen returns true or stop is called.
+func watchKernelLog(seen func(lines []string) bool) (stop func()) {
 	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return func() {}
@@ -115,11 +149,8 @@ func watchWriteErrors(dev string, failed func(where string)) (stop func()) {
 					lines = append(lines, msg)
 				}
 			}
-			for _, l := range lines {
-				if m := blkErrRE.FindStringSubmatch(l); m != nil && m[1] == dev && m[3] == "WRITE" {
-					failed(ioErrorsIn(lines, dev))
-					return
-				}
+			if len(lines) > 0 && seen(lines) {
+				return
 			}
 			select {
 			case <-done:

@@ -73,6 +73,33 @@ func TestWatchWriteErrors(t *testing.T) {
 	}
 }
 
+// A soft NFS mount's timed-out request ends the capture at once; another
+// server's, or a hard mount's "still trying", does not.
+func TestWatchNFSTimeouts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to write /dev/kmsg")
+	}
+	got := make(chan string, 1)
+	stop := watchNFSTimeouts("10.99.0.1", func(line string) { got <- line })
+	defer stop()
+	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	f.WriteString("kjump unit test, not a real error: nfs: server 10.99.0.12 not responding, timed out\n")
+	f.WriteString("kjump unit test, not a real error: nfs: server 10.99.0.1 not responding, still trying\n")
+	f.WriteString("kjump unit test, not a real error: nfs: server 10.99.0.1 not responding, timed out\n")
+	f.Close()
+	select {
+	case line := <-got:
+		if line != "nfs: server 10.99.0.1 not responding, timed out" {
+			t.Fatalf("watcher reported %q", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("timeout not noticed within 5s")
+	}
+}
+
 func FuzzHandoffAddr(f *testing.F) {
 	f.Add("console=ttyS0 kjump.handoff=0x37ff8000 nokaslr")
 	f.Add("kjump.handoff=")

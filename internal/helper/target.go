@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kjump/kjump/internal/cmdline"
 	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/storage"
 )
@@ -76,8 +77,15 @@ func openTarget(ts handoff.TargetSpec) (storage.Target, func(), error) {
 // answering ARP or finishing its own start.
 func mountTarget(src string, ts handoff.TargetSpec) error {
 	deadline := time.Now().Add(30 * time.Second)
+	line, _ := os.ReadFile("/proc/cmdline")
+	_, hard := cmdline.Value(string(line), testNFSHardParam)
+	if hard && ts.Net != nil {
+		logf("%s on the command line: mounting the NFS target hard (no timeouts), to test the watchdog", testNFSHardParam)
+	}
+	opts := mountOptions(ts, hard)
 	for {
-		err := unix.Mount(src, mountPoint, ts.FSType, 0, ts.Opts)
+		step("mounting " + src)
+		err := unix.Mount(src, mountPoint, ts.FSType, 0, opts)
 		if err == nil || ts.Net == nil || time.Now().After(deadline) {
 			return err
 		}
@@ -107,4 +115,39 @@ func waitForDevice(dev string, limit time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// nfsTimeouts bound every NFS request of the helper: a soft mount fails a
+// request with EIO once the server has not answered its retransmissions,
+// where the default hard mount retries forever and the frozen original
+// would never come back. Over TCP the kernel waits timeo tenths of a
+// second, then timeo more for each of the retrans retries (linear
+// backoff, nfs_init_timeout_values): 5 + 10 + 15 = 30 s.
+const nfsTimeouts = "soft,timeo=50,retrans=2"
+
+// testNFSHardParam on the helper's command line mounts an NFS target hard,
+// as the helper once did: a dead server then blocks the capture for good,
+// and only the watchdog brings the machine back (scenario
+// nfs-hard-mount-lost-jumps-back). Off unless given.
+const testNFSHardParam = "kjump.test_nfs_hard"
+
+// mountOptions are the target's mount options, with bounded timeouts for
+// NFS (replacing whatever the original's mount had for them; hard, for the
+// test of the watchdog only).
+func mountOptions(ts handoff.TargetSpec, hard bool) string {
+	if ts.FSType != "nfs" && ts.FSType != "nfs4" {
+		return ts.Opts
+	}
+	var keep []string
+	for _, o := range strings.Split(ts.Opts, ",") {
+		switch k, _, _ := strings.Cut(o, "="); k {
+		case "", "soft", "hard", "softerr", "timeo", "retrans":
+		default:
+			keep = append(keep, o)
+		}
+	}
+	if hard {
+		return strings.Join(append(keep, "hard"), ",")
+	}
+	return strings.Join(append(keep, nfsTimeouts), ",")
 }

@@ -33,6 +33,9 @@ type Options struct {
 	Level        string // a token of image.ParseLevel; "" for the helper's default
 	Compression  string // "auto", "zstd" or "s2"; "" for the helper's default
 	Threads      int
+	// Watchdog is helper.watchdog: seconds without progress before the
+	// helper aborts the capture and jumps back (0: its default).
+	Watchdog int
 	// KeepFree saves free pages too (image.free_pages = "keep").
 	KeepFree bool
 	// Key encrypts the image (see image.NewKey); nil writes a plain image.
@@ -232,7 +235,7 @@ func Jump(o Options) (*Outcome, error) {
 // to come back.
 func instructions(o Options, sys *System, plan *layout.HelperPlan, logf func(string, ...any)) (handoff.Instructions, error) {
 	in := handoff.Instructions{Mode: o.Mode, Convention: sys.Symbols.JumpConvention(), Region: plan.Region(),
-		Backup: plan.Backup.Start, JumpStub: plan.JumpStub, Threads: o.Threads,
+		Backup: plan.Backup.Start, JumpStub: plan.JumpStub, Threads: o.Threads, Watchdog: o.Watchdog,
 		KeepFree: o.KeepFree || pagePoisoning(sys.Cmdline), Release: sysinfo.KernelRelease(),
 		Issued: time.Now().UTC(), Extra: map[string]string{}, Key: o.Key}
 	var err error
@@ -356,8 +359,12 @@ func helperReport(l *launch.Launch, o Options, sys *System, away time.Duration) 
 		if o.Target != "" {
 			where = " on " + o.Target
 		}
-		return out, fmt.Errorf("hibernation failed, this machine keeps running: the helper stopped after %.1fs and jumped back (away %s); no image was committed%s: %s",
-			r.Seconds, away.Round(100*time.Millisecond), where, r.Error)
+		committed := "no image was committed" + where
+		if r.Details["commit_uncertain"] == "true" {
+			committed = "the helper stopped while committing the image" + where
+		}
+		return out, fmt.Errorf("hibernation failed, this machine keeps running: the helper stopped after %.1fs and jumped back (away %s); %s: %s",
+			r.Seconds, away.Round(100*time.Millisecond), committed, r.Error)
 	}
 	return out, nil
 }

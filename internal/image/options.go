@@ -339,6 +339,10 @@ const (
 	processReserve = 24 << 20
 )
 
+// MemoryForThreads is the free memory ThreadsFor wants for n workers: a
+// helper with less than MemoryForThreads(1) cannot write an image.
+func MemoryForThreads(n int) uint64 { return processReserve + uint64(n)*perThreadMemory }
+
 // ThreadsFor returns how many workers, at most want and at least one,
 // fit their buffers and codec state in avail bytes of free memory (the
 // helper kernel's MemAvailable): a helper that runs out of memory panics,

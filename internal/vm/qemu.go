@@ -42,8 +42,12 @@ type Config struct {
 	// WriteBPS caps these disks' writes at so many bytes per second
 	// (QEMU's throttling.bps-write): a USB stick or a busy NFS server.
 	WriteBPS map[string]int64
-	Net      *Net // optional virtio-net on a 127.0.0.1 socket
-	Monitor  bool // HMP monitor on a unix socket, see Machine.Monitor
+	// Unpluggable attaches the disks as virtio-blk PCI devices with ids,
+	// which Machine.UnplugDisk can hot-unplug (not with WriteEIO or
+	// WriteBPS).
+	Unpluggable bool
+	Net         *Net // optional virtio-net on a 127.0.0.1 socket
+	Monitor     bool // HMP monitor on a unix socket, see Machine.Monitor
 	// Debug logs CPU resets and guest errors (triple faults) to
 	// qemu-debug.log in the run directory; KJUMP_QEMU_DEBUG=1 forces it.
 	Debug bool
@@ -236,9 +240,17 @@ func (m *Machine) args(cfg Config) ([]string, error) {
 	if cfg.Initrd != "" {
 		a = append(a, "-initrd", cfg.Initrd)
 	}
-	for _, d := range cfg.Disks {
+	for i, d := range cfg.Disks {
 		if strings.Contains(d, ",") {
 			return nil, fmt.Errorf("vm: disk path %q contains a comma", d)
+		}
+		if cfg.Unpluggable {
+			cache := "unsafe"
+			if cfg.DirectIO[d] {
+				cache = "none"
+			}
+			a = append(a, unpluggableDisk(i, d, cache)...)
+			continue
 		}
 		if off, ok := cfg.WriteEIO[d]; ok {
 			a = append(a, "-drive", failingDrive(d, off))
