@@ -9,7 +9,7 @@ import (
 // -kernel, -append or -initrd (an Initrd without a Kernel is ignored).
 func TestDiskBootArgs(t *testing.T) {
 	m := &Machine{sockDir: "/s"}
-	a, err := m.args(Config{Initrd: "/i", MemMiB: 512, Disks: []string{"/boot.raw", "/image.raw"}, RunDir: "/r"})
+	a, err := m.args(Config{Initrd: "/i", MemMiB: 512, SMP: 1, Disks: []string{"/boot.raw", "/image.raw"}, RunDir: "/r"})
 	if err != nil {
 		t.Fatal(err)
 	}
