@@ -122,5 +122,11 @@ func kernelCmdline(existing, procCmdline string, r layout.Reservation) string {
 		}
 		base = strings.Join(keep, " ")
 	}
-	return strings.Join(append(strings.Fields(base), layout.MemmapArg(r.Range)), " ") + "\n"
+	fields := strings.Fields(base)
+	for _, res := range configuredReservations(base) {
+		if res.Range == r.Range {
+			return strings.Join(fields, " ") + "\n" // this boot's own, typed at the boot loader's prompt
+		}
+	}
+	return strings.Join(append(fields, layout.MemmapArg(r.Range)), " ") + "\n"
 }

@@ -13,6 +13,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/kjump/kjump/internal/layout"
 )
 
 const release = "6.1.192"
@@ -579,4 +581,27 @@ func TestCorruptManifest(t *testing.T) {
 	if d := diffTrees(before, tree(t, root)); len(d) > 0 {
 		t.Fatalf("changed %v", d)
 	}
+}
+
+func TestKernelCmdline(t *testing.T) {
+	r := layoutReservation(t, "memmap=160M$0x15000000")
+	for _, tc := range []struct{ existing, proc, want string }{
+		{"", "BOOT_IMAGE=/vmlinuz-6.1 root=UUID=1 ro initrd=\\initrd.img quiet\n", "root=UUID=1 ro quiet memmap=160M$0x15000000\n"},
+		{"root=UUID=2 rw\n", "root=UUID=1 ro\n", "root=UUID=2 rw memmap=160M$0x15000000\n"},
+		// Typed at the prompt this boot: made permanent once, not twice.
+		{"", "root=UUID=1 memmap=160M$0x15000000\n", "root=UUID=1 memmap=160M$0x15000000\n"},
+	} {
+		if got := kernelCmdline(tc.existing, tc.proc, r); got != tc.want {
+			t.Errorf("kernelCmdline(%q, %q) = %q, want %q", tc.existing, tc.proc, got, tc.want)
+		}
+	}
+}
+
+func layoutReservation(t *testing.T, arg string) layout.Reservation {
+	t.Helper()
+	rs := configuredReservations(arg)
+	if len(rs) != 1 {
+		t.Fatalf("%s: %v", arg, rs)
+	}
+	return rs[0]
 }
