@@ -325,7 +325,13 @@ func (s *S) installIntoBootDisk(base, kernel string) (string, error) {
 	script := `set -e
 mount -t proc proc "$R/proc"
 mount -t sysfs sys "$R/sys"
-mount --bind /dev "$R/dev"
+# A /dev of its own: the host has no udev links, and grub-mkconfig writes
+# root=UUID= only when /dev/disk/by-uuid/UUID exists (else the loop device).
+mount -t tmpfs -o mode=755 dev "$R/dev"
+cp -a /dev/null /dev/zero /dev/full /dev/random /dev/urandom "$LOOP" "${LOOP}p1" "$R/dev/"
+mkdir -p "$R/dev/disk/by-uuid" "$R/dev/pts" "$R/dev/shm"
+ln -s "../../${LOOP##*/}p1" "$R/dev/disk/by-uuid/$(blkid -s UUID -o value "${LOOP}p1")"
+# grub-probe finds no BIOS drive for a loop device without a device map.
 printf '(hd0) %s\n' "$LOOP" >"$R/boot/grub/device.map"
 chroot "$R" /bin/sh -ec '
 depmod ` + release + `
