@@ -316,12 +316,16 @@ func (r *run) step(by string, regenerate []string, owned bool, paths []string, f
 	if err != nil {
 		return nil, err
 	}
-	if err := fn(); err != nil {
-		// Record what a failed command changed all the same.
-		t.done(by, regenerate, owned)
-		return nil, err
-	}
+	ferr := fn()
+	// Record what the step changed, even when it failed, and save the
+	// manifest at once: setup killed in the next step stays undoable.
 	changed, err := t.done(by, regenerate, owned)
+	if err == nil && len(changed) > 0 {
+		err = o.saveManifest(r.m)
+	}
+	if ferr != nil {
+		return nil, ferr
+	}
 	for _, p := range changed {
 		verb := "changed"
 		if e := r.m.Entries[r.m.index(p)]; !e.Existed {

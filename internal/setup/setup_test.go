@@ -605,3 +605,27 @@ func layoutReservation(t *testing.T, arg string) layout.Reservation {
 	}
 	return rs[0]
 }
+
+// The manifest is on disk after every step: setup killed in the middle
+// (power cut, kill -9) is still undoable up to that point.
+func TestManifestSavedPerStep(t *testing.T) {
+	root := fakeRoot(t)
+	f := &fakeSystem{root: root}
+	var out bytes.Buffer
+	o := options(root, f, &out)
+	prep := o.Prepare
+	var seen string
+	o.Prepare = func() (string, error) {
+		b, _ := os.ReadFile(filepath.Join(root, StateDir, "manifest.json"))
+		seen = string(b)
+		return prep()
+	}
+	if err := Setup(o); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{`"/etc/default/grub.d/kjump.cfg"`, `"/boot/grub/grub.cfg"`, `"/boot/kjump/helper.bzImage"`} {
+		if !strings.Contains(seen, want) {
+			t.Errorf("manifest before prepare lacks %s:\n%s", want, seen)
+		}
+	}
+}
