@@ -194,44 +194,11 @@ type reservationPlan struct {
 // one from layout.SuggestReservation.
 func (r *run) planReservation(k kernelFacts) (reservationPlan, error) {
 	o := r.o
-	cmdline, err := os.ReadFile(o.path("/proc/cmdline"))
+	cmdline, iomem, err := o.readMemory()
 	if err != nil {
 		return reservationPlan{}, err
 	}
-	f, err := os.Open(o.path("/proc/iomem"))
-	if err != nil {
-		return reservationPlan{}, err
-	}
-	iomem, err := sysinfo.ParseIOMem(f)
-	f.Close()
-	if err != nil {
-		return reservationPlan{}, err
-	}
-	initSize, kernelFrom := uint64(64<<20), "64 MiB assumed"
-	for _, kp := range []string{o.HelperKernel, r.runningImage(k.Release)} {
-		if kp == "" {
-			continue
-		}
-		if bz, err := jump.ReadBzImage(o.path(kp)); err == nil {
-			initSize, kernelFrom = bz.InitSize, kp
-			break
-		}
-	}
-	var initrdSize uint64
-	initrdFrom := "an initramfs of %d MiB"
-	for i, p := range []string{o.HelperInitrd, o.Binary} {
-		if fi, err := os.Stat(o.path(p)); p != "" && err == nil {
-			initrdSize = uint64(fi.Size())
-			if i == 1 {
-				initrdFrom = "an initramfs of at most %d MiB (the hibernate binary's size; not built yet)"
-			}
-			break
-		}
-	}
-	need := layout.HelperSize(initSize, initrdSize, o.CPUs, o.MinReserve)
-	workers := min(o.CPUs, 4)
-	why := fmt.Sprintf("sized for the helper kernel's %d MiB (%s), "+initrdFrom+" and %d compression workers",
-		initSize>>20, kernelFrom, initrdSize>>20, workers)
+	need, why := o.size(k.Release)
 	plan := reservationPlan{Need: need, Boot: o.findBootLoader()}
 
 	// Already configured for the next boot?
@@ -273,12 +240,12 @@ func (r *run) planReservation(k kernelFacts) (reservationPlan, error) {
 		return plan, nil
 	}
 	plan.Write = true
-	if res, err := layout.FindReservation(string(cmdline), iomem, need); err == nil && strings.HasPrefix(res.Source, "memmap=") {
+	if res, err := layout.FindReservation(cmdline, iomem, need); err == nil && strings.HasPrefix(res.Source, "memmap=") {
 		plan.Res = res
 		fmt.Fprintf(o.Out, "reservation: %s, on this boot's command line (%d MiB; %s)\n", layout.MemmapArg(res.Range), res.Size()>>20, why)
 		return plan, nil
 	}
-	res, err := layout.SuggestReservation(iomem, string(cmdline), need)
+	res, err := layout.SuggestReservation(iomem, cmdline, need)
 	if err != nil {
 		return plan, err
 	}
@@ -287,10 +254,74 @@ func (r *run) planReservation(k kernelFacts) (reservationPlan, error) {
 	return plan, nil
 }
 
+// readMemory reads this boot's command line and /proc/iomem.
+func (o *Options) readMemory() (string, []sysinfo.Resource, error) {
+	cmdline, err := os.ReadFile(o.path("/proc/cmdline"))
+	if err != nil {
+		return "", nil, err
+	}
+	f, err := os.Open(o.path("/proc/iomem"))
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.Close()
+	iomem, err := sysinfo.ParseIOMem(f)
+	return string(cmdline), iomem, err
+}
+
+// size is the reservation the helper needs (layout.HelperSize) and a
+// sentence saying what it was sized for.
+func (o *Options) size(release string) (uint64, string) {
+	initSize, kernelFrom := uint64(64<<20), "64 MiB assumed"
+	for _, kp := range []string{o.HelperKernel, o.runningImage(release)} {
+		if kp == "" {
+			continue
+		}
+		if bz, err := jump.ReadBzImage(o.path(kp)); err == nil {
+			initSize, kernelFrom = bz.InitSize, kp
+			break
+		}
+	}
+	var initrdSize uint64
+	initrdFrom := "an initramfs of %d MiB"
+	for i, p := range []string{o.HelperInitrd, o.Binary} {
+		if fi, err := os.Stat(o.path(p)); p != "" && err == nil {
+			initrdSize = uint64(fi.Size())
+			if i == 1 {
+				initrdFrom = "an initramfs of at most %d MiB (the hibernate binary's size; not built yet)"
+			}
+			break
+		}
+	}
+	need := layout.HelperSize(initSize, initrdSize, o.CPUs, o.MinReserve)
+	workers := min(o.CPUs, 4)
+	return need, fmt.Sprintf("sized for the helper kernel's %d MiB (%s), "+initrdFrom+" and %d compression workers",
+		initSize>>20, kernelFrom, initrdSize>>20, workers)
+}
+
+// Suggest is the reservation setup would make on this machine (Root,
+// HelperKernel, HelperInitrd, Binary, MinReserve and CPUs are read) when
+// none is configured: 'hibernate check' prints it so that both agree.
+// The string says what it was sized for.
+func Suggest(o Options) (layout.Reservation, string, error) {
+	o.defaults()
+	rel, err := os.ReadFile(o.path("/proc/sys/kernel/osrelease"))
+	if err != nil {
+		return layout.Reservation{}, "", err
+	}
+	cmdline, iomem, err := o.readMemory()
+	if err != nil {
+		return layout.Reservation{}, "", err
+	}
+	need, why := o.size(strings.TrimSpace(string(rel)))
+	res, err := layout.SuggestReservation(iomem, cmdline, need)
+	return res, why, err
+}
+
 // runningImage is the running kernel's bzImage where distributions keep it.
-func (r *run) runningImage(release string) string {
+func (o *Options) runningImage(release string) string {
 	for _, p := range []string{"/boot/vmlinuz-" + release, "/usr/lib/modules/" + release + "/vmlinuz", "/lib/modules/" + release + "/vmlinuz"} {
-		if rel, err := prepare.KernelRelease(r.o.path(p)); err == nil && rel == release {
+		if rel, err := prepare.KernelRelease(o.path(p)); err == nil && rel == release {
 			return p
 		}
 	}
@@ -374,7 +405,7 @@ func (r *run) bootLoader(plan reservationPlan) error {
 	case plan.Boot.Kind == "kernel-install":
 		rel, _ := os.ReadFile(o.path("/proc/sys/kernel/osrelease"))
 		release := strings.TrimSpace(string(rel))
-		image := r.runningImage(release)
+		image := o.runningImage(release)
 		cmd := []string{"kernel-install", "add", release, image}
 		fmt.Fprintf(o.Out, "boot loader: kernel-install (/etc/kernel/cmdline, then %s)\n", strings.Join(cmd, " "))
 		if image == "" {
@@ -412,7 +443,7 @@ func (r *run) helperKernel(k kernelFacts, qualifies bool) (bool, error) {
 	} else if _, serr := os.Stat(o.path(o.HelperKernel)); serr == nil {
 		return false, fmt.Errorf("helper kernel %s: %v: replace it with a bzImage built with CONFIG_KEXEC_JUMP=y, or remove it and run hibernate setup again to install the running kernel there", o.HelperKernel, err)
 	}
-	image := r.runningImage(k.Release)
+	image := o.runningImage(k.Release)
 	switch {
 	case !qualifies:
 		return false, fmt.Errorf("no helper kernel at %s, and the running kernel's options cannot be read to use it: install a kernel with CONFIG_KEXEC_JUMP=y there (docs/setup.md, 'The helper kernel')", o.HelperKernel)

@@ -629,3 +629,23 @@ func TestManifestSavedPerStep(t *testing.T) {
 		}
 	}
 }
+
+// Suggest is the choice setup makes, for 'hibernate check' to print.
+func TestSuggestMatchesSetup(t *testing.T) {
+	root := fakeRoot(t)
+	var out bytes.Buffer
+	o := options(root, &fakeSystem{root: root}, &out)
+	res, why, err := Suggest(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := layout.MemmapArg(res.Range); got != "memmap=160M$0x15000000" || !strings.Contains(why, "2 compression workers") {
+		t.Fatalf("Suggest: %s (%s)", got, why)
+	}
+	if err := Setup(o); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "reservation: memmap=160M$0x15000000 (") {
+		t.Fatalf("setup chose otherwise:\n%s", out.String())
+	}
+}
