@@ -50,7 +50,7 @@ func setupMain(args []string, stdout, stderr io.Writer) error {
 	o := setup.Options{
 		Root: "/", DryRun: *dry, Out: stdout,
 		HelperKernel: cfg.Helper.Kernel, HelperInitrd: cfg.Helper.Initrd, MinReserve: reserve,
-		Binary: in.Binary, Targets: cfg.Targets,
+		Binary: in.Binary, Targets: cfg.Targets, CPUs: cfg.Image.Threads, // 0: one worker per CPU
 		Prepare: func() (string, error) {
 			res, err := prepare.Build(cfg.Helper.Initrd, in, false)
 			if err != nil {
