@@ -36,12 +36,12 @@ mkdir -p $st
 snapshot() {
 	{ find /etc /boot -xdev -printf '%y %m %p -> %l\n'; find /etc /boot -xdev -type f -print0 | xargs -0 sha256sum; } | sort
 }
-# show NAME CMD...: run it, its output prefixed, then its exit status.
+# show NAME CMD...: run it, its output prefixed line by line as it comes
+# (the journal's timestamps time each step), then its exit status.
 show() {
 	name=$1; shift
-	"$@" >$st/out 2>&1; rc=$?
-	sed "s/^/GRUBE2E $name: /" $st/out
-	say "$name rc=$rc"
+	{ "$@"; echo $? >$st/rc; } 2>&1 | sed -u "s/^/GRUBE2E $name: /"
+	say "$name rc=$(cat $st/rc)"
 }
 stage=$(cat $st/stage 2>/dev/null)
 systemctl is-system-running --wait >/dev/null
