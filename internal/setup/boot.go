@@ -79,7 +79,13 @@ var memmapToken = regexp.MustCompile(`memmap=[^\s"']+`)
 // boot loader's configuration, in whatever escaping it needs).
 func configuredReservations(text string) []layout.Reservation {
 	var out []layout.Reservation
-	for _, tok := range memmapToken.FindAllString(text, -1) {
+	var live []string
+	for _, l := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") { // a commented-out line reserves nothing
+			live = append(live, l)
+		}
+	}
+	for _, tok := range memmapToken.FindAllString(strings.Join(live, "\n"), -1) {
 		rs, err := layout.ParseMemmapReservations(strings.ReplaceAll(tok, `\`, ""))
 		if err == nil {
 			out = append(out, rs...)

@@ -457,6 +457,14 @@ func TestUserReservation(t *testing.T) {
 		t.Error("setup wrote its own reservation next to the user's")
 	}
 
+	// A commented-out line reserves nothing.
+	root = fakeRoot(t)
+	os.WriteFile(filepath.Join(root, "etc/default/grub"), []byte("#GRUB_CMDLINE_LINUX=\"memmap=512M\\\\\\$0x20000000\"\nGRUB_CMDLINE_LINUX=\"\"\n"), 0o644)
+	out.Reset()
+	if err := Setup(options(root, &fakeSystem{root: root}, &out)); err != nil || !strings.Contains(read(t, root, "boot/grub/grub.cfg"), `memmap=160M\$0x15000000`) {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+
 	root = fakeRoot(t)
 	os.WriteFile(filepath.Join(root, "etc/default/grub"), []byte("GRUB_CMDLINE_LINUX=\"memmap=64M\\\\\\$0x20000000\"\n"), 0o644)
 	out.Reset()
