@@ -127,6 +127,9 @@ func Setup(o Options) error {
 	if err != nil {
 		return err
 	}
+	if _, _, err := o.helperSource(k, qualifies); err != nil {
+		return err
+	}
 	if !o.DryRun {
 		if err := os.MkdirAll(o.path(o.stateDir()), 0o700); err != nil {
 			return err
@@ -437,24 +440,39 @@ func (r *run) bootLoader(plan reservationPlan) error {
 // none; it reports whether it did.
 func (r *run) helperKernel(k kernelFacts, qualifies bool) (bool, error) {
 	o := r.o
-	if rel, err := prepare.KernelRelease(o.path(o.HelperKernel)); err == nil {
+	image, rel, err := o.helperSource(k, qualifies)
+	if err != nil {
+		return false, err
+	}
+	if image == "" {
 		fmt.Fprintf(o.Out, "helper kernel: %s (Linux %s): kept\n", o.HelperKernel, rel)
 		return false, nil
-	} else if _, serr := os.Stat(o.path(o.HelperKernel)); serr == nil {
-		return false, fmt.Errorf("helper kernel %s: %v: replace it with a bzImage built with CONFIG_KEXEC_JUMP=y, or remove it and run hibernate setup again to install the running kernel there", o.HelperKernel, err)
-	}
-	image := o.runningImage(k.Release)
-	switch {
-	case !qualifies:
-		return false, fmt.Errorf("no helper kernel at %s, and the running kernel's options cannot be read to use it: install a kernel with CONFIG_KEXEC_JUMP=y there (docs/setup.md, 'The helper kernel')", o.HelperKernel)
-	case image == "":
-		return false, fmt.Errorf("no helper kernel at %s, and the running kernel %s's image is not in /boot/vmlinuz-%s or /usr/lib/modules/%s/vmlinuz: copy a kernel with CONFIG_KEXEC_JUMP=y there", o.HelperKernel, k.Release, k.Release, k.Release)
 	}
 	fmt.Fprintf(o.Out, "helper kernel: the running kernel, %s\n", image)
 	changed, err := r.step("hibernate setup", nil, true, []string{o.HelperKernel}, func() error {
 		return copyFile(o.path(image), o.path(o.HelperKernel), 0o644)
 	})
 	return len(changed) > 0, err
+}
+
+// helperSource decides, changing nothing, where the helper kernel comes
+// from: "" when the one installed is kept (its release in rel), else the
+// running kernel's image; an error when there is neither, so that setup
+// refuses before it changes anything.
+func (o *Options) helperSource(k kernelFacts, qualifies bool) (image, rel string, err error) {
+	if rel, err := prepare.KernelRelease(o.path(o.HelperKernel)); err == nil {
+		return "", rel, nil
+	} else if _, serr := os.Stat(o.path(o.HelperKernel)); serr == nil {
+		return "", "", fmt.Errorf("helper kernel %s: %v: replace it with a bzImage built with CONFIG_KEXEC_JUMP=y, or remove it and run hibernate setup again to install the running kernel there; nothing was changed", o.HelperKernel, err)
+	}
+	image = o.runningImage(k.Release)
+	switch {
+	case !qualifies:
+		return "", "", fmt.Errorf("no helper kernel at %s, and the running kernel's options cannot be read to use it: install a kernel with CONFIG_KEXEC_JUMP=y there (docs/setup.md, 'The helper kernel'); nothing was changed", o.HelperKernel)
+	case image == "":
+		return "", "", fmt.Errorf("no helper kernel at %s, and the running kernel %s's image is not in /boot/vmlinuz-%s or /usr/lib/modules/%s/vmlinuz: copy a kernel with CONFIG_KEXEC_JUMP=y there; nothing was changed", o.HelperKernel, k.Release, k.Release, k.Release)
+	}
+	return image, "", nil
 }
 
 // helperInitramfs runs 'hibernate prepare'; it reports whether that

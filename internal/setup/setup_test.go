@@ -657,3 +657,19 @@ func TestSuggestMatchesSetup(t *testing.T) {
 		t.Fatalf("setup chose otherwise:\n%s", out.String())
 	}
 }
+
+// Without a helper kernel to install, setup refuses before it changes
+// anything (not after writing the boot loader's configuration).
+func TestNoHelperKernelChangesNothing(t *testing.T) {
+	root := fakeRoot(t)
+	os.Remove(filepath.Join(root, "boot/config-"+release)) // options unknown: the running kernel cannot be vouched for
+	before := tree(t, root)
+	var out bytes.Buffer
+	err := Setup(options(root, &fakeSystem{root: root}, &out))
+	if err == nil || !strings.Contains(err.Error(), "no helper kernel at /boot/kjump/helper.bzImage, and the running kernel's options cannot be read") {
+		t.Fatalf("got %v\n%s", err, out.String())
+	}
+	if d := diffTrees(before, tree(t, root)); len(d) > 0 {
+		t.Fatalf("changed %v", d)
+	}
+}
