@@ -28,7 +28,11 @@ type bootLoader struct {
 // /etc/default/grub.d, then for kernel-install with boot loader entries
 // (systemd-boot, and GRUB with BLS entries).
 func (o *Options) findBootLoader() bootLoader {
-	if _, err := os.Stat(o.path("/etc/default/grub")); err == nil {
+	// GRUB with boot loader spec entries (Fedora, RHEL) takes each entry's
+	// options from the entry, which kernel-install writes from
+	// /etc/kernel/cmdline: GRUB_CMDLINE_LINUX would not reach it.
+	settings, err := os.ReadFile(o.path("/etc/default/grub"))
+	if err == nil && !blsGrub.Match(settings) {
 		for _, c := range []struct{ mkconfig, cfg string }{
 			{"grub-mkconfig", "/boot/grub/grub.cfg"},
 			{"grub2-mkconfig", "/boot/grub2/grub.cfg"},
@@ -73,7 +77,10 @@ func (o *Options) lookPath(name string) string {
 	return ""
 }
 
-var memmapToken = regexp.MustCompile(`memmap=[^\s"']+`)
+var (
+	memmapToken = regexp.MustCompile(`memmap=[^\s"']+`)
+	blsGrub     = regexp.MustCompile(`(?m)^\s*GRUB_ENABLE_BLSCFG=["']?true`)
+)
 
 // configuredReservations finds memmap=SIZE$ADDR reservations in text (a
 // boot loader's configuration, in whatever escaping it needs).

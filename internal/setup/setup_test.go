@@ -673,3 +673,21 @@ func TestNoHelperKernelChangesNothing(t *testing.T) {
 		t.Fatalf("changed %v", d)
 	}
 }
+
+// GRUB with boot loader spec entries (Fedora) goes through kernel-install:
+// GRUB_CMDLINE_LINUX does not reach BLS entries.
+func TestBLSGrubUsesKernelInstall(t *testing.T) {
+	root := fakeRoot(t)
+	os.WriteFile(filepath.Join(root, "etc/default/grub"), []byte("GRUB_CMDLINE_LINUX=\"rhgb quiet\"\nGRUB_ENABLE_BLSCFG=true\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "usr/sbin/grub2-mkconfig"), []byte(debianMkconfig), 0o755)
+	os.MkdirAll(filepath.Join(root, "boot/loader/entries"), 0o755)
+	os.WriteFile(filepath.Join(root, "usr/bin/kernel-install"), []byte("#!/bin/sh\n"), 0o755)
+	f := &fakeSystem{root: root}
+	var out bytes.Buffer
+	if err := Setup(options(root, f, &out)); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if _, err := os.Stat(filepath.Join(root, GrubDropIn)); err == nil || !contains(f.ran, "kernel-install add "+release+" /boot/vmlinuz-"+release) {
+		t.Fatalf("ran %v\n%s", f.ran, out.String())
+	}
+}
