@@ -156,8 +156,9 @@ func Setup(o Options) error {
 		if err := o.saveManifest(m); err != nil {
 			return err
 		}
-		if len(m.Entries) == 0 {
+		if len(m.Entries) == 0 { // nothing to undo: leave no trace
 			os.RemoveAll(o.path(o.stateDir()))
+			os.Remove(o.path(filepath.Dir(o.stateDir())))
 		}
 	}
 	r.summary(plan)

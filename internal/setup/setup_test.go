@@ -691,3 +691,24 @@ func TestBLSGrubUsesKernelInstall(t *testing.T) {
 		t.Fatalf("ran %v\n%s", f.ran, out.String())
 	}
 }
+
+// A machine set up by hand: setup finds everything in place, changes
+// nothing and leaves no state directory behind.
+func TestNothingToDoLeavesNoTrace(t *testing.T) {
+	root := fakeRoot(t)
+	f := &fakeSystem{root: root}
+	var out bytes.Buffer
+	if err := Setup(options(root, f, &out)); err != nil {
+		t.Fatal(err)
+	}
+	// Forget that setup did it: as if done by hand.
+	os.RemoveAll(filepath.Join(root, "var/lib/kjump"))
+	before := tree(t, root)
+	out.Reset()
+	if err := Setup(options(root, f, &out)); err != nil || !strings.Contains(out.String(), "nothing to change") {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if d := diffTrees(before, tree(t, root)); len(d) > 0 {
+		t.Fatalf("changed %v", d)
+	}
+}
