@@ -9,6 +9,8 @@ pkgs=(
   binutils                                                                           # purgatory check
   fdisk                                                                              # sfdisk: partitioned loop devices in storage tests
   go-md2man debootstrap                                                              # man pages; .deb round trip in a chroot
+  mount                                                                              # losetup: the GRUB boot disk (e2e/debian/disk.sh; GRUB itself
+                                                                                     #   is installed in its chroot with apt, not on the host)
 )
 # Linux 7.3 (reworked kexec-jump convention) comes from trixie-backports,
 # pinned low so nothing else is taken from there.

@@ -181,7 +181,7 @@ func checkReservedRegion(c *checkRun) *CheckResult {
 	}
 	res, err := layout.FindReservation(c.sys.Cmdline, c.sys.IOMem, c.o.Reserve)
 	if err != nil {
-		return result("reserved-region", Fail, err.Error(), reservationFix(c.sys, c.o.Reserve))
+		return result("reserved-region", Fail, err.Error(), reservationFix(c.sys, c.o))
 	}
 	return result("reserved-region", Pass, fmt.Sprintf("%v (%s): %d MiB, need %d MiB", res.Range, res.Source, res.Size()>>20, c.o.Reserve>>20), "")
 }

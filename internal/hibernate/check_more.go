@@ -10,6 +10,7 @@ import (
 
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/layout"
+	"github.com/kjump/kjump/internal/setup"
 	"github.com/kjump/kjump/internal/sysinfo"
 )
 
@@ -70,14 +71,21 @@ func checkKernelConfig(c *checkRun) *CheckResult {
 		"boot a kernel built with all of them: the stock kernels of Fedora, RHEL/CentOS Stream, Ubuntu, Arch and NixOS have them; on Debian and openSUSE build one (docs/setup.md)")
 }
 
-// reservationFix is the fix for a missing reservation: a concrete range.
-func reservationFix(sys *System, need uint64) string {
-	res, err := layout.SuggestReservation(sys.IOMem, need)
+// reservationFix is the fix for a missing reservation: a concrete range,
+// the one 'hibernate setup' would make (sized for the helper kernel, its
+// initramfs and this machine's workers), so both agree.
+func reservationFix(sys *System, o CheckOptions) string {
+	res, why, err := setup.Suggest(setup.Options{HelperKernel: o.HelperKernel, HelperInitrd: o.HelperInitrd, MinReserve: o.Reserve})
 	if err != nil {
-		return fmt.Sprintf("reserve at least %d MiB with memmap=SIZE$ADDR (docs/setup.md), or lower helper.reserve (%v)", need>>20, err)
+		res, err = layout.SuggestReservation(sys.IOMem, sys.Cmdline, o.Reserve)
+		why = "the configured minimum"
 	}
-	return fmt.Sprintf("add %s to the kernel command line (a free System RAM range in /proc/iomem; in /etc/default/grub write %s) and reboot, or run 'hibernate setup'",
-		res.Source, layout.GrubEscape(res.Source))
+	if err != nil {
+		return fmt.Sprintf("reserve at least %d MiB with memmap=SIZE$ADDR (docs/setup.md), or lower helper.reserve (%v)", o.Reserve>>20, err)
+	}
+	arg := layout.MemmapArg(res.Range)
+	return fmt.Sprintf("run 'hibernate setup', or add %s to the kernel command line (%s; a free System RAM range in /proc/iomem; in /etc/default/grub write %s) and reboot",
+		arg, why, layout.GrubEscape(arg))
 }
 
 // fileFilesystems are the filesystems an image file can live on: kjump

@@ -16,10 +16,12 @@ import (
 	"time"
 )
 
-// Config describes one QEMU machine. Only Kernel is required.
+// Config describes one QEMU machine.
 type Config struct {
-	Name   string // names the run directory; default "vm"
-	Kernel string // bzImage/vmlinuz for -kernel
+	Name string // names the run directory; default "vm"
+	// Kernel is the bzImage/vmlinuz for -kernel. Empty: the firmware
+	// boots the first disk, as a real machine does (see BootDisk).
+	Kernel string
 	Initrd string // optional -initrd
 	// Append is the kernel command line. "console=ttyS0", "panic=-1"
 	// (reboot at once, which ends QEMU because of -no-reboot) and
@@ -161,8 +163,8 @@ func Start(ctx context.Context, cfg Config) (*Machine, error) {
 
 // setDefaults fills in what Config leaves out, creating the run directory.
 func (cfg *Config) setDefaults() error {
-	if cfg.Kernel == "" {
-		return errors.New("vm: Config.Kernel is empty")
+	if cfg.Kernel == "" && len(cfg.Disks) == 0 {
+		return errors.New("vm: Config.Kernel is empty and there is no disk to boot from")
 	}
 	if cfg.Name == "" {
 		cfg.Name = "vm"
@@ -229,15 +231,13 @@ func (m *Machine) args(cfg Config) ([]string, error) {
 		"-object", fmt.Sprintf("memory-backend-ram,id=ram0,size=%dM,reserve=off", cfg.MemMiB),
 		"-machine", "memory-backend=ram0",
 		"-smp", fmt.Sprint(cfg.SMP),
-		"-kernel", cfg.Kernel,
-		"-append", strings.TrimSpace(appendLine),
-		"-nodefaults", "-display", "none", "-no-reboot",
-		"-serial", "stdio",
 	}
+	a = append(a, bootArgs(cfg, strings.TrimSpace(appendLine))...)
+	a = append(a, "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio")
 	if cfg.CPU != "" {
 		a = append(a, "-cpu", cfg.CPU)
 	}
-	if cfg.Initrd != "" {
+	if cfg.Initrd != "" && cfg.Kernel != "" {
 		a = append(a, "-initrd", cfg.Initrd)
 	}
 	for i, d := range cfg.Disks {
