@@ -79,6 +79,7 @@ case "$stage" in
 	say "after counter=$(cat /run/kjump-workload/counter)"
 	kjump-workload verify
 	journalctl -b -o short-monotonic --no-pager -u systemd-hibernate.service | sed 's/^/GRUBE2E journal: /'
+	show status hibernate status
 	show undo hibernate setup --undo
 	snapshot >$st/now
 	if cmp -s $st/before $st/now; then say "undo: /etc and /boot as before setup"; else diff $st/before $st/now | sed 's/^/GRUBE2E undo diff: /'; fi
@@ -219,7 +220,7 @@ func setupGrubRealBoot(s *S) error {
 		return err
 	}
 	con = m.Console()
-	for _, want := range []string{"WORKLOAD VERIFY ok", "GRUBE2E undo rc=0", "GRUBE2E undo: /etc and /boot as before setup",
+	for _, want := range []string{"WORKLOAD VERIFY ok", "GRUBE2E status rc=0", "GRUBE2E status: last hibernate:", "GRUBE2E undo rc=0", "GRUBE2E undo: /etc and /boot as before setup",
 		"Entering sleep state 'hibernate' through kjump", "hibernate: RESUMED from image",
 		"System returned from sleep state (resumed by kjump)"} {
 		if !strings.Contains(con, want) {
