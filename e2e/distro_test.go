@@ -18,11 +18,17 @@ import (
 // original at boot and by the helper from what 'hibernate prepare' put in
 // its initramfs.
 func init() {
-	register(Scenario{Name: "hibernate-resume-linux6.12-distro", Timeout: 40 * time.Minute,
+	register(Scenario{Name: "hibernate-resume-linux6.12-distro", Timeout: 40 * time.Minute, Pending: distroPending,
 		Run: func(s *S) error { return hibernateResume(s, "6.12"+distroSuffix) }})
-	register(Scenario{Name: "checkpoint-smp2-linux6.12-distro", Timeout: 40 * time.Minute,
+	register(Scenario{Name: "checkpoint-smp2-linux6.12-distro", Timeout: 40 * time.Minute, Pending: distroPending,
 		Run: func(s *S) error { return checkpointRoundTrip(s, "6.12"+distroSuffix, 2) }})
 }
+
+// distroPending keeps the distribution-kernel scenarios out of make test
+// until their kernel build is measured on a cold CI machine against the
+// 85-minute budget (issue 18); name them to run them (the kernel is built
+// on first use).
+const distroPending = "its kernel build is not yet in make kernels' budget"
 
 const distroSuffix = "-distro"
 
