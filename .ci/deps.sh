@@ -2,11 +2,12 @@
 # Debian packages the tests need. Idempotent; skips apt when all are present.
 set -euo pipefail
 pkgs=(
-  linux-source-6.1 bc flex bison libelf-dev libssl-dev cpio xz-utils kmod dwarves   # test kernel build
+  linux-source-6.1 linux-source-6.12 bc flex bison libelf-dev libssl-dev cpio xz-utils kmod dwarves   # test kernel build
   gcc make libc6-dev util-linux                                                      #   (flock in kernel/build.sh)
   qemu-system-x86 busybox-static e2fsprogs xfsprogs btrfs-progs zstd         # VM harness (mkfs and fsck of data disks)
   nfs-kernel-server                                                                  # NFS scenarios
   binutils                                                                           # purgatory check
+  rsync                                                                              # kernel/distro.sh (bindeb-pkg's headers)
   fdisk                                                                              # sfdisk: partitioned loop devices in storage tests
   go-md2man debootstrap                                                              # man pages; .deb round trip in a chroot
   mount                                                                              # losetup: the GRUB boot disk (e2e/debian/disk.sh; GRUB itself

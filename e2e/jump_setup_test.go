@@ -18,14 +18,18 @@ import (
 const region = "memmap=128M$0x30000000"
 
 // testKernel is the test kernel of a Linux version ("" for the default,
-// 6.1): the same unpatched configuration serves as original, helper and
-// restore kernel.
+// 6.1; "X.Y-distro" for the distribution kernel of kernel/distro-vm.sh):
+// the same unpatched configuration serves as original, helper and restore
+// kernel.
 func testKernel(version string) (string, error) {
 	var k string
 	var err error
-	if version == "" {
+	switch {
+	case version == "":
 		k, err = vm.Kernel()
-	} else {
+	case strings.HasSuffix(version, distroSuffix):
+		k, err = vm.DistroKernel(strings.TrimSuffix(version, distroSuffix))
+	default:
 		k, err = vm.BuildKernel(version)
 	}
 	if err != nil {
@@ -48,6 +52,16 @@ func (s *S) jumpingBoot(version, body string, extra ...map[string]vm.File) (kern
 	if err != nil {
 		return "", "", err
 	}
+	if modular(kernel) {
+		mods, err := s.bootModuleFiles(kernel, bootModules...)
+		if err != nil {
+			return "", "", err
+		}
+		for k, v := range mods {
+			files[k] = v
+		}
+		body = loadBootModules + body
+	}
 	for _, m := range extra {
 		for k, v := range m {
 			files[k] = v
@@ -58,13 +72,20 @@ func (s *S) jumpingBoot(version, body string, extra ...map[string]vm.File) (kern
 }
 
 // helperFiles builds the helper initramfs (kjump's static binary as /init,
-// nothing else) and returns the files a jumping machine needs at the
+// nothing else; with a modular kernel, 'hibernate prepare' adds the modules
+// of the image disk) and returns the files a jumping machine needs at the
 // default paths of hibernate and resume.
 func (s *S) helperFiles(kernel string) (map[string]vm.File, error) {
 	if goBinErr != nil {
 		return nil, goBinErr
 	}
-	return vm.HelperFiles(filepath.Join(s.Dir, "helper.cpio.gz"), kernel, goBins["bin/hibernate"])
+	initrd := filepath.Join(s.Dir, "helper.cpio.gz")
+	if modular(kernel) {
+		if err := s.prepareHelper(kernel, initrd, "virtio_blk"); err != nil {
+			return nil, err
+		}
+	}
+	return vm.HelperFiles(initrd, kernel, goBins["bin/hibernate"])
 }
 
 // intMatch returns submatch i of the first match of re in text, as an int.

@@ -38,12 +38,32 @@ func loadModule(path string) error {
 		return err
 	}
 	defer f.Close()
-	err = unix.FinitModule(int(f.Fd()), "", 0)
+	flags := 0
+	if compressedModule(path) {
+		// Distribution kernels install modules compressed (Debian 13: .ko.xz);
+		// the kernel decompresses them itself when built with MODULE_DECOMPRESS.
+		flags = unix.MODULE_INIT_COMPRESSED_FILE
+	}
+	err = unix.FinitModule(int(f.Fd()), "", flags)
 	if errors.Is(err, unix.EEXIST) {
 		return nil
+	}
+	if flags != 0 && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP)) {
+		return fmt.Errorf("finit_module: %w (a compressed module needs a helper kernel with CONFIG_MODULE_DECOMPRESS=y)", err)
 	}
 	if err != nil {
 		return fmt.Errorf("finit_module: %w", err)
 	}
 	return nil
+}
+
+// compressedModule reports whether path names a module file the kernel must
+// decompress (modules_install's MODULE_COMPRESS suffixes).
+func compressedModule(path string) bool {
+	for _, ext := range []string{".ko.xz", ".ko.zst", ".ko.gz"} {
+		if strings.HasSuffix(path, ext) {
+			return true
+		}
+	}
+	return false
 }

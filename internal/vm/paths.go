@@ -73,6 +73,13 @@ func BuildKernel(version string) (string, error) {
 	return script("kernel/build.sh", version)
 }
 
+// DistroKernel returns a distribution kernel of Linux VERSION built by
+// kernel/distro-vm.sh (Debian's config plus KEXEC_JUMP, drivers as
+// modules under lib/modules/ next to it), building it if not cached yet.
+func DistroKernel(version string) (string, error) {
+	return script("kernel/distro-vm.sh", version)
+}
+
 // StockKernel returns Debian's stock kernel image (no CONFIG_KEXEC_JUMP),
 // downloaded by kernel/stock.sh, or $KJUMP_STOCK_KERNEL if set.
 func StockKernel() (string, error) {
