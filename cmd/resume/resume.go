@@ -39,6 +39,8 @@ func runResume(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// kjump.force=1 from the boot menu: retry a restore that did not finish.
+	o.Retry = cmdlineSwitch("kjump.force")
 	explicit := o.Target != ""
 	if !explicit && (cfg.Resume.Policy == "never" || cmdlineHas("kjump.noresume")) {
 		fmt.Fprintf(os.Stderr, "resume: disabled (resume.policy = %q in %s, or kjump.noresume); booting normally\n", cfg.Resume.Policy, configPath(args))
