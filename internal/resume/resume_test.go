@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/kjump/kjump/internal/image"
-	"github.com/kjump/kjump/internal/storage"
 	"github.com/kjump/kjump/internal/layout"
 	"github.com/kjump/kjump/internal/phys"
+	"github.com/kjump/kjump/internal/storage"
 	"github.com/kjump/kjump/internal/sysinfo"
 )
 
