@@ -56,7 +56,7 @@ func restorePowerLossThenForce(s *S) error {
 	if err := expectAll(normal, time.Minute, "HIB resume rc=0", "HIB booted normally", "E2E exit rc=0"); err != nil {
 		return err
 	}
-	if strings.Contains(normal.Console(), "restore kernel") {
+	if c := normal.Console(); strings.Contains(c, "starting the restore kernel") || strings.Contains(c, "kjump-helper:") {
 		return fmt.Errorf("a normal boot started a restore kernel for an interrupted restore")
 	}
 	if err := normal.Wait(time.Minute); err != nil {
