@@ -5,8 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kjump/kjump/internal/storage"
 )
 
 // tornImage is a memImage whose power goes out after budget more bytes:
@@ -268,5 +272,82 @@ func TestExtentOutsideRAMRefused(t *testing.T) {
 		if i >= 76<<10 && sink.b[i] != 0 {
 			t.Fatalf("wrote %#x outside the RAM", i)
 		}
+	}
+}
+
+// tornFile tears writes to a stored image the way tornImage does, on a
+// real target's file.
+type tornFile struct {
+	storage.Image
+	budget int
+	out    bool
+}
+
+func (f *tornFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.out {
+		return 0, errPowerLost
+	}
+	if len(p) <= f.budget {
+		f.budget -= len(p)
+		return f.Image.WriteAt(p, off)
+	}
+	f.out = true
+	f.Image.WriteAt(p[:f.budget], off)
+	return f.budget, errPowerLost
+}
+
+func (f *tornFile) Sync() error {
+	if f.out {
+		return errPowerLost
+	}
+	return f.Image.Sync()
+}
+
+// The same tear on a file target, through the storage layer resume and
+// the restore kernel use: marking the image restoring is cut after every
+// byte; reopened from the target it is committed or restoring, never
+// corrupt, and verifies.
+func TestTornCommitWriteOnFileTarget(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o700)
+	tg, err := storage.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := testMemory(9, 128<<10)
+	src := RangeSource(bytes.NewReader(mem), []Range{{Start: 0, End: 128 << 10}})
+	if _, err := WriteTarget(context.Background(), tg, src, Metadata{KernelRelease: "6.1.0-test"}, WithChunkSize(16<<10)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, storage.DefaultName)
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for budget := 0; budget <= 2*commitLen; budget++ {
+		if err := os.WriteFile(path, orig, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		img, err := tg.Open(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = MarkRestoring(&tornFile{Image: img, budget: budget})
+		img.Close()
+		if budget < 2*commitLen && !errors.Is(err, errPowerLost) || budget == 2*commitLen && err != nil {
+			t.Fatalf("budget %d: %v", budget, err)
+		}
+		r, err := OpenTarget(tg)
+		if err != nil {
+			t.Fatalf("budget %d: %v", budget, err)
+		}
+		st := r.Status()
+		if st != nil && st != ErrRestoreStarted || budget < commitLen && st != nil || budget == 2*commitLen && st != ErrRestoreStarted {
+			t.Fatalf("budget %d: status %v", budget, st)
+		}
+		if _, err := r.Verify(context.Background(), WithForce()); err != nil {
+			t.Fatalf("budget %d: verify: %v", budget, err)
+		}
+		r.Close()
 	}
 }
