@@ -133,7 +133,7 @@ func openAndVerify(t storage.Target, o Options) (*verified, error) {
 		v.keyOpts = append(v.keyOpts, image.WithKey(v.key))
 	}
 	info := v.info
-	o.logf("verifying image %s on %s (%s, hibernated %s): header, index and commit record authenticated in %s; the restore kernel checks each of its %d chunks (%s) before writing its pages",
+	o.logf("verifying image %s on %s (%s, hibernated %s): header, index and commit record authenticated in %s; each of its %d chunks (%s) is checked as it is written back",
 		info.ID, t, info.Metadata.KernelRelease, info.Created.Format("2006-01-02 15:04:05"), time.Since(start).Round(time.Millisecond), info.Chunks, humanize.IBytes(uint64(info.ImageBytes)))
 	return v, nil
 }
