@@ -166,12 +166,24 @@ func forgedImageRefused(s *S) error {
 	}
 
 	// 1. Change a chunk's ciphertext and keep its CRC32C, so every checksum
-	// in the image still matches: only the GCM tag can notice.
+	// in the image still matches: only the GCM tag can notice. resume
+	// authenticates header, index and commit record only (the image is
+	// read once); the restore kernel checks the chunk's tag before writing
+	// its pages, refuses it and reboots, never jumping into the original.
 	if err := forgeChunkKeepingCRC(h.imageDisk, false); err != nil {
 		return err
 	}
-	if err := refused("resume-forged-chunk", "image forged or corrupt: chunk 0 failed authentication"); err != nil {
+	m, err := h.bootResume(s, "resume-forged-chunk")
+	if err != nil {
 		return err
+	}
+	if _, err := m.Expect(`RESTORE FAILED: image forged or corrupt: chunk 0 failed authentication`, 10*time.Minute); err != nil {
+		return err
+	}
+	if e, err := m.WaitExit(time.Minute); err != nil {
+		return err
+	} else if e.PowerDown || e.Panic != "" || e.Killed || strings.Contains(m.Console(), "RESUMED") {
+		return fmt.Errorf("resume-forged-chunk: the restore kernel should refuse the chunk and reboot, got %+v", e)
 	}
 	// 2. Replace the image by a valid unencrypted one with the same RAM
 	// ranges and metadata (all readable without the key): what the machine

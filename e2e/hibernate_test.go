@@ -453,8 +453,13 @@ func printDemo(h *hibernated, resumed *vm.Machine) {
 	fmt.Println("    hibernating was re-read from the page cache with no disk reads (reads-before == reads-after) ===")
 }
 
-// corruptImageRefused flips one byte inside the image's chunk data: resume
-// must refuse it with a clear message and the machine boots normally.
+// corruptImageRefused flips one byte of the image's index: resume, which
+// authenticates header, index and commit record before the point of no
+// return, refuses it with a clear message and the machine boots normally
+// with no restore kernel. Then, with the index intact again, one byte
+// inside the chunk data: resume reads the chunks no more (issue 19: the
+// image is read once), so the restore kernel finds it, refuses the chunk
+// before writing its pages and reboots, never jumping into the original.
 func corruptImageRefused(s *S) error {
 	h, err := hibernateOnce(s, "")
 	if err != nil {
@@ -464,33 +469,76 @@ func corruptImageRefused(s *S) error {
 	if err != nil {
 		return err
 	}
-	const off = 24 << 20 // well inside the chunks of a >256 MiB image
-	b := make([]byte, 1)
-	f.ReadAt(b, off)
-	b[0] ^= 0x40
-	_, err = f.WriteAt(b, off)
-	f.Close()
+	defer f.Close()
+	n, err := rawImageLen(f)
 	if err != nil {
 		return err
 	}
-	m, err := h.bootResume(s, "resume-corrupt")
+	flip := func(off int64) error {
+		b := make([]byte, 1)
+		if _, err := f.ReadAt(b, off); err != nil {
+			return err
+		}
+		b[0] ^= 0x40
+		if _, err := f.WriteAt(b, off); err != nil {
+			return err
+		}
+		return f.Sync()
+	}
+	// The last byte before the commit area: the index's CRC, or padding
+	// that must be zero.
+	idx := rawImageOffset + n - 8192 - 1
+	if err := flip(idx); err != nil {
+		return err
+	}
+	m, err := h.bootResume(s, "resume-corrupt-index")
 	if err != nil {
 		return err
 	}
-	refusal, err := m.Expect(`resume: (image \w+ on /dev/vda failed verification, it will not be resumed: .*)`, 5*time.Minute)
+	refusal, err := m.Expect(`resume: (image \w+ on /dev/vda is not resumable, booting normally: .*)`, 5*time.Minute)
 	if err != nil {
 		return err
 	}
-	if !strings.Contains(refusal[1], "chunk") {
+	if !strings.Contains(refusal[1], "image is corrupt") {
 		return fmt.Errorf("refusal does not say what is corrupt: %q", refusal[1])
 	}
 	if err := expectAll(m, time.Minute, "HIB resume rc=1", "HIB booted normally", "E2E exit rc=0"); err != nil {
 		return err
 	}
 	if strings.Contains(m.Console(), "restore kernel") {
-		return fmt.Errorf("a restore kernel was started for a corrupt image")
+		return fmt.Errorf("a restore kernel was started for an image with a corrupt index")
 	}
-	return m.Wait(time.Minute)
+	if err := m.Wait(time.Minute); err != nil {
+		return err
+	}
+	fmt.Printf("  %s: %s\n", s.Name, refusal[1])
+	if err := flip(idx); err != nil {
+		return err
+	}
+	const off = 24 << 20 // well inside the chunks of a >256 MiB image
+	if err := flip(off); err != nil {
+		return err
+	}
+	m, err = h.bootResume(s, "resume-corrupt-chunk")
+	if err != nil {
+		return err
+	}
+	if _, err := m.Expect(`resume: image \w+ verified and invalidated`, 5*time.Minute); err != nil {
+		return err
+	}
+	failed, err := m.Expect(`RESTORE FAILED: (image is corrupt: chunk \d+ at offset \d+: .*)`, 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	e, err := m.WaitExit(time.Minute)
+	if err != nil {
+		return err
+	}
+	if e.PowerDown || e.Panic != "" || e.Killed || strings.Contains(m.Console(), "jumping into the restored kernel") {
+		return fmt.Errorf("the restore kernel should refuse the chunk and reboot, got %+v", e)
+	}
+	fmt.Printf("  %s: restore kernel: %s\n", s.Name, failed[1])
+	return nil
 }
 
 // undecodableChunkReboots: a chunk whose payload was changed with its
@@ -498,7 +546,7 @@ func corruptImageRefused(s *S) error {
 // resume's check of the stored bytes, so resume invalidates the image and
 // starts the restore kernel. That kernel decodes each chunk and checks its
 // pages' CRC before writing them: it refuses the chunk, reboots, and the
-// next boot is a normal one.
+// next boot is a normal one that names the interrupted restore.
 func undecodableChunkReboots(s *S) error {
 	h, err := hibernateOnce(s, "")
 	if err != nil {
@@ -528,7 +576,9 @@ func undecodableChunkReboots(s *S) error {
 	if err != nil {
 		return err
 	}
-	if _, err := m2.Expect(`resume: no image to resume: image \w+ on /dev/vda was already used or refused \(invalidated\)`, 5*time.Minute); err != nil {
+	// The restore did not finish: the image stays for a retry with
+	// kjump.force=1, which a normal boot does not do.
+	if _, err := m2.Expect(`resume: no image to resume: a restore of image \w+ on /dev/vda started at an earlier boot and did not finish`, 5*time.Minute); err != nil {
 		return err
 	}
 	if err := expectAll(m2, time.Minute, "HIB booted normally", "E2E exit rc=0"); err != nil {

@@ -72,6 +72,8 @@ func resumeTargets(args []string) error {
 	if err := commands.ParseTarget(fs, args, "from", &o.Target); err != nil {
 		return err
 	}
+	// kjump.force=1 from the boot menu: retry a restore that did not finish.
+	o.Retry = cmdlineSwitch("kjump.force")
 	explicit := o.Target != ""
 	if !explicit && (cfg.Resume.Policy == "never" || cmdlineHas("kjump.noresume")) {
 		msg := fmt.Sprintf("disabled (resume.policy = %q in %s, or kjump.noresume); booting normally", cfg.Resume.Policy, configPath(args))

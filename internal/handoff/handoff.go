@@ -43,8 +43,9 @@ const Size = 8 * phys.PageSize
 const (
 	magic = "KJHANDOF"
 	// version 2: typed convention, level and codec tokens, the region as
-	// a range.
-	version        = 2
+	// a range. Version 3: a restore carries the image digest and the
+	// original's RAM instead of VerifyStored's header CRC.
+	version        = 3
 	instrLenField  = 0x18
 	resultLenField = 0x1c
 	instrOff       = 0x40
@@ -90,9 +91,14 @@ type Instructions struct {
 	Target   TargetSpec `json:"target"`
 	// ImageID names the verified image a restore kernel must restore.
 	ImageID string `json:"image_id,omitempty"`
-	// StoredHeaders is resume's VerifyStored Stats.Headers, hex: the
-	// restore kernel restores with image.WithVerifiedStored.
-	StoredHeaders string `json:"stored_headers,omitempty"`
+	// ImageDigest is the SHA-256 of the header and index resume checked
+	// (image.Reader.Digest, hex): the restore kernel reads them again and
+	// refuses another image before writing any page (image.WithDigest).
+	ImageDigest string `json:"image_digest,omitempty"`
+	// RAM is the original's RAM as resume found it, the reserved region
+	// left out: the only memory the restore kernel may write
+	// (image.WithMachineRAM), never the region it runs in, a hole or MMIO.
+	RAM phys.Ranges `json:"ram,omitempty"`
 	// Level and Compression are the writer's settings; zero means the
 	// helper's default (LevelFast, Zstd).
 	Level       image.Level       `json:"level,omitempty"`

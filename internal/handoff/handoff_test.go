@@ -2,9 +2,12 @@ package handoff
 
 import (
 	"encoding/binary"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kjump/kjump/internal/phys"
 )
 
 func TestHandoffRoundTrip(t *testing.T) {
@@ -56,5 +59,25 @@ func TestHandoffRejects(t *testing.T) {
 	}
 	if _, err := Decode(good[:100]); err == nil {
 		t.Error("short area accepted")
+	}
+}
+
+// A restore's instructions carry what the restore kernel checks before it
+// writes a page: the image digest and the original's RAM.
+func TestRestoreInstructionsRoundTrip(t *testing.T) {
+	in := Instructions{Mode: Restore, ImageID: "ab12", ImageDigest: strings.Repeat("5e", 32),
+		RAM: phys.Ranges{{Start: 0x1000, End: 0x9f000}, {Start: 0x100000, End: 0x30000000}, {Start: 0x38000000, End: 0x3ffe0000}}}
+	b, err := Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := Decode(b)
+	if err != nil || h.Instructions.ImageDigest != in.ImageDigest || !slices.Equal(h.Instructions.RAM, in.RAM) {
+		t.Fatalf("decoded %+v, %v", h.Instructions, err)
+	}
+	// A helper initramfs from before these fields speaks version 2.
+	binary.LittleEndian.PutUint32(b[8:], 2)
+	if _, err := Decode(b); err == nil || !strings.Contains(err.Error(), "hibernate prepare") {
+		t.Fatalf("version 2 area: %v", err)
 	}
 }

@@ -114,7 +114,8 @@ func run(h handoff.Handoff, gdt purgatory.GDTDesc, res *handoff.Result) error {
 }
 
 // restoreAndJump is the restore kernel's job: pages back, then into the
-// original. On failure it reboots; the image stays invalidated but intact.
+// original. On failure it reboots; the image stays intact, marked as an
+// interrupted restore, which a boot with kjump.force=1 retries.
 func restoreAndJump(mem *physmem.Mem, area handoff.Area, h handoff.Handoff, res *handoff.Result, start time.Time) error {
 	jb, err := restore(h, mem, res)
 	if err == nil {
@@ -132,7 +133,7 @@ func restoreAndJump(mem *physmem.Mem, area handoff.Area, h handoff.Handoff, res 
 		}
 	}
 	logf("RESTORE FAILED: %v", err)
-	logf("rebooting into a normal boot in 5s; the image is invalidated but intact ('resume --force' can retry)")
+	logf("rebooting into a normal boot in 5s; the image is intact: boot once with kjump.force=1 on the kernel command line to retry it (before anything writes to its disks)")
 	time.Sleep(5 * time.Second)
 	unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
 	return err

@@ -63,11 +63,43 @@ func TestEverySingleByteCorruptionDetected(t *testing.T) {
 		for off := range img {
 			for _, x := range []byte{0xff, 0x01, 0x80} {
 				bad[off] = img[off] ^ x
-				checkDetected(t, "byte "+itoa(off), bad, mem)
+				if at := off - (len(img) - commitArea); at >= 0 {
+					// A copy of the commit record: detected, the other copy
+					// counts. Every byte of the records, a sample of the
+					// zeros after them (each restores the whole image).
+					if at%commitBlock < commitLen || at%61 == 0 {
+						checkSpareCopy(t, "byte "+itoa(off), bad, mem)
+					}
+				} else {
+					checkDetected(t, "byte "+itoa(off), bad, mem)
+				}
 			}
 			bad[off] = img[off]
 		}
 	})
+}
+
+// checkSpareCopy checks an image with one copy of its commit record
+// damaged: the other copy counts, so it is exactly as committed and
+// restores byte for byte.
+func checkSpareCopy(t *testing.T, what string, img, mem []byte) {
+	t.Helper()
+	r, err := Open(&memImage{b: img})
+	if err != nil || r.Status() != nil {
+		t.Fatalf("%s: one damaged copy of the commit record made the image unusable: %v %v", what, err, r.Status())
+	}
+	sink := &sparseMem{}
+	if _, err := r.Restore(context.Background(), sink, WithThreads(1)); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	for i, b := range sink.b {
+		if b != 0 && b != mem[i] {
+			t.Fatalf("%s: wrong byte restored at %#x", what, i)
+		}
+	}
+	if st, err := r.Verify(context.Background(), WithThreads(1)); err != nil || st.StoredPages == 0 {
+		t.Fatalf("%s: verify %v", what, err)
+	}
 }
 
 func TestEveryTruncationDetected(t *testing.T) { eachCompression(t, everyTruncationDetected) }
@@ -329,9 +361,11 @@ func TestVerifiedStoredRestoreInPlace(t *testing.T) {
 		if sink.lent.Load() == 0 {
 			t.Fatal("no chunk was decoded in place")
 		}
+		// Without it (the restore kernel), each record's CRC is checked
+		// before its chunk decodes in place.
 		plain := &lendingMem{sparseMem: sparseMem{b: make([]byte, len(mem))}}
-		if _, err := r.Restore(ctx, plain); err != nil || plain.lent.Load() != 0 {
-			t.Fatalf("restore without WithVerifiedStored lent memory (%d) or failed: %v", plain.lent.Load(), err)
+		if _, err := r.Restore(ctx, plain); err != nil || plain.lent.Load() == 0 || !restoredRight(plain.b, mem, r.Ranges()) {
+			t.Fatalf("restore without WithVerifiedStored lent no memory (%d) or failed: %v", plain.lent.Load(), err)
 		}
 		for _, e := range entriesOf(t, r) {
 			for off := e.Offset; off < e.Offset+uint64(e.Length)-crcLen; off += 3 {
@@ -341,6 +375,15 @@ func TestVerifiedStoredRestoreInPlace(t *testing.T) {
 				sink := &lendingMem{sparseMem: sparseMem{b: make([]byte, len(mem))}}
 				if _, err := br.Restore(ctx, sink, WithThreads(1), WithVerifiedStored(st.Headers)); err == nil && !restoredRight(sink.b, mem, r.Ranges()) {
 					t.Fatalf("byte %d: restored wrong memory without an error", off)
+				}
+				full := &lendingMem{sparseMem: sparseMem{b: make([]byte, len(mem))}}
+				if _, err := br.Restore(ctx, full, WithThreads(1)); err == nil {
+					t.Fatalf("byte %d: not detected by a restore with every check", off)
+				}
+				for i, b := range full.b {
+					if b != 0 && b != mem[i] {
+						t.Fatalf("byte %d: a restore with every check wrote a wrong byte at %#x before detecting it", off, i)
+					}
 				}
 			}
 		}

@@ -17,6 +17,31 @@ var (
 	ErrInvalidated = errors.New("image was invalidated (already resumed or superseded): it is not resumed by default; use --force only if you are sure the disks have not changed since it was written")
 )
 
+// ErrRestoreStarted is the status of an image whose restore started at
+// boot (resume's point of no return) and never finished: power loss, a
+// crash, or a chunk the restore kernel refused. The data is intact. It
+// matches ErrInvalidated, so it is never resumed by default; resume
+// retries it once with kjump.force=1 (or --force), and the restore kernel
+// marks the image spent (ErrInvalidated) once every page is back.
+var ErrRestoreStarted error = restoreStarted{}
+
+type restoreStarted struct{}
+
+func (restoreStarted) Error() string {
+	return "a restore of this image started but did not finish (power loss, or the restore kernel failed): it is not resumed by default; boot once with kjump.force=1 on the kernel command line (or run 'resume --force') to retry it"
+}
+
+func (restoreStarted) Is(target error) bool { return target == ErrInvalidated }
+
+// SwappedError is an image whose header and index are not those resume
+// checked (WithDigest): it was replaced or changed between resume's check
+// and the restore kernel's read. Nothing is written.
+type SwappedError struct{ Want, Got string }
+
+func (e *SwappedError) Error() string {
+	return fmt.Sprintf("image changed after resume checked it: its header and index digest is %s, resume verified %s; refusing to restore it (nothing was written)", e.Got, e.Want)
+}
+
 // CorruptError reports a failed check: which record, where, and what.
 type CorruptError struct {
 	Region string // "header", "chunk", "index", "commit record"
@@ -46,7 +71,10 @@ func corrupt(region string, off int64, format string, args ...any) *CorruptError
 type VersionError struct{ Major, Minor uint16 }
 
 func (e *VersionError) Error() string {
-	return fmt.Sprintf("image format version %d.%d is not supported (this kjump reads %d.x): resume with the kjump version that wrote it", e.Major, e.Minor, versionMajor)
+	if e.Major == oldMajorPlain || e.Major == oldMajorEnc {
+		return fmt.Sprintf("image format version %d.%d was written by an older kjump, whose single commit record a torn write could corrupt; this kjump reads formats %d.x (plain) and %d.x (encrypted): resume with the kjump version that wrote it, or boot normally and hibernate again", e.Major, e.Minor, versionMajor, versionMajorEnc)
+	}
+	return fmt.Sprintf("image format version %d.%d is not supported (this kjump reads %d.x and %d.x): resume with the kjump version that wrote it", e.Major, e.Minor, versionMajor, versionMajorEnc)
 }
 
 // KeyRequiredError is an encrypted image opened without a key: nothing in

@@ -39,8 +39,12 @@ func (f *forgedImage) ReadAt(p []byte, off int64) (int, error) {
 		switch {
 		case a < uint64(len(f.hdr)):
 			p[k] = f.hdr[a]
-		case a >= uint64(f.size)-commitLen:
-			p[k] = f.commit[a-(uint64(f.size)-commitLen)]
+		case a >= uint64(f.size)-commitArea:
+			if at := (a - (uint64(f.size) - commitArea)) % commitBlock; at < commitLen {
+				p[k] = f.commit[at]
+			} else {
+				p[k] = 0
+			}
 		case f.entry != nil && a >= f.idxOff && a-f.idxOff < ilen:
 			p[k] = f.indexByte(a - f.idxOff)
 			if k == 0 {
@@ -97,11 +101,12 @@ func forge(t testing.TB, h *header, count, recLen uint32, withIndex bool, idxOff
 	}
 	f.idxOff = off
 	ilen := indexLen(count)
-	f.size = int64(off + commitLen)
+	end := off
 	if withIndex {
-		f.size += int64(ilen)
+		end += ilen
 	}
-	c := &commit{Major: versionMajor, State: stateCommitted, ID: h.ID, Length: uint64(f.size), IndexOffset: off,
+	f.size = int64(end + commitPad(end) + commitArea)
+	c := &commit{Major: versionMajor, State: stateCommitted, Seq: 1, ID: h.ID, Length: uint64(f.size), IndexOffset: off,
 		ChunkCount: count, ZeroPages: totalSize(h.Ranges) / uint64(h.PageSize)}
 	if f.entry != nil {
 		// The index CRC and the digest, computed as a reader reads.
@@ -168,8 +173,8 @@ func forgedImages(t testing.TB) map[string]struct {
 		if err != nil {
 			t.Fatal(err)
 		}
-		off := uint64(len(hdr))          // the commit record follows the header
-		wrapped := off - indexLen(1<<28) // mod 2^64: wrapped + ilen == off
+		off := uint64(len(hdr)) + commitPad(uint64(len(hdr))) // the commit area follows the header
+		wrapped := off - indexLen(1<<28)                      // mod 2^64: wrapped + ilen == off
 		return forge(t, h, 1<<28, 0, false, &wrapped)
 	}
 	// 4 Mi chunks of minimal records: a 64 MiB index with valid CRC and
@@ -195,7 +200,7 @@ func forgedImages(t testing.TB) map[string]struct {
 		img  *forgedImage
 		want string
 	}{
-		"wrapping-index-offset": {wrap(), "do not fit between header and commit record"},
+		"wrapping-index-offset": {wrap(), "do not fit between header and commit area"},
 		"index-64MiB":           {bigIndex(), "bad chunk magic"},
 		"sparse-768MiB-records": {sparse(), "record length 805306368 exceeds the 2120756 bytes a chunk of this image can take"},
 		"range-to-2^64":         {huge(), "ends above the 52-bit physical address space"},
@@ -297,7 +302,7 @@ func TestWriteForgedImages(t *testing.T) {
 		if img.entry != nil {
 			write(img.idxOff, indexLen(img.count))
 		}
-		write(uint64(img.size)-commitLen, commitLen)
+		write(uint64(img.size)-commitArea, commitArea)
 		if err := f.Truncate(img.size); err != nil {
 			t.Fatal(err)
 		}

@@ -4,17 +4,21 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"hash/crc32"
+	"io"
 	"time"
 )
 
 // On-disk layout; docs/image-format.md is the specification and must change
 // together with this file. All integers are little endian.
 const (
-	versionMajor    = 1 // plain images; readers refuse majors they do not know
-	versionMajorEnc = 2 // encrypted images: major 1 plus the encryption block
+	versionMajor    = 3 // plain images; readers refuse majors they do not know
+	versionMajorEnc = 4 // encrypted images: major 3 plus the encryption block
 	versionMinor    = 0 // readers accept newer minors (additions only)
+	// Majors 1 (plain) and 2 (encrypted) had one commit record that a
+	// torn write could corrupt; they are refused by name (VersionError).
+	oldMajorPlain = 1
+	oldMajorEnc   = 2
 
 	headerMagic = "KJUMPIMG"
 	chunkMagic  = "KJCK"
@@ -25,9 +29,16 @@ const (
 	chunkFixedLen  = 32
 	extentLen      = 12 // paddr uint64, pages uint32
 	indexFixedLen  = 16
-	indexEntryLen  = 16 // offset uint64, length uint32, crc uint32
-	commitLen      = 128
+	indexEntryLen  = 16  // offset uint64, length uint32, crc uint32
+	commitLen      = 128 // one copy of the commit record
 	crcLen         = 4
+	// commitBlock is the block each of the commit record's two copies has
+	// to itself (the record, then zeros): 4 KiB, the largest physical
+	// sector in use, so a write torn by power loss can damage at most the
+	// copy being written. The image ends with the two blocks, aligned to
+	// commitBlock, after zero padding behind the index.
+	commitBlock = 4096
+	commitArea  = 2 * commitBlock
 
 	defaultPageSize  = 4096
 	defaultChunkSize = 2 << 20
@@ -49,7 +60,8 @@ const (
 	// minRecordLen is the smallest chunk record: one extent, no payload.
 	minRecordLen    = chunkFixedLen + extentLen + crcLen
 	stateCommitted  = 1
-	stateInvalid    = 2
+	stateInvalid    = 2 // spent: resumed, refused, or invalidated by hand
+	stateRestoring  = 3 // a restore started at boot and has not finished
 	commitDigestLen = 32
 )
 
@@ -478,7 +490,7 @@ const indexPiece = 64 << 10
 // handed to visit (if not nil) as it is read; an error from visit ends
 // the scan. A CRC mismatch is reported before any other fault, as the
 // likelier cause.
-func scanIndex(in Input, c *commit, start, maxRecord uint64, d hash.Hash, visit func(uint32, indexEntry) error) error {
+func scanIndex(in Input, c *commit, start, maxRecord uint64, d io.Writer, visit func(uint32, indexEntry) error) error {
 	n, end, count := indexLen(c.ChunkCount), c.IndexOffset, c.ChunkCount
 	fault := func(format string, args ...any) error {
 		return corrupt("index", int64(end), format, args...)
@@ -548,13 +560,16 @@ func scanIndex(in Input, c *commit, start, maxRecord uint64, d hash.Hash, visit 
 //	 32   8 image length (this record ends the image)
 //	 40   8 index offset
 //	 48   4 chunk count
-//	 52   4 reserved, zero
+//	 52   4 sequence: 1 when written, +1 with every state change
 //	 56   8 stored pages
 //	 64   8 zero pages
 //	 72  32 SHA-256 of header record || index record; encrypted images:
 //	        HMAC-SHA256 (MAC key) of header || index || commit bytes 0..71
 //	104  20 reserved, zero
 //	124   4 CRC32C of bytes 0..123
+//
+// The image ends with two copies, each at the start of its own
+// commitBlock (see readCommit for which one counts).
 type commit struct {
 	Major       uint16 // the header's
 	State       uint32
@@ -562,6 +577,7 @@ type commit struct {
 	Length      uint64
 	IndexOffset uint64
 	ChunkCount  uint32
+	Seq         uint32
 	StoredPages uint64
 	ZeroPages   uint64
 	Digest      [commitDigestLen]byte
@@ -577,6 +593,7 @@ func (c *commit) encode() []byte {
 	le.PutUint64(b[32:], c.Length)
 	le.PutUint64(b[40:], c.IndexOffset)
 	le.PutUint32(b[48:], c.ChunkCount)
+	le.PutUint32(b[52:], c.Seq)
 	le.PutUint64(b[56:], c.StoredPages)
 	le.PutUint64(b[64:], c.ZeroPages)
 	copy(b[72:104], c.Digest[:])
@@ -596,12 +613,8 @@ func parseCommit(b []byte) (*commit, error) {
 	if major := le.Uint16(b[8:]); major != versionMajor && major != versionMajorEnc {
 		return nil, corrupt("commit record", 8, "commit record version %d is unknown", major)
 	}
-	for _, f := range [][]byte{b[52:56], b[104:124]} {
-		for _, x := range f {
-			if x != 0 {
-				return nil, corrupt("commit record", 52, "reserved commit record bytes are not zero")
-			}
-		}
+	if !allZero(b[104:124]) {
+		return nil, corrupt("commit record", 104, "reserved commit record bytes are not zero")
 	}
 	c := &commit{
 		Major:       le.Uint16(b[8:]),
@@ -609,16 +622,31 @@ func parseCommit(b []byte) (*commit, error) {
 		Length:      le.Uint64(b[32:]),
 		IndexOffset: le.Uint64(b[40:]),
 		ChunkCount:  le.Uint32(b[48:]),
+		Seq:         le.Uint32(b[52:]),
 		StoredPages: le.Uint64(b[56:]),
 		ZeroPages:   le.Uint64(b[64:]),
 	}
 	copy(c.ID[:], b[16:32])
 	copy(c.Digest[:], b[72:104])
-	if c.State != stateCommitted && c.State != stateInvalid {
+	if c.State != stateCommitted && c.State != stateInvalid && c.State != stateRestoring {
 		return nil, corrupt("commit record", 12, "unknown commit state %d", c.State)
+	}
+	if c.Seq == 0 {
+		return nil, corrupt("commit record", 52, "commit record sequence is 0")
 	}
 	if c.ChunkCount > maxChunkCount {
 		return nil, corrupt("commit record", 48, "chunk count %d is implausible", c.ChunkCount)
 	}
 	return c, nil
+}
+
+// commitPad is the zero padding between an index ending at end and the
+// commit area, which starts at the next multiple of commitBlock.
+func commitPad(end uint64) uint64 { return (commitBlock - end%commitBlock) % commitBlock }
+
+// sameImage reports whether two commit records describe the same image,
+// whatever their state and sequence (and so, encrypted, their MAC).
+func sameImage(a, b *commit) bool {
+	return a.Major == b.Major && a.ID == b.ID && a.Length == b.Length && a.IndexOffset == b.IndexOffset &&
+		a.ChunkCount == b.ChunkCount && a.StoredPages == b.StoredPages && a.ZeroPages == b.ZeroPages
 }

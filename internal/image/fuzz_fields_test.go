@@ -185,10 +185,15 @@ func (p *imageParts) build(ops []byte) []byte {
 		c.ChunkCount = uint32(len(entries))
 	}
 	c.IndexOffset += idxOff - p.c.IndexOffset
+	end := uint64(len(img))
 	if c.Length == p.c.Length {
-		c.Length = uint64(len(img)) + commitLen
+		c.Length = end + commitPad(end) + commitArea
 	}
-	return append(img, sealCommit(&c, p.keys, hdr, idx)...)
+	cb := sealCommit(&c, p.keys, hdr, idx)
+	area := make([]byte, commitPad(end)+commitArea)
+	copy(area[len(area)-commitArea:], cb)
+	copy(area[len(area)-commitBlock:], cb)
+	return append(img, area...)
 }
 
 // maxFuzzEdits bounds the edits one input makes: a few edits reach every

@@ -227,8 +227,8 @@ func TestFuzzCorpus(t *testing.T) {
 		"FuzzAutoChunk":      {"chunk0": autoChunks[0], "chunk1": autoChunks[1], "last": autoChunks[len(autoChunks)-1]},
 		"FuzzEncryptedChunk": {"chunk0": sealed[0], "chunk1": sealed[1], "last": sealed[len(sealed)-1]},
 		"FuzzImage": {"valid": tiny, "valid-s2": tinyImage(t, WithCompression(S2)), "valid-auto": tinyImage(t, WithCompression(Auto), withAlternatingCodecs),
-			"uncommitted": tiny[:len(tiny)-commitLen], "invalidated": tinyInvalidated.b,
-			"encrypted": tinyEnc, "encrypted-invalidated": tinyEncInvalidated.b, "encrypted-uncommitted": tinyEnc[:len(tinyEnc)-commitLen]},
+			"uncommitted": tiny[:len(tiny)-commitArea], "invalidated": tinyInvalidated.b,
+			"encrypted": tinyEnc, "encrypted-invalidated": tinyEncInvalidated.b, "encrypted-uncommitted": tinyEnc[:len(tinyEnc)-commitArea]},
 	}
 	for target, files := range seeds {
 		dir := filepath.Join("testdata", "fuzz", target)

@@ -139,8 +139,8 @@ func expectRestored(t testing.TB, src Source, got []byte) {
 func entriesOf(t testing.TB, r *Reader) []indexEntry {
 	t.Helper()
 	var entries []indexEntry
-	cb := make([]byte, commitLen)
-	if err := readFull(r.in, cb, int64(r.commit.Length)-commitLen, r.in.Size()); err != nil {
+	_, cb, err := readCommit(r.in, r.in.Size(), r.hdrLen)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := r.readIndex(r.commit, cb, func(_ uint32, e indexEntry) error { entries = append(entries, e); return nil }); err != nil {

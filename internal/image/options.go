@@ -1,6 +1,7 @@
 package image
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime"
@@ -119,6 +120,8 @@ type readerOptions struct {
 	headers *uint32
 	// machineRAM is WithMachineRAM's; nil without it.
 	machineRAM []Range
+	// digest is WithDigest's; nil without it.
+	digest *[32]byte
 }
 
 func newWriterOptions(opts []WriterOption) (writerOptions, error) {
@@ -314,6 +317,23 @@ func WithMachineRAM(rs []Range) ReaderOption {
 			return err
 		}
 		o.machineRAM = rs
+		return nil
+	})
+}
+
+// WithDigest makes Open accept only the image whose header and index have
+// this SHA-256 (Reader.Digest, hex): the one resume checked, for the
+// restore kernel, which reads the image again. Another image gets a
+// *SwappedError status, which Restore refuses before writing anything.
+func WithDigest(hexDigest string) ReaderOption {
+	return readerOption(func(o *readerOptions) error {
+		var d [32]byte
+		b, err := hex.DecodeString(hexDigest)
+		if err != nil || len(b) != len(d) {
+			return fmt.Errorf("image: WithDigest needs a hex SHA-256, got %q", hexDigest)
+		}
+		copy(d[:], b)
+		o.digest = &d
 		return nil
 	})
 }

@@ -1,15 +1,19 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"time"
+
+	"github.com/kjump/kjump/internal/phys"
 )
 
 // Input is a stored image: offset 0 is the image start and Size its length.
@@ -37,8 +41,10 @@ type Reader struct {
 	commit *commit
 	status error // nil, ErrNotCommitted, ErrInvalidated, a *CorruptError, or a key/authentication error
 	closer io.Closer
-	keys   *imageKeys // encrypted image unlocked by Open
-	key    *Key       // the master key that unlocked it
+	keys   *imageKeys         // encrypted image unlocked by Open
+	key    *Key               // the master key that unlocked it
+	sum    *[sha256.Size]byte // Digest, once the index was read
+	ram    []Range            // WithMachineRAM's, normalized: where pages may go
 }
 
 // Info is what `resume image info` shows.
@@ -102,12 +108,18 @@ func Open(in Input, opts ...ReaderOption) (*Reader, error) {
 		return nil, err
 	}
 	r := &Reader{in: in, h: h, hdrLen: uint64(n), hdr: buf}
+	if o.machineRAM != nil {
+		r.ram = phys.Ranges(o.machineRAM).Normalize()
+	}
 	// Cheapest first: the machine check reads nothing, unlocking may run
 	// Argon2id, and only then is the index read.
 	if r.status = checkMachineRAM(h.Ranges, o.machineRAM); r.status == nil {
 		if r.status = r.unlock(o); r.status == nil {
 			r.status = r.openCommit(size)
 		}
+	}
+	if o.digest != nil && r.sum != nil && *r.sum != *o.digest {
+		r.status = &SwappedError{Want: hex.EncodeToString(o.digest[:]), Got: hex.EncodeToString(r.sum[:])}
 	}
 	return r, nil
 }
@@ -174,51 +186,101 @@ func readFull(in Input, b []byte, off, size int64) error {
 // commit digest. Every size is checked against what the header and the
 // image length allow before it is used.
 func (r *Reader) openCommit(size int64) error {
-	if size < int64(r.hdrLen)+commitLen {
-		return ErrNotCommitted
-	}
-	cb := make([]byte, commitLen)
-	off := size - commitLen
-	if err := readFull(r.in, cb, off, size); err != nil {
-		return err
-	}
-	c, err := parseCommit(cb)
+	c, cb, err := readCommit(r.in, size, r.hdrLen)
 	if err != nil {
-		if ce, ok := err.(*CorruptError); ok {
-			ce.Offset += off
-		}
 		return err
 	}
 	if c.ID != r.h.ID {
 		return ErrNotCommitted // a commit record left from another image
 	}
-	if err := r.checkCommit(c, off); err != nil {
+	if err := r.checkCommit(c, size); err != nil {
 		return err
 	}
 	if err := r.readIndex(c, cb, nil); err != nil {
 		return err
 	}
 	r.commit = c
-	if c.State == stateInvalid {
+	switch c.State {
+	case stateInvalid:
 		return ErrInvalidated
+	case stateRestoring:
+		return ErrRestoreStarted
 	}
 	return nil
 }
 
-// checkCommit checks a commit record at off against the header and the
-// image length: after it, the index lies between header and commit record
-// and its length is what the chunk count implies.
-func (r *Reader) checkCommit(c *commit, off int64) error {
-	if c.Length != uint64(off)+commitLen {
-		return corrupt("commit record", off, "image length %d does not match the recorded %d: the image was truncated or extended", off+commitLen, c.Length)
+// readCommit reads the two copies of the commit record at the end of an
+// image of size bytes and returns the one that counts, with its bytes as
+// stored. A state change writes the first copy, syncs, then the second
+// (setState), so a write torn by power loss damages at most one copy and
+// leaves the other whole:
+//
+//   - both copies valid and equal: that record;
+//   - both valid, the first one sequence number ahead of the second for
+//     the same image: the first (the change finished its first write only);
+//   - one valid: that one (the other was torn or damaged; after a finished
+//     change both hold the new state, so no damage can revert one);
+//   - neither has the commit magic: not committed (an unfinished write);
+//   - anything else is corruption.
+func readCommit(in Input, size int64, hdrLen uint64) (*commit, []byte, error) {
+	if size < int64(hdrLen)+commitArea || size%commitBlock != 0 {
+		return nil, nil, ErrNotCommitted
+	}
+	var (
+		cs   [2]*commit
+		bufs [2][]byte
+		errs [2]error
+	)
+	block := make([]byte, commitBlock)
+	for i := range cs {
+		off := size - commitArea + int64(i)*commitBlock
+		if err := readFull(in, block, off, size); err != nil {
+			return nil, nil, err
+		}
+		cs[i], errs[i] = parseCommit(block[:commitLen])
+		if ce, ok := errs[i].(*CorruptError); ok {
+			ce.Offset += off
+		}
+		if errs[i] == nil && !allZero(block[commitLen:]) {
+			cs[i], errs[i] = nil, corrupt("commit record", off+commitLen, "the rest of the commit record's block is not zero")
+		}
+		bufs[i] = bytes.Clone(block[:commitLen])
+	}
+	a, b := cs[0], cs[1]
+	switch {
+	case a != nil && b != nil:
+		if *a == *b || (sameImage(a, b) && a.Seq == b.Seq+1) {
+			return a, bufs[0], nil
+		}
+		return nil, nil, corrupt("commit record", size-commitArea, "the two copies of the commit record disagree (state %d sequence %d, state %d sequence %d)", a.State, a.Seq, b.State, b.Seq)
+	case a != nil:
+		return a, bufs[0], nil
+	case b != nil:
+		return b, bufs[1], nil
+	case errors.Is(errs[0], ErrNotCommitted) && errors.Is(errs[1], ErrNotCommitted):
+		return nil, nil, ErrNotCommitted
+	case errors.Is(errs[0], ErrNotCommitted):
+		return nil, nil, errs[1]
+	}
+	return nil, nil, errs[0]
+}
+
+// checkCommit checks a commit record against the header and the image
+// length: after it, the index lies between header and commit area, its
+// length is what the chunk count implies, and only zero padding (checked
+// here) separates it from the commit area.
+func (r *Reader) checkCommit(c *commit, size int64) error {
+	off := size - commitArea
+	if c.Length != uint64(size) {
+		return corrupt("commit record", off, "image length %d does not match the recorded %d: the image was truncated or extended", size, c.Length)
 	}
 	if c.ChunkCount != r.h.ChunkCount {
 		return corrupt("commit record", off, "chunk count %d does not match the header's %d", c.ChunkCount, r.h.ChunkCount)
 	}
 	// Subtractions only: a forged offset cannot wrap around.
-	ilen := indexLen(c.ChunkCount)
-	if c.IndexOffset < r.hdrLen || c.IndexOffset > uint64(off) || uint64(off)-c.IndexOffset != ilen {
-		return corrupt("commit record", off, "index offset %d and %d chunks do not fit between header and commit record", c.IndexOffset, c.ChunkCount)
+	ilen, tail := indexLen(c.ChunkCount), uint64(off)
+	if c.IndexOffset < r.hdrLen || c.IndexOffset > tail || tail-c.IndexOffset < ilen || tail-c.IndexOffset-ilen != commitPad(c.IndexOffset+ilen) {
+		return corrupt("commit record", off, "index offset %d and %d chunks do not fit between header and commit area", c.IndexOffset, c.ChunkCount)
 	}
 	if records := c.IndexOffset - r.hdrLen; uint64(c.ChunkCount) > records/minRecordLen {
 		return corrupt("commit record", off+48, "%d chunks cannot fit in the %d bytes between header and index", c.ChunkCount, records)
@@ -227,19 +289,30 @@ func (r *Reader) checkCommit(c *commit, off int64) error {
 	if c.StoredPages > uint64(c.ChunkCount)*pagesPerChunk {
 		return corrupt("commit record", off+56, "%d stored pages do not fit in %d chunks", c.StoredPages, c.ChunkCount)
 	}
+	if pad := tail - c.IndexOffset - ilen; pad > 0 {
+		b := make([]byte, pad) // < commitBlock
+		if err := readFull(r.in, b, int64(c.IndexOffset+ilen), size); err != nil {
+			return err
+		}
+		if !allZero(b) {
+			return corrupt("commit area", int64(c.IndexOffset+ilen), "the padding before the commit record is not zero")
+		}
+	}
 	return nil
 }
 
 // readIndex reads and checks the index of c (cb: its commit record as
 // stored) against the commit digest, handing each entry to visit (if not
-// nil) as it is read: nothing of the index is kept.
+// nil) as it is read: nothing of the index is kept. It records the SHA-256
+// of header and index (Digest) as it goes.
 func (r *Reader) readIndex(c *commit, cb []byte, visit func(uint32, indexEntry) error) error {
-	off := int64(c.Length) - commitLen
-	var d hash.Hash
+	off := int64(c.Length) - commitArea
+	sum := sha256.New()
+	var mac hash.Hash
+	d := io.Writer(sum)
 	if r.keys != nil {
-		d = r.keys.newMAC()
-	} else {
-		d = sha256.New()
+		mac = r.keys.newMAC()
+		d = io.MultiWriter(sum, mac)
 	}
 	d.Write(r.hdr)
 	if err := scanIndex(r.in, c, r.hdrLen, maxRecordLen(r.h), d, visit); err != nil {
@@ -248,18 +321,37 @@ func (r *Reader) readIndex(c *commit, cb []byte, visit func(uint32, indexEntry) 
 	if c.Major != r.h.Major {
 		return corrupt("commit record", off+8, "commit record version %d does not match the header's %d", c.Major, r.h.Major)
 	}
-	if r.keys != nil {
-		d.Write(cb[:72])
-		if !hmac.Equal(d.Sum(nil), c.Digest[:]) {
+	var got [sha256.Size]byte
+	sum.Sum(got[:0])
+	if mac != nil {
+		mac.Write(cb[:72])
+		if !hmac.Equal(mac.Sum(nil), c.Digest[:]) {
 			return &AuthError{What: "header, index and commit record", Chunk: -1}
 		}
-	} else if subtle.ConstantTimeCompare(d.Sum(nil), c.Digest[:]) != 1 {
+	} else if subtle.ConstantTimeCompare(got[:], c.Digest[:]) != 1 {
 		return corrupt("commit record", off+72, "digest of header and index does not match the commit record")
 	}
 	if c.StoredPages+c.ZeroPages != totalSize(r.h.Ranges)/uint64(r.h.PageSize) {
 		return corrupt("commit record", off+56, "stored %d + zero %d pages do not add up to the saved RAM", c.StoredPages, c.ZeroPages)
 	}
+	if r.sum != nil && *r.sum != got {
+		return corrupt("commit record", off+72, "header and index read now differ from those read before: the storage returned different data")
+	}
+	r.sum = &got
 	return nil
+}
+
+// Digest is the SHA-256 of the image's header and index records, which
+// bind every chunk record (by its CRC, offset and length), the RAM ranges
+// and the metadata; "" when the index was not read (no valid commit
+// record). For a plain image it is the commit record's digest; an
+// encrypted one's is a MAC that also covers the state. resume hands it to
+// the restore kernel, which refuses an image with another (WithDigest).
+func (r *Reader) Digest() string {
+	if r.sum == nil {
+		return ""
+	}
+	return hex.EncodeToString(r.sum[:])
 }
 
 // Metadata returns the saved system's description from the header.
@@ -302,6 +394,8 @@ func (r *Reader) Info() Info {
 		i.Status = "refused: " + r.status.Error()
 	case r.status == nil:
 		i.Status = "committed"
+	case errors.Is(r.status, ErrRestoreStarted):
+		i.Status = "restore interrupted (retry with kjump.force=1 or --force)"
 	case errors.Is(r.status, ErrInvalidated):
 		i.Status = "invalidated"
 	case errors.Is(r.status, ErrNotCommitted):
@@ -368,14 +462,33 @@ func (r *Reader) Restore(ctx context.Context, sink io.WriterAt, opts ...ReaderOp
 	return r.each(ctx, sink, opts, true)
 }
 
-// Invalidate makes the committed image in rw non-resumable by rewriting
-// its commit record's state, then syncs. The data stays intact, so
+// Invalidate makes the image in rw non-resumable (spent) by rewriting its
+// commit record's state, then syncs. The data stays intact, so
 // Verify/Restore WithForce can still use it. Invalidating an invalidated
 // image is a no-op; an uncommitted or damaged one is left alone and its
-// problem returned (it is not resumable anyway).
+// problem returned (it is not resumable anyway). An image whose restore
+// started (ErrRestoreStarted) becomes spent: the restore kernel does this
+// once every page is back, so kjump.force=1 cannot resume it twice.
 // An encrypted image needs its key (WithSecret or WithKey): the commit
 // record's MAC covers the state.
 func Invalidate(rw ReadWriter, opts ...ReaderOption) error {
+	return setState(rw, stateInvalid, opts)
+}
+
+// MarkRestoring records that a restore of the committed image in rw
+// starts now (resume's point of no return): the image is no longer
+// resumed by default (its status becomes ErrRestoreStarted), but a
+// restore that does not finish can be retried with kjump.force=1. A spent
+// or already marked image is left as it is.
+func MarkRestoring(rw ReadWriter, opts ...ReaderOption) error {
+	return setState(rw, stateRestoring, opts)
+}
+
+// setState moves the image in rw to state. States only move forward:
+// committed, restoring, spent. The commit record's two copies are written
+// one after the other, each followed by a sync, so power lost during the
+// change leaves one whole copy with the old or the new state (readCommit).
+func setState(rw ReadWriter, state uint32, opts []ReaderOption) error {
 	r, err := Open(rw, opts...)
 	if err != nil {
 		return err
@@ -383,11 +496,15 @@ func Invalidate(rw ReadWriter, opts ...ReaderOption) error {
 	if r.commit == nil {
 		return r.status
 	}
-	if r.commit.State == stateInvalid {
+	if _, ok := r.status.(*SwappedError); ok {
+		return r.status
+	}
+	if cur := r.commit.State; cur == state || cur == stateInvalid || (cur == stateRestoring && state == stateCommitted) {
 		return nil
 	}
 	c := *r.commit
-	c.State = stateInvalid
+	c.State = state
+	c.Seq++
 	cb := c.encode()
 	if r.keys != nil {
 		// The MAC covers the state: header, index (read in pieces again)
@@ -401,10 +518,15 @@ func Invalidate(rw ReadWriter, opts ...ReaderOption) error {
 		copy(c.Digest[:], m.Sum(nil))
 		cb = c.encode()
 	}
-	if _, err := rw.WriteAt(cb, rw.Size()-commitLen); err != nil {
-		return err
+	for i := int64(0); i < 2; i++ {
+		if _, err := rw.WriteAt(cb, rw.Size()-commitArea+i*commitBlock); err != nil {
+			return err
+		}
+		if err := rw.Sync(); err != nil {
+			return err
+		}
 	}
-	return rw.Sync()
+	return nil
 }
 
 // ReadWriter is a stored image opened for in-place update.

@@ -60,7 +60,7 @@ type restorer struct {
 	sink   io.WriterAt
 	o      readerOptions
 	decode bool
-	lender Lender // decodes in place; nil unless WithVerifiedStored
+	lender Lender // decodes in place, after the record's checks; nil if the sink cannot
 
 	done     atomic.Uint64 // record bytes done, for progress
 	total    uint64        // record bytes: progress reaches exactly 100%
@@ -96,8 +96,8 @@ func newRestorer(r *Reader, sink io.WriterAt, o readerOptions, decode bool) *res
 		o.headers = nil // only decoding checks the payload another way
 	}
 	rs := &restorer{r: r, sink: sink, o: o, decode: decode, total: r.commit.IndexOffset - r.hdrLen}
-	if l, ok := sink.(Lender); ok && decode && o.headers != nil {
-		rs.lender = l // decoding in place is for WithVerifiedStored only
+	if l, ok := sink.(Lender); ok && decode {
+		rs.lender = l
 	}
 	return rs
 }
@@ -157,13 +157,9 @@ func (rs *restorer) run(ctx context.Context) error {
 // has been read to its end.
 func (rs *restorer) dispatch(ctx context.Context, jobs chan<- restoreJob) error {
 	r := rs.r
-	off := int64(r.commit.Length) - commitLen
-	cb := make([]byte, commitLen)
-	if err := readFull(r.in, cb, off, r.in.Size()); err != nil {
-		return err
-	}
-	if c, err := parseCommit(cb); err != nil || *c != *r.commit {
-		return corrupt("commit record", off, "the commit record read now differs from the one Open checked: the storage returned different data")
+	c, cb, err := readCommit(r.in, r.in.Size(), r.hdrLen)
+	if err != nil || *c != *r.commit {
+		return corrupt("commit record", int64(r.commit.Length)-commitArea, "the commit record read now differs from the one Open checked: the storage returned different data")
 	}
 	return r.readIndex(r.commit, cb, func(i uint32, e indexEntry) error {
 		select {
@@ -387,6 +383,9 @@ func (r *Reader) checkPayload(rec []byte, c *chunk, dec *decoders, raw []byte, i
 	if c.Extents[0].Addr < slot.Start || last.Addr+uint64(last.Pages)*uint64(r.h.PageSize) > slot.End {
 		return nil, fmt.Errorf("extents lie outside the chunk's RAM %v", slot)
 	}
+	if err := r.checkExtentsInRAM(c); err != nil {
+		return nil, err
+	}
 	if r.h.Enc != nil {
 		if c.RawCRC != 0 {
 			return nil, fmt.Errorf("encrypted chunk stores a page CRC")
@@ -420,6 +419,26 @@ func (r *Reader) checkPayload(rec []byte, c *chunk, dec *decoders, raw []byte, i
 	}
 	c.Payload = out
 	return c, nil
+}
+
+// checkExtentsInRAM checks, with WithMachineRAM, that every page of c and
+// the slot a zero fill clears lie in the machine's RAM. Open checked the
+// image's ranges, which hold every slot, against it already; this repeats
+// the check where pages are written, so no path can reach the reserved
+// region or a hole (MMIO, firmware) of the machine being restored.
+func (r *Reader) checkExtentsInRAM(c *chunk) error {
+	if r.ram == nil {
+		return nil
+	}
+	if !inRanges(r.ram, c.Slot.Start, c.Slot.Size()) {
+		return fmt.Errorf("chunk RAM %v is not RAM of this machine", c.Slot)
+	}
+	for _, e := range c.Extents {
+		if !inRanges(r.ram, e.Addr, uint64(e.Pages)*uint64(r.h.PageSize)) {
+			return fmt.Errorf("extent at %#x (%d pages) is not RAM of this machine", e.Addr, e.Pages)
+		}
+	}
+	return nil
 }
 
 // errAuth is checkChunk's report of a GCM tag mismatch; each() names the chunk.

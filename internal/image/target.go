@@ -57,6 +57,16 @@ func OpenTarget(t storage.Target, opts ...ReaderOption) (*Reader, error) {
 
 // InvalidateTarget invalidates the image on t (see Invalidate).
 func InvalidateTarget(t storage.Target, opts ...ReaderOption) error {
+	return changeTarget(t, Invalidate, opts)
+}
+
+// MarkRestoringTarget marks the image on t as being restored (see
+// MarkRestoring).
+func MarkRestoringTarget(t storage.Target, opts ...ReaderOption) error {
+	return changeTarget(t, MarkRestoring, opts)
+}
+
+func changeTarget(t storage.Target, change func(ReadWriter, ...ReaderOption) error, opts []ReaderOption) error {
 	img, err := t.Open(true)
 	if err != nil {
 		if errors.Is(err, storage.ErrNoImage) {
@@ -65,7 +75,7 @@ func InvalidateTarget(t storage.Target, opts ...ReaderOption) error {
 		return err
 	}
 	defer img.Close()
-	return Invalidate(img, opts...)
+	return change(img, opts...)
 }
 
 // Close releases the target a Reader from OpenTarget holds.

@@ -79,7 +79,7 @@ func maxImageSize(src Source, md Metadata, o writerOptions) uint64 {
 	pages := uint64(o.chunkSize) / pageSizeOf(md)
 	perChunk := uint64(chunkOverhead(int(pages))) + uint64(payloadBound(o.chunkSize)-o.chunkSize) + gcmTagLen
 	meta := uint64(headerFixedLen + encBlockLen + 16*len(rs) + maxMetadataLen + crcLen)
-	return meta + totalSize(rs) + chunks*perChunk + indexLen(uint32(chunks)) + commitLen
+	return meta + totalSize(rs) + chunks*perChunk + indexLen(uint32(chunks)) + commitBlock - 1 + commitArea
 }
 
 func pageSizeOf(md Metadata) uint64 {
@@ -243,21 +243,28 @@ func (w *imageWriter) writeIndex(out Output) error {
 	return out.Sync()
 }
 
-// commit writes the commit record, whose digest binds header and index,
-// and syncs: from here the image is resumable.
+// commit writes the commit area (zero padding to a commitBlock boundary,
+// then the commit record's two copies, each in a block of its own), whose
+// digest binds header and index, and syncs: from here the image is
+// resumable.
 func (w *imageWriter) commit(out Output) error {
+	end := w.idxOff + uint64(len(w.idx))
 	c := &commit{
 		Major:       w.h.Major,
 		State:       stateCommitted,
+		Seq:         1,
 		ID:          w.h.ID,
 		IndexOffset: w.idxOff,
-		Length:      w.idxOff + uint64(len(w.idx)) + commitLen,
+		Length:      end + commitPad(end) + commitArea,
 		ChunkCount:  uint32(len(w.entries)),
 		StoredPages: w.st.StoredPages,
 		ZeroPages:   w.st.ZeroPages,
 	}
 	cb := sealCommit(c, w.keys, w.hdr, w.idx)
-	if _, err := out.WriteAt(cb, int64(w.idxOff)+int64(len(w.idx))); err != nil {
+	area := make([]byte, commitPad(end)+commitArea)
+	copy(area[len(area)-commitArea:], cb)
+	copy(area[len(area)-commitBlock:], cb)
+	if _, err := out.WriteAt(area, int64(end)); err != nil {
 		return err
 	}
 	if err := out.Sync(); err != nil {

@@ -1,14 +1,14 @@
-// Package resume is the boot side of kjump: find a committed image, check
-// it completely, invalidate it, and kexec a restore kernel confined to the
-// reserved region that writes it back and jumps into the saved kernel.
+// Package resume is the boot side of kjump: find a committed image,
+// authenticate its header, index and commit record, check the disks, mark
+// it restoring, and kexec a restore kernel confined to the reserved region
+// that checks each chunk as it writes it back and jumps into the saved
+// kernel.
 package resume
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +34,10 @@ type Options struct {
 	HelperInitrd string
 	HelperArgs   string
 	Force        bool // restore an invalidated image (after a failed resume)
+	// Retry restores an image whose restore started at an earlier boot and
+	// did not finish (kjump.force=1 on the kernel command line): only
+	// such an image, never one spent by a finished resume or a refusal.
+	Retry bool
 	// AllowUnproven resumes onto filesystems the stale-disk guard cannot
 	// check (resume.allow_unproven, kjump.allow_unproven).
 	AllowUnproven bool
@@ -77,16 +81,19 @@ func Run(o Options) error {
 	return launchRestore(t, img, o)
 }
 
-// verified is an image every stored byte of which was checked.
+// verified is an image whose header, index and commit record were
+// authenticated, and that may be resumed.
 type verified struct {
 	info   image.Info
-	status error // nil: committed; image.ErrInvalidated: restored by --force
-	stats  image.Stats
+	status error // nil: committed; image.ErrInvalidated, ErrRestoreStarted: forced or retried
 	// key is the derived key, for the restore kernel; nil for a plain
 	// image. keyOpts carry it to InvalidateTarget: an encrypted image's
 	// commit MAC covers its state.
 	key     *image.Key
 	keyOpts []image.ReaderOption
+	// digest is the header and index resume checked (Reader.Digest): the
+	// restore kernel refuses any other image.
+	digest string
 }
 
 func (v *verified) wipe() {
@@ -95,47 +102,47 @@ func (v *verified) wipe() {
 	}
 }
 
-// openAndVerify opens the image on t, decides whether it may be resumed,
-// and checks every stored byte, before the point of no return; decoding
-// waits for the restore kernel, which checks each chunk's pages before
-// writing them (and reboots if one fails).
+// openAndVerify opens the image on t and decides whether it may be
+// resumed, before the point of no return. Open authenticates the header,
+// index and commit record (their SHA-256 in the commit record, or with a
+// key its MAC) and checks the image's RAM against this machine's. The
+// chunks are read once, by the restore kernel, which checks each one
+// (record CRC or GCM tag before decoding, its pages' CRC after) before
+// writing its pages, and reboots if one fails, leaving the image intact
+// for a retry with kjump.force=1: nothing unchecked is ever jumped into.
+// (Checking every chunk here as well read the whole image twice.)
 func openAndVerify(t storage.Target, o Options) (*verified, error) {
 	kopts := machineRAM()
 	if o.Secret != nil {
 		kopts = append(kopts, image.WithSecret(*o.Secret))
 	}
+	start := time.Now()
 	r, err := image.OpenTarget(t, kopts...)
-	if err := usable(t, r, err, o.Force); err != nil {
+	if err := usable(t, r, err, o); err != nil {
 		if r != nil {
 			r.Close()
 		}
 		return nil, err
 	}
 	defer r.Close()
-	v := &verified{info: r.Info(), status: r.Status(), key: r.Key()}
+	v := &verified{info: r.Info(), status: r.Status(), key: r.Key(), digest: r.Digest()}
+	if errors.Is(v.status, image.ErrRestoreStarted) {
+		o.logf("retrying the interrupted restore of image %s (%s)", v.info.ID, retryReason(o))
+	}
 	if v.key != nil {
 		v.keyOpts = append(v.keyOpts, image.WithKey(v.key))
 	}
 	info := v.info
-	o.logf("verifying image %s on %s (%s, hibernated %s)", info.ID, t, info.Metadata.KernelRelease, info.Created.Format("2006-01-02 15:04:05"))
-	// Two readers per CPU: each waits for its O_DIRECT read (see the
-	// restore kernel's workers).
-	vopts := []image.ReaderOption{image.WithThreads(2 * runtime.NumCPU())}
-	if o.Force {
-		vopts = append(vopts, image.WithForce())
-	}
-	if v.stats, err = r.VerifyStored(context.Background(), vopts...); err != nil {
-		v.wipe()
-		return nil, fmt.Errorf("image %s on %s failed verification, it will not be resumed: %w", info.ID, t, err)
-	}
-	o.logf("checked %s in %s in %s", humanize.IBytes(v.stats.ImageBytes), v.stats.CodecMix(), v.stats.Duration.Round(10*time.Millisecond))
+	o.logf("verifying image %s on %s (%s, hibernated %s): header, index and commit record authenticated in %s; each of its %d chunks (%s) is checked as it is written back",
+		info.ID, t, info.Metadata.KernelRelease, info.Created.Format("2006-01-02 15:04:05"), time.Since(start).Round(time.Millisecond), info.Chunks, humanize.IBytes(uint64(info.ImageBytes)))
 	return v, nil
 }
 
 // usable is the rule for whether the image OpenTarget returned (r, err)
 // may be resumed: nil, or why not (wrapping ErrNothingToResume when there
-// is simply no image to resume). force allows an invalidated image.
-func usable(t storage.Target, r *image.Reader, err error, force bool) error {
+// is simply no image to resume). o.Force allows an invalidated image, o.Retry
+// only one whose restore was interrupted.
+func usable(t storage.Target, r *image.Reader, err error, o Options) error {
 	var ue *image.UnfinishedError
 	switch {
 	case errors.As(err, &ue):
@@ -150,13 +157,27 @@ func usable(t storage.Target, r *image.Reader, err error, force bool) error {
 		// A spent plain image from before encryption was set up.
 		return fmt.Errorf("%w: unencrypted image %s on %s is not committed", ErrNothingToResume, info.ID, t)
 	}
-	switch err := image.Usable(status, force); {
+	restoring := errors.Is(status, image.ErrRestoreStarted)
+	switch err := image.Usable(status, o.Force || (o.Retry && restoring)); {
+	case err != nil && restoring:
+		return fmt.Errorf("%w: a restore of image %s on %s started at an earlier boot and did not finish (power loss, or the restore kernel failed); "+
+			"to retry it, boot once with kjump.force=1 on the kernel command line before anything writes to the disks it saved (this boot may: then the image is refused as stale)", ErrNothingToResume, info.ID, t)
+	case errors.Is(err, image.ErrInvalidated) && o.Retry:
+		return fmt.Errorf("%w: image %s on %s was already resumed or refused (spent), not interrupted: kjump.force=1 retries only an interrupted restore; 'resume --force' restores it anyway", ErrNothingToResume, info.ID, t)
 	case errors.Is(err, image.ErrInvalidated):
 		return fmt.Errorf("%w: image %s on %s was already used or refused (invalidated); 'resume --force' restores it anyway", ErrNothingToResume, info.ID, t)
 	case err != nil:
 		return fmt.Errorf("image %s on %s is not resumable, booting normally: %w", info.ID, t, err)
 	}
 	return nil
+}
+
+// retryReason names the switch that let an interrupted restore through.
+func retryReason(o Options) string {
+	if o.Retry {
+		return "kjump.force=1"
+	}
+	return "--force"
 }
 
 // machineRAM has the reader check the image's RAM ranges against this
@@ -241,9 +262,11 @@ func launchRestore(t *storage.BootTarget, img *verified, o Options) error {
 		tspec.File.Path = o.Target
 	}
 	// Point of no return: from here a crash must not resume this image
-	// twice, so invalidate it before the restore kernel starts.
+	// by default, so mark it restoring before the restore kernel starts.
+	// A restore that does not finish leaves it so, for a retry with
+	// kjump.force=1; the restore kernel marks it spent when it is done.
 	if img.status == nil {
-		if err := image.InvalidateTarget(t.Target, img.keyOpts...); err != nil {
+		if err := image.MarkRestoringTarget(t.Target, img.keyOpts...); err != nil {
 			return fmt.Errorf("cannot invalidate image %s before resuming (refusing to risk resuming it twice): %w", img.info.ID, err)
 		}
 	}
@@ -252,8 +275,8 @@ func launchRestore(t *storage.BootTarget, img *verified, o Options) error {
 		return err
 	}
 	defer l.Close()
-	in := handoff.Instructions{Mode: handoff.Restore, ImageID: img.info.ID, StoredHeaders: fmt.Sprintf("%08x", img.stats.Headers),
-		Target: tspec, Region: plan.Region(), Backup: plan.Backup.Start, JumpStub: plan.JumpStub,
+	in := handoff.Instructions{Mode: handoff.Restore, ImageID: img.info.ID, ImageDigest: img.digest,
+		RAM: layout.OriginalRAM(sys.IOMem, plan.Region()), Target: tspec, Region: plan.Region(), Backup: plan.Backup.Start, JumpStub: plan.JumpStub,
 		Release: sysinfo.KernelRelease(), Key: img.key}
 	err = l.Write(in)
 	if err == nil {
@@ -262,7 +285,7 @@ func launchRestore(t *storage.BootTarget, img *verified, o Options) error {
 	if err != nil {
 		return fmt.Errorf("starting the restore kernel: %w", err)
 	}
-	o.logf("image %s verified and invalidated; starting the restore kernel", img.info.ID)
+	o.logf("image %s verified and invalidated (marked as being restored: if this restore does not finish, kjump.force=1 retries it); starting the restore kernel", img.info.ID)
 	unix.Sync()
 	_, err = l.Jump()
 	return err

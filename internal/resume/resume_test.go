@@ -1,12 +1,17 @@
 package resume
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/kjump/kjump/internal/image"
 	"github.com/kjump/kjump/internal/layout"
 	"github.com/kjump/kjump/internal/phys"
+	"github.com/kjump/kjump/internal/storage"
 	"github.com/kjump/kjump/internal/sysinfo"
 )
 
@@ -45,4 +50,52 @@ func TestSameMachine(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+}
+
+// usable's rule at boot: a committed image is resumed; one whose restore
+// was interrupted only with kjump.force=1 (Retry) or --force; a spent one
+// (resumed, refused) only with --force, never with kjump.force=1. Each
+// refusal says what to do and is "nothing to resume" (the boot goes on).
+func TestUsableRetryOnlyInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o700)
+	tg, err := storage.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := make([]byte, 256<<10)
+	for i := range mem {
+		mem[i] = byte(i * 7)
+	}
+	src := image.RangeSource(bytes.NewReader(mem), []image.Range{{Start: 0, End: 256 << 10}})
+	if _, err := image.WriteTarget(context.Background(), tg, src, image.Metadata{KernelRelease: "6.1.0"}, image.WithChunkSize(64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	check := func(state string, o Options, want string) {
+		t.Helper()
+		r, err := image.OpenTarget(tg)
+		if err == nil {
+			defer r.Close()
+		}
+		got := usable(tg, r, err, o)
+		switch {
+		case want == "" && got != nil:
+			t.Errorf("%s %+v: refused: %v", state, o, got)
+		case want != "" && (got == nil || !strings.Contains(got.Error(), want) || !errors.Is(got, ErrNothingToResume)):
+			t.Errorf("%s %+v: %v, want %q", state, o, got, want)
+		}
+	}
+	check("committed", Options{}, "")
+	if err := image.MarkRestoringTarget(tg); err != nil {
+		t.Fatal(err)
+	}
+	check("restoring", Options{}, "boot once with kjump.force=1")
+	check("restoring", Options{Retry: true}, "")
+	check("restoring", Options{Force: true}, "")
+	if err := image.InvalidateTarget(tg); err != nil { // the restore kernel, done
+		t.Fatal(err)
+	}
+	check("spent", Options{}, "'resume --force' restores it anyway")
+	check("spent", Options{Retry: true}, "kjump.force=1 retries only an interrupted restore")
+	check("spent", Options{Force: true}, "")
 }
