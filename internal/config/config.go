@@ -98,34 +98,25 @@ func Default() Config {
 }
 
 // Load reads path; a missing file gives Default().
-func Load(path string) (Config, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Default(), nil
-	}
-	if err != nil {
-		return Config{}, err
-	}
-	c, err := Parse(b)
-	if err != nil {
-		return Config{}, fmt.Errorf("%s: %w", path, err)
-	}
-	c.Path = path
-	return c, nil
-}
+func Load(path string) (Config, error) { return load(path, false) }
 
 // LoadArgs reads the file a command's --config names, else DefaultPath.
 // Only the default may be missing (every default then applies): a file
 // named on the command line that is not there is an error, not a silent
 // fallback to defaults.
 func LoadArgs(args []string) (Config, error) {
-	path, explicit := PathFromArgsExplicit(args)
-	if !explicit {
-		return Load(path)
-	}
+	return load(PathFromArgsExplicit(args))
+}
+
+// load reads and parses path; a missing file gives Default() unless the
+// user named it (explicit).
+func load(path string, explicit bool) (Config, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Config{}, fmt.Errorf("--config %s: no such file (without --config, %s is read if it exists)", path, DefaultPath)
+		if explicit {
+			return Config{}, fmt.Errorf("--config %s: no such file (without --config, %s is read if it exists)", path, DefaultPath)
+		}
+		return Default(), nil
 	}
 	if err != nil {
 		return Config{}, err
