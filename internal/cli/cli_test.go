@@ -136,12 +136,14 @@ func TestCompletion(t *testing.T) {
 	if code := s.Main([]string{"completion", "zsh"}); code != 0 || !strings.HasPrefix(out.String(), "#compdef prog") {
 		t.Fatalf("zsh: %d %q", code, out)
 	}
-	if zsh, err := exec.LookPath("zsh"); err == nil {
-		p := filepath.Join(t.TempDir(), "_prog")
-		os.WriteFile(p, out.Bytes(), 0o644)
-		if o, err := exec.Command(zsh, "-n", p).CombinedOutput(); err != nil {
-			t.Errorf("zsh -n: %v %s", err, o)
-		}
+	zsh, err := exec.LookPath("zsh")
+	if err != nil {
+		t.Fatalf("zsh is needed to check the zsh completion script (apt-get install zsh; .ci/deps.sh does): %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "_prog")
+	os.WriteFile(p, out.Bytes(), 0o644)
+	if o, err := exec.Command(zsh, "-n", p).CombinedOutput(); err != nil {
+		t.Errorf("zsh -n: %v %s", err, o)
 	}
 	if code := s.Main([]string{"completion", "fish"}); code != 2 {
 		t.Errorf("unknown shell: exit %d", code)
