@@ -56,7 +56,11 @@ func modular(kernel string) bool {
 // a real machine: kjump as /init plus the modules (and their dependencies)
 // the helper kernel needs to reach the image.
 func (s *S) prepareHelper(kernel, initrd string, modules ...string) error {
-	args := []string{"prepare", "--config", filepath.Join(s.Dir, "absent.conf"),
+	conf, err := s.emptyConfig()
+	if err != nil {
+		return err
+	}
+	args := []string{"prepare", "--config", conf,
 		"--kernel", kernel, "--modules-root", filepath.Dir(kernel), "--initrd", initrd}
 	for _, m := range modules {
 		args = append(args, "--module", m)
@@ -67,6 +71,13 @@ func (s *S) prepareHelper(kernel, initrd string, modules ...string) error {
 	}
 	s.T.Logf("hibernate prepare: %s", out)
 	return nil
+}
+
+// emptyConfig writes an empty kjump.conf (every default; a --config that
+// does not exist is an error) for host-side 'hibernate prepare' runs.
+func (s *S) emptyConfig() (string, error) {
+	conf := filepath.Join(s.Dir, "kjump.conf")
+	return conf, os.WriteFile(conf, nil, 0o644)
 }
 
 // bootModuleFiles is stockModuleFiles with the modules decompressed for

@@ -32,7 +32,11 @@ func prepareModules(s *S) error {
 		return fmt.Errorf("stock kernel: %w", err)
 	}
 	initrd := filepath.Join(s.Dir, "helper.cpio.gz")
-	cmd := exec.Command(goBins["bin/hibernate"], "prepare", "--config", filepath.Join(s.Dir, "absent.conf"),
+	conf, err := s.emptyConfig()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(goBins["bin/hibernate"], "prepare", "--config", conf,
 		"--kernel", kernel, "--modules-root", filepath.Dir(kernel), "--initrd", initrd,
 		"--module", "virtio_pci", "--module", "virtio_blk", "--module", "ext4")
 	out, err := cmd.CombinedOutput()
