@@ -74,7 +74,7 @@ func runStatus(args []string) error {
 	reserve, _ := cfg.ReserveBytes()
 	rep.Reservation = reservationState(reserve)
 	rep.LastHibernate = loadOutcome(status.Dir, status.Hibernate)
-	rep.LastResume = loadOutcome(status.RunDir, status.Resume)
+	rep.LastResume = thisBootsResume(rep.LastHibernate, loadOutcome(status.RunDir, status.Resume))
 	if asJSON {
 		e := json.NewEncoder(os.Stdout)
 		e.SetIndent("", "  ")
@@ -82,6 +82,18 @@ func runStatus(args []string) error {
 	}
 	printStatus(os.Stdout, rep, time.Now())
 	return nil
+}
+
+// thisBootsResume is the resume that started the running system. After a
+// resume the machine runs on in the boot that hibernated, whose /run holds
+// that boot's own resume record (older than the hibernation; the resuming
+// boot's memory was replaced): the resume that brought it back is then the
+// last hibernate's "resumed".
+func thisBootsResume(hib, res *status.Outcome) *status.Outcome {
+	if hib == nil || res == nil || hib.Result != status.Resumed || !res.Time.Before(hib.Time) {
+		return res
+	}
+	return &status.Outcome{Command: "resume", Result: status.Resumed, Time: hib.Time, Target: hib.Target, ImageID: hib.ImageID}
 }
 
 func hasJSONFlag(args []string) bool {

@@ -91,3 +91,20 @@ func TestJSONErrors(t *testing.T) {
 		}
 	}
 }
+
+// After a resume, /run/kjump/resume.json is the record of the boot that
+// hibernated (it ran before the hibernation): status shows the resume.
+func TestThisBootsResume(t *testing.T) {
+	before := &status.Outcome{Command: "resume", Result: "none", Time: time.Unix(100, 0)}
+	hib := &status.Outcome{Command: "hibernate now", Result: status.Resumed, Time: time.Unix(200, 0), Target: "/dev/vdb", ImageID: "ab"}
+	if got := thisBootsResume(hib, before); got.Result != status.Resumed || got.ImageID != "ab" || !got.Time.Equal(hib.Time) {
+		t.Fatalf("after a resume: %+v", got)
+	}
+	later := &status.Outcome{Command: "resume", Result: "none", Time: time.Unix(300, 0)}
+	if got := thisBootsResume(hib, later); got != later {
+		t.Fatalf("a later boot's own record replaced: %+v", got)
+	}
+	if got := thisBootsResume(nil, before); got != before {
+		t.Fatalf("no hibernate record: %+v", got)
+	}
+}
