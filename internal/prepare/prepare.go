@@ -304,8 +304,10 @@ func write(w *initramfs.Writer, in Inputs, st Stamp, db *ModuleDB) error {
 		if err != nil {
 			return err
 		}
-		// Stored uncompressed: the helper kernel need not decompress.
-		name := "lib/modules/" + st.Release + "/" + strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, ".zst"), ".gz"), ".xz")
+		// Stored uncompressed where kjump can unpack it, so the helper kernel
+		// need not; .ko.xz (Debian 13) stays compressed and the helper asks
+		// the kernel to decompress it (finit_module's COMPRESSED_FILE flag).
+		name := "lib/modules/" + st.Release + "/" + strings.TrimSuffix(strings.TrimSuffix(m, ".zst"), ".gz")
 		errs = append(errs, w.File(name, 0o644, data))
 		list = append(list, "/"+name)
 	}
@@ -316,7 +318,9 @@ func write(w *initramfs.Writer, in Inputs, st Stamp, db *ModuleDB) error {
 }
 
 // readModule returns a module file's ELF contents, decompressing .ko.zst and
-// .ko.gz (xz-compressed modules need CONFIG_MODULE_DECOMPRESS; refused).
+// .ko.gz; a .ko.xz is returned as it is (the helper kernel decompresses it,
+// which needs CONFIG_MODULE_DECOMPRESS, as distribution kernels that ship
+// xz modules have).
 func readModule(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -336,8 +340,6 @@ func readModule(path string) ([]byte, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		return io.ReadAll(zr)
-	case strings.HasSuffix(path, ".xz"):
-		return nil, fmt.Errorf("%s is xz-compressed, which kjump cannot unpack: decompress it (unxz) or build the helper kernel's modules with zstd", path)
 	}
 	return b, nil
 }
