@@ -54,6 +54,17 @@ func modular(kernel string) bool {
 	return len(deps) == 1
 }
 
+// installedConfig returns the configuration kept next to a modular kernel
+// (kernel/distro-vm.sh's config) and the release its modules are built for.
+func installedConfig(kernel string) (path, release string, ok bool) {
+	deps, _ := filepath.Glob(filepath.Join(filepath.Dir(kernel), "lib", "modules", "*", "modules.dep"))
+	path = filepath.Join(filepath.Dir(kernel), "config")
+	if len(deps) != 1 || !exists(path) {
+		return "", "", false
+	}
+	return path, filepath.Base(filepath.Dir(deps[0])), true
+}
+
 // prepareHelper builds the helper initramfs with 'hibernate prepare', as on
 // a real machine: kjump as /init plus the modules (and their dependencies)
 // the helper kernel needs to reach the image.

@@ -418,7 +418,8 @@ func hibernateResume(s *S, version string) error {
 	if err != nil {
 		return err
 	}
-	// The test kernels do not zero free pages (/proc/config.gz: "#
+	// The test kernels do not zero free pages (/proc/config.gz, or for
+	// the distribution kernel /boot/config-RELEASE: "#
 	// CONFIG_INIT_ON_FREE_DEFAULT_ON is not set"), so the restore kernel
 	// leaves them as it finds them, and the resumed system checked out
 	// whole all the same (resumeWhole).

@@ -61,6 +61,13 @@ func (s *S) jumpingBoot(version, body string, extra ...map[string]vm.File) (kern
 			files[k] = v
 		}
 		body = loadBootModules + body
+		// As a distribution installs it: hibernate reads init_on_free's
+		// default from /boot/config-RELEASE when the kernel has no
+		// /proc/config.gz (Debian's has none), and zeroes free pages when
+		// it cannot tell.
+		if cfg, release, ok := installedConfig(kernel); ok {
+			files["boot/config-"+release] = vm.File{Host: cfg, Mode: 0o644}
+		}
 	}
 	for _, m := range extra {
 		for k, v := range m {
