@@ -11,8 +11,8 @@
 // the option syntax users and units already use (-config=FILE).
 //
 // Exit status: 0 success, 1 failure, 2 usage error (never 1: at boot, 1
-// from resume means "image refused"), 130 interrupted; commands may return
-// their own through ExitError.
+// from resume means "image refused"), 130 interrupted (Ctrl-C, see
+// interrupt.go); commands may return their own through ExitError.
 package cli
 
 import (
@@ -84,6 +84,8 @@ type Set struct {
 	// (shell completion learns each command's options this way).
 	describing bool
 	described  *flag.FlagSet
+
+	interrupts *interrupts // while Main runs a command (interrupt.go)
 }
 
 var errDescribed = errors.New("cli: described")
@@ -174,7 +176,17 @@ func (s *Set) Main(args []string) int {
 		s.Usage(s.stderr())
 		return ExitUsage
 	}
+	defer s.catchInterrupts(s.commandName(c))()
 	return s.report(c, c.Run(args[1:]))
+}
+
+// commandName is how messages name c: "prog command", or "prog" for the
+// default command.
+func (s *Set) commandName(c Command) string {
+	if c.Name == s.Default {
+		return s.Prog
+	}
+	return s.Prog + " " + c.Name
 }
 
 // report prints a command's error and returns its exit status.
@@ -182,10 +194,7 @@ func (s *Set) report(c Command, err error) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	name := s.Prog + " " + c.Name
-	if c.Name == s.Default {
-		name = s.Prog
-	}
+	name := s.commandName(c)
 	code := ExitFailure
 	var ee *ExitError
 	if errors.As(err, &ee) {
