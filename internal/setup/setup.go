@@ -546,8 +546,13 @@ func (r *run) bootInitramfs(release string, needed bool) error {
 	return nil
 }
 
-// kjumpUnits are enabled as the package's postinst enables them.
-var kjumpUnits = []string{"kjump-prepare.service", "kjump-preload.service"}
+// Units are the kjump units setup enables: every one with an [Install]
+// section, as the package's postinst enables them (a test holds the two
+// lists together). The canhibernate units keep logind's CanHibernate
+// current: at boot (the service), when the configuration changes (the
+// path unit), and every few minutes (the timer).
+var Units = []string{"kjump-prepare.service", "kjump-preload.service",
+	"kjump-canhibernate.service", "kjump-canhibernate.timer", "kjump-canhibernate.path"}
 
 var unitDirs = []string{"/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}
 
@@ -561,9 +566,9 @@ func (r *run) units() error {
 			return nil
 		}
 	}
-	var enabled, links []string
+	var enabled, enabling, links []string
 	target := map[string]string{}
-	for _, u := range kjumpUnits {
+	for _, u := range Units {
 		file := ""
 		for _, d := range unitDirs {
 			if _, err := os.Stat(o.path(filepath.Join(d, u))); err == nil {
@@ -574,13 +579,29 @@ func (r *run) units() error {
 		if file == "" {
 			return fmt.Errorf("%s is not installed: install kjump from its package (or make install) first", u)
 		}
-		link := filepath.Join("/etc/systemd/system/multi-user.target.wants", u)
-		if _, err := os.Lstat(o.path(link)); err == nil {
-			enabled = append(enabled, u)
-			continue
+		unit, err := os.ReadFile(o.path(file))
+		if err != nil {
+			return err
 		}
-		links = append(links, link)
-		target[link] = file
+		wantedBy := WantedBy(string(unit))
+		if len(wantedBy) == 0 {
+			return fmt.Errorf("%s has no WantedBy= in its [Install] section: reinstall kjump", file)
+		}
+		have := true
+		for _, w := range wantedBy {
+			link := filepath.Join("/etc/systemd/system", w+".wants", u)
+			if _, err := os.Lstat(o.path(link)); err == nil {
+				continue
+			}
+			have = false
+			links = append(links, link)
+			target[link] = file
+		}
+		if have {
+			enabled = append(enabled, u)
+		} else {
+			enabling = append(enabling, u)
+		}
 	}
 	sleep := "systemctl hibernate goes through kjump (systemd-hibernate.service.d/kjump.conf)"
 	found := false
@@ -593,10 +614,10 @@ func (r *run) units() error {
 		sleep = "WARNING: systemd-hibernate.service.d/kjump.conf is not installed, so systemctl hibernate would use the kernel's swsusp: install kjump from its package"
 	}
 	if len(links) == 0 {
-		fmt.Fprintf(o.Out, "systemd: %s already enabled; %s\n", strings.Join(enabled, " and "), sleep)
+		fmt.Fprintf(o.Out, "systemd: %s already enabled; %s\n", strings.Join(enabled, ", "), sleep)
 		return nil
 	}
-	fmt.Fprintf(o.Out, "systemd: enable %s; %s\n", strings.Join(kjumpUnits, " and "), sleep)
+	fmt.Fprintf(o.Out, "systemd: enable %s; %s\n", strings.Join(enabling, ", "), sleep)
 	_, err := r.step("hibernate setup", nil, true, links, func() error {
 		for _, l := range links {
 			if err := os.MkdirAll(o.path(filepath.Dir(l)), 0o755); err != nil {
@@ -609,6 +630,23 @@ func (r *run) units() error {
 		return nil
 	})
 	return err
+}
+
+// WantedBy lists the units a unit file's [Install] section names in
+// WantedBy= (where systemctl enable links it).
+func WantedBy(unit string) []string {
+	var out []string
+	section := ""
+	for _, l := range strings.Split(unit, "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, "["):
+			section = l
+		case section == "[Install]" && strings.HasPrefix(l, "WantedBy="):
+			out = append(out, strings.Fields(strings.TrimPrefix(l, "WantedBy="))...)
+		}
+	}
+	return out
 }
 
 func (r *run) summary(plan reservationPlan) {
