@@ -10,6 +10,7 @@ pkgs=(
   rsync                                                                              # kernel/distro.sh (bindeb-pkg's headers)
   fdisk                                                                              # sfdisk: partitioned loop devices in storage tests
   zsh                                                                                # the zsh completion script's syntax check
+  systemd                                                                            # kernel-install (setup's systemd-boot path), systemd-analyze verify
   go-md2man debootstrap                                                              # man pages; .deb round trip in a chroot
   mount                                                                              # losetup: the GRUB boot disk (e2e/debian/disk.sh; GRUB itself
                                                                                      #   is installed in its chroot with apt, not on the host)
