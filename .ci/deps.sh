@@ -6,7 +6,8 @@ pkgs=(
   gcc make libc6-dev util-linux                                                      #   (flock in kernel/build.sh)
   qemu-system-x86 busybox-static e2fsprogs xfsprogs btrfs-progs zstd         # VM harness (mkfs and fsck of data disks)
   nfs-kernel-server                                                                  # NFS scenarios
-  binutils                                                                           # purgatory check
+  binutils                                                                           # purgatory check; readelf of restored core files
+  gdb file                                                                           # restored core files: gdb reads them, file(1) names them
   rsync                                                                              # kernel/distro.sh (bindeb-pkg's headers)
   fdisk                                                                              # sfdisk: partitioned loop devices in storage tests
   zsh                                                                                # the zsh completion script's syntax check
