@@ -88,7 +88,10 @@ type Set struct {
 	interrupts *interrupts // while Main runs a command (interrupt.go)
 }
 
-var errDescribed = errors.New("cli: described")
+// ErrDescribed is what Parse returns while shell completion learns a
+// command's options (Flags): the command must return it at once and do
+// nothing else; in particular not record or log it as its outcome.
+var ErrDescribed = errors.New("cli: described")
 
 // Register adds a subcommand; duplicate names are a programming error.
 func (s *Set) Register(c Command) {
@@ -254,7 +257,7 @@ func (s *Set) FlagSet(name, argsUsage string) *flag.FlagSet {
 func (s *Set) Parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	if s.describing {
 		s.described = fs
-		return nil, errDescribed
+		return nil, ErrDescribed
 	}
 	fs.SetOutput(io.Discard) // the flag package's own messages would double ours
 	var pos []string
