@@ -143,3 +143,95 @@ func TestKernelInstallReal(t *testing.T) {
 		t.Errorf("entry after undo: options %q", got)
 	}
 }
+
+// kernelInstallRoot is fakeRoot made a systemd-boot installation: no
+// GRUB, bootctl's /boot/MACHINE-ID and loader/entries, and the real
+// kernel-install where the system has it. setup runs it with this
+// machine's kernel-install (kernelInstall).
+func kernelInstallRoot(t *testing.T) (string, Options, *bytes.Buffer) {
+	root := fakeRoot(t)
+	for _, p := range []string{"etc/default/grub", "usr/sbin/grub-mkconfig", "usr/sbin/update-grub"} {
+		os.Remove(filepath.Join(root, p))
+	}
+	for _, d := range []string{"boot/" + machineID, "boot/loader/entries", "etc/kernel"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ki, _ := exec.LookPath("kernel-install")
+	b, err := os.ReadFile(ki)
+	if err != nil {
+		t.Fatalf("kernel-install (systemd's) is needed: %v", err)
+	}
+	os.WriteFile(filepath.Join(root, "usr/bin/kernel-install"), b, 0o755)
+	f := &fakeSystem{root: root}
+	var out bytes.Buffer
+	o := options(root, f, &out)
+	o.Run = func(name string, args ...string) error {
+		if name != "kernel-install" {
+			return f.run(name, args...)
+		}
+		return kernelInstall(t, root, filepath.Join(root, "etc/kernel"), args...)
+	}
+	return root, o, &out
+}
+
+// Another entry for the running kernel (an admin's copy, another entry
+// token) is not rewritten by kernel-install: setup says which entry would
+// boot without the reservation, and --undo still restores everything.
+func TestKernelInstallOtherEntryNamed(t *testing.T) {
+	root, o, out := kernelInstallRoot(t)
+	installer := t.TempDir()
+	os.WriteFile(filepath.Join(installer, "cmdline"), []byte("root=UUID=1234 ro console=ttyS0\n"), 0o644)
+	if err := kernelInstall(t, root, installer, "add", release, "/boot/vmlinuz-"+release); err != nil {
+		t.Fatal(err)
+	}
+	entry := read(t, root, "boot/loader/entries/"+machineID+"-"+release+".conf")
+	os.WriteFile(filepath.Join(root, "boot/loader/entries/debug-"+release+".conf"), []byte(strings.Replace(entry, "title ", "title (debug) ", 1)), 0o644)
+	before := tree(t, root)
+	err := Setup(o)
+	if err == nil || !strings.Contains(err.Error(), "/boot/loader/entries/debug-"+release+".conf") || strings.Contains(err.Error(), machineID+"-"+release) {
+		t.Fatalf("setup: %v (want the debug entry named, and only it)\n%s", err, out.String())
+	}
+	if got := entryOptions(t, root); !strings.Contains(got, "memmap=160M$0x15000000") {
+		t.Errorf("kernel-install's own entry: options %q", got)
+	}
+	out.Reset()
+	if err := Undo(o); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if d := diffTrees(before, tree(t, root)); len(d) > 0 {
+		t.Fatalf("after undo: %v", d)
+	}
+}
+
+// No entry for the running kernel yet (bootctl's empty /boot/MACHINE-ID,
+// another kernel's entry): kernel-install creates the entry and its copy
+// of the kernel; --undo removes both and the directory it made, and keeps
+// bootctl's.
+func TestKernelInstallNewEntryUndone(t *testing.T) {
+	root, o, out := kernelInstallRoot(t)
+	os.WriteFile(filepath.Join(root, "boot/loader/entries/"+machineID+"-6.1.100.conf"), []byte("title Debian\nversion 6.1.100\noptions root=UUID=1234 ro\nlinux /"+machineID+"/6.1.100/linux\n"), 0o644)
+	before := tree(t, root)
+	if err := Setup(o); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Logf("\n%s", out.String())
+	if got := entryOptions(t, root); !strings.HasPrefix(got, "root=UUID=1234 ro console=ttyS0 memmap=160M$0x15000000") {
+		t.Errorf("new entry: options %q", got)
+	}
+	for _, want := range []string{"created       /boot/loader/entries/" + machineID + "-" + release + ".conf (kernel-install)",
+		"created       /boot/" + machineID + "/" + release + "/linux (kernel-install)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("setup did not report %q", want)
+		}
+	}
+	out.Reset()
+	if err := Undo(o); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Logf("\n%s", out.String())
+	if d := diffTrees(before, tree(t, root)); len(d) > 0 {
+		t.Fatalf("after undo: %v", d)
+	}
+}

@@ -335,6 +335,15 @@ func (o *Options) runningImage(release string) string {
 // step runs fn with paths tracked: backed up before, recorded after.
 // Dry, it only lists them.
 func (r *run) step(by string, regenerate []string, owned bool, paths []string, fn func() error) ([]string, error) {
+	return r.stepFinding(by, regenerate, owned, paths, nil, fn)
+}
+
+// stepFinding is step for a command that may also create files no one
+// can name beforehand (kernel-install: an entry under its own entry
+// token, its copy of the kernel): found returns, after fn ran, the files
+// and directories (outermost first) that it created, and they are
+// recorded as created by it, so --undo removes them.
+func (r *run) stepFinding(by string, regenerate []string, owned bool, paths []string, found func() (files, dirs []string), fn func() error) ([]string, error) {
 	o := r.o
 	if o.DryRun {
 		for _, p := range paths {
@@ -352,6 +361,15 @@ func (r *run) step(by string, regenerate []string, owned bool, paths []string, f
 		return nil, err
 	}
 	ferr := fn()
+	if found != nil {
+		files, dirs := found()
+		for _, p := range files {
+			if _, ok := t.before[p]; !ok {
+				t.before[p] = "" // not there before: paths lists every one that was
+			}
+		}
+		t.dirs = append(t.dirs, dirs...)
+	}
 	// Record what the step changed, even when it failed, and save the
 	// manifest at once: setup killed in the next step stays undoable.
 	changed, err := t.done(by, regenerate, owned)
@@ -422,14 +440,56 @@ func (r *run) bootLoader(plan reservationPlan) error {
 		}); err != nil {
 			return err
 		}
-		var entries []string
-		for _, d := range plan.Boot.Entries {
-			ents, _ := os.ReadDir(o.path(d))
-			for _, e := range ents {
-				entries = append(entries, filepath.Join(d, e.Name()))
+		list := func() []string {
+			var entries []string
+			for _, d := range plan.Boot.Entries {
+				ents, _ := os.ReadDir(o.path(d))
+				for _, e := range ents {
+					entries = append(entries, filepath.Join(d, e.Name()))
+				}
 			}
+			return entries
 		}
-		_, err := r.step("kernel-install", cmd, false, entries, func() error { return o.Run(cmd[0], cmd[1:]...) })
+		// Its copies of the kernel (BOOT/TOKEN/RELEASE/linux, initrd) and
+		// their directories: only new ones are recorded (created: --undo
+		// removes them); the existing ones are the kernel this machine
+		// boots, rewritten alike, and an empty BOOT/TOKEN bootctl made.
+		copies := func() map[string]bool {
+			m := map[string]bool{}
+			for _, d := range plan.Boot.Entries {
+				boot := filepath.Dir(filepath.Dir(d))
+				for _, pattern := range []string{"*", filepath.Join("*", release), filepath.Join("*", release, "*")} {
+					files, _ := filepath.Glob(filepath.Join(o.path(boot), pattern))
+					for _, f := range files {
+						rel, _ := filepath.Rel(o.Root, f)
+						m[filepath.Join("/", rel)] = true
+					}
+				}
+			}
+			return m
+		}
+		before := copies()
+		found := func() (files, dirs []string) {
+			files = list()
+			for p := range copies() {
+				if before[p] {
+					continue
+				}
+				if fi, err := os.Lstat(o.path(p)); err == nil && fi.IsDir() {
+					dirs = append(dirs, p)
+				} else {
+					files = append(files, p)
+				}
+			}
+			sort.Strings(dirs) // a parent sorts before its children: outermost first
+			return files, dirs
+		}
+		_, err := r.stepFinding("kernel-install", cmd, false, list(), found, func() error {
+			if err := o.Run(cmd[0], cmd[1:]...); err != nil {
+				return err
+			}
+			return o.entriesReserve(plan.Boot.Entries, release, plan.Res)
+		})
 		return err
 	}
 	fmt.Fprintf(o.Out, "boot loader: neither a GRUB that reads /etc/default/grub.d nor kernel-install with boot loader entries: add this to the kernel command line yourself, then reboot:\n    %s\n  (in /etc/default/grub: GRUB_CMDLINE_LINUX=\"... %s\", then regenerate grub.cfg; GRUB needs the $ escaped)\n",

@@ -134,7 +134,7 @@ printf 'linux /boot/vmlinuz-` + release + ` root=UUID=1234 ro %s\n' "$GRUB_CMDLI
 		return os.WriteFile(filepath.Join(f.root, "boot/initrd.img-"+release), []byte(fmt.Sprintf("boot initramfs with helper %x and %x", sha256.Sum256(helper), sha256.Sum256(initrd))), 0o644)
 	case "kernel-install":
 		cl, _ := os.ReadFile(filepath.Join(f.root, "etc/kernel/cmdline"))
-		return os.WriteFile(filepath.Join(f.root, "boot/loader/entries/machine-"+release+".conf"), []byte("title Linux\noptions "+string(cl)), 0o644)
+		return os.WriteFile(filepath.Join(f.root, "boot/loader/entries/machine-"+release+".conf"), []byte("title Linux\nversion "+release+"\noptions "+string(cl)), 0o644)
 	}
 	return fmt.Errorf("unexpected command %s", name)
 }
