@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +49,7 @@ func setupMain(args []string, stdout io.Writer) error {
 	in := prepareInputs(cfg, cfg.Helper.Kernel, cfg.Targets, configPath(args))
 	o := setup.Options{
 		Root: "/", DryRun: *dry, Out: stdout,
+		Ctx:          commands.Context(), // Ctrl-C: the running step finishes and is recorded
 		HelperKernel: cfg.Helper.Kernel, HelperInitrd: cfg.Helper.Initrd, MinReserve: reserve,
 		Binary: in.Binary, Targets: cfg.Targets, CPUs: cfg.Image.Threads, // 0: one worker per CPU
 		Prepare: func() (string, error) {
@@ -72,5 +74,10 @@ func setupMain(args []string, stdout io.Writer) error {
 	if *undo {
 		return setup.Undo(o)
 	}
-	return setup.Setup(o)
+	err = setup.Setup(o)
+	if errors.Is(err, context.Canceled) {
+		// Main says only "interrupted": say where, and how to go back.
+		fmt.Fprintf(stdout, "stopped: %s\n", cli.Message(err))
+	}
+	return err
 }

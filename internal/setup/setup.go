@@ -15,6 +15,7 @@ package setup
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,9 @@ type Options struct {
 	Prepare       func() (string, error)
 	PrepareNeeded func() bool
 	StateDir      string // default StateDir
+	// Ctx canceled (Ctrl-C) stops setup before its next step: the one
+	// running finishes and is recorded, so --undo can put everything back.
+	Ctx context.Context
 }
 
 func (o *Options) path(p string) string { return filepath.Join(o.Root, p) }
@@ -345,6 +349,9 @@ func (r *run) step(by string, regenerate []string, owned bool, paths []string, f
 // recorded as created by it, so --undo removes them.
 func (r *run) stepFinding(by string, regenerate []string, owned bool, paths []string, found func() (files, dirs []string), fn func() error) ([]string, error) {
 	o := r.o
+	if o.Ctx != nil && o.Ctx.Err() != nil {
+		return nil, fmt.Errorf("before %s: %w", strings.Join(paths, ", "), o.Ctx.Err())
+	}
 	if o.DryRun {
 		for _, p := range paths {
 			verb := "would change"

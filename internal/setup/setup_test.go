@@ -2,6 +2,7 @@ package setup
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -721,5 +722,42 @@ func TestNothingToDoLeavesNoTrace(t *testing.T) {
 	}
 	if d := diffTrees(before, tree(t, root)); len(d) > 0 {
 		t.Fatalf("changed %v", d)
+	}
+}
+
+// Ctrl-C while a step runs (here update-grub): that step finishes and is
+// recorded, no further step starts, and --undo puts everything back.
+func TestInterruptedBetweenSteps(t *testing.T) {
+	root := fakeRoot(t)
+	before := tree(t, root)
+	f := &fakeSystem{root: root}
+	var out bytes.Buffer
+	o := options(root, f, &out)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o.Ctx = ctx
+	o.Run = func(name string, args ...string) error {
+		if name == "update-grub" {
+			cancel() // the terminal's Ctrl-C reaches setup while update-grub runs
+		}
+		return f.run(name, args...)
+	}
+	err := Setup(o)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "before /boot/kjump/helper.bzImage") || !strings.Contains(err.Error(), "--undo") {
+		t.Fatalf("got %v\n%s", err, out.String())
+	}
+	if !strings.Contains(read(t, root, "boot/grub/grub.cfg"), "memmap=160M") {
+		t.Error("the step running at Ctrl-C did not finish")
+	}
+	if _, err := os.Stat(filepath.Join(root, "boot/kjump/helper.bzImage")); err == nil {
+		t.Error("a step started after Ctrl-C")
+	}
+	o.Ctx = nil
+	out.Reset()
+	if err := Undo(o); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if d := diffTrees(before, tree(t, root)); len(d) > 0 {
+		t.Fatalf("after undo: %v", d)
 	}
 }
