@@ -6,10 +6,12 @@ pkgs=(
   gcc make libc6-dev util-linux                                                      #   (flock in kernel/build.sh)
   qemu-system-x86 busybox-static e2fsprogs xfsprogs btrfs-progs zstd         # VM harness (mkfs and fsck of data disks)
   nfs-kernel-server                                                                  # NFS scenarios
-  binutils                                                                           # purgatory check
+  binutils                                                                           # purgatory check; readelf of restored core files
+  gdb file                                                                           # restored core files: gdb reads them, file(1) names them
   rsync                                                                              # kernel/distro.sh (bindeb-pkg's headers)
   fdisk                                                                              # sfdisk: partitioned loop devices in storage tests
   zsh                                                                                # the zsh completion script's syntax check
+  systemd                                                                            # kernel-install (setup's systemd-boot path), systemd-analyze verify
   go-md2man debootstrap                                                              # man pages; .deb round trip in a chroot
   mount                                                                              # losetup: the GRUB boot disk (e2e/debian/disk.sh; GRUB itself
                                                                                      #   is installed in its chroot with apt, not on the host)

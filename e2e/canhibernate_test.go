@@ -59,6 +59,35 @@ echo 1 > /sys/bus/pci/rescan
 udevadm settle
 say "target back: exists=$([ -e /dev/vdb ] && echo yes || echo no) CanHibernate=$(wait_can yes)"
 say "drop-in: $(grep -e '^Allow' /run/systemd/sleep.conf.d/kjump.conf | tr '\n' '|')"
+# An edited configuration: kjump-canhibernate.path re-runs the check (the
+# timer's next run is minutes away: the check just ran for the disk).
+say "path unit: $(systemctl is-enabled kjump-canhibernate.path) $(systemctl is-active kjump-canhibernate.path) timer next: $(systemctl show -p NextElapseUSecMonotonic --value kjump-canhibernate.timer)"
+cp /etc/kjump.conf /etc/kjump.conf.good
+sed -i 's|/dev/vdb|/dev/vdz|' /etc/kjump.conf
+say "config names /dev/vdz: CanHibernate=$(wait_can '!yes')"
+# Put back right away: a change while the check runs is checked again.
+mv /etc/kjump.conf.good /etc/kjump.conf
+say "config back: CanHibernate=$(wait_can yes)"
+# An edit while the check runs: the path unit starts the check for the
+# first edit; the second, a second later, starts nothing (the start merges
+# into the running one), so the check itself must notice the file changed
+# under it and check again. Once every run has ended, logind's answer must
+# be the one for the file as it is now.
+inv=$(systemctl show -p InvocationID --value kjump-canhibernate.service)
+cp /etc/kjump.conf /etc/kjump.conf.good
+sed -i 's|/dev/vdb|/dev/vdz|' /etc/kjump.conf
+sleep 1
+mv /etc/kjump.conf.good /etc/kjump.conf
+i=0
+while [ $i -lt 240 ]; do
+	if [ "$(systemctl show -p InvocationID --value kjump-canhibernate.service)" != "$inv" ] &&
+		[ "$(systemctl show -p ActiveState --value kjump-canhibernate.service)" = inactive ]; then
+		sleep 2
+		[ "$(systemctl show -p ActiveState --value kjump-canhibernate.service)" = inactive ] && break
+	fi
+	sleep 0.5; i=$((i+1))
+done
+say "edit during the check: CanHibernate=$(can) re-checks: $(journalctl -b -u kjump-canhibernate.service -o cat | grep -c 'changed during the check')"
 say "done"
 systemctl poweroff
 `
@@ -67,7 +96,11 @@ systemctl poweroff
 // (the systemd scenarios' system). logind's CanHibernate is "yes" at boot
 // (the check passes), not "yes" once the image target is unplugged, and
 // "yes" again when it is back; `systemctl hibernate` meanwhile is refused
-// by logind, before kjump.
+// by logind, before kjump. Then the configuration's target is renamed to
+// a missing disk and back: CanHibernate follows each edit within a minute
+// through kjump-canhibernate.path, nothing run by hand (the timer's next
+// run is 5 minutes after the last check); an edit while the check runs is
+// not lost.
 func canHibernateFollowsCheck(s *S) error {
 	kernel, err := testKernel("")
 	if err != nil {
@@ -104,6 +137,10 @@ func canHibernateFollowsCheck(s *S) error {
 		{`SYSD drop-in: .*target: .*/dev/vdb.*AllowHibernation=no`, "the drop-in naming the failed check"},
 		{`SYSD systemctl hibernate rc=[1-9]`, "systemctl hibernate refused"},
 		{`SYSD target back: exists=yes CanHibernate="yes" after (\d+)s`, "CanHibernate with the target back"},
+		{`SYSD path unit: enabled active `, "kjump-canhibernate.path enabled by the package"},
+		{`SYSD config names /dev/vdz: CanHibernate="(no|na)" after ([0-9]|[1-5][0-9])s`, "CanHibernate after the configuration names a missing disk (the path unit, within a minute)"},
+		{`SYSD config back: CanHibernate="yes" after ([0-9]|[1-5][0-9])s`, "CanHibernate after the configuration is put back (the path unit, within a minute)"},
+		{`SYSD edit during the check: CanHibernate="yes" re-checks: \d+`, "CanHibernate after an edit while the check ran"},
 	}
 	for _, st := range steps {
 		t0 := time.Now()

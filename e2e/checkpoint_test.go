@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -111,7 +112,17 @@ kjump-workload verify && echo "NORES still running"
 	if err != nil {
 		return err
 	}
-	return expectRefusal(m, "NORES", "no memory is reserved for the helper kernel", "memmap=")
+	if err := expectRefusal(m, "NORES", "no memory is reserved for the helper kernel", "memmap="); err != nil {
+		return err
+	}
+	// The fix names a concrete reservation (the one 'hibernate setup'
+	// would make), not memmap=SIZE$ADDR to fill in.
+	fix := regexp.MustCompile(`add memmap=\d+[KMG]\$0x[0-9a-f]+ to the kernel command line`).FindString(m.Console())
+	if fix == "" {
+		return fmt.Errorf("the refusal suggests no concrete memmap=SIZE$ADDR")
+	}
+	s.T.Logf("suggested: %s", fix)
+	return nil
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }

@@ -75,6 +75,10 @@ say "CanHibernate=$(busctl call org.freedesktop.login1 /org/freedesktop/login1 o
 hibernate check
 say "check rc=$?"
 # A refused hibernation leaves the machine running: no such target disk.
+# This is kjump's own refusal, behind logind's answer when that answer is
+# stale: kjump-canhibernate.path would re-check at the edit and have logind
+# refuse first (canhibernate-follows-check tests that), so it is stopped.
+systemctl stop kjump-canhibernate.path
 cp /etc/kjump.conf /etc/kjump.conf.good
 sed -i 's|/dev/vdb|/dev/vdz|' /etc/kjump.conf
 systemctl hibernate
@@ -82,6 +86,7 @@ until [ "$(systemctl is-active systemd-hibernate.service)" = failed ]; do sleep 
 say "refused: $(journalctl -b -u systemd-hibernate.service -o cat | grep 'Failed to put system to sleep')"
 say "refused service $(systemctl show -p Result --value systemd-hibernate.service), workload $(systemctl is-active kjump-workload.service)"
 mv /etc/kjump.conf.good /etc/kjump.conf
+systemctl start kjump-canhibernate.path
 say "before counter=$(cat /run/kjump-workload/counter) uptime=$(cut -d' ' -f1 /proc/uptime)"
 mkdir -p /var/lib/kjump-e2e && touch $stamp && sync
 if [ -n "$UNBIND_RTC" ]; then

@@ -11,7 +11,7 @@ chmod 755 "$stage"
 gzip -9n "$stage"/usr/share/man/man*/*
 mkdir -p "$stage/DEBIAN"
 # Units the package enables (those with an [Install] section).
-units=$(cd "$stage" && grep -l '^\[Install\]' usr/lib/systemd/system/*.service usr/lib/systemd/system/*.timer 2>/dev/null | xargs -r -n1 basename | tr "\n" " " || true)
+units=$(packaging/install.sh units | tr "\n" " ")
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@SIZE@/$size/" packaging/debian/control >"$stage/DEBIAN/control"
 for s in postinst postrm; do

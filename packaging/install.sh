@@ -2,7 +2,10 @@
 # make install / make uninstall: copies the built binaries, man pages,
 # example config, systemd units and initramfs hooks under $DESTDIR$PREFIX.
 #
-#   packaging/install.sh install|uninstall|list
+#   packaging/install.sh install|uninstall|list|units
+#
+# units prints the unit names the package enables (those with an [Install]
+# section; 'hibernate setup' enables the same, internal/setup.Units).
 #
 # Layout (PREFIX defaults to /usr; initramfs-tools and systemd only look in
 # /usr and /etc, so another PREFIX suits a staged or private install):
@@ -55,8 +58,11 @@ manifest() {
 }
 mode() { if [[ -x $1 ]]; then echo 755; else echo 644; fi; }
 
+units() { { grep -l '^\[Install\]' systemd/*.service systemd/*.timer systemd/*.path 2>/dev/null || true; } | xargs -r -n1 basename; }
+
 case ${1:-} in
 list) manifest ;;
+units) units ;;
 install)
 	for f in bin/hibernate bin/resume; do [[ -x $f ]] || { echo "install.sh: $f missing: run 'make build' first" >&2; exit 1; }; done
 	# Completion scripts come from the binaries, so they match their options.
@@ -78,5 +84,5 @@ uninstall)
 		while [[ $d == "${DESTDIR:-$PREFIX}"/* ]] && rmdir "$d" 2>/dev/null; do d=$(dirname "$d"); done
 	done
 	;;
-*) echo "usage: $0 install|uninstall|list (PREFIX, DESTDIR from the environment)" >&2; exit 2 ;;
+*) echo "usage: $0 install|uninstall|list|units (PREFIX, DESTDIR from the environment)" >&2; exit 2 ;;
 esac

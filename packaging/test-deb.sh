@@ -61,6 +61,12 @@ if [[ -n $helper ]]; then
 	say "postinst built /boot/kjump/helper.cpio.gz ($(stat -c %s "$root/boot/kjump/helper.cpio.gz") bytes)"
 	inchroot 'hibernate prepare' | grep -q "is current" || die "'hibernate prepare' after install is not current"
 fi
+# postinst enables every unit with an [Install] section, where its
+# WantedBy= says (as 'hibernate setup' does).
+for u in $(packaging/install.sh units); do
+	compgen -G "$root/etc/systemd/system/*.wants/$u" >/dev/null || die "postinst did not enable $u"
+done
+say "postinst enabled $(packaging/install.sh units | tr '\n' ' ')"
 during=$(snapshot)
 say "$(diff <(echo "$before") <(echo "$during") | grep -c '^>') paths added by the package"
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/kjump/kjump/internal/cli"
@@ -22,7 +23,7 @@ func init() {
 }
 
 func runCheck(args []string) error {
-	printed, err := check(args)
+	printed, err := check(args, 0)
 	if err != nil && !printed && hasJSONFlag(args) && !errors.Is(err, flag.ErrHelp) {
 		cli.WriteJSONError(os.Stdout, err)
 	}
@@ -30,8 +31,9 @@ func runCheck(args []string) error {
 }
 
 // check runs 'hibernate check'; printed tells whether the report (JSON or
-// text) was printed.
-func check(args []string) (printed bool, err error) {
+// text) was printed. rerun counts the runs before this one (see below).
+func check(args []string, rerun int) (printed bool, err error) {
+	stamp := fileStamp(configPath(args))
 	cfg, err := loadConfig(args)
 	if err != nil {
 		return false, err
@@ -60,6 +62,14 @@ func check(args []string) (printed bool, err error) {
 	if *updateLogind {
 		if err := updateLogindPolicy(rep); err != nil {
 			return false, err
+		}
+		// kjump-canhibernate.path starts this check when the configuration
+		// changes; a change while it runs starts nothing (the start merges
+		// into the running one), so logind would keep the answer for the
+		// old file until the timer. Check again for the new one.
+		if path := configPath(args); fileStamp(path) != stamp && rerun < 3 {
+			fmt.Fprintf(os.Stderr, "hibernate check: %s changed during the check: checking again\n", path)
+			return check(args, rerun+1)
 		}
 	}
 	if *asJSON {
@@ -173,4 +183,15 @@ func updateLogindPolicy(rep hibernate.Report) error {
 		return fmt.Errorf("cannot tell logind whether hibernation is possible: %w", err)
 	}
 	return nil
+}
+
+// fileStamp identifies a file's version: its inode (an editor that writes
+// a new file and renames it over), size and modification and change times;
+// "" when it cannot be read.
+func fileStamp(path string) string {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d:%d.%d:%d.%d", st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
 }

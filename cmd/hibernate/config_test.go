@@ -147,3 +147,28 @@ func TestWrap(t *testing.T) {
 		t.Fatalf("words changed:\n%s", got)
 	}
 }
+
+// The check's re-run after a configuration edit sees every kind of edit:
+// written in place, and replaced by rename with the same size (sed -i).
+func TestFileStampSeesEdits(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "kjump.conf")
+	if fileStamp(p) != "" {
+		t.Fatal("a missing file has a stamp")
+	}
+	os.WriteFile(p, []byte("targets = [\"/dev/vdb\"]\n"), 0o644)
+	a := fileStamp(p)
+	tmp := filepath.Join(dir, "sedXYZ")
+	os.WriteFile(tmp, []byte("targets = [\"/dev/vdz\"]\n"), 0o644)
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+	b := fileStamp(p)
+	f, _ := os.OpenFile(p, os.O_WRONLY, 0)
+	f.WriteAt([]byte("b"), 20)
+	f.Close()
+	c := fileStamp(p)
+	if a == "" || a == b || b == c {
+		t.Errorf("stamps %q, %q, %q: an edit went unseen", a, b, c)
+	}
+}

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -105,8 +103,7 @@ func imageCreate(args []string) error {
 		defer key.Wipe()
 		opts = append(opts, image.WithKey(key))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	ctx := commands.Context() // Ctrl-C: stop and clean up, reported as "interrupted"
 	m := progress.New("saving")
 	st, err := image.WriteTarget(ctx, t, src, md, append(opts, image.WithProgress(m.Update))...)
 	m.Done()

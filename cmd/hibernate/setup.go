@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,26 +17,25 @@ import (
 
 func init() {
 	commands.Register(cli.Command{Name: "setup", Summary: "set this machine up for kjump: reservation in the boot loader, helper kernel and initramfs, units (--dry-run, --undo)",
-		Run: func(args []string) error { return setupMain(args, os.Stdout, os.Stderr) }})
+		Run: func(args []string) error { return setupMain(args, os.Stdout) }})
 }
 
 // setupMain is 'hibernate setup [--dry-run] [--undo]' (internal/setup).
 // Usage errors are *cli.ExitError with code 2.
-func setupMain(args []string, stdout, stderr io.Writer) error {
+func setupMain(args []string, stdout io.Writer) error {
 	cfg, err := loadConfig(args)
 	if err != nil {
 		return &cli.ExitError{Code: 2, Err: err}
 	}
 	fs := commands.FlagSet("setup", "")
-	fs.SetOutput(stderr)
 	configFlag(fs)
 	dry := fs.Bool("dry-run", false, "list every file setup would change, and change nothing")
 	undo := fs.Bool("undo", false, "put back every file an earlier setup changed (its manifest is in "+setup.StateDir+")")
-	if err := fs.Parse(args); err != nil {
-		return &cli.ExitError{Code: 2, Err: err}
-	}
-	if fs.NArg() > 0 {
-		return &cli.ExitError{Code: 2, Err: fmt.Errorf("unexpected argument %q: setup takes only --dry-run, --undo and --config", fs.Arg(0))}
+	// commands.ParseNone, not fs.Parse: help goes to stdout, and shell
+	// completion (which runs each command until it parses, to learn its
+	// options) stops here instead of running setup.
+	if err := commands.ParseNone(fs, args); err != nil {
+		return err
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("must run as root: setup reads /proc/iomem's addresses and writes /etc and /boot (try sudo)")
@@ -49,6 +49,7 @@ func setupMain(args []string, stdout, stderr io.Writer) error {
 	in := prepareInputs(cfg, cfg.Helper.Kernel, cfg.Targets, configPath(args))
 	o := setup.Options{
 		Root: "/", DryRun: *dry, Out: stdout,
+		Ctx:          commands.Context(), // Ctrl-C: the running step finishes and is recorded
 		HelperKernel: cfg.Helper.Kernel, HelperInitrd: cfg.Helper.Initrd, MinReserve: reserve,
 		Binary: in.Binary, Targets: cfg.Targets, CPUs: cfg.Image.Threads, // 0: one worker per CPU
 		Prepare: func() (string, error) {
@@ -73,5 +74,10 @@ func setupMain(args []string, stdout, stderr io.Writer) error {
 	if *undo {
 		return setup.Undo(o)
 	}
-	return setup.Setup(o)
+	err = setup.Setup(o)
+	if errors.Is(err, context.Canceled) {
+		// Main says only "interrupted": say where, and how to go back.
+		fmt.Fprintf(stdout, "stopped: %s\n", cli.Message(err))
+	}
+	return err
 }

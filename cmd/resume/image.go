@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -193,8 +191,7 @@ func imageVerify(args []string) error {
 	if *force {
 		opts = append(opts, image.WithForce())
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	ctx := commands.Context() // Ctrl-C: stop and clean up, reported as "interrupted"
 	m := progress.New("verifying")
 	st, err := r.Verify(ctx, append(opts, image.WithProgress(m.Update))...)
 	m.Done()
@@ -237,12 +234,13 @@ func imageRestore(args []string) error {
 	if err := image.Usable(r.Status(), *force); err != nil {
 		return imageExit(fmt.Errorf("%s: %w", t, err))
 	}
+	// From here Ctrl-C cancels ctx: the restore stops and removes the
+	// half-written file (reported as "interrupted").
+	ctx := commands.Context()
 	f, err := createPrivate(*out)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
 	var sink io.WriterAt = f
 	if *format == "elf" {
 		md := r.Metadata()

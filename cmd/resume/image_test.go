@@ -313,10 +313,12 @@ func TestImageRestoreELF(t *testing.T) {
 	if !bytes.Equal(got, mem) {
 		t.Fatal("the ELF core's RAM differs from the image's")
 	}
-	if gdb, err := exec.LookPath("gdb"); err == nil {
-		out, err := exec.Command(gdb, "-nx", "-batch", "-c", core, "-ex", "x/s 0x100000").CombinedOutput()
-		if err != nil || !strings.Contains(string(out), `"kjump-elf-marker"`) {
-			t.Fatalf("gdb: %v\n%s", err, out)
-		}
+	gdb, err := exec.LookPath("gdb")
+	if err != nil {
+		t.Fatalf("gdb is needed to check that it opens the core file (apt-get install gdb; .ci/deps.sh does): %v", err)
+	}
+	out, err = exec.Command(gdb, "-nx", "-batch", "-c", core, "-ex", "x/s 0x100000").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"kjump-elf-marker"`) {
+		t.Fatalf("gdb: %v\n%s", err, out)
 	}
 }

@@ -29,7 +29,7 @@ func init() {
 func runResume(args []string) error {
 	err := resumeTargets(args)
 	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
+	case err == nil, errors.Is(err, flag.ErrHelp), errors.Is(err, cli.ErrDescribed):
 	case cli.IsUsage(err):
 		outcome(status.Outcome{Result: status.Failed, Detail: cli.Message(err)}, kmsg.Err, "usage error: %s; booting normally", cli.Message(err))
 	default:

@@ -107,3 +107,21 @@ func inKernelLog(t *testing.T, s string) bool {
 		}
 	}
 }
+
+// Generating the completion script (make install, packaging) runs each
+// command only as far as its option parsing: resume must not record or
+// log a "refused" resume for it.
+func TestCompletionRecordsNoOutcome(t *testing.T) {
+	var out bytes.Buffer
+	commands.Stdout = &out
+	defer func() { commands.Stdout = nil }()
+	if code := commands.Main([]string{"completion", "bash"}); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(out.String(), "--from") {
+		t.Errorf("the script lacks resume's options:\n%s", out.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(status.RunDir, "resume.json")); err == nil {
+		t.Errorf("completion recorded a resume outcome: %s", b)
+	}
+}

@@ -11,8 +11,8 @@
 // the option syntax users and units already use (-config=FILE).
 //
 // Exit status: 0 success, 1 failure, 2 usage error (never 1: at boot, 1
-// from resume means "image refused"), 130 interrupted; commands may return
-// their own through ExitError.
+// from resume means "image refused"), 130 interrupted (Ctrl-C, see
+// interrupt.go); commands may return their own through ExitError.
 package cli
 
 import (
@@ -84,9 +84,14 @@ type Set struct {
 	// (shell completion learns each command's options this way).
 	describing bool
 	described  *flag.FlagSet
+
+	interrupts *interrupts // while Main runs a command (interrupt.go)
 }
 
-var errDescribed = errors.New("cli: described")
+// ErrDescribed is what Parse returns while shell completion learns a
+// command's options (Flags): the command must return it at once and do
+// nothing else; in particular not record or log it as its outcome.
+var ErrDescribed = errors.New("cli: described")
 
 // Register adds a subcommand; duplicate names are a programming error.
 func (s *Set) Register(c Command) {
@@ -174,7 +179,17 @@ func (s *Set) Main(args []string) int {
 		s.Usage(s.stderr())
 		return ExitUsage
 	}
+	defer s.catchInterrupts(s.commandName(c))()
 	return s.report(c, c.Run(args[1:]))
+}
+
+// commandName is how messages name c: "prog command", or "prog" for the
+// default command.
+func (s *Set) commandName(c Command) string {
+	if c.Name == s.Default {
+		return s.Prog
+	}
+	return s.Prog + " " + c.Name
 }
 
 // report prints a command's error and returns its exit status.
@@ -182,10 +197,7 @@ func (s *Set) report(c Command, err error) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	name := s.Prog + " " + c.Name
-	if c.Name == s.Default {
-		name = s.Prog
-	}
+	name := s.commandName(c)
 	code := ExitFailure
 	var ee *ExitError
 	if errors.As(err, &ee) {
@@ -245,7 +257,7 @@ func (s *Set) FlagSet(name, argsUsage string) *flag.FlagSet {
 func (s *Set) Parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	if s.describing {
 		s.described = fs
-		return nil, errDescribed
+		return nil, ErrDescribed
 	}
 	fs.SetOutput(io.Discard) // the flag package's own messages would double ours
 	var pos []string

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/kjump/kjump/internal/jump"
@@ -184,26 +186,50 @@ func checkNextBoot(c *checkRun) *CheckResult {
 	if err != nil || cur.Source == "crashkernel" {
 		return nil // reserved-region reports it; crashkernel= has other owners
 	}
-	line, where := nextBootCmdline(c.rel)
+	lines, where := nextBootCmdline("/", c.rel)
 	if where == "" {
-		return result("next-boot", Warn, "cannot tell what command line the boot loader gives kernel "+c.rel+" next (no GRUB configuration or /etc/kernel/cmdline found)",
+		return result("next-boot", Warn, "cannot tell what command line the boot loader gives kernel "+c.rel+" next (no GRUB configuration, boot loader entry or /etc/kernel/cmdline found)",
 			"make sure "+cur.Source+" stays on the kernel command line")
 	}
-	next, _ := layout.ParseMemmapReservations(line)
-	for _, r := range next {
-		if r.PageAligned() == cur.PageAligned() {
-			return result("next-boot", Pass, where+" keeps "+cur.Source, "")
+	if missing := lacksReservation(lines, cur); missing >= 0 {
+		if strings.Contains(where, ", ") {
+			where = strings.Split(where, ", ")[missing]
 		}
+		return result("next-boot", Fail, where+" does not have "+cur.Source+" for kernel "+c.rel+": after the next reboot nothing would be reserved and an image could not be resumed",
+			"add "+cur.Source+" there (GRUB: "+layout.GrubEscape(cur.Source)+" in GRUB_CMDLINE_LINUX, then update-grub or grub2-mkconfig; systemd-boot: in /etc/kernel/cmdline, then kernel-install add "+c.rel+" IMAGE), or run 'hibernate setup'")
 	}
-	return result("next-boot", Fail, where+" does not have "+cur.Source+" for kernel "+c.rel+": after the next reboot nothing would be reserved and an image could not be resumed",
-		"add "+cur.Source+" there (GRUB: "+layout.GrubEscape(cur.Source)+" in GRUB_CMDLINE_LINUX, then update-grub or grub2-mkconfig), or run 'hibernate setup'")
+	return result("next-boot", Pass, where+" keeps "+cur.Source, "")
 }
 
-// nextBootCmdline finds the command line of rel's entry: GRUB's generated
-// configuration, else kernel-install's /etc/kernel/cmdline.
-func nextBootCmdline(rel string) (line, where string) {
+// lacksReservation is the index of the first command line without the
+// reservation cur, or -1 when every one has it.
+func lacksReservation(lines []string, cur layout.Reservation) int {
+	for i, line := range lines {
+		next, _ := layout.ParseMemmapReservations(line)
+		found := false
+		for _, r := range next {
+			if r.PageAligned() == cur.PageAligned() {
+				found = true
+			}
+		}
+		if !found {
+			return i
+		}
+	}
+	return -1
+}
+
+// nextBootCmdline finds the command line the boot loader gives kernel rel
+// next, below root: GRUB's generated configuration; else the boot loader
+// spec entries for rel (systemd-boot, and GRUB with blscfg on Fedora and
+// RHEL), which kernel-install writes from /etc/kernel/cmdline, so an
+// entry not regenerated since that file changed is what boots; else
+// /etc/kernel/cmdline itself. Several entries for rel (boot counting,
+// a copy) must all keep the reservation: where names the first that
+// does not, or all of them.
+func nextBootCmdline(root, rel string) (lines []string, where string) {
 	for _, cfg := range []string{"/boot/grub/grub.cfg", "/boot/grub2/grub.cfg"} {
-		b, err := os.ReadFile(cfg)
+		b, err := os.ReadFile(filepath.Join(root, cfg))
 		if err != nil {
 			continue
 		}
@@ -211,12 +237,40 @@ func nextBootCmdline(rel string) (line, where string) {
 			f := strings.Fields(l)
 			if len(f) > 1 && (f[0] == "linux" || f[0] == "linuxefi" || f[0] == "linux16") && strings.HasSuffix(f[1], "-"+rel) {
 				// GRUB unescapes "\$" when it runs the line.
-				return strings.ReplaceAll(strings.Join(f[2:], " "), `\$`, "$"), cfg
+				return []string{strings.ReplaceAll(strings.Join(f[2:], " "), `\$`, "$")}, cfg
 			}
 		}
 	}
-	if b, err := os.ReadFile("/etc/kernel/cmdline"); err == nil {
-		return string(b), "/etc/kernel/cmdline"
+	var entries []string
+	for _, dir := range []string{"/boot/loader/entries", "/efi/loader/entries", "/boot/efi/loader/entries"} {
+		names, _ := filepath.Glob(filepath.Join(root, dir, "*.conf"))
+		sort.Strings(names)
+		for _, n := range names {
+			b, err := os.ReadFile(n)
+			if err != nil {
+				continue
+			}
+			version, options := "", ""
+			for _, l := range strings.Split(string(b), "\n") {
+				k, v, _ := strings.Cut(strings.TrimSpace(l), " ")
+				switch k {
+				case "version":
+					version = strings.TrimSpace(v)
+				case "options":
+					options += " " + strings.TrimSpace(v)
+				}
+			}
+			if version == rel {
+				lines = append(lines, options)
+				entries = append(entries, filepath.Join(dir, filepath.Base(n)))
+			}
+		}
 	}
-	return "", ""
+	if len(entries) > 0 {
+		return lines, strings.Join(entries, ", ")
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "/etc/kernel/cmdline")); err == nil {
+		return []string{string(b)}, "/etc/kernel/cmdline"
+	}
+	return nil, ""
 }

@@ -143,3 +143,52 @@ func kernelCmdline(existing, procCmdline string, r layout.Reservation) string {
 	}
 	return strings.Join(append(fields, layout.MemmapArg(r.Range)), " ") + "\n"
 }
+
+// entriesReserve checks what kernel-install regenerated: every boot loader
+// entry for release (what systemd-boot, or GRUB with blscfg, boots) must
+// carry the reservation r. kernel-install rewrites only the entry under
+// its own entry token, and none at all when its layout is not "bls"
+// (/etc/kernel/install.conf), so an entry left as it was would boot
+// without the reservation and the image could not be resumed.
+func (o *Options) entriesReserve(dirs []string, release string, r layout.Reservation) error {
+	var lacking, found []string
+	for _, d := range dirs {
+		names, _ := filepath.Glob(filepath.Join(o.path(d), "*.conf"))
+		for _, n := range names {
+			b, err := os.ReadFile(n)
+			if err != nil {
+				return err
+			}
+			version, options := "", ""
+			for _, l := range strings.Split(string(b), "\n") {
+				k, v, _ := strings.Cut(strings.TrimSpace(l), " ")
+				switch k {
+				case "version":
+					version = strings.TrimSpace(v)
+				case "options":
+					options += " " + v
+				}
+			}
+			if version != release {
+				continue
+			}
+			p := filepath.Join(d, filepath.Base(n))
+			found = append(found, p)
+			has := false
+			for _, res := range configuredReservations(options) {
+				has = has || res.Range == r.Range
+			}
+			if !has {
+				lacking = append(lacking, p)
+			}
+		}
+	}
+	arg := layout.MemmapArg(r.Range)
+	switch {
+	case len(found) == 0:
+		return fmt.Errorf("kernel-install wrote no boot loader entry for %s in %s (is layout=bls in /etc/kernel/install.conf?): add %s to the entry that boots this kernel by hand", release, strings.Join(dirs, ", "), arg)
+	case len(lacking) > 0:
+		return fmt.Errorf("boot loader entries for %s without %s after kernel-install: %s (kernel-install rewrites only the entry under its own entry token): add it to their options line, or remove them", release, arg, strings.Join(lacking, ", "))
+	}
+	return nil
+}

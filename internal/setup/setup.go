@@ -15,6 +15,7 @@ package setup
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,9 @@ type Options struct {
 	Prepare       func() (string, error)
 	PrepareNeeded func() bool
 	StateDir      string // default StateDir
+	// Ctx canceled (Ctrl-C) stops setup before its next step: the one
+	// running finishes and is recorded, so --undo can put everything back.
+	Ctx context.Context
 }
 
 func (o *Options) path(p string) string { return filepath.Join(o.Root, p) }
@@ -335,7 +339,19 @@ func (o *Options) runningImage(release string) string {
 // step runs fn with paths tracked: backed up before, recorded after.
 // Dry, it only lists them.
 func (r *run) step(by string, regenerate []string, owned bool, paths []string, fn func() error) ([]string, error) {
+	return r.stepFinding(by, regenerate, owned, paths, nil, fn)
+}
+
+// stepFinding is step for a command that may also create files no one
+// can name beforehand (kernel-install: an entry under its own entry
+// token, its copy of the kernel): found returns, after fn ran, the files
+// and directories (outermost first) that it created, and they are
+// recorded as created by it, so --undo removes them.
+func (r *run) stepFinding(by string, regenerate []string, owned bool, paths []string, found func() (files, dirs []string), fn func() error) ([]string, error) {
 	o := r.o
+	if o.Ctx != nil && o.Ctx.Err() != nil {
+		return nil, fmt.Errorf("before %s: %w", strings.Join(paths, ", "), o.Ctx.Err())
+	}
 	if o.DryRun {
 		for _, p := range paths {
 			verb := "would change"
@@ -352,6 +368,15 @@ func (r *run) step(by string, regenerate []string, owned bool, paths []string, f
 		return nil, err
 	}
 	ferr := fn()
+	if found != nil {
+		files, dirs := found()
+		for _, p := range files {
+			if _, ok := t.before[p]; !ok {
+				t.before[p] = "" // not there before: paths lists every one that was
+			}
+		}
+		t.dirs = append(t.dirs, dirs...)
+	}
 	// Record what the step changed, even when it failed, and save the
 	// manifest at once: setup killed in the next step stays undoable.
 	changed, err := t.done(by, regenerate, owned)
@@ -422,14 +447,56 @@ func (r *run) bootLoader(plan reservationPlan) error {
 		}); err != nil {
 			return err
 		}
-		var entries []string
-		for _, d := range plan.Boot.Entries {
-			ents, _ := os.ReadDir(o.path(d))
-			for _, e := range ents {
-				entries = append(entries, filepath.Join(d, e.Name()))
+		list := func() []string {
+			var entries []string
+			for _, d := range plan.Boot.Entries {
+				ents, _ := os.ReadDir(o.path(d))
+				for _, e := range ents {
+					entries = append(entries, filepath.Join(d, e.Name()))
+				}
 			}
+			return entries
 		}
-		_, err := r.step("kernel-install", cmd, false, entries, func() error { return o.Run(cmd[0], cmd[1:]...) })
+		// Its copies of the kernel (BOOT/TOKEN/RELEASE/linux, initrd) and
+		// their directories: only new ones are recorded (created: --undo
+		// removes them); the existing ones are the kernel this machine
+		// boots, rewritten alike, and an empty BOOT/TOKEN bootctl made.
+		copies := func() map[string]bool {
+			m := map[string]bool{}
+			for _, d := range plan.Boot.Entries {
+				boot := filepath.Dir(filepath.Dir(d))
+				for _, pattern := range []string{"*", filepath.Join("*", release), filepath.Join("*", release, "*")} {
+					files, _ := filepath.Glob(filepath.Join(o.path(boot), pattern))
+					for _, f := range files {
+						rel, _ := filepath.Rel(o.Root, f)
+						m[filepath.Join("/", rel)] = true
+					}
+				}
+			}
+			return m
+		}
+		before := copies()
+		found := func() (files, dirs []string) {
+			files = list()
+			for p := range copies() {
+				if before[p] {
+					continue
+				}
+				if fi, err := os.Lstat(o.path(p)); err == nil && fi.IsDir() {
+					dirs = append(dirs, p)
+				} else {
+					files = append(files, p)
+				}
+			}
+			sort.Strings(dirs) // a parent sorts before its children: outermost first
+			return files, dirs
+		}
+		_, err := r.stepFinding("kernel-install", cmd, false, list(), found, func() error {
+			if err := o.Run(cmd[0], cmd[1:]...); err != nil {
+				return err
+			}
+			return o.entriesReserve(plan.Boot.Entries, release, plan.Res)
+		})
 		return err
 	}
 	fmt.Fprintf(o.Out, "boot loader: neither a GRUB that reads /etc/default/grub.d nor kernel-install with boot loader entries: add this to the kernel command line yourself, then reboot:\n    %s\n  (in /etc/default/grub: GRUB_CMDLINE_LINUX=\"... %s\", then regenerate grub.cfg; GRUB needs the $ escaped)\n",
@@ -546,8 +613,13 @@ func (r *run) bootInitramfs(release string, needed bool) error {
 	return nil
 }
 
-// kjumpUnits are enabled as the package's postinst enables them.
-var kjumpUnits = []string{"kjump-prepare.service", "kjump-preload.service"}
+// Units are the kjump units setup enables: every one with an [Install]
+// section, as the package's postinst enables them (a test holds the two
+// lists together). The canhibernate units keep logind's CanHibernate
+// current: at boot (the service), when the configuration changes (the
+// path unit), and every few minutes (the timer).
+var Units = []string{"kjump-prepare.service", "kjump-preload.service",
+	"kjump-canhibernate.service", "kjump-canhibernate.timer", "kjump-canhibernate.path"}
 
 var unitDirs = []string{"/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}
 
@@ -561,9 +633,9 @@ func (r *run) units() error {
 			return nil
 		}
 	}
-	var enabled, links []string
+	var enabled, enabling, links []string
 	target := map[string]string{}
-	for _, u := range kjumpUnits {
+	for _, u := range Units {
 		file := ""
 		for _, d := range unitDirs {
 			if _, err := os.Stat(o.path(filepath.Join(d, u))); err == nil {
@@ -574,13 +646,29 @@ func (r *run) units() error {
 		if file == "" {
 			return fmt.Errorf("%s is not installed: install kjump from its package (or make install) first", u)
 		}
-		link := filepath.Join("/etc/systemd/system/multi-user.target.wants", u)
-		if _, err := os.Lstat(o.path(link)); err == nil {
-			enabled = append(enabled, u)
-			continue
+		unit, err := os.ReadFile(o.path(file))
+		if err != nil {
+			return err
 		}
-		links = append(links, link)
-		target[link] = file
+		wantedBy := WantedBy(string(unit))
+		if len(wantedBy) == 0 {
+			return fmt.Errorf("%s has no WantedBy= in its [Install] section: reinstall kjump", file)
+		}
+		have := true
+		for _, w := range wantedBy {
+			link := filepath.Join("/etc/systemd/system", w+".wants", u)
+			if _, err := os.Lstat(o.path(link)); err == nil {
+				continue
+			}
+			have = false
+			links = append(links, link)
+			target[link] = file
+		}
+		if have {
+			enabled = append(enabled, u)
+		} else {
+			enabling = append(enabling, u)
+		}
 	}
 	sleep := "systemctl hibernate goes through kjump (systemd-hibernate.service.d/kjump.conf)"
 	found := false
@@ -593,10 +681,10 @@ func (r *run) units() error {
 		sleep = "WARNING: systemd-hibernate.service.d/kjump.conf is not installed, so systemctl hibernate would use the kernel's swsusp: install kjump from its package"
 	}
 	if len(links) == 0 {
-		fmt.Fprintf(o.Out, "systemd: %s already enabled; %s\n", strings.Join(enabled, " and "), sleep)
+		fmt.Fprintf(o.Out, "systemd: %s already enabled; %s\n", strings.Join(enabled, ", "), sleep)
 		return nil
 	}
-	fmt.Fprintf(o.Out, "systemd: enable %s; %s\n", strings.Join(kjumpUnits, " and "), sleep)
+	fmt.Fprintf(o.Out, "systemd: enable %s; %s\n", strings.Join(enabling, ", "), sleep)
 	_, err := r.step("hibernate setup", nil, true, links, func() error {
 		for _, l := range links {
 			if err := os.MkdirAll(o.path(filepath.Dir(l)), 0o755); err != nil {
@@ -609,6 +697,23 @@ func (r *run) units() error {
 		return nil
 	})
 	return err
+}
+
+// WantedBy lists the units a unit file's [Install] section names in
+// WantedBy= (where systemctl enable links it).
+func WantedBy(unit string) []string {
+	var out []string
+	section := ""
+	for _, l := range strings.Split(unit, "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, "["):
+			section = l
+		case section == "[Install]" && strings.HasPrefix(l, "WantedBy="):
+			out = append(out, strings.Fields(strings.TrimPrefix(l, "WantedBy="))...)
+		}
+	}
+	return out
 }
 
 func (r *run) summary(plan reservationPlan) {

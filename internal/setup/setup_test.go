@@ -2,6 +2,7 @@ package setup
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -62,26 +63,31 @@ func fakeRoot(t *testing.T) string {
 		t.Fatal(err)
 	}
 	files := map[string]string{
-		"proc/sys/kernel/osrelease":                    release + "\n",
-		"proc/cmdline":                                 "BOOT_IMAGE=/boot/vmlinuz-" + release + " root=UUID=1234 ro console=ttyS0\n",
-		"proc/iomem":                                   string(iomem),
-		"sys/kernel/kexec_loaded":                      "0\n",
-		"etc/os-release":                               "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
-		"boot/config-" + release:                       kernelConfig,
-		"boot/vmlinuz-" + release:                      string(fakeBzImage(release, 43<<20)),
-		"boot/initrd.img-" + release:                   "boot initramfs before setup",
-		"boot/grub/grub.cfg":                           "grub.cfg before setup\n",
-		"etc/default/grub":                             "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX=\"console=ttyS0\"\n",
-		"etc/default/grub.d/other.cfg":                 "GRUB_TIMEOUT=0\n",
-		"usr/sbin/grub-mkconfig":                       debianMkconfig,
-		"usr/sbin/update-grub":                         "#!/bin/sh\n",
-		"usr/sbin/update-initramfs":                    "#!/bin/sh\n",
-		"usr/bin/hibernate":                            strings.Repeat("k", 9<<20),
-		"usr/share/initramfs-tools/hooks/kjump":        "#!/bin/sh\n",
-		"usr/lib/systemd/system/kjump-prepare.service": "[Install]\nWantedBy=multi-user.target\n",
-		"usr/lib/systemd/system/kjump-preload.service": "[Install]\nWantedBy=multi-user.target\n",
+		"proc/sys/kernel/osrelease":             release + "\n",
+		"proc/cmdline":                          "BOOT_IMAGE=/boot/vmlinuz-" + release + " root=UUID=1234 ro console=ttyS0\n",
+		"proc/iomem":                            string(iomem),
+		"sys/kernel/kexec_loaded":               "0\n",
+		"etc/os-release":                        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+		"boot/config-" + release:                kernelConfig,
+		"boot/vmlinuz-" + release:               string(fakeBzImage(release, 43<<20)),
+		"boot/initrd.img-" + release:            "boot initramfs before setup",
+		"boot/grub/grub.cfg":                    "grub.cfg before setup\n",
+		"etc/default/grub":                      "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX=\"console=ttyS0\"\n",
+		"etc/default/grub.d/other.cfg":          "GRUB_TIMEOUT=0\n",
+		"usr/sbin/grub-mkconfig":                debianMkconfig,
+		"usr/sbin/update-grub":                  "#!/bin/sh\n",
+		"usr/sbin/update-initramfs":             "#!/bin/sh\n",
+		"usr/bin/hibernate":                     strings.Repeat("k", 9<<20),
+		"usr/share/initramfs-tools/hooks/kjump": "#!/bin/sh\n",
 		"usr/lib/systemd/system/systemd-hibernate.service.d/kjump.conf": "[Service]\n",
 		"var/lib/dpkg/status": "",
+	}
+	for _, u := range Units { // the package's own unit files
+		b, err := os.ReadFile(filepath.Join("../../systemd", u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files["usr/lib/systemd/system/"+u] = string(b)
 	}
 	for p, c := range files {
 		mode := fs.FileMode(0o644)
@@ -129,7 +135,7 @@ printf 'linux /boot/vmlinuz-` + release + ` root=UUID=1234 ro %s\n' "$GRUB_CMDLI
 		return os.WriteFile(filepath.Join(f.root, "boot/initrd.img-"+release), []byte(fmt.Sprintf("boot initramfs with helper %x and %x", sha256.Sum256(helper), sha256.Sum256(initrd))), 0o644)
 	case "kernel-install":
 		cl, _ := os.ReadFile(filepath.Join(f.root, "etc/kernel/cmdline"))
-		return os.WriteFile(filepath.Join(f.root, "boot/loader/entries/machine-"+release+".conf"), []byte("title Linux\noptions "+string(cl)), 0o644)
+		return os.WriteFile(filepath.Join(f.root, "boot/loader/entries/machine-"+release+".conf"), []byte("title Linux\nversion "+release+"\noptions "+string(cl)), 0o644)
 	}
 	return fmt.Errorf("unexpected command %s", name)
 }
@@ -248,7 +254,10 @@ func TestDryRunChangesNothing(t *testing.T) {
 		"would change  /boot/initrd.img-" + release + " (update-initramfs)",
 		"would create  /etc/systemd/system/multi-user.target.wants/kjump-prepare.service",
 		"would create  /etc/systemd/system/multi-user.target.wants/kjump-preload.service",
-		"dry run: 8 file(s) would change; nothing was changed",
+		"would create  /etc/systemd/system/multi-user.target.wants/kjump-canhibernate.service",
+		"would create  /etc/systemd/system/timers.target.wants/kjump-canhibernate.timer",
+		"would create  /etc/systemd/system/paths.target.wants/kjump-canhibernate.path",
+		"dry run: 11 file(s) would change; nothing was changed",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("dry run output lacks %q", want)
@@ -289,7 +298,10 @@ func TestSetupIdempotentAndUndo(t *testing.T) {
 	if !reflect.DeepEqual(f.ran, wantRan) {
 		t.Errorf("ran %q, want %q", f.ran, wantRan)
 	}
-	if !strings.Contains(out.String(), "changed 8 file(s)") || !strings.Contains(out.String(), "next boot: GRUB passes memmap=160M$0x15000000") {
+	if l, err := os.Readlink(filepath.Join(root, "etc/systemd/system/paths.target.wants/kjump-canhibernate.path")); err != nil || l != "/usr/lib/systemd/system/kjump-canhibernate.path" {
+		t.Errorf("canhibernate path link: %q %v", l, err)
+	}
+	if !strings.Contains(out.String(), "changed 11 file(s)") || !strings.Contains(out.String(), "next boot: GRUB passes memmap=160M$0x15000000") {
 		t.Errorf("summary:\n%s", out.String())
 	}
 
@@ -710,5 +722,42 @@ func TestNothingToDoLeavesNoTrace(t *testing.T) {
 	}
 	if d := diffTrees(before, tree(t, root)); len(d) > 0 {
 		t.Fatalf("changed %v", d)
+	}
+}
+
+// Ctrl-C while a step runs (here update-grub): that step finishes and is
+// recorded, no further step starts, and --undo puts everything back.
+func TestInterruptedBetweenSteps(t *testing.T) {
+	root := fakeRoot(t)
+	before := tree(t, root)
+	f := &fakeSystem{root: root}
+	var out bytes.Buffer
+	o := options(root, f, &out)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o.Ctx = ctx
+	o.Run = func(name string, args ...string) error {
+		if name == "update-grub" {
+			cancel() // the terminal's Ctrl-C reaches setup while update-grub runs
+		}
+		return f.run(name, args...)
+	}
+	err := Setup(o)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "before /boot/kjump/helper.bzImage") || !strings.Contains(err.Error(), "--undo") {
+		t.Fatalf("got %v\n%s", err, out.String())
+	}
+	if !strings.Contains(read(t, root, "boot/grub/grub.cfg"), "memmap=160M") {
+		t.Error("the step running at Ctrl-C did not finish")
+	}
+	if _, err := os.Stat(filepath.Join(root, "boot/kjump/helper.bzImage")); err == nil {
+		t.Error("a step started after Ctrl-C")
+	}
+	o.Ctx = nil
+	out.Reset()
+	if err := Undo(o); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if d := diffTrees(before, tree(t, root)); len(d) > 0 {
+		t.Fatalf("after undo: %v", d)
 	}
 }
