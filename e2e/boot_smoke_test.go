@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "boot-smoke", Run: bootSmoke})
+	register(Scenario{Name: "boot-smoke", CPUs: 2, Run: bootSmoke})
 }
 
 // bootSmoke boots the test kernel on two CPUs, runs a project binary and

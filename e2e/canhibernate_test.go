@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "canhibernate-follows-check", Timeout: 40 * time.Minute, Run: canHibernateFollowsCheck})
+	register(Scenario{Name: "canhibernate-follows-check", CPUs: 2, Exclusive: makeDeb, Timeout: 40 * time.Minute, Run: canHibernateFollowsCheck})
 	extraDrivers["canhibernate"] = canHibernateDriver
 }
 

@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "check-prepare", Timeout: 20 * time.Minute, Run: checkPrepare})
+	register(Scenario{Name: "check-prepare", CPUs: 2, Timeout: 20 * time.Minute, Run: checkPrepare})
 }
 
 // checkPrepare is the user's path through the configuration: an

@@ -14,9 +14,9 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "checkpoint-continue-resume", Timeout: 25 * time.Minute, Run: func(s *S) error { return checkpointContinueResume(s, "") }})
+	register(Scenario{Name: "checkpoint-continue-resume", CPUs: 2, Timeout: 25 * time.Minute, Run: func(s *S) error { return checkpointContinueResume(s, "") }})
 	register(Scenario{Name: "checkpoint-continue-resume-linux7.3", Timeout: 45 * time.Minute, Run: func(s *S) error { return checkpointContinueResume(s, "7.3") }})
-	register(Scenario{Name: "stale-disk-refused", Timeout: 25 * time.Minute, Run: staleDiskRefused})
+	register(Scenario{Name: "stale-disk-refused", CPUs: 2, Timeout: 25 * time.Minute, Run: staleDiskRefused})
 }
 
 // The checkpointing machine keeps its image in a file on its own mounted

@@ -13,8 +13,8 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "checkpoint-then-writes-refused", Timeout: 30 * time.Minute, Run: checkpointThenWritesRefused})
-	register(Scenario{Name: "checkpoint-idle-crash-resumes", Timeout: 30 * time.Minute, Run: checkpointIdleCrashResumes})
+	register(Scenario{Name: "checkpoint-then-writes-refused", CPUs: 2, Timeout: 30 * time.Minute, Run: checkpointThenWritesRefused})
+	register(Scenario{Name: "checkpoint-idle-crash-resumes", CPUs: 2, Timeout: 30 * time.Minute, Run: checkpointIdleCrashResumes})
 }
 
 // guardFS are the data filesystems of the checkpoint-guard scenarios, one

@@ -13,12 +13,12 @@ import (
 
 func init() {
 	register(Scenario{Name: "checkpoint-smp1", Run: func(s *S) error { return checkpointRoundTrip(s, "", 1) }})
-	register(Scenario{Name: "checkpoint-smp2", Run: func(s *S) error { return checkpointRoundTrip(s, "", 2) }})
+	register(Scenario{Name: "checkpoint-smp2", CPUs: 2, Run: func(s *S) error { return checkpointRoundTrip(s, "", 2) }})
 	// Linux 7.3 has the reworked relocate_kernel (6.14+ calling convention,
 	// GDT restored by the kernel): the same kjump must work there too.
 	register(Scenario{Name: "checkpoint-smp2-linux7.3", Timeout: 40 * time.Minute,
 		Run: func(s *S) error { return checkpointRoundTrip(s, "7.3", 2) }})
-	register(Scenario{Name: "no-reserved-region", Run: noReservedRegion})
+	register(Scenario{Name: "no-reserved-region", CPUs: 2, Run: noReservedRegion})
 }
 
 // workloadStart runs the memory workload (a 256 MiB buffer with a known

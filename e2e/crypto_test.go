@@ -23,10 +23,10 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "encrypted-hibernate-resume", Timeout: 30 * time.Minute, Run: func(s *S) error { return encryptedHibernateResume(s, "") }})
+	register(Scenario{Name: "encrypted-hibernate-resume", CPUs: 2, Timeout: 30 * time.Minute, Run: func(s *S) error { return encryptedHibernateResume(s, "") }})
 	register(Scenario{Name: "encrypted-hibernate-resume-linux7.3", Timeout: 45 * time.Minute, Run: func(s *S) error { return encryptedHibernateResume(s, "7.3") }})
-	register(Scenario{Name: "forged-image-refused", Timeout: 30 * time.Minute, Run: forgedImageRefused})
-	register(Scenario{Name: "encrypted-checkpoint", Timeout: 25 * time.Minute, Run: encryptedCheckpoint})
+	register(Scenario{Name: "forged-image-refused", CPUs: 2, Timeout: 30 * time.Minute, Run: forgedImageRefused})
+	register(Scenario{Name: "encrypted-checkpoint", CPUs: 2, Timeout: 25 * time.Minute, Run: encryptedCheckpoint})
 }
 
 // encryptedCheckpointBody checkpoints twice with a key file: the original

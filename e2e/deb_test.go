@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "deb-roundtrip", Timeout: 20 * time.Minute, Run: debRoundTrip})
+	register(Scenario{Name: "deb-roundtrip", Exclusive: makeDeb, Timeout: 20 * time.Minute, Run: debRoundTrip})
 }
 
 // debRoundTrip builds the .deb and installs and removes it in a Debian

@@ -15,7 +15,7 @@ import (
 
 func init() {
 	register(Scenario{Name: "disk-ext4", Run: diskExt4})
-	register(Scenario{Name: "net-pair", Run: netPair})
+	register(Scenario{Name: "net-pair", CPUs: 2, Run: netPair})
 }
 
 // diskExt4 checks the disk helpers and the kernel's virtio-blk/ext4: the

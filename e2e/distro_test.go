@@ -18,9 +18,9 @@ import (
 // original at boot and by the helper from what 'hibernate prepare' put in
 // its initramfs.
 func init() {
-	register(Scenario{Name: "hibernate-resume-linux6.12-distro", Timeout: 40 * time.Minute, Pending: distroPending,
+	register(Scenario{Name: "hibernate-resume-linux6.12-distro", CPUs: 2, Timeout: 40 * time.Minute, Pending: distroPending,
 		Run: func(s *S) error { return hibernateResume(s, "6.12"+distroSuffix) }})
-	register(Scenario{Name: "checkpoint-smp2-linux6.12-distro", Timeout: 40 * time.Minute, Pending: distroPending,
+	register(Scenario{Name: "checkpoint-smp2-linux6.12-distro", CPUs: 2, Timeout: 40 * time.Minute, Pending: distroPending,
 		Run: func(s *S) error { return checkpointRoundTrip(s, "6.12"+distroSuffix, 2) }})
 }
 

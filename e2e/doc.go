@@ -8,4 +8,7 @@
 // boot it with S.Start, assert with Machine.Expect, end with Machine.Wait.
 // Return an error to fail; its first line is the reason shown by make e2e.
 // A scenario with Pending set is only run when named in KJUMP_E2E.
+// Scenarios run concurrently (see e2e/sched): set CPUs to the most vCPUs a
+// scenario runs at once, and Exclusive if it changes host state outside its
+// run directory.
 package e2e

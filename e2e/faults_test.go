@@ -15,11 +15,11 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "write-eio-jumps-back", Timeout: 20 * time.Minute, Run: func(s *S) error { return writeEIOJumpsBack(s, "") }})
+	register(Scenario{Name: "write-eio-jumps-back", CPUs: 2, Timeout: 20 * time.Minute, Run: func(s *S) error { return writeEIOJumpsBack(s, "") }})
 	register(Scenario{Name: "write-eio-jumps-back-linux7.3", Timeout: 40 * time.Minute, Run: func(s *S) error { return writeEIOJumpsBack(s, "7.3") }})
-	register(Scenario{Name: "enospc-jumps-back", Timeout: 20 * time.Minute, Run: enospcJumpsBack})
-	register(Scenario{Name: "power-loss-during-write", Timeout: 25 * time.Minute, Run: powerLossDuringWrite})
-	register(Scenario{Name: "enospc-nfs-jumps-back", Timeout: 25 * time.Minute, Run: enospcNFSJumpsBack})
+	register(Scenario{Name: "enospc-jumps-back", CPUs: 2, Timeout: 20 * time.Minute, Run: enospcJumpsBack})
+	register(Scenario{Name: "power-loss-during-write", CPUs: 2, Timeout: 25 * time.Minute, Run: powerLossDuringWrite})
+	register(Scenario{Name: "enospc-nfs-jumps-back", CPUs: 3, Timeout: 25 * time.Minute, Run: enospcNFSJumpsBack})
 }
 
 // verifyTarget runs after the helper jumped back: the target must hold no

@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/kjump/kjump/e2e/sched"
 	"github.com/kjump/kjump/internal/vm"
 )
 
@@ -21,8 +25,22 @@ type Scenario struct {
 	// (and so of make test); it runs only when named in KJUMP_E2E.
 	Pending string
 	Timeout time.Duration // default 10 minutes
-	Run     func(s *S) error
+	// CPUs is the most vCPUs the scenario runs at once, over all its
+	// machines (a SingleThreadTCG machine counts 1: one host thread);
+	// default 1. Scenarios run concurrently while their CPUs fit in
+	// KJUMP_E2E_JOBS (default: the host's CPU count); one needing more
+	// runs alone.
+	CPUs int
+	// Exclusive names host state outside the run directory the scenario
+	// changes ("make-deb": the repository's bin/ and out/); scenarios
+	// naming the same never run at once.
+	Exclusive []string
+	Run       func(s *S) error
 }
+
+// makeDeb is the Exclusive of the scenarios that run make deb, which
+// writes the repository's bin/ and out/.
+var makeDeb = []string{"make-deb"}
 
 // scenarios is filled by the init functions of the scenario files.
 var scenarios []Scenario
@@ -74,6 +92,15 @@ type S struct {
 	// disks and one sub-directory of logs per machine. The last few runs
 	// are kept for post-mortems.
 	Dir string
+
+	mu       sync.Mutex
+	machines []startedVM
+	peakCPUs int // most vCPUs running at once, checked against Scenario.CPUs
+}
+
+type startedVM struct {
+	m    *vm.Machine
+	cpus int
 }
 
 // Start boots a machine; its logs go to Dir/<cfg.Name> (default "vm"). It
@@ -90,6 +117,7 @@ func (s *S) Start(cfg vm.Config) (*vm.Machine, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.countCPUs(m, cfg)
 	s.T.Cleanup(m.Kill)
 	s.T.Cleanup(func() {
 		if s.T.Failed() {
@@ -97,6 +125,27 @@ func (s *S) Start(cfg vm.Config) (*vm.Machine, error) {
 		}
 	})
 	return m, nil
+}
+
+// countCPUs adds a new machine's vCPUs to those still running (Wait and
+// Kill return only once QEMU has exited) and keeps the peak.
+func (s *S) countCPUs(m *vm.Machine, cfg vm.Config) {
+	cpus := max(cfg.SMP, 1)
+	if cfg.SingleThreadTCG {
+		cpus = 1
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.machines = append(s.machines, startedVM{m, cpus})
+	running := 0
+	for _, v := range s.machines {
+		select {
+		case <-v.m.Exited():
+		default:
+			running += v.cpus
+		}
+	}
+	s.peakCPUs = max(s.peakCPUs, running)
 }
 
 // Initramfs writes a busybox initramfs whose /init mounts the usual file
@@ -169,54 +218,34 @@ func selected() ([]Scenario, error) {
 	return list, nil
 }
 
-// TestScenarios runs the selected scenarios as subtests and prints one
-// "SCENARIO name: PASS|FAIL reason" line for each on stdout.
+// TestScenarios runs the selected scenarios as subtests, at once as far as
+// KJUMP_E2E_JOBS CPU tokens allow (default: the host's CPUs; 1 runs them one
+// after another in the order given), and prints one
+// "SCENARIO name: PASS|FAIL reason" line for each on stdout as it ends.
 func TestScenarios(t *testing.T) {
 	list, err := selected()
 	if err != nil {
 		t.Fatal(err)
 	}
-	failed := 0
-	for _, sc := range list {
-		var runErr error
-		var runDir string
-		skipped := false
-		passed := t.Run(sc.Name, func(t *testing.T) {
-			defer func() { skipped = t.Skipped() }()
-			timeout := sc.Timeout
-			if timeout == 0 {
-				timeout = 10 * time.Minute
-			}
-			ctx, cancel := context.WithTimeout(t.Context(), timeout)
-			defer cancel()
-			dir, err := vm.NewRunDir(sc.Name)
-			if err != nil {
-				runErr = err
-				t.Fatal(err)
-			}
-			runDir = dir
-			s := &S{Name: sc.Name, Ctx: ctx, T: t, Dir: dir}
-			runErr = sc.Run(s)
-			if runErr != nil {
-				t.Fatal(runErr)
-			}
-		})
-		if passed && !skipped {
-			fmt.Printf("SCENARIO %s: PASS\n", sc.Name)
-			continue
-		}
-		failed++
-		reason := "failed (see test output)"
-		switch {
-		case runErr != nil:
-			reason, _, _ = strings.Cut(runErr.Error(), "\n")
-		case skipped:
-			reason = "skipped, which does not count as a pass"
-			t.Errorf("scenario %s was skipped", sc.Name)
-		}
-		fmt.Printf("SCENARIO %s: FAIL %s\n", sc.Name, reason)
-		if runDir != "" {
-			fmt.Printf("  logs: %s\n", runDir)
+	tokens, err := jobs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make([]bool, len(list))
+	sjobs := make([]sched.Job, len(list))
+	for i, sc := range list {
+		sjobs[i] = sched.Job{Name: sc.Name, CPUs: sc.CPUs, Locks: sc.Exclusive, Estimate: timeout(sc),
+			Run: func() string {
+				var report string
+				report, failed[i] = runScenario(t, sc)
+				return report
+			}}
+	}
+	sched.Run(sjobs, tokens, os.Stdout)
+	nfailed := 0
+	for _, f := range failed {
+		if f {
+			nfailed++
 		}
 	}
 	var pending []string
@@ -229,7 +258,76 @@ func TestScenarios(t *testing.T) {
 		fmt.Printf("e2e: not run: %s\n", strings.Join(pending, ", "))
 	}
 	// The plain closing line CI reads.
-	fmt.Printf("e2e: %d passed, %d failed\n", len(list)-failed, failed)
+	fmt.Printf("e2e: %d passed, %d failed\n", len(list)-nfailed, nfailed)
+}
+
+// jobs is the CPU token budget: KJUMP_E2E_JOBS, else the host's CPU count.
+func jobs() (int, error) {
+	v := os.Getenv("KJUMP_E2E_JOBS")
+	if v == "" {
+		return runtime.NumCPU(), nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("KJUMP_E2E_JOBS=%q: want a number of CPUs, 1 or more", v)
+	}
+	return n, nil
+}
+
+func timeout(sc Scenario) time.Duration {
+	if sc.Timeout == 0 {
+		return 10 * time.Minute
+	}
+	return sc.Timeout
+}
+
+// runScenario runs one scenario as a subtest (t.Run may be called from
+// several goroutines at once) and returns its SCENARIO report and whether
+// it failed. Its timeout starts now, not while it waited for CPUs.
+func runScenario(t *testing.T, sc Scenario) (report string, failed bool) {
+	var runErr error
+	var runDir, note string
+	skipped := false
+	passed := t.Run(sc.Name, func(t *testing.T) {
+		defer func() { skipped = t.Skipped() }()
+		ctx, cancel := context.WithTimeout(t.Context(), timeout(sc))
+		defer cancel()
+		dir, err := vm.NewRunDir(sc.Name)
+		if err != nil {
+			runErr = err
+			t.Fatal(err)
+		}
+		runDir = dir
+		s := &S{Name: sc.Name, Ctx: ctx, T: t, Dir: dir}
+		runErr = sc.Run(s)
+		// Too low a CPUs overloads the host when scenarios run at once.
+		s.mu.Lock()
+		peak := s.peakCPUs
+		s.mu.Unlock()
+		if declared := max(sc.CPUs, 1); peak > declared {
+			note = fmt.Sprintf("  %s: ran %d vCPUs at once but declares CPUs %d: set CPUs: %d in its register call\n", sc.Name, peak, declared, peak)
+			t.Log(strings.TrimSpace(note))
+		}
+		if runErr != nil {
+			t.Fatal(runErr)
+		}
+	})
+	if passed && !skipped {
+		return note + fmt.Sprintf("SCENARIO %s: PASS\n", sc.Name), false
+	}
+	reason := "failed (see test output)"
+	switch {
+	case runErr != nil:
+		reason, _, _ = strings.Cut(runErr.Error(), "\n")
+	case skipped:
+		reason = "skipped, which does not count as a pass"
+		t.Errorf("scenario %s was skipped", sc.Name)
+	}
+	report = note + fmt.Sprintf("SCENARIO %s: FAIL %s\n", sc.Name, reason)
+	if runDir != "" {
+		report += fmt.Sprintf("  logs: %s\n", runDir)
+	}
+	return report, true
 }
 
 func contains(list []Scenario, name string) bool {

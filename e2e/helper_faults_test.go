@@ -18,10 +18,10 @@ import (
 // happens to the target or to the helper's memory while it writes, the
 // original comes back and says what happened.
 func init() {
-	register(Scenario{Name: "nfs-server-lost-jumps-back", Timeout: 25 * time.Minute, Run: func(s *S) error { return nfsServerLostJumpsBack(s, false) }})
-	register(Scenario{Name: "nfs-hard-mount-lost-jumps-back", Timeout: 25 * time.Minute, Run: func(s *S) error { return nfsServerLostJumpsBack(s, true) }})
-	register(Scenario{Name: "helper-oom-jumps-back", Timeout: 20 * time.Minute, Run: helperOOMJumpsBack})
-	register(Scenario{Name: "target-pulled-jumps-back", Timeout: 20 * time.Minute, Run: targetPulledJumpsBack})
+	register(Scenario{Name: "nfs-server-lost-jumps-back", CPUs: 3, Timeout: 25 * time.Minute, Run: func(s *S) error { return nfsServerLostJumpsBack(s, false) }})
+	register(Scenario{Name: "nfs-hard-mount-lost-jumps-back", CPUs: 3, Timeout: 25 * time.Minute, Run: func(s *S) error { return nfsServerLostJumpsBack(s, true) }})
+	register(Scenario{Name: "helper-oom-jumps-back", CPUs: 2, Timeout: 20 * time.Minute, Run: helperOOMJumpsBack})
+	register(Scenario{Name: "target-pulled-jumps-back", CPUs: 2, Timeout: 20 * time.Minute, Run: targetPulledJumpsBack})
 }
 
 // midWrite matches the helper's progress line once a tenth of the image or

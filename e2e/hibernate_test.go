@@ -15,14 +15,14 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "hibernate-resume", Timeout: 20 * time.Minute, Run: func(s *S) error { return hibernateResume(s, "") }})
-	register(Scenario{Name: "hibernate-resume-5g", Timeout: 30 * time.Minute, Run: hibernateResume5G})
-	register(Scenario{Name: "hibernate-resume-32g", Timeout: 30 * time.Minute, Run: hibernateResume32G})
+	register(Scenario{Name: "hibernate-resume", CPUs: 2, Timeout: 20 * time.Minute, Run: func(s *S) error { return hibernateResume(s, "") }})
+	register(Scenario{Name: "hibernate-resume-5g", CPUs: 2, Timeout: 30 * time.Minute, Run: hibernateResume5G})
+	register(Scenario{Name: "hibernate-resume-32g", CPUs: 2, Timeout: 30 * time.Minute, Run: hibernateResume32G})
 	register(Scenario{Name: "hibernate-resume-linux7.3", Timeout: 40 * time.Minute, Run: func(s *S) error { return hibernateResume(s, "7.3") }})
-	register(Scenario{Name: "slow-target-gets-zstd", Timeout: 25 * time.Minute, Run: slowTargetGetsZstd})
-	register(Scenario{Name: "corrupt-image-refused", Timeout: 20 * time.Minute, Run: corruptImageRefused})
-	register(Scenario{Name: "undecodable-chunk-reboots", Timeout: 25 * time.Minute, Run: undecodableChunkReboots})
-	register(Scenario{Name: "double-resume-refused", Timeout: 25 * time.Minute, Run: doubleResumeRefused})
+	register(Scenario{Name: "slow-target-gets-zstd", CPUs: 2, Timeout: 25 * time.Minute, Run: slowTargetGetsZstd})
+	register(Scenario{Name: "corrupt-image-refused", CPUs: 2, Timeout: 20 * time.Minute, Run: corruptImageRefused})
+	register(Scenario{Name: "undecodable-chunk-reboots", CPUs: 2, Timeout: 25 * time.Minute, Run: undecodableChunkReboots})
+	register(Scenario{Name: "double-resume-refused", CPUs: 2, Timeout: 25 * time.Minute, Run: doubleResumeRefused})
 }
 
 // hibernateScript is the machine under test's /init body. It boots one

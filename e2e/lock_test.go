@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "lock-one-at-a-time", Timeout: 20 * time.Minute, Run: lockOneAtATime})
+	register(Scenario{Name: "lock-one-at-a-time", CPUs: 2, Timeout: 20 * time.Minute, Run: lockOneAtATime})
 }
 
 // lockOneAtATime runs three kjump commands at once in one machine: a

@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "nfs-checkpoint", Timeout: 25 * time.Minute, Run: nfsCheckpoint})
+	register(Scenario{Name: "nfs-checkpoint", CPUs: 3, Timeout: 25 * time.Minute, Run: nfsCheckpoint})
 }
 
 // The two machines' addresses on their private QEMU socket network.

@@ -11,6 +11,7 @@ import (
 func init() {
 	register(Scenario{
 		Name: "no-kexec-jump",
+		CPUs: 2,
 		Run:  noKexecJump,
 	})
 }

@@ -17,7 +17,7 @@ func init() {
 	// kexec_load_limit_reboot, which guards a preloaded helper, exists
 	// from Linux 6.6: 7.3 preloads, 6.1 must refuse clearly and still work.
 	register(Scenario{Name: "preload-linux7.3", Timeout: 40 * time.Minute, Run: func(s *S) error { return preloadScenario(s, "7.3") }})
-	register(Scenario{Name: "preload-refused", Run: func(s *S) error { return preloadScenario(s, "") }})
+	register(Scenario{Name: "preload-refused", CPUs: 2, Run: func(s *S) error { return preloadScenario(s, "") }})
 }
 
 // preloadScript: time a checkpoint without preload, preload, checkpoint

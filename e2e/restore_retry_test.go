@@ -9,7 +9,7 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "restore-power-loss-then-force", Timeout: 35 * time.Minute, Run: restorePowerLossThenForce})
+	register(Scenario{Name: "restore-power-loss-then-force", CPUs: 2, Timeout: 35 * time.Minute, Run: restorePowerLossThenForce})
 }
 
 // restorePowerLossThenForce: the power goes out while the restore kernel

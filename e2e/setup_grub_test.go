@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "setup-grub-real-boot", Timeout: 60 * time.Minute, Run: setupGrubRealBoot})
+	register(Scenario{Name: "setup-grub-real-boot", CPUs: 2, Exclusive: makeDeb, Timeout: 60 * time.Minute, Run: setupGrubRealBoot})
 }
 
 // The driver runs at every boot of the installed system (kjump-e2e.service)

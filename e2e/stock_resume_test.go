@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "resume-on-stock-kernel", Timeout: 25 * time.Minute, Run: resumeOnStockKernel})
+	register(Scenario{Name: "resume-on-stock-kernel", CPUs: 2, Timeout: 25 * time.Minute, Run: resumeOnStockKernel})
 	register(Scenario{Name: "resume-7.3-image-on-6.1", Timeout: 45 * time.Minute, Run: resumeOnOlderKernel})
 }
 

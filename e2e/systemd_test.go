@@ -15,14 +15,14 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "systemctl-hibernate", Timeout: 60 * time.Minute, Run: func(s *S) error { return systemctlHibernate(s, "initramfs-tools") }})
-	register(Scenario{Name: "systemctl-hibernate-dracut", Timeout: 60 * time.Minute, Run: func(s *S) error { return systemctlHibernate(s, "dracut") }})
+	register(Scenario{Name: "systemctl-hibernate", CPUs: 2, Exclusive: makeDeb, Timeout: 60 * time.Minute, Run: func(s *S) error { return systemctlHibernate(s, "initramfs-tools") }})
+	register(Scenario{Name: "systemctl-hibernate-dracut", CPUs: 2, Exclusive: makeDeb, Timeout: 60 * time.Minute, Run: func(s *S) error { return systemctlHibernate(s, "dracut") }})
 	// suspend to RAM (S3, QEMU wakes it with the RTC alarm), then kjump
 	// hibernates it after HibernateDelaySec=20s.
-	register(Scenario{Name: "systemctl-suspend-then-hibernate", Timeout: 60 * time.Minute, Run: func(s *S) error { return systemctlSleep(s, "initramfs-tools", "suspend-then-hibernate") }})
+	register(Scenario{Name: "systemctl-suspend-then-hibernate", Exclusive: makeDeb, Timeout: 60 * time.Minute, Run: func(s *S) error { return systemctlSleep(s, "initramfs-tools", "suspend-then-hibernate") }})
 	// With the RTC driver unbound nothing could wake the machine from
 	// suspend: kjump hibernates at once instead.
-	register(Scenario{Name: "systemctl-suspend-then-hibernate-no-rtc", Timeout: 60 * time.Minute, Run: func(s *S) error { return systemctlSleep(s, "initramfs-tools", "suspend-then-hibernate"+noRTC) }})
+	register(Scenario{Name: "systemctl-suspend-then-hibernate-no-rtc", CPUs: 2, Exclusive: makeDeb, Timeout: 60 * time.Minute, Run: func(s *S) error { return systemctlSleep(s, "initramfs-tools", "suspend-then-hibernate"+noRTC) }})
 }
 
 // noRTC marks an op whose driver unbinds the RTC before `systemctl OP`.

@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register(Scenario{Name: "workload", Run: workload})
+	register(Scenario{Name: "workload", CPUs: 2, Run: workload})
 }
 
 // workload checks the memory workload the hibernate scenarios rely on:

@@ -48,11 +48,14 @@ func CacheDir() string {
 }
 
 var (
-	kernelMu    sync.Mutex
-	kernelCache = map[string]result{}
+	scriptsMu sync.Mutex
+	scripts   = map[string]*scriptRun{} // by script and arguments
 )
 
-type result struct {
+// scriptRun is one script's result; scenarios running at once wait only
+// for the script they need (each script locks its own cache entry).
+type scriptRun struct {
+	once sync.Once
 	path string
 	err  error
 }
@@ -100,14 +103,15 @@ func existing(env, p string) (string, error) {
 // returns the path it prints. Its progress output goes to our stderr.
 func script(name string, args ...string) (string, error) {
 	key := strings.Join(append([]string{name}, args...), " ")
-	kernelMu.Lock()
-	defer kernelMu.Unlock()
-	if r, ok := kernelCache[key]; ok {
-		return r.path, r.err
+	scriptsMu.Lock()
+	r := scripts[key]
+	if r == nil {
+		r = &scriptRun{}
+		scripts[key] = r
 	}
-	path, err := runScript(name, args...)
-	kernelCache[key] = result{path, err}
-	return path, err
+	scriptsMu.Unlock()
+	r.once.Do(func() { r.path, r.err = runScript(name, args...) })
+	return r.path, r.err
 }
 
 func runScript(name string, args ...string) (string, error) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -63,13 +64,28 @@ func prune(base string) {
 	}
 }
 
+// portsGiven are the ports FreePort returned in this process.
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
-// Net.Port.
+// Net.Port. It never returns the same port twice, so scenarios running at
+// once cannot connect to each other's machines.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !portsGiven[port] {
+			portsGiven[port] = true
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
