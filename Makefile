@@ -49,7 +49,7 @@ distro-kernel:
 # VM scenarios: one "SCENARIO name: PASS|FAIL reason" line each; fails if any
 # failed. Pending scenarios run only when named: make e2e KJUMP_E2E=all (or
 # KJUMP_E2E=name,name). They run concurrently within KJUMP_E2E_JOBS CPU
-# tokens (default: the host's CPU count; KJUMP_E2E_JOBS=1 runs them one by one).
+# tokens (default: twice the host's CPU count; KJUMP_E2E_JOBS=1 runs them one by one).
 KJUMP_E2E ?=
 export KJUMP_E2E
 e2e: kernels
