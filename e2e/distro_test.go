@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/kjump/kjump/internal/vm"
 )
@@ -18,17 +17,15 @@ import (
 // original at boot and by the helper from what 'hibernate prepare' put in
 // its initramfs.
 func init() {
-	register(Scenario{Name: "hibernate-resume-linux6.12-distro", CPUs: 2, Timeout: 40 * time.Minute, Pending: distroPending,
+	register(Scenario{Name: "hibernate-resume-linux6.12-distro", CPUs: 2,
 		Run: func(s *S) error { return hibernateResume(s, "6.12"+distroSuffix) }})
-	register(Scenario{Name: "checkpoint-smp2-linux6.12-distro", CPUs: 2, Timeout: 40 * time.Minute, Pending: distroPending,
+	register(Scenario{Name: "checkpoint-smp2-linux6.12-distro", CPUs: 2,
 		Run: func(s *S) error { return checkpointRoundTrip(s, "6.12"+distroSuffix, 2) }})
 }
 
-// distroPending keeps the distribution-kernel scenarios out of make test:
-// their kernel (Debian's config, trimmed) took 3293 CPU seconds here, about
-// 27 minutes of a 2-core machine, more than a cold make test has left of
-// its 85 (issue 18). Name them to run them (the kernel is built on first use).
-const distroPending = "its kernel build (~27 min on 2 cores) does not fit make test's budget yet"
+// distroPending kept scenarios of the distribution kernel out of make test
+// before make kernels built it and the scenarios ran concurrently.
+const distroPending = "its kernel build (~20 min on 2 cores) did not fit make test's budget"
 
 const distroSuffix = "-distro"
 
