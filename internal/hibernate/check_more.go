@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"github.com/kjump/kjump/internal/bootentry"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -242,7 +243,7 @@ func nextBootCmdline(root, rel string) (lines []string, where string) {
 		}
 	}
 	var entries []string
-	for _, dir := range []string{"/boot/loader/entries", "/efi/loader/entries", "/boot/efi/loader/entries"} {
+	for _, dir := range bootentry.Dirs {
 		names, _ := filepath.Glob(filepath.Join(root, dir, "*.conf"))
 		sort.Strings(names)
 		for _, n := range names {
@@ -250,16 +251,7 @@ func nextBootCmdline(root, rel string) (lines []string, where string) {
 			if err != nil {
 				continue
 			}
-			version, options := "", ""
-			for _, l := range strings.Split(string(b), "\n") {
-				k, v, _ := strings.Cut(strings.TrimSpace(l), " ")
-				switch k {
-				case "version":
-					version = strings.TrimSpace(v)
-				case "options":
-					options += " " + strings.TrimSpace(v)
-				}
-			}
+			version, options := bootentry.Parse(b)
 			if version == rel {
 				lines = append(lines, options)
 				entries = append(entries, filepath.Join(dir, filepath.Base(n)))

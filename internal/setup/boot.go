@@ -2,6 +2,7 @@ package setup
 
 import (
 	"fmt"
+	"github.com/kjump/kjump/internal/bootentry"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -54,7 +55,7 @@ func (o *Options) findBootLoader() bootLoader {
 	}
 	if o.lookPath("kernel-install") != "" {
 		var entries []string
-		for _, d := range []string{"/boot/loader/entries", "/efi/loader/entries", "/boot/efi/loader/entries"} {
+		for _, d := range bootentry.Dirs {
 			if fi, err := os.Stat(o.path(d)); err == nil && fi.IsDir() {
 				entries = append(entries, d)
 			}
@@ -159,16 +160,7 @@ func (o *Options) entriesReserve(dirs []string, release string, r layout.Reserva
 			if err != nil {
 				return err
 			}
-			version, options := "", ""
-			for _, l := range strings.Split(string(b), "\n") {
-				k, v, _ := strings.Cut(strings.TrimSpace(l), " ")
-				switch k {
-				case "version":
-					version = strings.TrimSpace(v)
-				case "options":
-					options += " " + v
-				}
-			}
+			version, options := bootentry.Parse(b)
 			if version != release {
 				continue
 			}
