@@ -2,12 +2,12 @@ package setup
 
 import (
 	"fmt"
-	"github.com/kjump/kjump/internal/bootentry"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 
+	"github.com/kjump/kjump/internal/bootentry"
 	"github.com/kjump/kjump/internal/layout"
 )
 
