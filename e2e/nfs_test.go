@@ -91,23 +91,34 @@ done
 grep " /mnt/nfs " /proc/self/mountinfo || return 1
 `
 
+// nfsClient is the kernel and NIC of the machine under test in
+// nfsCheckpointWith.
+type nfsClient struct {
+	version string        // testKernel's version
+	nic     string        // vm.Net.Model ("": virtio-net)
+	mods    deviceModules // on a modular kernel: the NIC's driver and NFS
+}
+
 // nfsCheckpoint checkpoints a machine to an NFS export served by a second
 // VM (Debian's stock kernel with nfsd), powers it off, and resumes it in a
 // new QEMU process from the same export: the helper and the restore kernel
 // each bring up the NIC and mount the export themselves.
-func nfsCheckpoint(s *S) error {
+func nfsCheckpoint(s *S) error { return nfsCheckpointWith(s, nfsClient{mods: virtioModules}) }
+
+// nfsCheckpointWith is nfsCheckpoint with another client kernel or NIC.
+func nfsCheckpointWith(s *S, c nfsClient) error {
 	server, err := s.startNFSServer(0)
 	if err != nil {
 		return err
 	}
-	kernel, initrd, err := s.jumpingBoot("", nfsClientBody)
+	kernel, initrd, err := s.jumpingBootWith(c.version, c.mods, nfsClientBody)
 	if err != nil {
 		return err
 	}
 	port := server.port
 	client := func(name, appendLine string) (*vm.Machine, error) {
 		return s.Start(vm.Config{Name: name, Kernel: kernel, Initrd: initrd, SMP: 2, Append: appendLine,
-			Net: &vm.Net{Port: port, MAC: nfsClientMAC}})
+			Net: &vm.Net{Port: port, MAC: nfsClientMAC, Model: c.nic}})
 	}
 
 	// The helper names the image by the server's path, not by its own
