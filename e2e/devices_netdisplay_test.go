@@ -77,22 +77,24 @@ func (d *displayCheck) beforeHibernating(m *vm.Machine) error {
 	if _, err := m.ExpectString("DISPLAY drawn before", 5*time.Minute); err != nil {
 		return err
 	}
-	if _, err := d.waitForBar(m, "1-before-hibernating", isGreen); err != nil {
+	if _, _, err := d.waitForBar(m, "1-before-hibernating", isGreen); err != nil {
 		return fmt.Errorf("before hibernating: %w", err)
 	}
 	return m.SendConsole("\n")
 }
 
-// afterResume: a dump of the resumed original's display, a red bar drawn,
-// a second dump that must show it where the first did not; then the
-// kernel log since hibernating.
+// afterResume: the resumed original's display shows its console again,
+// green bar included (the new QEMU process's display started blank: the
+// driver's restore callback set the mode and fbcon redrew the console from
+// the original's memory); a red bar drawn then must appear in the next
+// dump where the first had none; and the kernel log since hibernating.
 func (d *displayCheck) afterResume(m *vm.Machine) error {
 	if _, err := m.ExpectString("DISPLAY resumed", time.Minute); err != nil {
 		return err
 	}
-	before, err := m.Screendump(filepath.Join(d.dir, "2-resumed.png"))
+	_, before, err := d.waitForBar(m, "2-resumed", isGreen)
 	if err != nil {
-		return err
+		return fmt.Errorf("after resume the display does not show the console drawn before hibernating: %w", err)
 	}
 	if err := m.SendConsole("\n"); err != nil {
 		return err
@@ -100,7 +102,7 @@ func (d *displayCheck) afterResume(m *vm.Machine) error {
 	if _, err := m.ExpectString("DISPLAY drawn after", time.Minute); err != nil {
 		return err
 	}
-	bar, err := d.waitForBar(m, "3-after-resume", isRed)
+	bar, _, err := d.waitForBar(m, "3-after-resume", isRed)
 	if err != nil {
 		return fmt.Errorf("after resume the display does not update: %w", err)
 	}
@@ -131,24 +133,25 @@ func (d *displayCheck) afterResume(m *vm.Machine) error {
 var displayErrorRE = regexp.MustCompile(`(?i)error|fail|timed? ?out|WARNING|BUG|Call Trace|unable|cannot|can't`)
 
 // waitForBar takes screendumps (dir/name-N.png) until one shows a solid
-// bar of the colour, for up to 30 s: the DRM fbdev emulation flushes the
-// console's drawing to the device from a worker.
-func (d *displayCheck) waitForBar(m *vm.Machine, name string, colour func(r, g, b uint32) bool) (image.Rectangle, error) {
+// bar of the colour, for up to 30 s (the DRM fbdev emulation flushes the
+// console's drawing to the device from a worker), and returns the bar and
+// that dump.
+func (d *displayCheck) waitForBar(m *vm.Machine, name string, colour func(r, g, b uint32) bool) (image.Rectangle, image.Image, error) {
 	var box image.Rectangle
 	var n int
 	for i := 0; i < 30; i++ {
 		img, err := m.Screendump(filepath.Join(d.dir, fmt.Sprintf("%s-%d.png", name, i)))
 		if err != nil {
-			return box, err
+			return box, nil, err
 		}
 		box, n = colourBox(img, colour)
 		// 80 characters of at least 4x6 pixels, all of the colour.
 		if box.Dx() >= 320 && box.Dy() >= 6 && n == box.Dx()*box.Dy() {
-			return box, nil
+			return box, img, nil
 		}
 		time.Sleep(time.Second)
 	}
-	return box, fmt.Errorf("no solid bar in the screendumps (%d pixels of the colour in %v; see %s)", n, box, filepath.Join(d.dir, name+"-*.png"))
+	return box, nil, fmt.Errorf("no solid bar in the screendumps (%d pixels of the colour in %v; see %s)", n, box, filepath.Join(d.dir, name+"-*.png"))
 }
 
 // colourBox returns the bounding box of the pixels of a colour and their

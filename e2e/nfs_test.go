@@ -338,7 +338,7 @@ func moduleOrder(depFile string, names ...string) ([]string, error) {
 		}
 		deps[mod] = strings.Fields(rest)
 		base := strings.TrimSuffix(filepath.Base(mod), filepath.Ext(mod))
-		byName[strings.TrimSuffix(base, ".ko")] = mod
+		byName[moduleName(strings.TrimSuffix(base, ".ko"))] = mod
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -352,7 +352,7 @@ func moduleOrder(depFile string, names ...string) ([]string, error) {
 		}
 	}
 	for _, n := range names {
-		mod, ok := byName[n]
+		mod, ok := byName[moduleName(n)]
 		if !ok {
 			return nil, fmt.Errorf("module %s is not in %s", n, depFile)
 		}
@@ -365,6 +365,10 @@ func moduleOrder(depFile string, names ...string) ([]string, error) {
 	}
 	return order, nil
 }
+
+// moduleName is a module's name as the kernel has it: a file
+// virtio-gpu.ko is the module virtio_gpu.
+func moduleName(s string) string { return strings.ReplaceAll(s, "-", "_") }
 
 var lddLine = regexp.MustCompile(`(?:=>\s*)?(/\S+)\s+\(0x`)
 
