@@ -27,9 +27,19 @@ func init() {
 		}})
 	register(Scenario{Name: "display-survives-resume", Timeout: 40 * time.Minute, Pending: distroPending,
 		Run: func(s *S) error { return displaySurvivesResume(s, vm.DisplayVGA, "bochs") }})
-	register(Scenario{Name: "display-survives-resume-virtio-gpu", Timeout: 40 * time.Minute, Pending: distroPending,
+	register(Scenario{Name: "display-survives-resume-virtio-gpu", Timeout: 40 * time.Minute, Pending: virtioGPUNoRestore,
 		Run: func(s *S) error { return displaySurvivesResume(s, vm.DisplayVirtioGPU, "virtio_gpu") }})
 }
+
+// virtioGPUNoRestore is why display-survives-resume-virtio-gpu fails on
+// 6.12, a driver limitation, not kjump's: 6.12's virtio_gpu_driver has no
+// .freeze/.restore (drivers/gpu/drm/virtio/virtgpu_drv.c; 7.3's has
+// virtgpu_freeze/virtgpu_restore), so on the jump back the virtio core's
+// virtio_device_restore resets the device and marks it DRIVER_OK with
+// neither virtqueues nor scanout set up again: QEMU shows "Display output
+// is not active" and the console never draws again. In-kernel hibernation
+// takes the same restore path. Measured here 2026-12-02 (141 s).
+const virtioGPUNoRestore = "Linux 6.12's virtio_gpu has no freeze/restore callbacks: the device stays reset after any hibernation (fixed in later kernels)"
 
 // displaySurvivesResume: the original runs a DRM driver with the
 // framebuffer console on tty1, hibernates, and resumes in a new QEMU
@@ -63,8 +73,10 @@ read -r _
 printf '\033[10;1H\033[41m%80s\033[0m' '' >/dev/tty1
 echo "DISPLAY drawn after"
 read -r _
-dmesg | sed -n '/kjtest: display hibernating/,$p' | grep -iE 'drm|bochs|virtio.gpu|fbcon|fb0|WARNING|BUG|Call Trace' | sed 's/^/DISPLAY kmsg: /'
-echo "DISPLAY kmsg end"
+# Without the kernel's timestamps: the test's console reader takes a
+# "[ seconds]" inside a line for printk output and moves it out.
+dmesg | sed -n '/kjtest: display hibernating/,$p' | grep -E 'drm|bochs|virtio.gpu|fbcon|fb0|WARNING|BUG|Call Trace' | sed 's/^\[[^]]*\] */DISPLAY kmsg: /'
+echo "DISPLAY kmsg end, $(dmesg | sed -n '/kjtest: display hibernating/,$p' | wc -l) lines since hibernating"
 `
 )
 
@@ -112,8 +124,14 @@ func (d *displayCheck) afterResume(m *vm.Machine) error {
 	if err := m.SendConsole("\n"); err != nil {
 		return err
 	}
-	if _, err := m.ExpectString("DISPLAY kmsg end", time.Minute); err != nil {
+	end, err := m.Expect(`DISPLAY kmsg end, (\d+) lines since hibernating`, time.Minute)
+	if err != nil {
 		return err
+	}
+	// The mark and at least the freeze's "Suspending console(s)": the
+	// window the display lines come from is not empty.
+	if atoi(end[1]) < 2 {
+		return fmt.Errorf("the original's kernel log has %s lines since the mark written before hibernating", end[1])
 	}
 	var kmsg []string
 	for _, l := range strings.Split(m.Console(), "\n") {
@@ -130,7 +148,7 @@ func (d *displayCheck) afterResume(m *vm.Machine) error {
 }
 
 // displayErrorRE is a kernel log line that says a display driver failed.
-var displayErrorRE = regexp.MustCompile(`(?i)error|fail|timed? ?out|WARNING|BUG|Call Trace|unable|cannot|can't`)
+var displayErrorRE = regexp.MustCompile(`(?i:error|fail|timed? ?out|unable|cannot|can't)|WARNING|\bBUG\b|Call Trace`)
 
 // waitForBar takes screendumps (dir/name-N.png) until one shows a solid
 // bar of the colour, for up to 30 s (the DRM fbdev emulation flushes the
