@@ -34,6 +34,14 @@ const distroSuffix = "-distro"
 // soft dependency modules.dep does not list, through the crypto API).
 var bootModules = []string{"virtio_blk", "crc32c_generic", "ext4"}
 
+// deviceModules are the modules a machine's devices need on a modular
+// kernel: the original loads boot before the scenario's script, 'hibernate
+// prepare' puts helper (with their dependencies) into the helper initramfs.
+type deviceModules struct{ boot, helper []string }
+
+// virtioModules: virtio disks, the image on the raw one.
+var virtioModules = deviceModules{boot: bootModules, helper: []string{"virtio_blk"}}
+
 // loadBootModules loads /etc/kjtest-modules when they were built for the
 // running kernel, and waits for every virtio disk, as an initramfs's udev would.
 const loadBootModules = `

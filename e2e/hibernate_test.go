@@ -73,6 +73,9 @@ type hibernated struct {
 	console, consoleText                string // the hibernating boot's log
 	resumeAppend                        string // extra command line of resume boots
 	marker                              []byte // random bytes the machine holds in RAM (a file in its rootfs)
+	display                             string // vm.Config.Display of every boot (with the monitor)
+	// The test's side of the scripts around `hibernate now` (withSteps).
+	beforeSteps, afterSteps func(*vm.Machine) error
 }
 
 // hibOption changes how hibernateOnce sets up the machine.
@@ -90,6 +93,10 @@ type hibSetup struct {
 	smallMiB      int    // > 0: a third disk (vdc) of this size
 	unpluggable   bool   // disks hot-pluggable, monitor on (vm.Machine.UnplugDisk)
 	before, after string // see hibernateScript
+	// Device scenarios:
+	display                 string         // vm.Config.Display, monitor on (vm.Machine.Screendump)
+	modules                 *deviceModules // on a modular kernel; default virtioModules
+	beforeSteps, afterSteps func(*vm.Machine) error
 }
 
 // withImageDisk sizes the image disk (vda) in MiB.
@@ -119,9 +126,23 @@ func withFiles(files map[string]vm.File) hibOption {
 	}
 }
 
-// withScript runs shell before and after `hibernate now` (hibernateScript).
+// withScript runs shell before and after `hibernate now` (hibernateScript),
+// after what earlier withScript options added.
 func withScript(before, after string) hibOption {
-	return func(o *hibSetup) { o.before, o.after = before, after }
+	return func(o *hibSetup) { o.before, o.after = o.before+before, o.after+after }
+}
+
+// withSteps runs the test's side of scripts that wait for it on the
+// console: before on the hibernating machine, ahead of its "HIB before"
+// line; after on the resumed one, right after "HIB now rc=0".
+func withSteps(before, after func(*vm.Machine) error) hibOption {
+	return func(o *hibSetup) { o.beforeSteps, o.afterSteps = before, after }
+}
+
+// withDisplay gives every boot a graphics device (vm.Config.Display) and
+// the modules its devices need on a modular kernel.
+func withDisplay(display string, mods deviceModules) hibOption {
+	return func(o *hibSetup) { o.display, o.modules = display, &mods }
 }
 
 // hibernateOnce boots a machine and lets it hibernate to its raw disk and
@@ -130,6 +151,11 @@ func hibernateOnce(s *S, version string, opts ...hibOption) (*hibernated, error)
 	h, m, err := startHibernating(s, version, opts...)
 	if err != nil {
 		return nil, err
+	}
+	if h.beforeSteps != nil {
+		if err := h.beforeSteps(m); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := m.ExpectString("HIB before counter=", 5*time.Minute); err != nil {
 		return nil, err
@@ -172,12 +198,17 @@ func startHibernating(s *S, version string, opts ...hibOption) (*hibernated, *vm
 	if o.hibArgs != "" {
 		body = strings.Replace(body, "hibernate now --to /dev/vda\n", "hibernate now --to /dev/vda "+o.hibArgs+"\n", 1)
 	}
-	kernel, initrd, err := s.jumpingBoot(version, body, files)
+	mods := virtioModules
+	if o.modules != nil {
+		mods = *o.modules
+	}
+	kernel, initrd, err := s.jumpingBootWith(version, mods, body, files)
 	if err != nil {
 		return nil, nil, err
 	}
 	h := &hibernated{kernel: kernel, initrd: initrd, singleThreadTCG: needsSingleThreadTCG(version), imageDisk: filepath.Join(s.Dir, "image.raw"),
-		dataDisk: filepath.Join(s.Dir, "data.ext4"), resumeAppend: o.resumeAppend, marker: marker, memMiB: o.memMiB}
+		dataDisk: filepath.Join(s.Dir, "data.ext4"), resumeAppend: o.resumeAppend, marker: marker, memMiB: o.memMiB,
+		display: o.display, beforeSteps: o.beforeSteps, afterSteps: o.afterSteps}
 	if o.imageMiB == 0 {
 		o.imageMiB = 2048
 	}
@@ -211,7 +242,8 @@ func startHibernating(s *S, version string, opts ...hibOption) (*hibernated, *vm
 	if o.writeBPS > 0 {
 		cfg.WriteBPS = map[string]int64{h.imageDisk: o.writeBPS}
 	}
-	cfg.Unpluggable, cfg.Monitor = o.unpluggable, o.unpluggable
+	cfg.Unpluggable, cfg.Monitor = o.unpluggable, o.unpluggable || o.display != ""
+	cfg.Display = o.display
 	m, err := s.Start(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -238,7 +270,7 @@ func (h *hibernated) bootResumeWith(s *S, name, extra string) (*vm.Machine, erro
 // hibernated.
 func (h *hibernated) bootResumeOn(s *S, name, kernel, extra string) (*vm.Machine, error) {
 	return s.Start(vm.Config{Name: name, Kernel: kernel, Initrd: h.initrd, SMP: 2, MemMiB: h.memMiB, Append: region + " kjtest=resume " + extra,
-		Disks: []string{h.imageDisk, h.dataDisk}, SingleThreadTCG: h.singleThreadTCG})
+		Disks: []string{h.imageDisk, h.dataDisk}, SingleThreadTCG: h.singleThreadTCG, Display: h.display, Monitor: h.display != ""})
 }
 
 // resumeWhole boots the machine to resume, and checks that resume verified
@@ -263,6 +295,11 @@ func (h *hibernated) expectResumed(m *vm.Machine) error {
 	}
 	if _, err := m.ExpectString("HIB now rc=0", time.Minute); err != nil {
 		return err
+	}
+	if h.afterSteps != nil {
+		if err := h.afterSteps(m); err != nil {
+			return err
+		}
 	}
 	if cpus, err := m.Expect(`HIB cpus=(\S+)`, time.Minute); err != nil {
 		return err
@@ -394,8 +431,8 @@ func slowTargetGetsZstd(s *S) error {
 	return m.Wait(time.Minute)
 }
 
-func hibernateResume(s *S, version string) error {
-	h, err := hibernateOnce(s, version, withScript(freedRandom, ""))
+func hibernateResume(s *S, version string, opts ...hibOption) error {
+	h, err := hibernateOnce(s, version, append([]hibOption{withScript(freedRandom, "")}, opts...)...)
 	if err != nil {
 		return err
 	}

@@ -45,19 +45,25 @@ func needsSingleThreadTCG(version string) bool { return version == "7.3" }
 // initramfs running body on a machine that has kjump and its helper files
 // installed at their default paths, plus any extra files.
 func (s *S) jumpingBoot(version, body string, extra ...map[string]vm.File) (kernel, initrd string, err error) {
+	return s.jumpingBootWith(version, virtioModules, body, extra...)
+}
+
+// jumpingBootWith is jumpingBoot for a machine whose devices need other
+// modules than virtioModules on a modular kernel.
+func (s *S) jumpingBootWith(version string, mods deviceModules, body string, extra ...map[string]vm.File) (kernel, initrd string, err error) {
 	if kernel, err = testKernel(version); err != nil {
 		return "", "", err
 	}
-	files, err := s.helperFiles(kernel)
+	files, err := s.helperFilesWith(kernel, mods.helper)
 	if err != nil {
 		return "", "", err
 	}
 	if modular(kernel) {
-		mods, err := s.bootModuleFiles(kernel, bootModules...)
+		bootFiles, err := s.bootModuleFiles(kernel, mods.boot...)
 		if err != nil {
 			return "", "", err
 		}
-		for k, v := range mods {
+		for k, v := range bootFiles {
 			files[k] = v
 		}
 		body = loadBootModules + body
@@ -83,12 +89,17 @@ func (s *S) jumpingBoot(version, body string, extra ...map[string]vm.File) (kern
 // of the image disk) and returns the files a jumping machine needs at the
 // default paths of hibernate and resume.
 func (s *S) helperFiles(kernel string) (map[string]vm.File, error) {
+	return s.helperFilesWith(kernel, virtioModules.helper)
+}
+
+// helperFilesWith is helperFiles with these modules for a modular helper.
+func (s *S) helperFilesWith(kernel string, modules []string) (map[string]vm.File, error) {
 	if goBinErr != nil {
 		return nil, goBinErr
 	}
 	initrd := filepath.Join(s.Dir, "helper.cpio.gz")
 	if modular(kernel) {
-		if err := s.prepareHelper(kernel, initrd, "virtio_blk"); err != nil {
+		if err := s.prepareHelper(kernel, initrd, modules...); err != nil {
 			return nil, err
 		}
 	}

@@ -91,23 +91,34 @@ done
 grep " /mnt/nfs " /proc/self/mountinfo || return 1
 `
 
+// nfsClient is the kernel and NIC of the machine under test in
+// nfsCheckpointWith.
+type nfsClient struct {
+	version string        // testKernel's version
+	nic     string        // vm.Net.Model ("": virtio-net)
+	mods    deviceModules // on a modular kernel: the NIC's driver and NFS
+}
+
 // nfsCheckpoint checkpoints a machine to an NFS export served by a second
 // VM (Debian's stock kernel with nfsd), powers it off, and resumes it in a
 // new QEMU process from the same export: the helper and the restore kernel
 // each bring up the NIC and mount the export themselves.
-func nfsCheckpoint(s *S) error {
+func nfsCheckpoint(s *S) error { return nfsCheckpointWith(s, nfsClient{mods: virtioModules}) }
+
+// nfsCheckpointWith is nfsCheckpoint with another client kernel or NIC.
+func nfsCheckpointWith(s *S, c nfsClient) error {
 	server, err := s.startNFSServer(0)
 	if err != nil {
 		return err
 	}
-	kernel, initrd, err := s.jumpingBoot("", nfsClientBody)
+	kernel, initrd, err := s.jumpingBootWith(c.version, c.mods, nfsClientBody)
 	if err != nil {
 		return err
 	}
 	port := server.port
 	client := func(name, appendLine string) (*vm.Machine, error) {
 		return s.Start(vm.Config{Name: name, Kernel: kernel, Initrd: initrd, SMP: 2, Append: appendLine,
-			Net: &vm.Net{Port: port, MAC: nfsClientMAC}})
+			Net: &vm.Net{Port: port, MAC: nfsClientMAC, Model: c.nic}})
 	}
 
 	// The helper names the image by the server's path, not by its own
@@ -327,7 +338,7 @@ func moduleOrder(depFile string, names ...string) ([]string, error) {
 		}
 		deps[mod] = strings.Fields(rest)
 		base := strings.TrimSuffix(filepath.Base(mod), filepath.Ext(mod))
-		byName[strings.TrimSuffix(base, ".ko")] = mod
+		byName[moduleName(strings.TrimSuffix(base, ".ko"))] = mod
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -341,7 +352,7 @@ func moduleOrder(depFile string, names ...string) ([]string, error) {
 		}
 	}
 	for _, n := range names {
-		mod, ok := byName[n]
+		mod, ok := byName[moduleName(n)]
 		if !ok {
 			return nil, fmt.Errorf("module %s is not in %s", n, depFile)
 		}
@@ -354,6 +365,10 @@ func moduleOrder(depFile string, names ...string) ([]string, error) {
 	}
 	return order, nil
 }
+
+// moduleName is a module's name as the kernel has it: a file
+// virtio-gpu.ko is the module virtio_gpu.
+func moduleName(s string) string { return strings.ReplaceAll(s, "-", "_") }
 
 var lddLine = regexp.MustCompile(`(?:=>\s*)?(/\S+)\s+\(0x`)
 

@@ -48,8 +48,11 @@ type Config struct {
 	// which Machine.UnplugDisk can hot-unplug (not with WriteEIO or
 	// WriteBPS).
 	Unpluggable bool
-	Net         *Net // optional virtio-net on a 127.0.0.1 socket
+	Net         *Net // optional NIC on a 127.0.0.1 socket
 	Monitor     bool // HMP monitor on a unix socket, see Machine.Monitor
+	// Display adds a graphics device (DisplayVGA, DisplayBochs,
+	// DisplayVirtioGPU); "" has none. See Machine.Screendump.
+	Display string
 	// Debug logs CPU resets and guest errors (triple faults) to
 	// qemu-debug.log in the run directory; KJUMP_QEMU_DEBUG=1 forces it.
 	Debug bool
@@ -63,13 +66,14 @@ type Config struct {
 	RunDir string // where logs go; default NewRunDir(Name)
 }
 
-// Net connects the machine's virtio-net NIC to another VM through a QEMU
-// socket netdev on 127.0.0.1: one VM listens on Port, the other connects.
+// Net connects the machine's NIC to another VM through a QEMU socket
+// netdev on 127.0.0.1: one VM listens on Port, the other connects.
 // Nothing else is reachable.
 type Net struct {
 	Listen bool
 	Port   int
 	MAC    string // default 52:54:00:12:34:56 (listener) / :57 (connector)
+	Model  string // NICVirtio (default) or NICE1000e
 }
 
 // Machine is a running QEMU.
@@ -234,6 +238,11 @@ func (m *Machine) args(cfg Config) ([]string, error) {
 	}
 	a = append(a, bootArgs(cfg, strings.TrimSpace(appendLine))...)
 	a = append(a, "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio")
+	display, err := displayArgs(cfg.Display)
+	if err != nil {
+		return nil, err
+	}
+	a = append(a, display...)
 	if cfg.CPU != "" {
 		a = append(a, "-cpu", cfg.CPU)
 	}
@@ -274,8 +283,11 @@ func (m *Machine) args(cfg Config) ([]string, error) {
 		if n.MAC != "" {
 			mac = n.MAC
 		}
-		a = append(a, "-netdev", fmt.Sprintf("socket,id=n0,%s=127.0.0.1:%d", mode, n.Port),
-			"-device", "virtio-net-pci,netdev=n0,mac="+mac)
+		nic, err := n.nicDevice("n0", mac)
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, "-netdev", fmt.Sprintf("socket,id=n0,%s=127.0.0.1:%d", mode, n.Port), "-device", nic)
 	}
 	if cfg.Monitor {
 		m.monitor = filepath.Join(m.sockDir, "monitor.sock")
