@@ -17,7 +17,7 @@ import (
 // device is frozen by the original, re-initialised by the helper (or left
 // alone by it) and handed back to the original's restore callbacks.
 func init() {
-	register(Scenario{Name: "nfs-e1000e-checkpoint", Timeout: 40 * time.Minute, Pending: distroPending,
+	register(Scenario{Name: "nfs-e1000e-checkpoint", CPUs: 2, Timeout: 25 * time.Minute, // server 1, client 1 (single-thread TCG)
 		Run: func(s *S) error {
 			// What 'hibernate prepare' picks on a real machine for an NFS
 			// target: the NIC's driver, nfs and the version's module.
@@ -25,9 +25,9 @@ func init() {
 			return nfsCheckpointWith(s, nfsClient{version: "6.12" + distroSuffix, nic: vm.NICE1000e,
 				mods: deviceModules{boot: nfs, helper: nfs}})
 		}})
-	register(Scenario{Name: "display-survives-resume", Timeout: 40 * time.Minute, Pending: distroPending,
+	register(Scenario{Name: "display-survives-resume", Timeout: 20 * time.Minute,
 		Run: func(s *S) error { return displaySurvivesResume(s, vm.DisplayVGA, "bochs") }})
-	register(Scenario{Name: "display-survives-resume-virtio-gpu", Timeout: 40 * time.Minute, Pending: virtioGPUNoRestore,
+	register(Scenario{Name: "display-survives-resume-virtio-gpu", Timeout: 20 * time.Minute, Pending: virtioGPUNoRestore,
 		Run: func(s *S) error { return displaySurvivesResume(s, vm.DisplayVirtioGPU, "virtio_gpu") }})
 }
 

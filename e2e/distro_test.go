@@ -17,9 +17,9 @@ import (
 // original at boot and by the helper from what 'hibernate prepare' put in
 // its initramfs.
 func init() {
-	register(Scenario{Name: "hibernate-resume-linux6.12-distro", CPUs: 2,
+	register(Scenario{Name: "hibernate-resume-linux6.12-distro",
 		Run: func(s *S) error { return hibernateResume(s, "6.12"+distroSuffix) }})
-	register(Scenario{Name: "checkpoint-smp2-linux6.12-distro", CPUs: 2,
+	register(Scenario{Name: "checkpoint-smp2-linux6.12-distro",
 		Run: func(s *S) error { return checkpointRoundTrip(s, "6.12"+distroSuffix, 2) }})
 }
 
