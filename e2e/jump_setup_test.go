@@ -45,15 +45,30 @@ func needsSingleThreadTCG(version string) bool { return version == "7.3" }
 // initramfs running body on a machine that has kjump and its helper files
 // installed at their default paths, plus any extra files.
 func (s *S) jumpingBoot(version, body string, extra ...map[string]vm.File) (kernel, initrd string, err error) {
+	return s.jumpingBootWith(version, virtioModules, body, extra...)
+}
+
+// kernelModules are the modules a modular kernel's original loads at boot
+// and those its helper gets from 'hibernate prepare': the drivers of the
+// machine's disks.
+type kernelModules struct{ boot, helper []string }
+
+// virtioModules serve the virtio disks of most scenarios.
+var virtioModules = kernelModules{boot: bootModules, helper: []string{"virtio_blk"}}
+
+// jumpingBootWith is jumpingBoot for a machine whose disks need other
+// drivers than virtio_blk (with a modular kernel; built-in drivers need
+// nothing).
+func (s *S) jumpingBootWith(version string, mods kernelModules, body string, extra ...map[string]vm.File) (kernel, initrd string, err error) {
 	if kernel, err = testKernel(version); err != nil {
 		return "", "", err
 	}
-	files, err := s.helperFiles(kernel)
+	files, err := s.helperFilesWith(kernel, mods.helper...)
 	if err != nil {
 		return "", "", err
 	}
 	if modular(kernel) {
-		mods, err := s.bootModuleFiles(kernel, bootModules...)
+		mods, err := s.bootModuleFiles(kernel, mods.boot...)
 		if err != nil {
 			return "", "", err
 		}
@@ -76,12 +91,18 @@ func (s *S) jumpingBoot(version, body string, extra ...map[string]vm.File) (kern
 // of the image disk) and returns the files a jumping machine needs at the
 // default paths of hibernate and resume.
 func (s *S) helperFiles(kernel string) (map[string]vm.File, error) {
+	return s.helperFilesWith(kernel, virtioModules.helper...)
+}
+
+// helperFilesWith is helperFiles with these modules in the helper
+// initramfs of a modular kernel.
+func (s *S) helperFilesWith(kernel string, modules ...string) (map[string]vm.File, error) {
 	if goBinErr != nil {
 		return nil, goBinErr
 	}
 	initrd := filepath.Join(s.Dir, "helper.cpio.gz")
 	if modular(kernel) {
-		if err := s.prepareHelper(kernel, initrd, "virtio_blk"); err != nil {
+		if err := s.prepareHelper(kernel, initrd, modules...); err != nil {
 			return nil, err
 		}
 	}
