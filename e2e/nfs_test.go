@@ -327,7 +327,9 @@ func moduleOrder(depFile string, names ...string) ([]string, error) {
 		}
 		deps[mod] = strings.Fields(rest)
 		base := strings.TrimSuffix(filepath.Base(mod), filepath.Ext(mod))
-		byName[strings.TrimSuffix(base, ".ko")] = mod
+		// The kernel treats - and _ in module names alike (usb-storage.ko
+		// is module usb_storage).
+		byName[strings.ReplaceAll(strings.TrimSuffix(base, ".ko"), "-", "_")] = mod
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -341,7 +343,7 @@ func moduleOrder(depFile string, names ...string) ([]string, error) {
 		}
 	}
 	for _, n := range names {
-		mod, ok := byName[n]
+		mod, ok := byName[strings.ReplaceAll(n, "-", "_")]
 		if !ok {
 			return nil, fmt.Errorf("module %s is not in %s", n, depFile)
 		}
