@@ -26,7 +26,7 @@ import (
 func init() {
 	const k = "6.12" + distroSuffix
 	register(Scenario{Name: "usb-stick-hibernate-resume", Timeout: 45 * time.Minute, Pending: distroPending,
-		Run: func(s *S) error { return classHibernateResume(s, k, usbStick) }})
+		Run: func(s *S) error { return classHibernateResume(s, k, usbStickBesideSATA) }})
 	register(Scenario{Name: "usb-stick-pulled-jumps-back", Timeout: 45 * time.Minute, Pending: distroPending,
 		Run: func(s *S) error {
 			return targetPulledJumpsBack(s, k, withClass(usbStick), withSlowImageDisk(stickWriteBPS))
@@ -58,11 +58,23 @@ type diskClass struct {
 	// (ext4, rootNode), the image partition follows.
 	rootMiB  int
 	rootNode string
+	// internal, if set, is the bus of a laptop's internal disk (blank):
+	// the original loads its driver first and names it sda, then the
+	// class's drivers (modules.late), so the stick is sdb there. The
+	// helper and restore kernels load only the stick's drivers and call it
+	// helperNode: they must find it by its PARTLABEL.
+	internal, helperNode string
 }
 
 func withBoot(mods ...string) []string { return append(append([]string{}, bootModules...), mods...) }
 
 var (
+	// The USB stick of usbStick in a laptop with an internal SATA disk.
+	usbStickBesideSATA = &diskClass{bus: vm.BusUSB, label: "kjstick", node: "/dev/sdb1", internal: vm.BusAHCI, helperNode: "/dev/sda1",
+		modules: kernelModules{
+			boot:   withBoot("ahci", "sd_mod"),
+			late:   []string{"xhci_pci", "usb_storage"},
+			helper: usbStick.modules.helper}}
 	// A USB stick: usb-storage (bulk-only, as QEMU's usb-storage; uas
 	// drives only UAS devices) on an xHCI controller, a SCSI disk.
 	usbStick = &diskClass{bus: vm.BusUSB, label: "kjstick", node: "/dev/sda1", modules: kernelModules{
@@ -121,7 +133,15 @@ func (c *diskClass) boot(body string, files map[string]vm.File) (string, map[str
 	if c.rootNode != "" {
 		nodes = append(nodes, c.rootNode)
 	}
-	wait := fmt.Sprintf(`
+	wait := ""
+	if c.internal != "" {
+		wait = `
+i=0; while [ ! -b /dev/sda ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+echo "HIB internal disk: sda $(cat /sys/block/sda/device/vendor 2>/dev/null) $(cat /sys/block/sda/device/model 2>/dev/null)"
+while read -r m; do insmod "$m" 2>/dev/null; done </etc/kjtest-late-modules
+`
+	}
+	wait += fmt.Sprintf(`
 for n in %s; do
   i=0; while [ ! -b $n ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
   [ -b $n ] && echo "HIB $n appeared within $((i/10))s" || echo "HIB $n did not appear within 60s"
@@ -198,7 +218,21 @@ func matchAll(re, text string) []string { return regexp.MustCompile(re).FindStri
 // and the restore kernel load c's drivers), and the resumed original
 // still drives the disk.
 func classHibernateResume(s *S, version string, c *diskClass) error {
-	return hibernateResumeWith(s, version, c.hostCheck, withClass(c), withScript(freedRandom, deviceCheck(c.node)))
+	check := func(h *hibernated, m *vm.Machine) error {
+		if c.helperNode != "" {
+			// Both the helper and the restore kernel found the stick
+			// under another name than the original's.
+			renamed := fmt.Sprintf("target %s is %s in this kernel (%s in the original's)", h.target, c.helperNode, c.node)
+			for what, con := range map[string]string{"helper": h.consoleText, "restore kernel": m.Console()} {
+				if !strings.Contains(con, renamed) {
+					return fmt.Errorf("the %s did not say %q", what, renamed)
+				}
+			}
+			fmt.Printf("  %s: helper and restore kernel: %s\n", s.Name, renamed)
+		}
+		return c.hostCheck(h, m)
+	}
+	return hibernateResumeWith(s, version, check, withClass(c), withScript(freedRandom, deviceCheck(c.node)))
 }
 
 // nvmeRootHibernateResume: the original's root filesystem is ext4 on an

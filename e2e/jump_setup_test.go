@@ -50,8 +50,10 @@ func (s *S) jumpingBoot(version, body string, extra ...map[string]vm.File) (kern
 
 // kernelModules are the modules a modular kernel's original loads at boot
 // and those its helper gets from 'hibernate prepare': the drivers of the
-// machine's disks.
-type kernelModules struct{ boot, helper []string }
+// machine's disks. late ones are only put in the initramfs, listed in
+// /etc/kjtest-late-modules, for the script to load when the disks of the
+// others are up: the kernel then names the disks in a known order.
+type kernelModules struct{ boot, late, helper []string }
 
 // virtioModules serve the virtio disks of most scenarios.
 var virtioModules = kernelModules{boot: bootModules, helper: []string{"virtio_blk"}}
@@ -68,12 +70,23 @@ func (s *S) jumpingBootWith(version string, mods kernelModules, body string, ext
 		return "", "", err
 	}
 	if modular(kernel) {
-		mods, err := s.bootModuleFiles(kernel, mods.boot...)
+		boot, err := s.bootModuleFiles(kernel, mods.boot...)
 		if err != nil {
 			return "", "", err
 		}
-		for k, v := range mods {
+		for k, v := range boot {
 			files[k] = v
+		}
+		if len(mods.late) > 0 {
+			late, err := s.bootModuleFiles(kernel, mods.late...)
+			if err != nil {
+				return "", "", err
+			}
+			late["etc/kjtest-late-modules"] = late["etc/kjtest-modules"]
+			delete(late, "etc/kjtest-modules")
+			for k, v := range late {
+				files[k] = v
+			}
 		}
 		body = loadBootModules + body
 	}
