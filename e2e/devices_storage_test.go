@@ -62,7 +62,8 @@ type diskClass struct {
 	// the original loads its driver first and names it sda, then the
 	// class's drivers (modules.late), so the stick is sdb there. The
 	// helper and restore kernels load only the stick's drivers and call it
-	// helperNode: they must find it by its PARTLABEL.
+	// helperNode: they must find it by its PARTLABEL, and name it to the
+	// original as node.
 	internal, helperNode string
 }
 

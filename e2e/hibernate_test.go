@@ -78,8 +78,8 @@ type hibernated struct {
 	marker                              []byte // random bytes the machine holds in RAM (a file in its rootfs)
 
 	// bus puts disks behind other controllers than virtio (vm.Config.Bus);
-	// target is what hibernate and resume were given, device the kernel
-	// name the helper and restore kernels report for it.
+	// target is what hibernate and resume were given, device the
+	// original's name of it (the helper and restore kernels report it so).
 	bus            map[string]string
 	target, device string
 	imageOffset    int64    // where the image partition starts on imageDisk
@@ -189,9 +189,6 @@ func startHibernating(s *S, version string, opts ...hibOption) (*hibernated, *vm
 	if c := o.class; c != nil {
 		h.target, h.device, data, mods = "PARTLABEL="+c.label, c.node, "vda", c.modules
 		h.bus, h.imageOffset = map[string]string{h.imageDisk: c.bus}, c.imageOffset()
-		if c.helperNode != "" {
-			h.device = c.helperNode
-		}
 		if c.internal != "" {
 			internal := filepath.Join(s.Dir, "internal.raw")
 			if err := vm.CreateDisk(internal, 256); err != nil {
@@ -461,7 +458,7 @@ func hibernateResumeWith(s *S, version string, check func(*hibernated, *vm.Machi
 	}
 	// The control for encrypted-hibernate-resume: a plain image holds the
 	// machine's RAM in the clear, so the marker search can find it.
-	if found, err := markerWindows(h.imageDisk, h.marker); err != nil {
+	if found, err := markerWindows(h.imageDisk, h.imageOffset, h.marker); err != nil {
 		return err
 	} else if found == 0 {
 		return fmt.Errorf("the RAM marker is not in the unencrypted image: the plaintext check of encrypted-hibernate-resume would prove nothing")

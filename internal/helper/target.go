@@ -34,15 +34,18 @@ func openTarget(ts *handoff.TargetSpec) (storage.Target, func(), error) {
 		if err != nil {
 			return nil, nop, err
 		}
-		if dev != ts.Device {
-			logf("target %s is %s in this kernel (%s in the original's)", ts.Spec, dev, ts.Device)
-			ts.Device = dev
-		}
-		if ps, _ := storage.ParseSpec(ts.Spec); ps.Tag != "" && ps.Path == "" {
-			t, err := storage.OpenDevice(dev, ts.Spec) // named "dev (spec)", as in the original
+		if ps, _ := storage.ParseSpec(ts.Spec); ps.Tag == "" || ps.Path != "" {
+			t, err := storage.Open(dev)
 			return t, nop, err
 		}
-		t, err := storage.Open(dev)
+		t, err := storage.OpenDevice(dev, ts.Spec) // "dev (spec)", as the original names it
+		if err == nil && dev != ts.Device {
+			// Reports go back to the original: name the disk as it
+			// knows it, not by a name another of its disks has there.
+			logf("target %s is %s in this kernel (%s in the original's)", ts.Spec, dev, ts.Device)
+			t = storage.Named(t, ts.Device+" ("+ts.Spec+")")
+		}
+		ts.Device = dev
 		return t, nop, err
 	}
 	src := ts.Source
