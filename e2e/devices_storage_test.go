@@ -267,6 +267,11 @@ echo "HIB root mount: $(awk '$2=="/"{print $1, $3, $4}' /proc/mounts)"
 		if w == nil || atoi(w[2]) <= atoi(w[1]) || w[3] != "0" {
 			return fmt.Errorf("the log writer holding a file open on the NVMe root stopped after the resume, or sync failed (%v)", w)
 		}
+		// The stale-disk guard fingerprinted the root despite the
+		// writer, and resume proved it unchanged.
+		if !regexp.MustCompile(`resume: filesystems proven unchanged since the image: .*ext4 ` + nvmeRoot.rootNode).MatchString(con) {
+			return fmt.Errorf("resume did not prove the NVMe root %s unchanged", nvmeRoot.rootNode)
+		}
 		mnt, _ := match(`HIB root mount: (.*)`, con)
 		if !strings.HasPrefix(mnt, nvmeRoot.rootNode+" ext4 rw,") {
 			return fmt.Errorf("the NVMe root after the resume: %q, want %s mounted ext4 rw", mnt, nvmeRoot.rootNode)
