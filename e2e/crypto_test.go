@@ -105,7 +105,7 @@ func encryptedHibernateResume(s *S, version string) error {
 		return fmt.Errorf("the helper did not say it writes an encrypted image")
 	}
 	// hibernate-resume proves the same search finds the marker in a plain image.
-	if found, err := markerWindows(h.imageDisk, h.marker); err != nil {
+	if found, err := markerWindows(h.imageDisk, 0, h.marker); err != nil {
 		return err
 	} else if found != 0 {
 		return fmt.Errorf("%d pieces of the RAM marker are readable in the encrypted image", found)
@@ -205,7 +205,7 @@ func forgedImageRefused(s *S) error {
 // gives its length, the image starts at 4096.
 const rawImageOffset = 4096
 
-func rawImageLen(f *os.File) (int64, error) {
+func rawImageLen(f io.ReaderAt) (int64, error) {
 	sig := make([]byte, 40)
 	if _, err := f.ReadAt(sig, 0); err != nil {
 		return 0, err
@@ -343,17 +343,19 @@ func (a *attackerRAM) ReadAt(p []byte, off int64) (int, error) {
 
 // markerWindows counts how many 64-byte pieces of marker (one from each
 // of its pages, inside the page so it is contiguous in RAM) appear in the
-// disk image.
-func markerWindows(disk string, marker []byte) (int, error) {
+// disk image, whose raw kjump target starts at byte offset off (a
+// partition).
+func markerWindows(disk string, off int64, marker []byte) (int, error) {
 	var pieces [][]byte
 	for off := 1000; off+64 <= len(marker); off += 4 * 4096 {
 		pieces = append(pieces, marker[off:off+64])
 	}
-	f, err := os.Open(disk)
+	file, err := os.Open(disk)
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
+	defer file.Close()
+	f := io.NewSectionReader(file, off, 1<<62)
 	end, err := rawImageLen(f)
 	if err != nil {
 		return 0, err

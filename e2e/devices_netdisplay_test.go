@@ -23,7 +23,7 @@ func init() {
 			// target: the NIC's driver, nfs and the version's module.
 			nfs := []string{"e1000e", "nfs", "nfsv4"}
 			return nfsCheckpointWith(s, nfsClient{version: "6.12" + distroSuffix, nic: vm.NICE1000e,
-				mods: deviceModules{boot: nfs, helper: nfs}})
+				mods: kernelModules{boot: nfs, helper: nfs}})
 		}})
 	register(Scenario{Name: "display-survives-resume", Timeout: 20 * time.Minute,
 		Run: func(s *S) error { return displaySurvivesResume(s, vm.DisplayVGA, "bochs") }})
@@ -50,7 +50,7 @@ const virtioGPUNoRestore = "Linux 6.12's virtio_gpu has no freeze/restore callba
 func displaySurvivesResume(s *S, display, driver string) error {
 	d := &displayCheck{dir: s.Dir}
 	// The helper needs only the image disk: it must leave the display alone.
-	mods := deviceModules{boot: append(append([]string{}, bootModules...), driver), helper: virtioModules.helper}
+	mods := kernelModules{boot: append(append([]string{}, bootModules...), driver), helper: virtioModules.helper}
 	return hibernateResume(s, "6.12"+distroSuffix, withDisplay(display, mods),
 		withScript(displayBefore, displayAfter), withSteps(d.beforeHibernating, d.afterResume))
 }

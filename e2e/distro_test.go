@@ -23,24 +23,12 @@ func init() {
 		Run: func(s *S) error { return checkpointRoundTrip(s, "6.12"+distroSuffix, 2) }})
 }
 
-// distroPending kept scenarios of the distribution kernel out of make test
-// before make kernels built it and the scenarios ran concurrently.
-const distroPending = "its kernel build (~20 min on 2 cores) did not fit make test's budget"
-
 const distroSuffix = "-distro"
 
 // bootModules are what the original needs before the scenario's script
 // runs: its virtio disks and the ext4 data disk (ext4 finds crc32c, a
 // soft dependency modules.dep does not list, through the crypto API).
 var bootModules = []string{"virtio_blk", "crc32c_generic", "ext4"}
-
-// deviceModules are the modules a machine's devices need on a modular
-// kernel: the original loads boot before the scenario's script, 'hibernate
-// prepare' puts helper (with their dependencies) into the helper initramfs.
-type deviceModules struct{ boot, helper []string }
-
-// virtioModules: virtio disks, the image on the raw one.
-var virtioModules = deviceModules{boot: bootModules, helper: []string{"virtio_blk"}}
 
 // loadBootModules loads /etc/kjtest-modules when they were built for the
 // running kernel, and waits for every virtio disk, as an initramfs's udev would.

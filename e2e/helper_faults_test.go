@@ -21,7 +21,7 @@ func init() {
 	register(Scenario{Name: "nfs-server-lost-jumps-back", CPUs: 3, Timeout: 25 * time.Minute, Run: func(s *S) error { return nfsServerLostJumpsBack(s, false) }})
 	register(Scenario{Name: "nfs-hard-mount-lost-jumps-back", CPUs: 3, Timeout: 25 * time.Minute, Run: func(s *S) error { return nfsServerLostJumpsBack(s, true) }})
 	register(Scenario{Name: "helper-oom-jumps-back", CPUs: 2, Timeout: 20 * time.Minute, Run: helperOOMJumpsBack})
-	register(Scenario{Name: "target-pulled-jumps-back", CPUs: 2, Timeout: 20 * time.Minute, Run: targetPulledJumpsBack})
+	register(Scenario{Name: "target-pulled-jumps-back", CPUs: 2, Timeout: 20 * time.Minute, Run: func(s *S) error { return targetPulledJumpsBack(s, "") }})
 }
 
 // midWrite matches the helper's progress line once a tenth of the image or
@@ -181,12 +181,12 @@ func helperOOMJumpsBack(s *S) error {
 }
 
 // targetPulledJumpsBack: the image disk is hot-unplugged (QEMU monitor,
-// device_del of its virtio-blk PCI device) while the helper writes. The
-// helper jumps back; the original names the disk and keeps running; the
-// disk holds no committed image.
-func targetPulledJumpsBack(s *S) error {
-	h, m, err := startHibernating(s, "", func(o *hibSetup) { o.unpluggable = true },
-		withScript("", `echo "HIB disks after: $(ls /sys/block | tr '\n' ' ')"`))
+// device_del of its virtio-blk PCI device, or with opts the USB stick
+// it is on) while the helper writes. The helper jumps back; the original
+// names the disk and keeps running; the disk holds no committed image.
+func targetPulledJumpsBack(s *S, version string, opts ...hibOption) error {
+	h, m, err := startHibernating(s, version, append([]hibOption{func(o *hibSetup) { o.unpluggable = true },
+		withScript("", `echo "HIB disks after: $(ls /sys/block | tr '\n' ' ')"`)}, opts...)...)
 	if err != nil {
 		return err
 	}
@@ -210,7 +210,7 @@ func targetPulledJumpsBack(s *S) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range []string{"the disk /dev/vda vanished while the image was being written", "this machine keeps running", "no image was committed"} {
+	for _, w := range []string{"the disk " + h.device + " vanished while the image was being written", "this machine keeps running", "no image was committed"} {
 		if !strings.Contains(msg[1], w) {
 			return fmt.Errorf("hibernate's error does not say %q: %q", w, msg[1])
 		}
@@ -225,13 +225,14 @@ func targetPulledJumpsBack(s *S) error {
 	if err := expectRunningAfter(m); err != nil {
 		return err
 	}
-	return notCommitted(h.imageDisk)
+	return notCommitted(h.imageDisk, h.imageOffset)
 }
 
 // notCommitted checks on the host, through a loop device and kjump's own
-// storage and image code, that a raw disk image holds no committed image.
-func notCommitted(disk string) error {
-	out, err := exec.Command("losetup", "--find", "--show", "--read-only", disk).Output()
+// storage and image code, that a raw disk image holds no committed image
+// at byte offset off (its partition).
+func notCommitted(disk string, off int64) error {
+	out, err := exec.Command("losetup", "--find", "--show", "--read-only", "--offset", fmt.Sprint(off), disk).Output()
 	if err != nil {
 		return fmt.Errorf("losetup: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -29,9 +30,11 @@ func init() {
 // initramfs; the kernel command line says whether this boot hibernates or
 // resumes, as a real initramfs hook would run `resume` early on every boot.
 // before runs just before `hibernate now`, after just after it returned
-// (fault scenarios: the helper jumped back).
-func hibernateScript(before, after string) string {
-	return `
+// (fault scenarios: the helper jumped back). target is the image's target
+// as hibernate and resume are given it, data the kernel name of the data
+// disk (a raw disk and an ext4 disk: /dev/vda and vdb).
+func hibernateScript(target, data, before, after string) string {
+	return strings.NewReplacer("$TARGET", target, "$DATA", data).Replace(`
 if grep -q kjtest=resume /proc/cmdline; then
   if grep -q kjtest=stock /proc/cmdline; then
     # Debian's stock kernel: its virtio drivers are modules.
@@ -39,27 +42,27 @@ if grep -q kjtest=resume /proc/cmdline; then
     i=0; while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
     echo "HIB resuming on $(uname -r)"
   fi
-  /bin/resume --from /dev/vda   # by path: busybox sh prefers its own swsusp "resume" applet
+  /bin/resume --from $TARGET   # by path: busybox sh prefers its own swsusp "resume" applet
   echo "HIB resume rc=$?"
   echo "HIB booted normally"
   return 0
 fi
-mkdir -p /mnt/data && mount -o ro /dev/vdb /mnt/data
+mkdir -p /mnt/data && mount -o ro /dev/$DATA /mnt/data
 sha=$(sha256sum /mnt/data/cached.bin | cut -d' ' -f1)
-echo "HIB file cached sha=$sha reads=$(awk '{print $1}' /sys/block/vdb/stat)"
-` + workloadStart + before + `
+echo "HIB file cached sha=$sha reads=$(awk '{print $1}' /sys/block/$DATA/stat)"
+`) + workloadStart + before + `
 echo "HIB before counter=$(cat /run/kjump-workload/counter) date=$(date +%s) uptime=$(cut -d' ' -f1 /proc/uptime)"
-hibernate now --to /dev/vda
+hibernate now --to ` + target + `
 echo "HIB now rc=$?"
-` + after + `
+` + after + strings.ReplaceAll(`
 echo "HIB cpus=$(cat /sys/devices/system/cpu/online)"
 echo "HIB after counter=$(cat /run/kjump-workload/counter) date=$(date +%s) uptime=$(cut -d' ' -f1 /proc/uptime)"
-r1=$(awk '{print $1}' /sys/block/vdb/stat)
+r1=$(awk '{print $1}' /sys/block/$DATA/stat)
 sha2=$(sha256sum /mnt/data/cached.bin | cut -d' ' -f1)
-r2=$(awk '{print $1}' /sys/block/vdb/stat)
+r2=$(awk '{print $1}' /sys/block/$DATA/stat)
 echo "HIB reread sha=$sha2 reads-before=$r1 reads-after=$r2"
 kjump-workload verify
-`
+`, "$DATA", data)
 }
 
 // hibernatedDisks boots a machine, lets it hibernate to a raw disk and
@@ -76,6 +79,14 @@ type hibernated struct {
 	display                             string // vm.Config.Display of every boot (with the monitor)
 	// The test's side of the scripts around `hibernate now` (withSteps).
 	beforeSteps, afterSteps func(*vm.Machine) error
+
+	// bus puts disks behind other controllers than virtio (vm.Config.Bus);
+	// target is what hibernate and resume were given, device the
+	// original's name of it (the helper and restore kernels report it so).
+	bus            map[string]string
+	target, device string
+	imageOffset    int64    // where the image partition starts on imageDisk
+	extraDisks     []string // after imageDisk and dataDisk (a laptop's internal disk)
 }
 
 // hibOption changes how hibernateOnce sets up the machine.
@@ -95,8 +106,11 @@ type hibSetup struct {
 	before, after string // see hibernateScript
 	// Device scenarios:
 	display                 string         // vm.Config.Display, monitor on (vm.Machine.Screendump)
-	modules                 *deviceModules // on a modular kernel; default virtioModules
+	modules                 *kernelModules // on a modular kernel; default virtioModules
 	beforeSteps, afterSteps func(*vm.Machine) error
+	// class puts the image disk behind another controller than virtio
+	// (devices_storage_test.go); nil: virtio vda.
+	class *diskClass
 }
 
 // withImageDisk sizes the image disk (vda) in MiB.
@@ -141,7 +155,7 @@ func withSteps(before, after func(*vm.Machine) error) hibOption {
 
 // withDisplay gives every boot a graphics device (vm.Config.Display) and
 // the modules its devices need on a modular kernel.
-func withDisplay(display string, mods deviceModules) hibOption {
+func withDisplay(display string, mods kernelModules) hibOption {
 	return func(o *hibSetup) { o.display, o.modules = display, &mods }
 }
 
@@ -194,25 +208,44 @@ func startHibernating(s *S, version string, opts ...hibOption) (*hibernated, *vm
 	for k, v := range o.files {
 		files[k] = v
 	}
-	body := hibernateScript(o.before, o.after)
-	if o.hibArgs != "" {
-		body = strings.Replace(body, "hibernate now --to /dev/vda\n", "hibernate now --to /dev/vda "+o.hibArgs+"\n", 1)
+	h := &hibernated{singleThreadTCG: needsSingleThreadTCG(version), imageDisk: filepath.Join(s.Dir, "image.raw"),
+		dataDisk: filepath.Join(s.Dir, "data.ext4"), resumeAppend: o.resumeAppend, marker: marker, memMiB: o.memMiB,
+		target: "/dev/vda", device: "/dev/vda", display: o.display, beforeSteps: o.beforeSteps, afterSteps: o.afterSteps}
+	data, mods := "vdb", virtioModules
+	if c := o.class; c != nil {
+		h.target, h.device, data, mods = "PARTLABEL="+c.label, c.node, "vda", c.modules
+		h.bus, h.imageOffset = map[string]string{h.imageDisk: c.bus}, c.imageOffset()
+		if c.internal != "" {
+			internal := filepath.Join(s.Dir, "internal.raw")
+			if err := vm.CreateDisk(internal, 256); err != nil {
+				return nil, nil, err
+			}
+			h.extraDisks, h.bus[internal] = []string{internal}, c.internal
+		}
 	}
-	mods := virtioModules
+	body := hibernateScript(h.target, data, o.before, o.after)
+	if o.hibArgs != "" {
+		body = strings.Replace(body, "hibernate now --to "+h.target+"\n", "hibernate now --to "+h.target+" "+o.hibArgs+"\n", 1)
+	}
+	if o.class != nil {
+		body, files = o.class.boot(body, files)
+	}
+	var err error
 	if o.modules != nil {
 		mods = *o.modules
 	}
-	kernel, initrd, err := s.jumpingBootWith(version, mods, body, files)
-	if err != nil {
+	if h.kernel, h.initrd, err = s.jumpingBootWith(version, mods, body, files); err != nil {
 		return nil, nil, err
 	}
-	h := &hibernated{kernel: kernel, initrd: initrd, singleThreadTCG: needsSingleThreadTCG(version), imageDisk: filepath.Join(s.Dir, "image.raw"),
-		dataDisk: filepath.Join(s.Dir, "data.ext4"), resumeAppend: o.resumeAppend, marker: marker, memMiB: o.memMiB,
-		display: o.display, beforeSteps: o.beforeSteps, afterSteps: o.afterSteps}
 	if o.imageMiB == 0 {
 		o.imageMiB = 2048
 	}
-	if err := vm.CreateDisk(h.imageDisk, o.imageMiB); err != nil {
+	if o.class != nil {
+		err = o.class.createDisk(h.imageDisk, o.imageMiB)
+	} else {
+		err = vm.CreateDisk(h.imageDisk, o.imageMiB)
+	}
+	if err != nil {
 		return nil, nil, err
 	}
 	dataDir := filepath.Join(s.Dir, "data")
@@ -227,8 +260,8 @@ func startHibernating(s *S, version string, opts ...hibOption) (*hibernated, *vm
 	if err := vm.MakeExt4(h.dataDisk, 64, "kjdata", dataDir); err != nil {
 		return nil, nil, err
 	}
-	cfg := vm.Config{Name: "hibernate", Kernel: kernel, Initrd: initrd, SMP: 2, MemMiB: o.memMiB, Append: region,
-		Disks: []string{h.imageDisk, h.dataDisk}, SingleThreadTCG: h.singleThreadTCG}
+	cfg := vm.Config{Name: "hibernate", Kernel: h.kernel, Initrd: h.initrd, SMP: 2, MemMiB: o.memMiB, Append: region,
+		Disks: append([]string{h.imageDisk, h.dataDisk}, h.extraDisks...), Bus: h.bus, SingleThreadTCG: h.singleThreadTCG}
 	if o.smallMiB > 0 {
 		small := filepath.Join(s.Dir, "small.raw")
 		if err := vm.CreateDisk(small, o.smallMiB); err != nil {
@@ -270,7 +303,8 @@ func (h *hibernated) bootResumeWith(s *S, name, extra string) (*vm.Machine, erro
 // hibernated.
 func (h *hibernated) bootResumeOn(s *S, name, kernel, extra string) (*vm.Machine, error) {
 	return s.Start(vm.Config{Name: name, Kernel: kernel, Initrd: h.initrd, SMP: 2, MemMiB: h.memMiB, Append: region + " kjtest=resume " + extra,
-		Disks: []string{h.imageDisk, h.dataDisk}, SingleThreadTCG: h.singleThreadTCG, Display: h.display, Monitor: h.display != ""})
+		Disks: append([]string{h.imageDisk, h.dataDisk}, h.extraDisks...), Bus: h.bus, SingleThreadTCG: h.singleThreadTCG,
+		Display: h.display, Monitor: h.display != ""})
 }
 
 // resumeWhole boots the machine to resume, and checks that resume verified
@@ -290,7 +324,13 @@ func (h *hibernated) resumeWhole(s *S, name string) (*vm.Machine, error) {
 // counter, CPUs, clocks, and the page cache (no disk reads for a file read
 // before hibernation).
 func (h *hibernated) expectResumed(m *vm.Machine) error {
-	if _, err := m.Expect(`hibernate: RESUMED from image \w+ on /dev/vda`, 5*time.Minute); err != nil {
+	// The restore kernel names a raw target as the original does: "dev
+	// (spec)" when a tag named it.
+	on := regexp.QuoteMeta(h.device)
+	if h.target != h.device {
+		on += ` \(` + regexp.QuoteMeta(h.target) + `\)`
+	}
+	if _, err := m.Expect(`hibernate: RESUMED from image \w+ on `+on+` `, 5*time.Minute); err != nil {
 		return err
 	}
 	if _, err := m.ExpectString("HIB now rc=0", time.Minute); err != nil {
@@ -432,6 +472,14 @@ func slowTargetGetsZstd(s *S) error {
 }
 
 func hibernateResume(s *S, version string, opts ...hibOption) error {
+	return hibernateResumeWith(s, version, nil, opts...)
+}
+
+// hibernateResumeWith is hibernateResume with options (another disk
+// class; a withScript adds to the default, freedRandom before
+// hibernating); check, if not nil, runs once the resumed machine powered
+// off, before the free-pages check.
+func hibernateResumeWith(s *S, version string, check func(*hibernated, *vm.Machine) error, opts ...hibOption) error {
 	h, err := hibernateOnce(s, version, append([]hibOption{withScript(freedRandom, "")}, opts...)...)
 	if err != nil {
 		return err
@@ -446,7 +494,7 @@ func hibernateResume(s *S, version string, opts ...hibOption) error {
 	}
 	// The control for encrypted-hibernate-resume: a plain image holds the
 	// machine's RAM in the clear, so the marker search can find it.
-	if found, err := markerWindows(h.imageDisk, h.marker); err != nil {
+	if found, err := markerWindows(h.imageDisk, h.imageOffset, h.marker); err != nil {
 		return err
 	} else if found == 0 {
 		return fmt.Errorf("the RAM marker is not in the unencrypted image: the plaintext check of encrypted-hibernate-resume would prove nothing")
@@ -454,6 +502,11 @@ func hibernateResume(s *S, version string, opts ...hibOption) error {
 	m, err := h.resumeWhole(s, "resume")
 	if err != nil {
 		return err
+	}
+	if check != nil {
+		if err := check(h, m); err != nil {
+			return err
+		}
 	}
 	// The test kernels do not zero free pages (/proc/config.gz, or for
 	// the distribution kernel /boot/config-RELEASE: "#

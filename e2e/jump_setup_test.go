@@ -52,23 +52,45 @@ func (s *S) jumpingBoot(version, body string, extra ...map[string]vm.File) (kern
 	return s.jumpingBootWith(version, virtioModules, body, extra...)
 }
 
-// jumpingBootWith is jumpingBoot for a machine whose devices need other
-// modules than virtioModules on a modular kernel.
-func (s *S) jumpingBootWith(version string, mods deviceModules, body string, extra ...map[string]vm.File) (kernel, initrd string, err error) {
+// kernelModules are the modules a modular kernel's original loads at boot
+// and those its helper gets from 'hibernate prepare': the drivers of the
+// machine's disks. late ones are only put in the initramfs, listed in
+// /etc/kjtest-late-modules, for the script to load when the disks of the
+// others are up: the kernel then names the disks in a known order.
+type kernelModules struct{ boot, late, helper []string }
+
+// virtioModules serve the virtio disks of most scenarios.
+var virtioModules = kernelModules{boot: bootModules, helper: []string{"virtio_blk"}}
+
+// jumpingBootWith is jumpingBoot for a machine whose disks need other
+// drivers than virtio_blk (with a modular kernel; built-in drivers need
+// nothing).
+func (s *S) jumpingBootWith(version string, mods kernelModules, body string, extra ...map[string]vm.File) (kernel, initrd string, err error) {
 	if kernel, err = testKernel(version); err != nil {
 		return "", "", err
 	}
-	files, err := s.helperFilesWith(kernel, mods.helper)
+	files, err := s.helperFilesWith(kernel, mods.helper...)
 	if err != nil {
 		return "", "", err
 	}
 	if modular(kernel) {
-		bootFiles, err := s.bootModuleFiles(kernel, mods.boot...)
+		boot, err := s.bootModuleFiles(kernel, mods.boot...)
 		if err != nil {
 			return "", "", err
 		}
-		for k, v := range bootFiles {
+		for k, v := range boot {
 			files[k] = v
+		}
+		if len(mods.late) > 0 {
+			late, err := s.bootModuleFiles(kernel, mods.late...)
+			if err != nil {
+				return "", "", err
+			}
+			late["etc/kjtest-late-modules"] = late["etc/kjtest-modules"]
+			delete(late, "etc/kjtest-modules")
+			for k, v := range late {
+				files[k] = v
+			}
 		}
 		body = loadBootModules + body
 		// As a distribution installs it: hibernate reads init_on_free's
@@ -93,11 +115,12 @@ func (s *S) jumpingBootWith(version string, mods deviceModules, body string, ext
 // of the image disk) and returns the files a jumping machine needs at the
 // default paths of hibernate and resume.
 func (s *S) helperFiles(kernel string) (map[string]vm.File, error) {
-	return s.helperFilesWith(kernel, virtioModules.helper)
+	return s.helperFilesWith(kernel, virtioModules.helper...)
 }
 
-// helperFilesWith is helperFiles with these modules for a modular helper.
-func (s *S) helperFilesWith(kernel string, modules []string) (map[string]vm.File, error) {
+// helperFilesWith is helperFiles with these modules in the helper
+// initramfs of a modular kernel.
+func (s *S) helperFilesWith(kernel string, modules ...string) (map[string]vm.File, error) {
 	if goBinErr != nil {
 		return nil, goBinErr
 	}

@@ -96,7 +96,7 @@ grep " /mnt/nfs " /proc/self/mountinfo || return 1
 type nfsClient struct {
 	version string        // testKernel's version
 	nic     string        // vm.Net.Model ("": virtio-net)
-	mods    deviceModules // on a modular kernel: the NIC's driver and NFS
+	mods    kernelModules // on a modular kernel: the NIC's driver and NFS
 }
 
 // nfsCheckpoint checkpoints a machine to an NFS export served by a second

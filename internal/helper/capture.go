@@ -31,7 +31,7 @@ func capture(h handoff.Handoff, gdt purgatory.GDTDesc, res *handoff.Result) erro
 		return err
 	}
 	defer src.Close()
-	t, cleanup, err := openTarget(in.Target)
+	t, cleanup, err := openTarget(&in.Target)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func restore(h handoff.Handoff, mem *physmem.Mem, res *handoff.Result) (jump.Jum
 	if err != nil {
 		return jump.JumpBack{}, err
 	}
-	t, cleanup, err := openTarget(in.Target)
+	t, cleanup, err := openTarget(&in.Target)
 	if err != nil {
 		return jump.JumpBack{}, err
 	}

@@ -17,9 +17,10 @@ import (
 const mountPoint = "/mnt/kjump-target"
 
 // openTarget brings up the storage the original resolved for us: a raw
-// device as is, a filesystem mounted at mountPoint. The returned cleanup
+// device (found again, see rawDevice; ts.Device becomes this kernel's
+// name of it), a filesystem mounted at mountPoint. The returned cleanup
 // unmounts it.
-func openTarget(ts handoff.TargetSpec) (storage.Target, func(), error) {
+func openTarget(ts *handoff.TargetSpec) (storage.Target, func(), error) {
 	nop := func() {}
 	if ts.File != nil {
 		if err := waitForDevice(ts.File.Device, 10*time.Second); err != nil && ts.File.FSUUID == "" {
@@ -29,10 +30,22 @@ func openTarget(ts handoff.TargetSpec) (storage.Target, func(), error) {
 		return t, nop, err
 	}
 	if ts.FSType == "" {
-		if err := waitForDevice(ts.Device, 10*time.Second); err != nil {
+		dev, err := rawDevice(*ts, 10*time.Second, storage.Carries, storage.Resolve)
+		if err != nil {
 			return nil, nop, err
 		}
-		t, err := storage.Open(ts.Device)
+		if ps, _ := storage.ParseSpec(ts.Spec); ps.Tag == "" || ps.Path != "" {
+			t, err := storage.Open(dev)
+			return t, nop, err
+		}
+		t, err := storage.OpenDevice(dev, ts.Spec) // "dev (spec)", as the original names it
+		if err == nil && dev != ts.Device {
+			// Reports go back to the original: name the disk as it
+			// knows it, not by a name another of its disks has there.
+			logf("target %s is %s in this kernel (%s in the original's)", ts.Spec, dev, ts.Device)
+			t = storage.Named(t, ts.Device+" ("+ts.Spec+")")
+		}
+		ts.Device = dev
 		return t, nop, err
 	}
 	src := ts.Source
@@ -50,7 +63,7 @@ func openTarget(ts handoff.TargetSpec) (storage.Target, func(), error) {
 	if err := os.MkdirAll(mountPoint, 0o700); err != nil {
 		return nil, nop, err
 	}
-	if err := mountTarget(src, ts); err != nil {
+	if err := mountTarget(src, *ts); err != nil {
 		return nil, nop, fmt.Errorf("mounting %s (%s) for target %s: %w", src, ts.FSType, ts.Spec, err)
 	}
 	cleanup := func() { unix.Sync(); unix.Unmount(mountPoint, 0) }
@@ -101,6 +114,34 @@ func mountTarget(src string, ts handoff.TargetSpec) error {
 
 // waitForDevice waits for a block device to appear: drivers probe
 // asynchronously after the kernel starts init.
+// rawDevice finds a raw target's partition in this kernel. The original
+// gave its own kernel's name, but this kernel loaded only the target's
+// drivers and probes them asynchronously: a USB stick that was sdb behind
+// the original's internal SATA disk is sda here, and sdb may be missing or
+// another disk. A target named by PARTUUID= or PARTLABEL= (which the image
+// does not overwrite) is therefore found by its tag, the original's name
+// first (two partitions may carry one PARTLABEL); a device path is taken
+// as given.
+func rawDevice(ts handoff.TargetSpec, limit time.Duration, carries func(dev, spec string) bool, resolve func(spec string) (string, error)) (string, error) {
+	ps, err := storage.ParseSpec(ts.Spec)
+	if err != nil || ps.Path != "" || ps.Tag != "PARTUUID" && ps.Tag != "PARTLABEL" {
+		return ts.Device, waitForDevice(ts.Device, limit)
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		if carries(ts.Device, ts.Spec) {
+			return ts.Device, nil
+		}
+		if dev, err := resolve(ts.Spec); err == nil {
+			return dev, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("target %s (%s in the original kernel) did not appear within %s: is its driver built into the helper kernel (or in 'hibernate prepare' modules)?", ts.Spec, ts.Device, limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func waitForDevice(dev string, limit time.Duration) error {
 	if !strings.HasPrefix(dev, "/dev/") {
 		return fmt.Errorf("target device %q is not a /dev path", dev)

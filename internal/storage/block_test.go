@@ -160,6 +160,9 @@ func TestResolve(t *testing.T) {
 			t.Errorf("Resolve(%s) = %q, %v; want %s", spec, got, err, want)
 		}
 	}
+	if !Carries(p1, "PARTLABEL=kjump-test-part") || Carries(p2, "PARTLABEL=kjump-test-part") || !Carries(p2, "LABEL=kjtestfs") || Carries(p1, p1) {
+		t.Errorf("Carries: %s is the partition labelled kjump-test-part, %s the filesystem kjtestfs", p1, p2)
+	}
 	_, err := Resolve("PARTUUID=00000000-0000-0000-0000-000000000001")
 	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "blkid") {
 		t.Errorf("missing PARTUUID: %v", err)

@@ -57,6 +57,18 @@ func Resolve(spec string) (string, error) {
 	return "", &Error{Target: spec, Op: "find device", Err: notFound(fmt.Sprintf("no block device has %s %q", tag, val))}
 }
 
+// Carries reports whether the block device dev (/dev/NAME) is the one
+// the tag spec (UUID=, LABEL=, PARTUUID=, PARTLABEL=) names, by probing it
+// as Resolve does.
+func Carries(dev, spec string) bool {
+	ps, err := ParseSpec(spec)
+	if err != nil || ps.Tag == "" || ps.Path != "" {
+		return false
+	}
+	id, err := probe(filepath.Base(dev), dev)
+	return err == nil && id.matches(ps.Tag, ps.Value)
+}
+
 // identity is what a device can be found by.
 type identity struct {
 	UUID, Label, PartUUID, PartLabel string

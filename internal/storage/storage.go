@@ -96,6 +96,11 @@ func Open(spec string) (Target, error) {
 	}
 }
 
+// OpenDevice opens the block device dev as the raw target the tag spec
+// named (found by Resolve, or by Carries in another kernel), as Open(spec)
+// would.
+func OpenDevice(dev, spec string) (Target, error) { return openBlock(dev, spec) }
+
 func isTag(k string) bool {
 	switch k {
 	case "UUID", "LABEL", "PARTUUID", "PARTLABEL":

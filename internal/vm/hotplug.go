@@ -22,8 +22,9 @@ func unpluggableDisk(i int, path, cache string) []string {
 
 // UnplugDisk hot-unplugs disk i (0: vda) through the monitor, as pulling a
 // disk out of a running machine would: the guest is asked to release the
-// device and QEMU removes it. The machine needs Config.Unpluggable and
-// Config.Monitor.
+// device and QEMU removes it. The machine needs Config.Monitor, and for a
+// virtio disk Config.Unpluggable (a USB stick, Config.Bus, is always
+// unpluggable).
 func (m *Machine) UnplugDisk(i int) error {
 	out, err := m.Monitor("device_del "+diskID(i), 30*time.Second)
 	if err != nil {

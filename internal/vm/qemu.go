@@ -32,6 +32,10 @@ type Config struct {
 	CPU    string // -cpu model; default QEMU's (qemu64)
 
 	Disks []string // raw images attached as virtio-blk (vda, vdb, ...)
+	// Bus puts disks behind another controller than virtio: BusUSB,
+	// BusNVMe or BusAHCI (see bus.go). WriteBPS and DirectIO apply to them
+	// too; a USB stick can be pulled with UnplugDisk.
+	Bus map[string]string
 	// WriteEIO makes every write that touches byte offset WriteEIO[disk]
 	// of that disk fail with EIO, as a bad sector would: QEMU's blkdebug
 	// driver sits between the virtio disk and its file, so every kernel
@@ -253,6 +257,9 @@ func (m *Machine) args(cfg Config) ([]string, error) {
 		if strings.Contains(d, ",") {
 			return nil, fmt.Errorf("vm: disk path %q contains a comma", d)
 		}
+		if cfg.onBus(d) {
+			continue // busArgs
+		}
 		if cfg.Unpluggable {
 			cache := "unsafe"
 			if cfg.DirectIO[d] {
@@ -275,6 +282,11 @@ func (m *Machine) args(cfg Config) ([]string, error) {
 		}
 		a = append(a, "-drive", drive)
 	}
+	bus, err := busArgs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a = append(a, bus...)
 	if n := cfg.Net; n != nil {
 		mode, mac := "connect", "52:54:00:12:34:57"
 		if n.Listen {
