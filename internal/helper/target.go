@@ -112,8 +112,6 @@ func mountTarget(src string, ts handoff.TargetSpec) error {
 	}
 }
 
-// waitForDevice waits for a block device to appear: drivers probe
-// asynchronously after the kernel starts init.
 // rawDevice finds a raw target's partition in this kernel. The original
 // gave its own kernel's name, but this kernel loaded only the target's
 // drivers and probes them asynchronously: a USB stick that was sdb behind
@@ -142,6 +140,8 @@ func rawDevice(ts handoff.TargetSpec, limit time.Duration, carries func(dev, spe
 	}
 }
 
+// waitForDevice waits for a block device to appear: drivers probe
+// asynchronously after the kernel starts init.
 func waitForDevice(dev string, limit time.Duration) error {
 	if !strings.HasPrefix(dev, "/dev/") {
 		return fmt.Errorf("target device %q is not a /dev path", dev)
