@@ -27,6 +27,8 @@ func init() {
 	const k = "6.12" + distroSuffix
 	register(Scenario{Name: "usb-stick-hibernate-resume", Timeout: 20 * time.Minute,
 		Run: func(s *S) error { return classHibernateResume(s, k, usbStickBesideSATA) }})
+	register(Scenario{Name: "usb-stick-by-path-hibernate-resume", Timeout: 20 * time.Minute,
+		Run: func(s *S) error { return classHibernateResume(s, k, usbStickByPath) }})
 	register(Scenario{Name: "usb-stick-pulled-jumps-back", Timeout: 20 * time.Minute,
 		Run: func(s *S) error {
 			return targetPulledJumpsBack(s, k, withClass(usbStick), withSlowImageDisk(stickWriteBPS))
@@ -65,6 +67,10 @@ type diskClass struct {
 	// helperNode: they must find it by its PARTLABEL, and name it to the
 	// original as node.
 	internal, helperNode string
+	// byPath gives hibernate and resume the original's device path
+	// (node) instead of PARTLABEL=: the helper must still find the
+	// partition by the PARTUUID the original read off it.
+	byPath bool
 }
 
 func withBoot(mods ...string) []string { return append(append([]string{}, bootModules...), mods...) }
@@ -76,6 +82,8 @@ var (
 			boot:   withBoot("ahci", "sd_mod"),
 			late:   []string{"xhci_pci", "usb_storage"},
 			helper: usbStick.modules.helper}}
+	// The same stick given as /dev/sdb1, as a user types it.
+	usbStickByPath = func() *diskClass { c := *usbStickBesideSATA; c.byPath = true; return &c }()
 	// A USB stick: usb-storage (bulk-only, as QEMU's usb-storage; uas
 	// drives only UAS devices) on an xHCI controller, a SCSI disk.
 	usbStick = &diskClass{bus: vm.BusUSB, label: "kjstick", node: "/dev/sda1", modules: kernelModules{
@@ -215,7 +223,7 @@ func (c *diskClass) hostCheck(h *hibernated, m *vm.Machine) error {
 func matchAll(re, text string) []string { return regexp.MustCompile(re).FindStringSubmatch(text) }
 
 // classHibernateResume is hibernate-resume with the image on c's disk:
-// hibernate to PARTLABEL=, power off, a new boot resumes from it (resume
+// hibernate to PARTLABEL= (or the device path), power off, a new boot resumes from it (resume
 // and the restore kernel load c's drivers), and the resumed original
 // still drives the disk.
 func classHibernateResume(s *S, version string, c *diskClass) error {

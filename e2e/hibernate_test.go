@@ -214,6 +214,9 @@ func startHibernating(s *S, version string, opts ...hibOption) (*hibernated, *vm
 	data, mods := "vdb", virtioModules
 	if c := o.class; c != nil {
 		h.target, h.device, data, mods = "PARTLABEL="+c.label, c.node, "vda", c.modules
+		if c.byPath {
+			h.target = c.node
+		}
 		h.bus, h.imageOffset = map[string]string{h.imageDisk: c.bus}, c.imageOffset()
 		if c.internal != "" {
 			internal := filepath.Join(s.Dir, "internal.raw")

@@ -135,10 +135,15 @@ type Instructions struct {
 type TargetSpec struct {
 	Spec   string `json:"spec"`             // as the user gave it, for messages
 	Device string `json:"device,omitempty"` // kernel block device (/dev/vda2) of a raw target or of the filesystem
-	FSType string `json:"fstype,omitempty"` // filesystem to mount; empty for raw targets
-	Source string `json:"source,omitempty"` // mount source when not a device (NFS: server:/export)
-	Opts   string `json:"opts,omitempty"`   // mount options
-	Path   string `json:"path,omitempty"`   // image file relative to the filesystem root
+	// PartUUID is a raw target partition's PARTUUID as the original read
+	// it: the helper and restore kernels load only the target's drivers
+	// and may name disks differently, so they find the partition by it
+	// rather than trust Device (which there may be another disk's).
+	PartUUID string `json:"partuuid,omitempty"`
+	FSType   string `json:"fstype,omitempty"` // filesystem to mount; empty for raw targets
+	Source   string `json:"source,omitempty"` // mount source when not a device (NFS: server:/export)
+	Opts     string `json:"opts,omitempty"`   // mount options
+	Path     string `json:"path,omitempty"`   // image file relative to the filesystem root
 	// Net is the network the helper must bring up to reach Source (NFS).
 	Net *NetConfig `json:"net,omitempty"`
 	// File is a preallocated image file on a filesystem the original has

@@ -34,16 +34,21 @@ func openTarget(ts *handoff.TargetSpec) (storage.Target, func(), error) {
 		if err != nil {
 			return nil, nop, err
 		}
+		var t storage.Target
 		if ps, _ := storage.ParseSpec(ts.Spec); ps.Tag == "" || ps.Path != "" {
-			t, err := storage.Open(dev)
-			return t, nop, err
+			t, err = storage.Open(dev)
+		} else {
+			t, err = storage.OpenDevice(dev, ts.Spec) // "dev (spec)", as the original names it
 		}
-		t, err := storage.OpenDevice(dev, ts.Spec) // "dev (spec)", as the original names it
 		if err == nil && dev != ts.Device {
 			// Reports go back to the original: name the disk as it
 			// knows it, not by a name another of its disks has there.
 			logf("target %s is %s in this kernel (%s in the original's)", ts.Spec, dev, ts.Device)
-			t = storage.Named(t, ts.Device+" ("+ts.Spec+")")
+			name := ts.Device
+			if ts.Spec != ts.Device {
+				name += " (" + ts.Spec + ")"
+			}
+			t = storage.Named(t, name)
 		}
 		ts.Device = dev
 		return t, nop, err
@@ -116,28 +121,44 @@ func mountTarget(src string, ts handoff.TargetSpec) error {
 // gave its own kernel's name, but this kernel loaded only the target's
 // drivers and probes them asynchronously: a USB stick that was sdb behind
 // the original's internal SATA disk is sda here, and sdb may be missing or
-// another disk. A target named by PARTUUID= or PARTLABEL= (which the image
-// does not overwrite) is therefore found by its tag, the original's name
-// first (two partitions may carry one PARTLABEL); a device path is taken
-// as given.
+// another disk. A partition is therefore found by what the image does not
+// overwrite: the user's PARTUUID= or PARTLABEL=, else the PARTUUID the
+// original read off it (a device path); the original's name first (two
+// partitions may carry one PARTLABEL). Only a target with neither (a whole
+// disk, a partition table without PARTUUIDs) is taken by its name.
 func rawDevice(ts handoff.TargetSpec, limit time.Duration, carries func(dev, spec string) bool, resolve func(spec string) (string, error)) (string, error) {
-	ps, err := storage.ParseSpec(ts.Spec)
-	if err != nil || ps.Path != "" || ps.Tag != "PARTUUID" && ps.Tag != "PARTLABEL" {
+	id := identitySpec(ts)
+	if id == "" {
 		return ts.Device, waitForDevice(ts.Device, limit)
 	}
 	deadline := time.Now().Add(limit)
 	for {
-		if carries(ts.Device, ts.Spec) {
+		if carries(ts.Device, id) {
 			return ts.Device, nil
 		}
-		if dev, err := resolve(ts.Spec); err == nil {
+		if dev, err := resolve(id); err == nil {
 			return dev, nil
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("target %s (%s in the original kernel) did not appear within %s: is its driver built into the helper kernel (or in 'hibernate prepare' modules)?", ts.Spec, ts.Device, limit)
+			name := ts.Spec
+			if id != ts.Spec {
+				name += " (" + id + ")"
+			}
+			return "", fmt.Errorf("target %s (%s in the original kernel) did not appear within %s: is its driver built into the helper kernel (or in 'hibernate prepare' modules)? Nothing was written to another disk", name, ts.Device, limit)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// identitySpec is the tag rawDevice finds a raw target by, "" for none.
+func identitySpec(ts handoff.TargetSpec) string {
+	if ps, err := storage.ParseSpec(ts.Spec); err == nil && ps.Path == "" && (ps.Tag == "PARTUUID" || ps.Tag == "PARTLABEL") {
+		return ts.Spec
+	}
+	if ts.PartUUID != "" {
+		return "PARTUUID=" + ts.PartUUID
+	}
+	return ""
 }
 
 // waitForDevice waits for a block device to appear: drivers probe

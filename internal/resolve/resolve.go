@@ -69,7 +69,7 @@ func resolveTarget(spec string, mapFile func(string) (*storage.FileMap, error)) 
 		if _, err := storage.Open(dev); err != nil {
 			return ts, err // a device node others can write
 		}
-		ts.Device = dev
+		ts.Device, ts.PartUUID = dev, storage.PartUUID(dev)
 		return ts, nil
 	}
 	abs, err := filepath.Abs(spec)

@@ -163,6 +163,12 @@ func TestResolve(t *testing.T) {
 	if !Carries(p1, "PARTLABEL=kjump-test-part") || Carries(p2, "PARTLABEL=kjump-test-part") || !Carries(p2, "LABEL=kjtestfs") || Carries(p1, p1) {
 		t.Errorf("Carries: %s is the partition labelled kjump-test-part, %s the filesystem kjtestfs", p1, p2)
 	}
+	if got := PartUUID(p1); got != partUUID {
+		t.Errorf("PartUUID(%s) = %q, want %s", p1, got, partUUID)
+	}
+	if got := PartUUID(dev); got != "" {
+		t.Errorf("PartUUID of the whole disk %s = %q, want none", dev, got)
+	}
 	_, err := Resolve("PARTUUID=00000000-0000-0000-0000-000000000001")
 	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "blkid") {
 		t.Errorf("missing PARTUUID: %v", err)

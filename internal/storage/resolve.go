@@ -69,6 +69,16 @@ func Carries(dev, spec string) bool {
 	return err == nil && id.matches(ps.Tag, ps.Value)
 }
 
+// PartUUID returns the PARTUUID of the partition dev (/dev/NAME), "" for
+// a whole disk or a partition table without one.
+func PartUUID(dev string) string {
+	id, err := probe(filepath.Base(dev), dev)
+	if err != nil {
+		return ""
+	}
+	return id.PartUUID
+}
+
 // identity is what a device can be found by.
 type identity struct {
 	UUID, Label, PartUUID, PartLabel string
