@@ -63,7 +63,7 @@ func checkpointContinueResume(s *S, version string) error {
 	if err := vm.MakeExt4(disk, 1280, "kjdata", ""); err != nil {
 		return err
 	}
-	cfg := vm.Config{Name: "checkpoint", Kernel: kernel, Initrd: initrd, SMP: 2, Append: region, Disks: []string{disk}, SingleThreadTCG: needsSingleThreadTCG(version)}
+	cfg := vm.Config{Name: "checkpoint", Kernel: kernel, Initrd: initrd, SMP: 2, Append: region, Disks: []string{disk}}
 	m, err := s.Start(cfg)
 	if err != nil {
 		return err

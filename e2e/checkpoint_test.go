@@ -47,7 +47,7 @@ done
 	if err != nil {
 		return err
 	}
-	m, err := s.Start(vm.Config{Kernel: kernel, Initrd: initrd, SMP: smp, Append: region, SingleThreadTCG: needsSingleThreadTCG(version)})
+	m, err := s.Start(vm.Config{Kernel: kernel, Initrd: initrd, SMP: smp, Append: region})
 	if err != nil {
 		return err
 	}

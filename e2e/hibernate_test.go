@@ -70,7 +70,6 @@ kjump-workload verify
 // disk with a file the machine read into its page cache.
 type hibernated struct {
 	kernel, initrd, imageDisk, dataDisk string
-	singleThreadTCG                     bool
 	memMiB                              int // guest RAM; 0: vm's default
 	sha                                 string
 	console, consoleText                string // the hibernating boot's log
@@ -208,7 +207,7 @@ func startHibernating(s *S, version string, opts ...hibOption) (*hibernated, *vm
 	for k, v := range o.files {
 		files[k] = v
 	}
-	h := &hibernated{singleThreadTCG: needsSingleThreadTCG(version), imageDisk: filepath.Join(s.Dir, "image.raw"),
+	h := &hibernated{imageDisk: filepath.Join(s.Dir, "image.raw"),
 		dataDisk: filepath.Join(s.Dir, "data.ext4"), resumeAppend: o.resumeAppend, marker: marker, memMiB: o.memMiB,
 		target: "/dev/vda", device: "/dev/vda", display: o.display, beforeSteps: o.beforeSteps, afterSteps: o.afterSteps}
 	data, mods := "vdb", virtioModules
@@ -264,7 +263,7 @@ func startHibernating(s *S, version string, opts ...hibOption) (*hibernated, *vm
 		return nil, nil, err
 	}
 	cfg := vm.Config{Name: "hibernate", Kernel: h.kernel, Initrd: h.initrd, SMP: 2, MemMiB: o.memMiB, Append: region,
-		Disks: append([]string{h.imageDisk, h.dataDisk}, h.extraDisks...), Bus: h.bus, SingleThreadTCG: h.singleThreadTCG}
+		Disks: append([]string{h.imageDisk, h.dataDisk}, h.extraDisks...), Bus: h.bus}
 	if o.smallMiB > 0 {
 		small := filepath.Join(s.Dir, "small.raw")
 		if err := vm.CreateDisk(small, o.smallMiB); err != nil {
@@ -306,7 +305,7 @@ func (h *hibernated) bootResumeWith(s *S, name, extra string) (*vm.Machine, erro
 // hibernated.
 func (h *hibernated) bootResumeOn(s *S, name, kernel, extra string) (*vm.Machine, error) {
 	return s.Start(vm.Config{Name: name, Kernel: kernel, Initrd: h.initrd, SMP: 2, MemMiB: h.memMiB, Append: region + " kjtest=resume " + extra,
-		Disks: append([]string{h.imageDisk, h.dataDisk}, h.extraDisks...), Bus: h.bus, SingleThreadTCG: h.singleThreadTCG,
+		Disks: append([]string{h.imageDisk, h.dataDisk}, h.extraDisks...), Bus: h.bus,
 		Display: h.display, Monitor: h.display != ""})
 }
 

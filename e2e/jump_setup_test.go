@@ -38,13 +38,6 @@ func testKernel(version string) (string, error) {
 	return k, nil
 }
 
-// needsSingleThreadTCG: see vm.Config.SingleThreadTCG. Debian's 6.12
-// config patches its code at boot the same way and tripped over it too
-// ("Oops: int3" in sched_clock_cpu right after "TSC found unstable").
-func needsSingleThreadTCG(version string) bool {
-	return version == "7.3" || strings.HasSuffix(version, distroSuffix)
-}
-
 // jumpingBoot returns the kernel of a Linux version ("" for 6.1) and an
 // initramfs running body on a machine that has kjump and its helper files
 // installed at their default paths, plus any extra files.

@@ -118,7 +118,7 @@ func nfsCheckpointWith(s *S, c nfsClient) error {
 	port := server.port
 	client := func(name, appendLine string) (*vm.Machine, error) {
 		return s.Start(vm.Config{Name: name, Kernel: kernel, Initrd: initrd, SMP: 2, Append: appendLine,
-			Net: &vm.Net{Port: port, MAC: nfsClientMAC, Model: c.nic}, SingleThreadTCG: needsSingleThreadTCG(c.version)})
+			Net: &vm.Net{Port: port, MAC: nfsClientMAC, Model: c.nic}})
 	}
 
 	// The helper names the image by the server's path, not by its own

@@ -48,7 +48,7 @@ func preloadScenario(s *S, version string) error {
 	if err != nil {
 		return err
 	}
-	m, err := s.Start(vm.Config{Kernel: kernel, Initrd: initrd, SMP: 2, Append: region, SingleThreadTCG: needsSingleThreadTCG(version)})
+	m, err := s.Start(vm.Config{Kernel: kernel, Initrd: initrd, SMP: 2, Append: region})
 	if err != nil {
 		return err
 	}
