@@ -73,18 +73,10 @@ func entryOptions(t *testing.T, root string) string {
 // memmap= with its $ intact (kernel-install's shell must not expand it);
 // --undo puts the entry and /etc/kernel back byte for byte.
 func TestKernelInstallReal(t *testing.T) {
-	root := fakeRoot(t)
-	for _, p := range []string{"etc/default/grub", "usr/sbin/grub-mkconfig", "usr/sbin/update-grub"} {
-		os.Remove(filepath.Join(root, p))
-	}
 	// A systemd-boot installation: bootctl made /boot/MACHINE-ID and
 	// loader/entries, the installer's kernel-install wrote the entry with
 	// the options it was given.
-	for _, d := range []string{"boot/" + machineID, "boot/loader/entries", "etc/kernel"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	root, o, out := kernelInstallRoot(t)
 	installer := t.TempDir()
 	os.WriteFile(filepath.Join(installer, "cmdline"), []byte("root=UUID=1234 ro console=ttyS0\n"), 0o644)
 	if err := kernelInstall(t, root, installer, "add", release, "/boot/vmlinuz-"+release); err != nil {
@@ -93,25 +85,14 @@ func TestKernelInstallReal(t *testing.T) {
 	if got := entryOptions(t, root); !strings.HasPrefix(got, "root=UUID=1234 ro console=ttyS0") || strings.Contains(got, "memmap") {
 		t.Fatalf("entry before setup: options %q", got)
 	}
-	// setup finds kernel-install where the system has it.
-	ki, _ := exec.LookPath("kernel-install")
-	b, err := os.ReadFile(ki)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(root, "usr/bin/kernel-install"), b, 0o755)
 	before := tree(t, root)
-
-	f := &fakeSystem{root: root}
 	var ran []string
-	var out bytes.Buffer
-	o := options(root, f, &out)
+	run := o.Run
 	o.Run = func(name string, args ...string) error {
-		if name != "kernel-install" {
-			return f.run(name, args...)
+		if name == "kernel-install" {
+			ran = append(ran, strings.Join(append([]string{name}, args...), " "))
 		}
-		ran = append(ran, strings.Join(append([]string{name}, args...), " "))
-		return kernelInstall(t, root, filepath.Join(root, "etc/kernel"), args...)
+		return run(name, args...)
 	}
 	if err := Setup(o); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
