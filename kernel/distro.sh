@@ -24,7 +24,8 @@
 #   --jobs N           parallel jobs (default: nproc)
 #
 # Needs: linux-source-X.Y, build-essential, bc, bison, flex, libssl-dev,
-# libelf-dev, dpkg-dev, rsync, kmod, cpio (apt-get install ...).
+# libelf-dev, dpkg-dev, rsync, kmod, cpio, and for .debs debhelper (6.12's
+# bindeb-pkg declares debhelper-compat; apt-get install ...).
 # Install the result with: apt install ./DIR/linux-image-*.deb
 set -euo pipefail
 
@@ -68,6 +69,17 @@ if [[ -n $modules ]]; then
 	modules=$(realpath "$modules") # make runs in the source tree
 fi
 pkgver=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || echo unknown)
+
+# For .debs, every missing build package at once, before the build: 6.12's
+# bindeb-pkg checks its own build dependencies (debhelper-compat) only after
+# the configuration step, and a full build would fail there.
+if [[ -z $tree && -z $config_only ]]; then
+	missing=()
+	for p in build-essential bc bison flex libssl-dev libelf-dev dpkg-dev rsync kmod cpio debhelper; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+	done
+	((${#missing[@]} == 0)) || die "missing build packages: apt-get install ${missing[*]}"
+fi
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
