@@ -77,11 +77,7 @@ func TestKernelInstallReal(t *testing.T) {
 	// loader/entries, the installer's kernel-install wrote the entry with
 	// the options it was given.
 	root, o, out := kernelInstallRoot(t)
-	installer := t.TempDir()
-	os.WriteFile(filepath.Join(installer, "cmdline"), []byte("root=UUID=1234 ro console=ttyS0\n"), 0o644)
-	if err := kernelInstall(t, root, installer, "add", release, "/boot/vmlinuz-"+release); err != nil {
-		t.Fatal(err)
-	}
+	installerEntry(t, root)
 	if got := entryOptions(t, root); !strings.HasPrefix(got, "root=UUID=1234 ro console=ttyS0") || strings.Contains(got, "memmap") {
 		t.Fatalf("entry before setup: options %q", got)
 	}
@@ -157,16 +153,23 @@ func kernelInstallRoot(t *testing.T) (string, Options, *bytes.Buffer) {
 	return root, o, &out
 }
 
-// Another entry for the running kernel (an admin's copy, another entry
-// token) is not rewritten by kernel-install: setup says which entry would
-// boot without the reservation, and --undo still restores everything.
-func TestKernelInstallOtherEntryNamed(t *testing.T) {
-	root, o, out := kernelInstallRoot(t)
+// installerEntry writes the entry the distribution's installer had
+// kernel-install write for the running kernel, with its options.
+func installerEntry(t *testing.T, root string) {
+	t.Helper()
 	installer := t.TempDir()
 	os.WriteFile(filepath.Join(installer, "cmdline"), []byte("root=UUID=1234 ro console=ttyS0\n"), 0o644)
 	if err := kernelInstall(t, root, installer, "add", release, "/boot/vmlinuz-"+release); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Another entry for the running kernel (an admin's copy, another entry
+// token) is not rewritten by kernel-install: setup says which entry would
+// boot without the reservation, and --undo still restores everything.
+func TestKernelInstallOtherEntryNamed(t *testing.T) {
+	root, o, out := kernelInstallRoot(t)
+	installerEntry(t, root)
 	entry := read(t, root, "boot/loader/entries/"+machineID+"-"+release+".conf")
 	os.WriteFile(filepath.Join(root, "boot/loader/entries/debug-"+release+".conf"), []byte(strings.Replace(entry, "title ", "title (debug) ", 1)), 0o644)
 	before := tree(t, root)
