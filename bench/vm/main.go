@@ -34,7 +34,7 @@ import (
 const region = "memmap=128M$0x30000000 no_timer_check"
 
 // knownMethods are what -methods accepts.
-var knownMethods = []string{"swsusp", "swsusp-default", "kjump", "kjump-keepfree", "kjump-fastest", "kjump-zstd", "kjump-s2"}
+var knownMethods = []string{"swsusp", "swsusp-default", "kjump", "kjump-keepfree", "kjump-fastest", "kjump-zstd", "kjump-s2", "kjump-direct"}
 
 var (
 	repeat   = flag.Int("repeat", 3, "hibernate/resume cycles per method (0: calibration only)")
@@ -42,7 +42,7 @@ var (
 	anonMiB  = flag.Int("anon", 512, "anonymous memory of the workload in MiB, split over two processes")
 	cacheMiB = flag.Int("cache", 256, "MiB of files read into the page cache from the data disk")
 	packMiB  = flag.Int("pack", 0, "concatenate the cached files into files of this many MiB (0: host files as they are, thousands of them)")
-	methods  = flag.String("methods", "swsusp,kjump,swsusp-default", "methods to alternate, in this order (swsusp with a large image_size, kjump, swsusp with the default image_size, kjump-keepfree: kjump saving free pages too, kjump-fastest: kjump at --level fastest, kjump-zstd and kjump-s2: kjump with --compression zstd or s2 instead of the default auto)")
+	methods  = flag.String("methods", "swsusp,kjump,swsusp-default", "methods to alternate, in this order (swsusp with a large image_size, kjump, swsusp with the default image_size, kjump-keepfree: kjump saving free pages too, kjump-fastest: kjump at --level fastest, kjump-zstd and kjump-s2: kjump with --compression zstd or s2 instead of the default auto, kjump-direct: hibernate as kjump, resume by booting the helper kernel straight from the entry 'resume boot-entry' printed)")
 	results  = flag.String("results", "", "also write the results table (TSV) here")
 	calib    = flag.Bool("calibrate", true, "first time the host pipeline on the host and in a TCG guest (needs make bench's dump)")
 	diskIO   = flag.String("disk-cache", "none", "how QEMU attaches both disks: none (O_DIRECT: guest I/O reaches the host's disk, as on a real machine) or unsafe (the host's page cache absorbs it)")
@@ -133,7 +133,7 @@ func run() error {
 	var rows []row
 	for rep := 1; rep <= *repeat; rep++ {
 		for _, m := range meths {
-			r, err := cycle(dir, kernel, initrd, data, m, rep)
+			r, err := cycle(dir, kernel, initrd, data, m, rep, files)
 			if err != nil {
 				return fmt.Errorf("%s cycle %d: %w", m, rep, err)
 			}
@@ -203,6 +203,12 @@ if [ "${method#kjump}" = "$method" ]; then
   echo disk > /sys/power/state
   echo "BENCH resumed rc=$?"
 else
+  if [ "$method" = kjump-direct ]; then
+    # The boot loader entry that starts the helper kernel straight into the restore.
+    /bin/resume boot-entry --from /dev/vda >/tmp/entry
+    echo "BENCH entry rc=$?"
+    echo "BENCH entry begin"; cat /tmp/entry; echo "BENCH entry end"
+  fi
   echo "BENCH hibernating kjump"
   free=exclude; [ "$method" = kjump-keepfree ] && free=keep
   level=fast; [ "$method" = kjump-fastest ] && level=fastest
@@ -316,7 +322,9 @@ var (
 )
 
 // cycle hibernates a fresh machine with one method and resumes it.
-func cycle(dir, kernel, initrd, data, method string, rep int) (row, error) {
+// files are the machine's initramfs files by path, where a direct boot
+// finds the host copies of the helper kernel and initramfs its entry names.
+func cycle(dir, kernel, initrd, data, method string, rep int, files map[string]vm.File) (row, error) {
 	r := row{Method: method, Rep: rep, Load: loadavg()}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -373,6 +381,13 @@ func cycle(dir, kernel, initrd, data, method string, rep int) (row, error) {
 	hibPhases := phases(m.ConsolePath(), hibernateMarks[!isKjump(method)])
 
 	cfg.Name, cfg.RunDir, cfg.Append = name+"-resume", filepath.Join(dir, name+"-resume"), region+" kjb.method="+method+" kjb.phase=resume"
+	if method == "kjump-direct" {
+		// What a boot loader does with the entry: its kernel, initramfs
+		// and options, and nothing else.
+		if cfg.Kernel, cfg.Initrd, cfg.Append, err = directBoot(con, files); err != nil {
+			return r, err
+		}
+	}
 	os.MkdirAll(cfg.RunDir, 0o755)
 	if err := coldDisks(cfg.Name, img, data); err != nil {
 		return r, err
@@ -410,7 +425,7 @@ func cycle(dir, kernel, initrd, data, method string, rep int) (row, error) {
 	if err := m2.Wait(5 * time.Minute); err != nil {
 		return r, err
 	}
-	r.Phases = "hibernate: " + hibPhases + "; resume: " + phases(m2.ConsolePath(), resumeMarks[!isKjump(method)])
+	r.Phases = "hibernate: " + hibPhases + "; resume: " + phases(m2.ConsolePath(), resumeMarksOf(method))
 	return r, nil
 }
 
@@ -427,6 +442,44 @@ var (
 )
 
 type mark struct{ name, line string } // phase name, console line that starts it ("" = QEMU start)
+
+// directResumeMarks are kjump-direct's resume phases: one kernel boot, the
+// helper's checks, the restore.
+var directResumeMarks = []mark{{"kernel boot", ""}, {"checks", "kjump-helper: direct restore"}, {"restore", "kjump-helper: restoring"}, {"jump back", "jumping into the restored"}, {"", "BENCH resumed"}}
+
+func resumeMarksOf(method string) []mark {
+	if method == "kjump-direct" {
+		return directResumeMarks
+	}
+	return resumeMarks[!isKjump(method)]
+}
+
+// directBoot reads the entry the hibernating machine printed and returns
+// what the resume machine boots: the host files the initramfs holds at the
+// entry's paths, and the entry's options.
+func directBoot(con string, files map[string]vm.File) (kernel, initrd, options string, err error) {
+	if !strings.Contains(con, "BENCH entry rc=0") {
+		return "", "", "", fmt.Errorf("resume boot-entry failed: %s", regexp.MustCompile(`BENCH entry rc=\d+`).FindString(con))
+	}
+	e, err := vm.ParseDirectEntry(con, "BENCH entry begin", "BENCH entry end")
+	if err != nil {
+		return "", "", "", err
+	}
+	host := func(guest string) (string, error) {
+		f, ok := files[strings.TrimPrefix(guest, "/")]
+		if !ok || f.Host == "" {
+			return "", fmt.Errorf("the entry names %s, which the initramfs does not hold", guest)
+		}
+		return f.Host, nil
+	}
+	if kernel, err = host(e.Linux); err != nil {
+		return "", "", "", err
+	}
+	if initrd, err = host(e.Initrd); err != nil {
+		return "", "", "", err
+	}
+	return kernel, initrd, e.Options, nil
+}
 
 // phases reads a console log ("[host seconds] line") and returns the
 // duration of each phase: from its mark to the next one.
@@ -541,7 +594,7 @@ func summary(rows []row, meths []string) string {
 		med[m] = x
 		fmt.Fprintf(&b, "%-14s %12.1f %10.0f %14.1f %12.1f %11.3f %10.0f %12.0f\n", m, x["off"], x["img"], x["boot"], x["total"], x["rr"], x["reads"], x["rmib"])
 	}
-	for _, c := range [][2]string{{"kjump", "swsusp"}, {"kjump", "swsusp-default"}, {"kjump-fastest", "swsusp"}, {"kjump-fastest", "swsusp-default"}, {"kjump-s2", "swsusp"}, {"kjump-s2", "swsusp-default"}, {"kjump-zstd", "swsusp"}, {"kjump-zstd", "swsusp-default"}} {
+	for _, c := range [][2]string{{"kjump", "swsusp"}, {"kjump", "swsusp-default"}, {"kjump-fastest", "swsusp"}, {"kjump-fastest", "swsusp-default"}, {"kjump-s2", "swsusp"}, {"kjump-s2", "swsusp-default"}, {"kjump-zstd", "swsusp"}, {"kjump-zstd", "swsusp-default"}, {"kjump-direct", "swsusp"}, {"kjump-direct", "swsusp-default"}} {
 		kn, sw := c[0], c[1]
 		s, k := med[sw], med[kn]
 		if s == nil || k == nil {
@@ -555,6 +608,9 @@ func summary(rows []row, meths []string) string {
 		}
 		fmt.Fprintf(&b, "hibernate+resume wall time %s/%s: %.2f (target <= 1: %s)\n", kn, sw, k["total"]/s["total"], verdict(k["total"] <= s["total"]))
 		fmt.Fprintf(&b, "warm re-read speed-up %s vs %s: %.1fx (target >= 5x: %s)\n", kn, sw, s["rr"]/k["rr"], verdict(s["rr"] >= 5*k["rr"]))
+	}
+	if k, d := med["kjump"], med["kjump-direct"]; k != nil && d != nil {
+		fmt.Fprintf(&b, "direct boot: boot to workload %.1f s vs %.1f s through a normal boot and the restore kernel\n", d["boot"], k["boot"])
 	}
 	if k, kf := med["kjump"], med["kjump-keepfree"]; k != nil && kf != nil {
 		fmt.Fprintf(&b, "free-page exclusion: power off %.1f s vs %.1f s keeping free pages, image %.0f vs %.0f MiB\n", k["off"], kf["off"], k["img"], kf["img"])

@@ -3,7 +3,10 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/kjump/kjump/internal/vm"
 )
 
 func TestPhasesFromConsoleLog(t *testing.T) {
@@ -57,5 +60,21 @@ func TestDropHostCache(t *testing.T) {
 	}
 	if left != 0 {
 		t.Errorf("%d bytes still in the host page cache after dropping", left)
+	}
+}
+
+func TestDirectBootFromEntry(t *testing.T) {
+	con := "BENCH entry rc=0\nBENCH entry begin\nlinux /boot/kjump/helper.bzImage\ninitrd /boot/kjump/helper.cpio.gz\noptions memmap=1$2 kjump.direct=1-2 kjump.resume=/dev/vda\nBENCH entry end\nBENCH hibernating kjump\n"
+	files := map[string]vm.File{"boot/kjump/helper.bzImage": {Host: "/h/bzImage"}, "boot/kjump/helper.cpio.gz": {Host: "/h/helper.cpio.gz"}}
+	k, i, o, err := directBoot(con, files)
+	if err != nil || k != "/h/bzImage" || i != "/h/helper.cpio.gz" || o != "memmap=1$2 kjump.direct=1-2 kjump.resume=/dev/vda" {
+		t.Errorf("directBoot = %q, %q, %q, %v", k, i, o, err)
+	}
+	delete(files, "boot/kjump/helper.cpio.gz")
+	if _, _, _, err := directBoot(con, files); err == nil {
+		t.Error("an initrd the initramfs does not hold: no error")
+	}
+	if _, _, _, err := directBoot(strings.Replace(con, "rc=0", "rc=1", 1), files); err == nil {
+		t.Error("boot-entry failed: no error")
 	}
 }
