@@ -159,16 +159,5 @@ func configPath(args []string) string { return config.PathFromArgs(args) }
 // or as word=1, word=y or word=true.
 func cmdlineSwitch(word string) bool {
 	b, _ := os.ReadFile("/proc/cmdline")
-	on := false
-	for _, p := range cmdline.Params(string(b)) {
-		if p[0] == word {
-			switch p[1] {
-			case "", "1", "y", "yes", "true":
-				on = true
-			default:
-				on = false
-			}
-		}
-	}
-	return on
+	return cmdline.Switch(string(b), word)
 }

@@ -58,3 +58,20 @@ func Value(line, name string) (string, bool) {
 	}
 	return v, found
 }
+
+// Switch reports whether word is on line alone or as word=1, word=y,
+// word=yes or word=true (the last occurrence decides).
+func Switch(line, word string) bool {
+	on := false
+	for _, p := range Params(line) {
+		if p[0] == word {
+			switch p[1] {
+			case "", "1", "y", "yes", "true":
+				on = true
+			default:
+				on = false
+			}
+		}
+	}
+	return on
+}

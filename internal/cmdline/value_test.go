@@ -21,3 +21,19 @@ func TestValueKjumpResume(t *testing.T) {
 		}
 	}
 }
+
+func TestSwitch(t *testing.T) {
+	for line, want := range map[string]bool{
+		"ro kjump.force":                 true,
+		"ro kjump.force=1":               true,
+		"ro kjump.force=yes":             true,
+		"ro kjump.force=0":               false,
+		"ro kjump.force=1 kjump.force=0": false,
+		"ro kjump.forced=1":              false,
+		"ro":                             false,
+	} {
+		if got := Switch(line, "kjump.force"); got != want {
+			t.Errorf("Switch(%q) = %v, want %v", line, got, want)
+		}
+	}
+}

@@ -38,6 +38,13 @@ func Main() error {
 		logf("%v", err)
 	}
 	loadModules()
+	if line, err := os.ReadFile("/proc/cmdline"); err == nil {
+		if region, ok, err := directRegion(string(line)); err != nil {
+			return mainDirect(string(line), region, err)
+		} else if ok {
+			return mainDirect(string(line), region, nil)
+		}
+	}
 	start := time.Now()
 	mem, area, h, err := readHandoff()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/jump/purgatory"
 	"github.com/kjump/kjump/internal/physmem"
+	"github.com/kjump/kjump/internal/storage"
 )
 
 // restore writes the image's pages back to the original's physical memory
@@ -25,16 +26,24 @@ import (
 // Once every page is back it marks the image spent, so a retry switch left
 // on the command line cannot resume it twice.
 func restore(h handoff.Handoff, mem *physmem.Mem, res *handoff.Result) (jump.JumpBack, error) {
-	in := h.Instructions
-	opts, err := restoreOptions(in)
-	if err != nil {
-		return jump.JumpBack{}, err
-	}
-	t, cleanup, err := openTarget(&in.Target)
+	t, cleanup, err := openTarget(&h.Instructions.Target)
 	if err != nil {
 		return jump.JumpBack{}, err
 	}
 	defer cleanup()
+	return restoreFrom(h.Instructions, t, mem, res, jump.Ranges{{Start: 0, End: jump.LowMemSize}})
+}
+
+// restoreFrom restores the image in on t and returns the jump into the
+// original. keep is the RAM this kernel itself uses outside the reserved
+// region (low memory, and for a direct restore the guard page at 1 MiB):
+// the original's pages there are collected for the jump, which puts them
+// in place at the last moment.
+func restoreFrom(in handoff.Instructions, t storage.Target, mem *physmem.Mem, res *handoff.Result, keep jump.Ranges) (jump.JumpBack, error) {
+	opts, err := restoreOptions(in)
+	if err != nil {
+		return jump.JumpBack{}, err
+	}
 	r, err := image.OpenTarget(t, opts...)
 	if err != nil {
 		return jump.JumpBack{}, err
@@ -62,7 +71,7 @@ func restore(h handoff.Handoff, mem *physmem.Mem, res *handoff.Result) (jump.Jum
 		}
 	}
 	mem.UseWindows(above)
-	sink := &ramSink{mem: mem, low: make([]byte, jump.LowMemSize)}
+	sink := newRAMSink(mem, keep)
 	logf("restoring %s from image %s on %s", humanize.IBytes(info.RAMBytes), info.ID, t)
 	// WithZeroFill: pages that were zero are not stored, and the memory
 	// under them holds whatever the kernels booted since left there.
@@ -97,13 +106,11 @@ func restore(h handoff.Handoff, mem *physmem.Mem, res *handoff.Result) (jump.Jum
 
 	entry := md.JumpBack.Entry
 	page := make([]byte, jump.PageSize)
-	if base := entry &^ (jump.PageSize - 1); base+jump.PageSize <= jump.LowMemSize {
-		copy(page, sink.low[base:])
-	} else if _, err := mem.ReadAt(page, int64(base)); err != nil {
+	if err := sink.readAt(page, int64(entry&^(jump.PageSize-1))); err != nil {
 		return jump.JumpBack{}, fmt.Errorf("reading back the entry page: %w", err)
 	}
-	return jump.JumpBack{Entry: entry, GDT: purgatory.GDTDesc{Limit: md.JumpBack.GDTLimit, Base: md.JumpBack.GDTBase},
-		StubAddr: in.JumpStub, EntryPage: page, LowMem: sink.low}, nil
+	return sink.jumpBack(jump.JumpBack{Entry: entry, GDT: purgatory.GDTDesc{Limit: md.JumpBack.GDTLimit, Base: md.JumpBack.GDTBase},
+		StubAddr: in.JumpStub, EntryPage: page})
 }
 
 // restoreOptions are the checks the restore kernel reads the image with:
@@ -127,44 +134,118 @@ func restoreOptions(in handoff.Instructions) ([]image.ReaderOption, error) {
 	return opts, nil
 }
 
-// ramSink writes restored pages to physical memory; low memory, which this
-// kernel itself is using, is collected for the jump-back image instead.
+// ramSink writes restored pages to physical memory; the RAM this kernel
+// itself uses outside the reserved region (kept: low memory, and for a
+// direct restore the guard page) is collected in copies for the jump-back
+// image instead.
 type ramSink struct {
-	mem *physmem.Mem
-	low []byte
+	mem  *physmem.Mem
+	kept []keptCopy // ascending, disjoint
+}
+
+type keptCopy struct {
+	jump.Range
+	buf []byte
+}
+
+func newRAMSink(mem *physmem.Mem, keep jump.Ranges) *ramSink {
+	s := &ramSink{mem: mem}
+	for _, r := range keep.Normalize() {
+		s.kept = append(s.kept, keptCopy{Range: r, buf: make([]byte, r.Size())})
+	}
+	return s
+}
+
+// split calls inKept or inRAM for each part of [off, off+n), in order.
+func (s *ramSink) split(off, n int64, inKept func(k *keptCopy, off, n int64) error, inRAM func(off, n int64) error) error {
+	for n > 0 {
+		end := off + n
+		var in *keptCopy
+		for i := range s.kept {
+			k := &s.kept[i]
+			if uint64(off) >= k.Start && uint64(off) < k.End {
+				in = k
+				break
+			}
+			if uint64(off) < k.Start && uint64(end) > k.Start {
+				end = int64(k.Start)
+				break
+			}
+		}
+		var err error
+		if in != nil {
+			end = min(end, int64(in.End))
+			err = inKept(in, off, end-off)
+		} else {
+			err = inRAM(off, end-off)
+		}
+		if err != nil {
+			return err
+		}
+		n, off = n-(end-off), end
+	}
+	return nil
 }
 
 func (s *ramSink) WriteAt(p []byte, off int64) (int, error) {
-	n := 0
-	if off < jump.LowMemSize {
-		k := copy(s.low[off:], p)
-		n, p, off = k, p[k:], off+int64(k)
+	base := off
+	err := s.split(off, int64(len(p)), func(k *keptCopy, o, n int64) error {
+		copy(k.buf[uint64(o)-k.Start:], p[o-base:o-base+n])
+		return nil
+	}, func(o, n int64) error {
+		_, err := s.mem.WriteAt(p[o-base:o-base+n], o)
+		return err
+	})
+	if err != nil {
+		return 0, err
 	}
-	if len(p) == 0 {
-		return n, nil
-	}
-	k, err := s.mem.WriteAt(p, off)
-	return n + k, err
+	return len(p), nil
 }
 
-// Lend lends RAM above low memory for a chunk to decode in place
-// (image.Lender); low memory goes to the copy through WriteAt.
+// Lend lends RAM outside the kept ranges for a chunk to decode in place
+// (image.Lender); kept ranges go to their copies through WriteAt.
 func (s *ramSink) Lend(off int64, n int) ([]byte, func(), bool) {
-	if off < jump.LowMemSize {
-		return nil, nil, false
+	for _, k := range s.kept {
+		if k.Overlaps(jump.Range{Start: uint64(off), End: uint64(off) + uint64(n)}) {
+			return nil, nil, false
+		}
 	}
 	return s.mem.Lend(off, n)
 }
 
-// ZeroAt clears RAM in place (image.Zeroer), low memory in the copy.
+// ZeroAt clears RAM in place (image.Zeroer), kept ranges in their copies.
 func (s *ramSink) ZeroAt(off, n int64) error {
-	if off < jump.LowMemSize {
-		k := min(n, jump.LowMemSize-off)
-		clear(s.low[off : off+k])
-		off, n = off+k, n-k
-	}
-	if n == 0 {
+	return s.split(off, n, func(k *keptCopy, o, n int64) error {
+		clear(k.buf[uint64(o)-k.Start : uint64(o)-k.Start+uint64(n)])
 		return nil
+	}, s.mem.ZeroAt)
+}
+
+// readAt reads back restored memory, from the copies where kept.
+func (s *ramSink) readAt(p []byte, off int64) error {
+	base := off
+	return s.split(off, int64(len(p)), func(k *keptCopy, o, n int64) error {
+		copy(p[o-base:o-base+n], k.buf[uint64(o)-k.Start:])
+		return nil
+	}, func(o, n int64) error {
+		_, err := s.mem.ReadAt(p[o-base:o-base+n], o)
+		return err
+	})
+}
+
+// jumpBack puts the copies in the jump: low memory as its own field, any
+// other kept range as an extra segment.
+func (s *ramSink) jumpBack(jb jump.JumpBack) (jump.JumpBack, error) {
+	for _, k := range s.kept {
+		switch {
+		case k.Start == 0 && k.End == jump.LowMemSize:
+			jb.LowMem = k.buf
+		default:
+			jb.Extra = append(jb.Extra, jump.NewSegment(k.buf, k.Start))
+		}
 	}
-	return s.mem.ZeroAt(off, n)
+	if len(jb.LowMem) != jump.LowMemSize {
+		return jb, fmt.Errorf("internal: the restore kept no copy of low memory")
+	}
+	return jb, nil
 }

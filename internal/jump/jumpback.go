@@ -15,6 +15,11 @@ type JumpBack struct {
 	StubAddr  uint64            // a page of the reserved region for the stub
 	EntryPage []byte            // current contents of the page holding Entry
 	LowMem    []byte            // the original's [0, LowMemSize)
+	// Extra are more of the original's pages put in place by the jump:
+	// RAM a directly booted restore kernel used (its guard page), and the
+	// original's handoff area with the report, which lies in that
+	// kernel's memory.
+	Extra []Segment
 }
 
 // Image builds the preserve-context jump-back image:
@@ -34,13 +39,19 @@ func (j JumpBack) Image() (Image, error) {
 	}
 	entryPage := alignDown(j.Entry, PageSize)
 	segs := []Segment{NewSegment(purgatory.JumpBackStub(j.Entry, j.GDT), j.StubAddr)}
-	if entryPage < LowMemSize {
-		// Already covered by the low-memory segment, which carries the same bytes.
-		copy(j.LowMem[entryPage:], j.EntryPage)
-	} else {
+	covered := false
+	for _, s := range append([]Segment{NewSegment(j.LowMem, 0)}, j.Extra...) {
+		if s.Range().Contains(entryPage) && uint64(len(s.Buf)) >= entryPage-s.Mem+PageSize {
+			// A segment carrying the page already: the same bytes.
+			copy(s.Buf[entryPage-s.Mem:], j.EntryPage)
+			covered = true
+		}
+	}
+	if !covered {
 		segs = append(segs, NewSegment(j.EntryPage, entryPage))
 	}
 	segs = append(segs, NewSegment(j.LowMem, 0))
+	segs = append(segs, j.Extra...)
 	im := Image{Entry: j.StubAddr, Segments: segs, PreserveContext: true}
 	return im, im.Validate()
 }

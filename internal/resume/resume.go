@@ -45,6 +45,25 @@ type Options struct {
 	// image: one written with the key is always encrypted.
 	Secret *image.Secret
 	Log    func(format string, args ...any)
+	// Here restores in this kernel instead of starting a restore kernel:
+	// set by a restore kernel the boot loader started directly
+	// (kjump.direct=), confined to the reserved region.
+	Here *Here
+}
+
+// Here is a restore in the running kernel, which the boot loader started
+// in the reserved region: it sees the machine's RAM only in the firmware
+// map, and it trusts nothing but proof. A filesystem it cannot find (a
+// driver it lacks) or cannot prove unchanged refuses the image without
+// invalidating it, for the normal boot that follows, with every driver, to
+// decide.
+type Here struct {
+	Region phys.Range
+	// RAM is the machine's RAM from the firmware map, less Region.
+	RAM phys.Ranges
+	// Restore writes the pages back and jumps into the original; it
+	// returns only on failure, after the image was marked restoring.
+	Restore func(in handoff.Instructions, t storage.Target) error
 }
 
 func (o Options) logf(format string, args ...any) {
@@ -77,6 +96,9 @@ func Run(o Options) error {
 	defer img.wipe()
 	if err := checkDisks(t.Target, img, o); err != nil {
 		return err
+	}
+	if o.Here != nil {
+		return restoreHere(t.Target, img, o)
 	}
 	return launchRestore(t, img, o)
 }
@@ -113,6 +135,9 @@ func (v *verified) wipe() {
 // (Checking every chunk here as well read the whole image twice.)
 func openAndVerify(t storage.Target, o Options) (*verified, error) {
 	kopts := machineRAM()
+	if o.Here != nil {
+		kopts = []image.ReaderOption{image.WithMachineRAM(imageRanges(o.Here.RAM))}
+	}
 	if o.Secret != nil {
 		kopts = append(kopts, image.WithSecret(*o.Secret))
 	}
@@ -215,7 +240,15 @@ func plainCommitted(t storage.Target) bool {
 // and invalidates it: it can never be resumed safely.
 func checkDisks(t storage.Target, img *verified, o Options) error {
 	info := img.info
+	if o.Here != nil {
+		o.AllowUnproven = false
+	}
 	fsr, err := fsstate.Check(info.Metadata.Filesystems, o.AllowUnproven)
+	if o.Here != nil {
+		if err := provenHere(info, fsr, err); err != nil {
+			return err
+		}
+	}
 	for _, m := range fsr.Missing {
 		o.logf("warning: filesystem %s (%s, was %s) that was mounted at hibernation is not attached; the resumed system will find it gone", m.UUID, m.Type, m.Device)
 	}
@@ -312,4 +345,75 @@ func sameMachine(info image.Info, plan *layout.HelperPlan, sys *sysinfo.System) 
 		return fmt.Errorf("image %s has no kernel release", info.ID)
 	}
 	return nil
+}
+
+// provenHere is the stricter rule of a restore kernel the boot loader
+// started: every filesystem the image saved must be found and proven
+// unchanged. One it cannot find or prove is left to the normal boot (the
+// image stays as it is); a proven change falls through to checkDisks,
+// which invalidates the image as any boot would.
+func provenHere(info image.Info, fsr fsstate.Result, err error) error {
+	var stale *fsstate.StaleError
+	switch {
+	case len(fsr.Missing) > 0:
+		return fmt.Errorf("image %s: this restore kernel does not see filesystem %s (%s, was %s), which a normal boot may (its driver is not in the helper initramfs?); leaving the image to the normal boot", info.ID, fsr.Missing[0].UUID, fsr.Missing[0].Type, fsr.Missing[0].Device)
+	case errors.As(err, &stale) && stale.Unproven():
+		return fmt.Errorf("image %s: %v; leaving the image to the normal boot, which applies allow_unproven", info.ID, err)
+	case err != nil && stale == nil:
+		return fmt.Errorf("image %s: checking filesystems for changes since hibernation: %w; leaving the image to the normal boot", info.ID, err)
+	}
+	return nil
+}
+
+// restoreHere marks the image restoring (the point of no return, as
+// before a restore kernel starts) and restores it in this kernel.
+func restoreHere(t storage.Target, img *verified, o Options) error {
+	h := o.Here
+	if err := sameMachineHere(img.info, h); err != nil {
+		return err
+	}
+	if img.status == nil {
+		if err := image.MarkRestoringTarget(t, img.keyOpts...); err != nil {
+			return fmt.Errorf("cannot invalidate image %s before resuming (refusing to risk resuming it twice): %w", img.info.ID, err)
+		}
+	}
+	in := handoff.Instructions{Mode: handoff.Restore, ImageID: img.info.ID, ImageDigest: img.digest,
+		RAM: h.RAM, Region: h.Region, JumpStub: layout.JumpStubAddr(h.Region),
+		Release: sysinfo.KernelRelease(), Key: img.key}
+	o.logf("image %s verified and invalidated (marked as being restored: if this restore does not finish, kjump.force=1 retries it); restoring it in this kernel", img.info.ID)
+	return h.Restore(in, t)
+}
+
+// sameMachineHere is sameMachine for a kernel that sees the machine's RAM
+// in the firmware map: the image's RAM lies in it (Open checked that) and
+// is all of it but what a booted kernel keeps back from the firmware's RAM
+// (page 0, partial pages), at most 1 MiB.
+func sameMachineHere(info image.Info, h *Here) error {
+	if got := info.Metadata.Extra[handoff.RegionKey]; got != "" {
+		if r, err := handoff.ParseRegion(got); err != nil || r != h.Region {
+			return fmt.Errorf("image %s was made with the helper region %s but this restore kernel was started for %s: regenerate the boot entry ('resume boot-entry')", info.ID, got, handoff.RegionText(h.Region))
+		}
+	}
+	var saved phys.Ranges
+	for _, r := range info.Ranges {
+		saved = append(saved, phys.Range{Start: r.Start, End: r.End})
+	}
+	saved = saved.Normalize()
+	for _, r := range saved {
+		if !slices.ContainsFunc(h.RAM, func(x phys.Range) bool { return x.Covers(r) }) {
+			return fmt.Errorf("image %s holds RAM %v that this machine's firmware does not report outside the reserved region (%v): it was made on another machine or with other memory", info.ID, r, h.RAM)
+		}
+	}
+	if have, got := h.RAM.Size(), saved.Size(); got > have || have-got > 1<<20 {
+		return fmt.Errorf("image %s holds %s of RAM but this machine's firmware reports %s outside the reserved region: it was made on another machine or with other memory", info.ID, humanize.IBytes(got), humanize.IBytes(have))
+	}
+	return nil
+}
+
+func imageRanges(rs phys.Ranges) []image.Range {
+	out := make([]image.Range, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, image.Range{Start: r.Start, End: r.End})
+	}
+	return out
 }
