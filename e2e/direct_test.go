@@ -196,16 +196,91 @@ func directBootResume(s *S, version string) error {
 	return nil
 }
 
-// directBootRefusesFallsBack: between hibernating and resuming, another
-// boot writes to the data filesystem the original had mounted (as
-// stale-disk-refused). The direct kernel must refuse before the point of no
-// return and reboot with both disks untouched; the next normal boot then
-// refuses the stale image exactly as it does without direct boot.
+// directBootRefusesFallsBack: the direct kernel refuses before the point
+// of no return, reboots, and the normal boot that follows behaves as it
+// does without direct boot. First a corrupt index (as
+// corrupt-image-refused): the direct kernel refuses without writing to
+// either disk, and the normal boot refuses the image too and boots on.
+// Then, the index repaired, another boot writes to the data filesystem the
+// original had mounted (as stale-disk-refused), the data-loss guard: the
+// direct kernel must prove the change, refuse, never write that
+// filesystem, and invalidate the image "as any boot would"
+// (docs/design.md, direct restore), so the normal boot finds nothing to
+// resume.
 func directBootRefusesFallsBack(s *S) error {
 	h, d, err := hibernateForDirect(s, "")
 	if err != nil {
 		return err
 	}
+	disks := []string{h.imageDisk, h.dataDisk}
+	sums := func() ([]string, error) {
+		out := make([]string, len(disks))
+		for i, p := range disks {
+			var err error
+			if out[i], err = fileSHA(p); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+
+	// A corrupt index.
+	f, err := os.OpenFile(h.imageDisk, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, err := rawImageLen(f)
+	if err != nil {
+		return err
+	}
+	idx := rawImageOffset + n - 8192 - 1 // as corrupt-image-refused
+	if err := flipByte(f, idx); err != nil {
+		return err
+	}
+	before, err := sums()
+	if err != nil {
+		return err
+	}
+	m, err := h.bootDirect(s, "direct-corrupt", d)
+	if err != nil {
+		return err
+	}
+	refusal, err := expectDirectRefusal(m)
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(refusal, "image is corrupt") {
+		return fmt.Errorf("the direct kernel's refusal does not say the image is corrupt: %q", refusal)
+	}
+	if after, err := sums(); err != nil {
+		return err
+	} else if after[0] != before[0] || after[1] != before[1] {
+		return fmt.Errorf("the direct kernel refused a corrupt image but wrote to a disk (image %v, data %v)", after[0] != before[0], after[1] != before[1])
+	}
+	fmt.Printf("  %s: direct kernel, corrupt index: %s\n", s.Name, refusal)
+	r, err := h.bootResume(s, "resume-corrupt")
+	if err != nil {
+		return err
+	}
+	corrupt, err := r.Expect(`resume: (image \w+ on /dev/vda is not resumable, booting normally: .*)`, 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(corrupt[1], "image is corrupt") {
+		return fmt.Errorf("the normal boot's refusal does not say what is corrupt: %q", corrupt[1])
+	}
+	if err := expectAll(r, time.Minute, "HIB resume rc=1", "HIB booted normally", "E2E exit rc=0"); err != nil {
+		return err
+	}
+	if err := r.Wait(time.Minute); err != nil {
+		return err
+	}
+	if err := flipByte(f, idx); err != nil {
+		return err
+	}
+
+	// A stale data disk.
 	initrd, err := s.Initramfs(`
 mount /dev/vdb /mnt && echo "STALE wrote" > /mnt/new-file && umount /mnt && echo "STALE other boot wrote the data disk"
 `, nil)
@@ -222,56 +297,54 @@ mount /dev/vdb /mnt && echo "STALE wrote" > /mnt/new-file && umount /mnt && echo
 	if err := o.Wait(time.Minute); err != nil {
 		return err
 	}
-	disks := []string{h.imageDisk, h.dataDisk}
-	sums := make([]string, len(disks))
-	for i, p := range disks {
-		if sums[i], err = fileSHA(p); err != nil {
-			return err
-		}
+	if before, err = sums(); err != nil {
+		return err
 	}
-	m, err := h.bootDirect(s, "direct-stale", d)
+	m, err = h.bootDirect(s, "direct-stale", d)
 	if err != nil {
 		return err
 	}
-	refusal, err := expectDirectRefusal(m)
-	if err != nil {
+	if refusal, err = expectDirectRefusal(m); err != nil {
 		return err
 	}
-	for _, want := range []string{"ext4 on /dev/vdb", "changed since hibernation"} {
+	for _, want := range []string{"stale and was invalidated", "ext4 on /dev/vdb", "changed since hibernation", "was: mounts=0", "now: mounts=1"} {
 		if !strings.Contains(refusal, want) {
 			return fmt.Errorf("the direct kernel's refusal does not say %q: %q", want, refusal)
 		}
 	}
-	for i, p := range disks {
-		if after, err := fileSHA(p); err != nil {
-			return err
-		} else if after != sums[i] {
-			return fmt.Errorf("the refused direct boot wrote to %s", filepath.Base(p))
-		}
+	if after, err := sums(); err != nil {
+		return err
+	} else if after[1] != before[1] {
+		return fmt.Errorf("the direct kernel wrote to the stale data disk")
 	}
-	fmt.Printf("  %s: direct kernel: %s\n", s.Name, refusal)
-
-	// The next boot is a normal one, as stale-disk-refused's.
-	r, err := h.bootResume(s, "resume-stale")
+	fmt.Printf("  %s: direct kernel, stale disk: %s\n", s.Name, refusal)
+	r, err = h.bootResume(s, "resume-after-stale")
 	if err != nil {
 		return err
 	}
-	stale, err := r.Expect(`resume: (image \w+ on /dev/vda is stale and was invalidated, booting normally: .*)`, 5*time.Minute)
-	if err != nil {
+	if _, err := r.Expect(`resume: no image to resume: image \w+ on /dev/vda was already used or refused \(invalidated\)`, 5*time.Minute); err != nil {
 		return err
 	}
-	for _, want := range []string{"filesystem", "ext4 on /dev/vdb", "changed since hibernation", "was: mounts=0", "now: mounts=1"} {
-		if !strings.Contains(stale[1], want) {
-			return fmt.Errorf("refusal does not say %q: %q", want, stale[1])
-		}
-	}
-	if err := expectAll(r, time.Minute, "HIB resume rc=1", "HIB booted normally", "E2E exit rc=0"); err != nil {
+	if err := expectAll(r, time.Minute, "HIB resume rc=0", "HIB booted normally", "E2E exit rc=0"); err != nil {
 		return err
 	}
 	if strings.Contains(r.Console(), "restore kernel") {
 		return fmt.Errorf("a restore kernel was started for a stale image")
 	}
 	return r.Wait(time.Minute)
+}
+
+// flipByte flips a bit of the byte at off and syncs.
+func flipByte(f *os.File, off int64) error {
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		return err
+	}
+	b[0] ^= 0x40
+	if _, err := f.WriteAt(b, off); err != nil {
+		return err
+	}
+	return f.Sync()
 }
 
 // expectDirectRefusal waits for the direct kernel's refusal and for it to
