@@ -25,6 +25,7 @@ import (
 // of a normal boot plus the restore kernel.
 func init() {
 	register(Scenario{Name: "direct-boot-resume", CPUs: 2, Timeout: 40 * time.Minute, Run: func(s *S) error { return directBootResume(s, "") }})
+	register(Scenario{Name: "direct-boot-resume-linux7.3", Timeout: 50 * time.Minute, Run: func(s *S) error { return directBootResume(s, "7.3") }})
 	register(Scenario{Name: "direct-boot-refuses-falls-back", CPUs: 2, Timeout: 30 * time.Minute, Run: directBootRefusesFallsBack})
 }
 
@@ -145,6 +146,10 @@ func directBootResume(s *S, version string) error {
 	if strings.Contains(con, "direct restore refused") {
 		return fmt.Errorf("the direct kernel logged a refusal and still resumed")
 	}
+	// The stale-disk guard ran in the direct kernel.
+	if !strings.Contains(con[:woke], "kjump-helper: filesystems proven unchanged since the image: ext4 /dev/vdb") {
+		return fmt.Errorf("the direct kernel did not prove the data filesystem unchanged before restoring")
+	}
 	direct, err := wakeTimes(m.ConsolePath(), directMarks)
 	if err != nil {
 		return err
@@ -162,6 +167,9 @@ func directBootResume(s *S, version string) error {
 	refusal, err := expectDirectRefusal(m2)
 	if err != nil {
 		return err
+	}
+	if !strings.Contains(refusal, "no image to resume") || !strings.Contains(refusal, "already used or refused (invalidated)") {
+		return fmt.Errorf("the second direct boot's refusal does not say the image is spent: %q", refusal)
 	}
 	if after, err := fileSHA(h.imageDisk); err != nil {
 		return err
@@ -362,7 +370,7 @@ func expectDirectRefusal(m *vm.Machine) (string, error) {
 		return "", err
 	}
 	con := m.Console()
-	if e.PowerDown || e.Panic != "" || e.Killed {
+	if e.PowerDown || e.Panic != "" || e.Killed || !strings.Contains(m.Console(), "reboot: Restarting system") {
 		return "", fmt.Errorf("the refusing direct kernel should reboot, got %+v", e)
 	}
 	for _, bad := range []string{"jumping into the restored", "hibernate: RESUMED", "kjump-helper: restoring"} {
