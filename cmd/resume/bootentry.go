@@ -62,7 +62,9 @@ func bootEntry(args []string) error {
 	}
 	options := strings.Fields(launch.Cmdline(sys.Cmdline) + " " + k.Args)
 	options = append(options, confine...)
-	options = append(options, "kjump.resume="+target)
+	// A panic (out of memory, a driver) reboots into the normal boot
+	// rather than hanging: the one-shot entry is spent by then.
+	options = append(options, "panic=-1", "kjump.resume="+target)
 	fmt.Fprintf(os.Stdout, "linux %s\ninitrd %s\noptions %s\n", k.Path, k.Initrd, strings.Join(options, " "))
 	return nil
 }
