@@ -606,7 +606,15 @@ func summary(rows []row, meths []string) string {
 			}
 			return "NOT met"
 		}
-		fmt.Fprintf(&b, "hibernate+resume wall time %s/%s: %.2f (target <= 1: %s)\n", kn, sw, k["total"]/s["total"], verdict(k["total"] <= s["total"]))
+		// Issue 19's targets: against swsusp keeping everything, 0.75 of
+		// its hibernate+resume and boot-to-workload times; against
+		// swsusp with its default image_size, a 5x faster warm re-read.
+		if sw == "swsusp" {
+			fmt.Fprintf(&b, "hibernate+resume wall time %s/%s: %.2f (target <= 0.75: %s)\n", kn, sw, k["total"]/s["total"], verdict(k["total"] <= 0.75*s["total"]))
+			fmt.Fprintf(&b, "boot to workload %s/%s: %.2f (target <= 0.75: %s)\n", kn, sw, k["boot"]/s["boot"], verdict(k["boot"] <= 0.75*s["boot"]))
+			continue
+		}
+		fmt.Fprintf(&b, "hibernate+resume wall time %s/%s: %.2f\n", kn, sw, k["total"]/s["total"])
 		fmt.Fprintf(&b, "warm re-read speed-up %s vs %s: %.1fx (target >= 5x: %s)\n", kn, sw, s["rr"]/k["rr"], verdict(s["rr"] >= 5*k["rr"]))
 	}
 	if k, d := med["kjump"], med["kjump-direct"]; k != nil && d != nil {
