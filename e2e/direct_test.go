@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -384,13 +383,13 @@ func expectDirectRefusal(m *vm.Machine) (string, error) {
 // Console lines that start the phases of a resume machine, from QEMU's
 // start (power-on) to the original's first words after the jump.
 var (
-	directMarks = []mark{{"kernel boot", ""}, {"checks", "kjump-helper: direct restore"}, {"restore", "kjump-helper: restoring"},
-		{"jump back", "jumping into the restored"}, {"", "hibernate: RESUMED"}}
-	normalMarks = []mark{{"boot", ""}, {"verify", "resume: verifying"}, {"restore kernel boot", "verified and invalidated"},
-		{"restore", "kjump-helper: restoring"}, {"jump back", "jumping into the restored"}, {"", "hibernate: RESUMED"}}
+	directMarks = []mark{{Name: "kernel boot", Line: ""}, {Name: "checks", Line: "kjump-helper: direct restore"}, {Name: "restore", Line: "kjump-helper: restoring"},
+		{Name: "jump back", Line: "jumping into the restored"}, {Name: "", Line: "hibernate: RESUMED"}}
+	normalMarks = []mark{{Name: "boot", Line: ""}, {Name: "verify", Line: "resume: verifying"}, {Name: "restore kernel boot", Line: "verified and invalidated"},
+		{Name: "restore", Line: "kjump-helper: restoring"}, {Name: "jump back", Line: "jumping into the restored"}, {Name: "", Line: "hibernate: RESUMED"}}
 )
 
-type mark struct{ name, line string } // phase name, console line that starts it ("" = QEMU start)
+type mark = vm.Mark // phase name, console line that starts it ("" = QEMU start)
 
 type wake struct {
 	total  float64 // s from QEMU start to the last mark
@@ -404,37 +403,11 @@ func wakeTimes(path string, marks []mark) (wake, error) {
 	if err != nil {
 		return wake{}, err
 	}
-	at := make([]float64, len(marks))
-	for i := range at {
-		at[i] = -1
+	at := vm.MarkTimes(b, marks)
+	w := wake{total: at[len(marks)-1], phases: vm.Phases(marks, at)}
+	if w.total < 0 {
+		return w, fmt.Errorf("%s: no %q line", path, marks[len(marks)-1].Line)
 	}
-	at[0] = 0
-	for _, l := range strings.Split(string(b), "\n") {
-		ts, text, ok := strings.Cut(strings.TrimPrefix(l, "["), "] ")
-		if !ok {
-			continue
-		}
-		t, err := strconv.ParseFloat(strings.TrimSpace(ts), 64)
-		if err != nil {
-			continue
-		}
-		for i, mk := range marks {
-			if at[i] < 0 && mk.line != "" && strings.Contains(text, mk.line) {
-				at[i] = t
-			}
-		}
-	}
-	var w wake
-	var ph []string
-	for i := 0; i+1 < len(marks); i++ {
-		if at[i] >= 0 && at[i+1] >= 0 {
-			ph = append(ph, fmt.Sprintf("%s %.1fs", marks[i].name, at[i+1]-at[i]))
-		}
-	}
-	if w.total = at[len(marks)-1]; w.total < 0 {
-		return w, fmt.Errorf("%s: no %q line", path, marks[len(marks)-1].line)
-	}
-	w.phases = strings.Join(ph, ", ")
 	return w, nil
 }
 

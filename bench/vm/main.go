@@ -432,20 +432,20 @@ func cycle(dir, kernel, initrd, data, method string, rep int, files map[string]v
 // Console lines that start each phase, for kjump ([false]) and swsusp ([true]).
 var (
 	hibernateMarks = map[bool][]mark{
-		false: {{"command", "BENCH hibernating"}, {"helper boot", "hibernate: now: jumping"}, {"capture", "kjump-helper: writing image"}, {"power off", "image committed;"}, {"", "reboot: Power down"}},
-		true:  {{"command", "BENCH hibernating"}, {"freeze+snapshot", "PM: hibernation: hibernation entry"}, {"write", "PM: Image saving progress:   0%"}, {"power off", "PM: Image saving done"}, {"", "reboot: Power down"}},
+		false: {{Name: "command", Line: "BENCH hibernating"}, {Name: "helper boot", Line: "hibernate: now: jumping"}, {Name: "capture", Line: "kjump-helper: writing image"}, {Name: "power off", Line: "image committed;"}, {Name: "", Line: "reboot: Power down"}},
+		true:  {{Name: "command", Line: "BENCH hibernating"}, {Name: "freeze+snapshot", Line: "PM: hibernation: hibernation entry"}, {Name: "write", Line: "PM: Image saving progress:   0%"}, {Name: "power off", Line: "PM: Image saving done"}, {Name: "", Line: "reboot: Power down"}},
 	}
 	resumeMarks = map[bool][]mark{
-		false: {{"boot", ""}, {"verify", "resume: verifying"}, {"restore kernel boot", "verified and invalidated"}, {"restore", "kjump-helper: restoring"}, {"jump back", "jumping into the restored"}, {"", "BENCH resumed"}},
-		true:  {{"boot", ""}, {"read image", "BENCH swsusp resume from"}, {"restore+thaw", "PM: Image loading done"}, {"", "BENCH resumed"}},
+		false: {{Name: "boot", Line: ""}, {Name: "verify", Line: "resume: verifying"}, {Name: "restore kernel boot", Line: "verified and invalidated"}, {Name: "restore", Line: "kjump-helper: restoring"}, {Name: "jump back", Line: "jumping into the restored"}, {Name: "", Line: "BENCH resumed"}},
+		true:  {{Name: "boot", Line: ""}, {Name: "read image", Line: "BENCH swsusp resume from"}, {Name: "restore+thaw", Line: "PM: Image loading done"}, {Name: "", Line: "BENCH resumed"}},
 	}
 )
 
-type mark struct{ name, line string } // phase name, console line that starts it ("" = QEMU start)
+type mark = vm.Mark // phase name, console line that starts it ("" = QEMU start)
 
 // directResumeMarks are kjump-direct's resume phases: one kernel boot, the
 // helper's checks, the restore.
-var directResumeMarks = []mark{{"kernel boot", ""}, {"checks", "kjump-helper: direct restore"}, {"restore", "kjump-helper: restoring"}, {"jump back", "jumping into the restored"}, {"", "BENCH resumed"}}
+var directResumeMarks = []mark{{Name: "kernel boot", Line: ""}, {Name: "checks", Line: "kjump-helper: direct restore"}, {Name: "restore", Line: "kjump-helper: restoring"}, {Name: "jump back", Line: "jumping into the restored"}, {Name: "", Line: "BENCH resumed"}}
 
 func resumeMarksOf(method string) []mark {
 	if method == "kjump-direct" {
@@ -488,35 +488,7 @@ func phases(path string, marks []mark) string {
 	if err != nil {
 		return ""
 	}
-	at := make([]float64, len(marks))
-	for i := range at {
-		at[i] = -1
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		ts, text, ok := strings.Cut(strings.TrimPrefix(l, "["), "] ")
-		if !ok {
-			continue
-		}
-		t, err := strconv.ParseFloat(strings.TrimSpace(ts), 64)
-		if err != nil {
-			continue
-		}
-		for i, mk := range marks {
-			if at[i] < 0 && mk.line != "" && strings.Contains(text, mk.line) {
-				at[i] = t
-			}
-		}
-	}
-	if marks[0].line == "" {
-		at[0] = 0
-	}
-	var out []string
-	for i := 0; i+1 < len(marks); i++ {
-		if at[i] >= 0 && at[i+1] >= 0 {
-			out = append(out, fmt.Sprintf("%s %.1fs", marks[i].name, at[i+1]-at[i]))
-		}
-	}
-	return strings.Join(out, ", ")
+	return vm.Phases(marks, vm.MarkTimes(b, marks))
 }
 
 // isKjump tells kjump's methods from swsusp's.

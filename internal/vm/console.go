@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -156,4 +157,49 @@ func (sp *splicer) flush() []string {
 	h := sp.head
 	sp.head, sp.holding = "", false
 	return []string{h}
+}
+
+// Mark is a phase in a console log: its name and the console line that
+// starts it ("" = QEMU's start, time 0).
+type Mark struct{ Name, Line string }
+
+// MarkTimes reads a console log as Machine writes it ("[host seconds]
+// line") and returns, for each mark, the time of the first line holding
+// it, or -1.
+func MarkTimes(console []byte, marks []Mark) []float64 {
+	at := make([]float64, len(marks))
+	for i := range at {
+		at[i] = -1
+	}
+	if len(marks) > 0 && marks[0].Line == "" {
+		at[0] = 0
+	}
+	for _, l := range strings.Split(string(console), "\n") {
+		ts, text, ok := strings.Cut(strings.TrimPrefix(l, "["), "] ")
+		if !ok {
+			continue
+		}
+		t, err := strconv.ParseFloat(strings.TrimSpace(ts), 64)
+		if err != nil {
+			continue
+		}
+		for i, mk := range marks {
+			if at[i] < 0 && mk.Line != "" && strings.Contains(text, mk.Line) {
+				at[i] = t
+			}
+		}
+	}
+	return at
+}
+
+// Phases is "name 1.2s, ..." for each mark found whose next mark was
+// found too.
+func Phases(marks []Mark, at []float64) string {
+	var out []string
+	for i := 0; i+1 < len(marks); i++ {
+		if at[i] >= 0 && at[i+1] >= 0 {
+			out = append(out, fmt.Sprintf("%s %.1fs", marks[i].Name, at[i+1]-at[i]))
+		}
+	}
+	return strings.Join(out, ", ")
 }
