@@ -588,14 +588,8 @@ func corruptImageRefused(s *S) error {
 	if err != nil {
 		return err
 	}
-	refusal, err := m.Expect(`resume: (image \w+ on /dev/vda is not resumable, booting normally: .*)`, 5*time.Minute)
+	refusal, err := normalBootRefusesCorrupt(m)
 	if err != nil {
-		return err
-	}
-	if !strings.Contains(refusal[1], "image is corrupt") {
-		return fmt.Errorf("refusal does not say what is corrupt: %q", refusal[1])
-	}
-	if err := expectAll(m, time.Minute, "HIB resume rc=1", "HIB booted normally", "E2E exit rc=0"); err != nil {
 		return err
 	}
 	if strings.Contains(m.Console(), "restore kernel") {
@@ -604,7 +598,7 @@ func corruptImageRefused(s *S) error {
 	if err := m.Wait(time.Minute); err != nil {
 		return err
 	}
-	fmt.Printf("  %s: %s\n", s.Name, refusal[1])
+	fmt.Printf("  %s: %s\n", s.Name, refusal)
 	if err := flip(idx); err != nil {
 		return err
 	}
@@ -705,4 +699,17 @@ func doubleResumeRefused(s *S) error {
 		return err
 	}
 	return m2.Wait(time.Minute)
+}
+
+// normalBootRefusesCorrupt expects m's normal boot to refuse a corrupt
+// image, say what is corrupt and boot on; it returns the refusal.
+func normalBootRefusesCorrupt(m *vm.Machine) (string, error) {
+	refusal, err := m.Expect(`resume: (image \w+ on /dev/vda is not resumable, booting normally: .*)`, 5*time.Minute)
+	if err != nil {
+		return "", err
+	}
+	if !strings.Contains(refusal[1], "image is corrupt") {
+		return "", fmt.Errorf("refusal does not say what is corrupt: %q", refusal[1])
+	}
+	return refusal[1], expectAll(m, time.Minute, "HIB resume rc=1", "HIB booted normally", "E2E exit rc=0")
 }

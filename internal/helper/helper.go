@@ -39,10 +39,8 @@ func Main() error {
 	}
 	loadModules()
 	if line, err := os.ReadFile("/proc/cmdline"); err == nil {
-		if region, ok, err := directRegion(string(line)); err != nil {
+		if region, ok, err := directRegion(string(line)); ok {
 			return mainDirect(string(line), region, err)
-		} else if ok {
-			return mainDirect(string(line), region, nil)
 		}
 	}
 	start := time.Now()
