@@ -101,9 +101,10 @@ esac
 // (SeaBIOS, GRUB in the MBR, no -kernel) with kjump installed from its
 // .deb and nothing else set up is made to hibernate by 'hibernate setup'
 // alone: the reservation reaches the next boot's command line through
-// GRUB, `systemctl hibernate` powers it off, it resumes through GRUB and
-// the initramfs, and 'hibernate setup --undo' leaves /etc and /boot as
-// they were before setup.
+// GRUB, `systemctl hibernate` powers it off, the power-on resumes through
+// the direct restore entry GRUB boots once (no normal boot first), and
+// 'hibernate setup --undo' leaves /etc and /boot as they were before
+// setup.
 func setupGrubRealBoot(s *S) error {
 	kernel, err := testKernel("")
 	if err != nil {
@@ -160,6 +161,8 @@ func setupGrubRealBoot(s *S) error {
 		"GRUBE2E run:   created       /etc/default/grub.d/kjump.cfg",
 		"GRUBE2E run:   changed       /boot/grub/grub.cfg (update-grub)",
 		"GRUBE2E run:   changed       /boot/initrd.img-",
+		"GRUBE2E dry:   would create  /etc/grub.d/42_kjump_direct",
+		"GRUBE2E run:   created       /etc/grub.d/42_kjump_direct",
 		"GRUBE2E again: nothing to change: this machine is set up",
 	} {
 		if !strings.Contains(con, want) {
@@ -199,20 +202,33 @@ func setupGrubRealBoot(s *S) error {
 	}
 	s.T.Logf("systemctl hibernate to power-off: %s", time.Since(hib).Round(time.Second))
 
-	// Power on through GRUB: the initramfs resumes, the driver goes on.
+	// Power on through GRUB: hibernate armed GRUB's one-shot entry, so
+	// GRUB starts the helper kernel as a direct restore (issue 19): one
+	// kernel boot, no initramfs resume; the driver goes on.
 	cfg.Name = "resume"
 	if m, err = s.Start(cfg); err != nil {
 		return err
 	}
 	vmStart = time.Now()
-	if _, err := m.Expect(`resume: verifying image \w+ on /dev/vdb`, 15*time.Minute); err != nil {
+	if _, err := m.ExpectString("kjump: restoring the hibernated system", 5*time.Minute); err != nil {
+		return fmt.Errorf("GRUB did not boot the direct restore entry: %w", err)
+	}
+	if _, err := m.ExpectString("kjump-helper: direct restore", 10*time.Minute); err != nil {
 		return err
 	}
 	after, err := m.Expect(`GRUBE2E after counter=(\d+)`, 10*time.Minute)
 	if err != nil {
 		return err
 	}
-	s.T.Logf("power-on through GRUB to the resumed system running: %s", time.Since(vmStart).Round(time.Second))
+	s.T.Logf("power-on through GRUB and the direct restore to the resumed system running: %s", time.Since(vmStart).Round(time.Second))
+	con = m.Console()
+	woke := strings.Index(con, "GRUBE2E after counter=")
+	if n := strings.Count(con[:woke], "Linux version "); n != 1 {
+		return fmt.Errorf("%d kernels booted before the original woke, want 1 (the direct restore)", n)
+	}
+	if strings.Contains(con[:woke], "resume: verifying image") {
+		return fmt.Errorf("the initramfs resumed: the direct restore did not")
+	}
 	if b, _ := intMatch(`GRUBE2E before counter=(\d+)`, s.consoleOf("hibernate"), 1); atoi(after[1]) < b {
 		return fmt.Errorf("workload counter went back: %d before hibernating, %s after resume (the workload restarted)", b, after[1])
 	}
@@ -220,7 +236,8 @@ func setupGrubRealBoot(s *S) error {
 		return err
 	}
 	con = m.Console()
-	for _, want := range []string{"WORKLOAD VERIFY ok", "GRUBE2E status rc=0", "GRUBE2E status: last hibernate:", "GRUBE2E undo rc=0", "GRUBE2E undo: /etc and /boot as before setup",
+	for _, want := range []string{"WORKLOAD VERIFY ok", "GRUBE2E status rc=0", "the next power-on restores directly: GRUB boots kjump-direct once",
+		"remove /boot/grub/kjump-direct.cfg (hibernate now, for the direct restore)", "GRUBE2E status: last hibernate:", "GRUBE2E undo rc=0", "GRUBE2E undo: /etc and /boot as before setup",
 		"Entering sleep state 'hibernate' through kjump", "hibernate: RESUMED from image",
 		"System returned from sleep state (resumed by kjump)"} {
 		if !strings.Contains(con, want) {
@@ -229,6 +246,11 @@ func setupGrubRealBoot(s *S) error {
 	}
 	if strings.Contains(con, "GRUBE2E cold boot") || strings.Contains(con, "GRUBE2E up stage=") {
 		return fmt.Errorf("the system booted cold instead of resuming")
+	}
+	// GRUB cleared its one-shot entry itself, so the resumed original had
+	// nothing to clear; a failed hibernation would have.
+	if strings.Contains(con, "one-shot direct restore entry cleared") {
+		return fmt.Errorf("GRUB left next_entry=kjump-direct set: the resumed original had to clear it")
 	}
 	return m.Wait(5 * time.Minute)
 }

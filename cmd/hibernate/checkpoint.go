@@ -11,6 +11,7 @@ import (
 	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/dustin/go-humanize"
 
+	"github.com/kjump/kjump/internal/bootonce"
 	"github.com/kjump/kjump/internal/cli"
 	"github.com/kjump/kjump/internal/config"
 	"github.com/kjump/kjump/internal/handoff"
@@ -109,6 +110,9 @@ func runJump(mode handoff.Mode, args []string) error {
 	}
 	printReport(os.Stderr, rep, false)
 	o.Target, o.System = rep.Target, rep.System
+	if mode == handoff.Now && cfg.Resume.Direct == "auto" && cfg.Resume.Policy == "auto" {
+		o.BootOnce = bootonce.FindGRUB("/")
+	}
 	key, err := newKey(kf)
 	if err != nil {
 		return err

@@ -86,6 +86,11 @@ type Resume struct {
 	// AllowUnproven accepts mounted block filesystems whose on-disk state
 	// kjump cannot check (see fsstate); changes it can see still refuse.
 	AllowUnproven bool `toml:"allow_unproven"`
+	// Direct is auto: on a GRUB machine 'hibernate setup' prepared, the
+	// power-on after 'hibernate now' boots the helper kernel straight into
+	// the restore (docs/design.md, "Direct restore"); never: it always
+	// boots normally first.
+	Direct string `toml:"direct"`
 }
 
 // Default returns the settings used when the file or a key is absent.
@@ -93,7 +98,7 @@ func Default() Config {
 	return Config{
 		Image:  Image{Level: "fast", Compression: "auto", FreePages: "exclude"},
 		Helper: Helper{Kernel: "/boot/kjump/helper.bzImage", Initrd: "/boot/kjump/helper.cpio.gz", Reserve: "128M", Watchdog: DefaultWatchdog},
-		Resume: Resume{Policy: "auto"},
+		Resume: Resume{Policy: "auto", Direct: "auto"},
 	}
 }
 
@@ -163,7 +168,7 @@ func Parse(data []byte) (Config, error) {
 }
 
 const knownKeys = "targets, key_file, image.level, image.compression, image.threads, image.free_pages, helper.kernel, helper.initrd, helper.args, " +
-	"helper.reserve, helper.modules, helper.watchdog, network.interface, network.address, resume.policy, resume.force"
+	"helper.reserve, helper.modules, helper.watchdog, network.interface, network.address, resume.policy, resume.force, resume.allow_unproven, resume.direct"
 
 // Validate checks values the types alone do not.
 func (c Config) Validate() error {
@@ -189,6 +194,11 @@ func (c Config) Validate() error {
 	case "auto", "never":
 	default:
 		return fmt.Errorf("resume.policy = %q: use auto or never", c.Resume.Policy)
+	}
+	switch c.Resume.Direct {
+	case "auto", "never":
+	default:
+		return fmt.Errorf("resume.direct = %q: use auto or never", c.Resume.Direct)
 	}
 	if w := c.Helper.Watchdog; w < MinWatchdog || w > MaxWatchdog {
 		return fmt.Errorf("helper.watchdog = %d: give the seconds without progress after which the helper aborts and jumps back, %d to %d (default %d)",

@@ -45,6 +45,7 @@ address = "10.0.2.50/24"
 [resume]
 policy = "never"
 force = true
+direct = "never"
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +54,7 @@ force = true
 		Image:   Image{Level: "best", Compression: "s2", Threads: 3, FreePages: "keep"},
 		Helper:  Helper{Kernel: "/boot/vmlinuz-x", Initrd: "/boot/kjump/h.cpio.gz", Args: "loglevel=7", Reserve: "256M", Modules: []string{"virtio_net"}, Watchdog: 45},
 		Network: Network{Interface: "eth0", Address: "10.0.2.50/24"},
-		Resume:  Resume{Policy: "never", Force: true}}
+		Resume:  Resume{Policy: "never", Force: true, Direct: "never"}}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
 	}

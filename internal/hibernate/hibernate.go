@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kjump/kjump/internal/bootonce"
 	"github.com/kjump/kjump/internal/fsstate"
 	"github.com/kjump/kjump/internal/handoff"
 	"github.com/kjump/kjump/internal/image"
@@ -49,6 +50,9 @@ type Options struct {
 	// refused at resume, so the jump is refused now instead.
 	AllowUnproven bool
 	Log           func(format string, args ...any)
+	// BootOnce, for Now, is the GRUB that boots the direct restore entry
+	// on the next power-on (nil: resume through a normal boot).
+	BootOnce *bootonce.GRUB
 	// System, when set, is this kernel as Check just read it (kallsyms,
 	// memory map: 0.2 s under emulation), else the jump reads it.
 	System *System
@@ -210,6 +214,8 @@ func Jump(o Options) (*Outcome, error) {
 	}
 	defer rearm()
 	mark := markLoaded() // lock.go: checked again right before the jump
+	// Before handOver's sync and fingerprints: arming writes to /boot.
+	defer armBootOnce(o, sys, logf)()
 	if err := handOver(l, &in, o, logf); err != nil {
 		jump.Unload()
 		return nil, err
@@ -405,4 +411,35 @@ func unprovenRefusal(fps []image.Fingerprint, allow bool, logf func(string, ...a
 		return nil
 	}
 	return fmt.Errorf("resume would refuse this image: kjump cannot prove these mounted filesystems unchanged at resume: %s; unmount them, or set resume.allow_unproven = true in kjump.conf if nothing else can write them", strings.Join(names, "; "))
+}
+
+// armBootOnce makes the next power-on boot the direct restore entry when
+// o asks for it and the image can be restored that way; the returned
+// func disarms it once this kernel runs again (a failed hibernation, or
+// a resume: GRUB cleared it then, unless it could not write grubenv). A
+// failure to arm only costs speed: the normal boot resumes.
+func armBootOnce(o Options, sys *System, logf func(string, ...any)) (disarm func()) {
+	g := o.BootOnce
+	if o.Mode != handoff.Now || g == nil {
+		return func() {}
+	}
+	err := fmt.Errorf("images are encrypted: the key is on this system's disks, which the restore kernel cannot read")
+	var e bootonce.Entry
+	if o.Key == nil {
+		if e, err = bootonce.NewEntry(sys, o.kernel(), o.Target); err == nil {
+			err = g.Arm(e)
+		}
+	}
+	if err != nil {
+		logf("the next power-on resumes through a normal boot, not directly: %v", err)
+	} else {
+		logf("the next power-on restores directly: GRUB boots %s once (%s/kjump-direct.cfg)", bootonce.ID, g.Dir)
+	}
+	return func() {
+		if cleared, err := g.Disarm(); err != nil {
+			logf("could not clear GRUB's one-shot direct restore entry: %v (the boot after the next one is normal either way)", err)
+		} else if cleared {
+			logf("GRUB's one-shot direct restore entry cleared: the next boot is a normal one")
+		}
+	}
 }

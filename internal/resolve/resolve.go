@@ -114,6 +114,20 @@ type mount struct {
 	point, root, fstype, source, superOpts, majMin string
 }
 
+// Mount is the mount holding a path, as mountinfo describes it.
+type Mount struct {
+	Point  string // where it is mounted
+	Root   string // the directory of the filesystem mounted there (a btrfs subvolume's path)
+	FSType string
+	Source string // the device, e.g. /dev/sda2
+}
+
+// MountOf returns the mount holding path (longest mount point prefix).
+func MountOf(path string) (Mount, error) {
+	m, err := findMount(path)
+	return Mount{Point: m.point, Root: m.root, FSType: m.fstype, Source: m.source}, err
+}
+
 // findMount returns the mount holding path (longest mount point prefix).
 func findMount(path string) (mount, error) {
 	f, err := os.Open("/proc/self/mountinfo")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kjump/kjump/internal/bootonce"
 	"io"
 	"io/fs"
 	"os"
@@ -281,6 +282,14 @@ func Undo(o Options) error {
 		if err := copyFile(o.path(filepath.Join(o.stateDir(), "files", e.Backup)), p, fs.FileMode(e.Mode)); err != nil {
 			return fmt.Errorf("restoring %s: %w", e.Path, err)
 		}
+	}
+	// What 'hibernate now' wrote for the direct restore setup enabled.
+	did, err := bootonce.Uninstall(o.Root, o.DryRun)
+	for _, d := range did {
+		fmt.Fprintf(o.Out, "  %s%s (hibernate now, for the direct restore)\n", verb, d)
+	}
+	if err != nil {
+		return err
 	}
 	for _, c := range regen {
 		if o.DryRun {

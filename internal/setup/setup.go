@@ -27,6 +27,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kjump/kjump/internal/bootonce"
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/layout"
 	"github.com/kjump/kjump/internal/prepare"
@@ -407,30 +408,10 @@ func byNote(by string) string {
 func (r *run) bootLoader(plan reservationPlan) error {
 	o := r.o
 	switch {
+	case plan.Boot.Kind == "grub":
+		return r.grub(plan)
 	case !plan.Write:
 		return nil
-	case plan.Boot.Kind == "grub":
-		fmt.Fprintf(o.Out, "boot loader: GRUB (%s)\n", strings.Join(plan.Boot.Update, " "))
-		if _, err := r.step("hibernate setup", plan.Boot.Update, true, []string{GrubDropIn}, func() error {
-			return writeAtomic(o.path(GrubDropIn), []byte(grubDropIn(plan.Res)), 0o644)
-		}); err != nil {
-			return err
-		}
-		_, err := r.step(plan.Boot.Update[0], plan.Boot.Update, false, []string{plan.Boot.GrubCfg}, func() error {
-			if err := o.Run(plan.Boot.Update[0], plan.Boot.Update[1:]...); err != nil {
-				return err
-			}
-			b, err := os.ReadFile(o.path(plan.Boot.GrubCfg))
-			if err != nil {
-				return err
-			}
-			if !strings.Contains(string(b), grubCfgArg(plan.Res)) {
-				return fmt.Errorf("%s did not put %s into %s: is GRUB_CMDLINE_LINUX overridden after %s? Add it to the kernel command line by hand",
-					plan.Boot.Update[0], grubCfgArg(plan.Res), plan.Boot.GrubCfg, GrubDropIn)
-			}
-			return nil
-		})
-		return err
 	case plan.Boot.Kind == "kernel-install":
 		rel, _ := os.ReadFile(o.path("/proc/sys/kernel/osrelease"))
 		release := strings.TrimSpace(string(rel))
@@ -502,6 +483,54 @@ func (r *run) bootLoader(plan reservationPlan) error {
 	fmt.Fprintf(o.Out, "boot loader: neither a GRUB that reads /etc/default/grub.d nor kernel-install with boot loader entries: add this to the kernel command line yourself, then reboot:\n    %s\n  (in /etc/default/grub: GRUB_CMDLINE_LINUX=\"... %s\", then regenerate grub.cfg; GRUB needs the $ escaped)\n",
 		layout.MemmapArg(plan.Res.Range), layout.GrubEscape(layout.MemmapArg(plan.Res.Range)))
 	return nil
+}
+
+// grub puts the reservation (when it is setup's to write) and the direct
+// restore's block (bootonce.GrubScript) into GRUB's configuration and
+// regenerates grub.cfg once if either changed.
+func (r *run) grub(plan reservationPlan) error {
+	o := r.o
+	script := bootonce.GrubScriptText()
+	old, _ := os.ReadFile(o.path(bootonce.GrubScript))
+	newScript := string(old) != script
+	if !plan.Write && !newScript {
+		return nil
+	}
+	fmt.Fprintf(o.Out, "boot loader: GRUB (%s)\n", strings.Join(plan.Boot.Update, " "))
+	if plan.Write {
+		if _, err := r.step("hibernate setup", plan.Boot.Update, true, []string{GrubDropIn}, func() error {
+			return writeAtomic(o.path(GrubDropIn), []byte(grubDropIn(plan.Res)), 0o644)
+		}); err != nil {
+			return err
+		}
+	}
+	if newScript {
+		if _, err := r.step("hibernate setup", plan.Boot.Update, true, []string{bootonce.GrubScript}, func() error {
+			return writeAtomic(o.path(bootonce.GrubScript), []byte(script), 0o755)
+		}); err != nil {
+			return err
+		}
+	}
+	var direct bool
+	_, err := r.step(plan.Boot.Update[0], plan.Boot.Update, false, []string{plan.Boot.GrubCfg}, func() error {
+		if err := o.Run(plan.Boot.Update[0], plan.Boot.Update[1:]...); err != nil {
+			return err
+		}
+		b, err := os.ReadFile(o.path(plan.Boot.GrubCfg))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(b), grubCfgArg(plan.Res)) {
+			return fmt.Errorf("%s did not put %s into %s: is GRUB_CMDLINE_LINUX overridden after %s? Add it to the kernel command line by hand",
+				plan.Boot.Update[0], grubCfgArg(plan.Res), plan.Boot.GrubCfg, GrubDropIn)
+		}
+		direct = bootonce.FindGRUB(o.Root) != nil
+		return nil
+	})
+	if err == nil && !o.DryRun && !direct {
+		fmt.Fprintf(o.Out, "direct restore: %s did not run %s (is it executable?): the power-on after hibernating boots normally first\n", plan.Boot.Update[0], bootonce.GrubScript)
+	}
+	return err
 }
 
 // helperKernel installs the running kernel as the helper when there is

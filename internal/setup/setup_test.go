@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/kjump/kjump/internal/bootonce"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -106,7 +107,8 @@ func fakeRoot(t *testing.T) string {
 
 // fakeSystem runs the commands setup runs against root: update-grub
 // sources the GRUB settings with the real shell (as grub-mkconfig does)
-// and writes the linux line; update-initramfs takes the helper along.
+// and writes the linux line, then runs the /etc/grub.d scripts;
+// update-initramfs takes the helper along.
 type fakeSystem struct {
 	root string
 	ran  []string
@@ -122,7 +124,9 @@ func (f *fakeSystem) run(name string, args ...string) error {
 	case "update-grub":
 		script := `. "$R/etc/default/grub"
 for x in "$R"/etc/default/grub.d/*.cfg; do . "$x"; done
-printf 'linux /boot/vmlinuz-` + release + ` root=UUID=1234 ro %s\n' "$GRUB_CMDLINE_LINUX" >"$R/boot/grub/grub.cfg"`
+printf 'linux /boot/vmlinuz-` + release + ` root=UUID=1234 ro %s\n' "$GRUB_CMDLINE_LINUX" >"$R/boot/grub/grub.cfg"
+export GRUB_DEFAULT
+for x in "$R"/etc/grub.d/*; do if [ -x "$x" ]; then "$x" >>"$R/boot/grub/grub.cfg"; fi; done`
 		cmd := exec.Command("sh", "-c", script)
 		cmd.Env = append(os.Environ(), "R="+f.root)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -257,7 +261,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 		"would create  /etc/systemd/system/multi-user.target.wants/kjump-canhibernate.service",
 		"would create  /etc/systemd/system/timers.target.wants/kjump-canhibernate.timer",
 		"would create  /etc/systemd/system/paths.target.wants/kjump-canhibernate.path",
-		"dry run: 11 file(s) would change; nothing was changed",
+		"dry run: 12 file(s) would change; nothing was changed",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("dry run output lacks %q", want)
@@ -279,8 +283,15 @@ func TestSetupIdempotentAndUndo(t *testing.T) {
 	if got := read(t, root, "etc/default/grub.d/kjump.cfg"); !strings.Contains(got, `GRUB_CMDLINE_LINUX="${GRUB_CMDLINE_LINUX} memmap=160M\\\$0x15000000"`) {
 		t.Errorf("drop-in:\n%s", got)
 	}
-	if got := read(t, root, "boot/grub/grub.cfg"); got != "linux /boot/vmlinuz-"+release+" root=UUID=1234 ro console=ttyS0 memmap=160M\\$0x15000000\n" {
+	if got := read(t, root, "boot/grub/grub.cfg"); !strings.HasPrefix(got, "linux /boot/vmlinuz-"+release+" root=UUID=1234 ro console=ttyS0 memmap=160M\\$0x15000000\n") {
 		t.Errorf("grub.cfg: %q", got)
+	}
+	// The direct restore's block, with GRUB_DEFAULT as its fallback.
+	if fi, err := os.Stat(filepath.Join(root, bootonce.GrubScript)); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("%s: %v %v, want an executable script", bootonce.GrubScript, fi, err)
+	}
+	if got := read(t, root, "boot/grub/grub.cfg"); !strings.Contains(got, `set fallback="0"`) || bootonce.FindGRUB(root) == nil {
+		t.Errorf("grub.cfg lacks the direct restore block: %q", got)
 	}
 	if read(t, root, "boot/kjump/helper.bzImage") != read(t, root, "boot/vmlinuz-"+release) {
 		t.Error("the helper kernel is not the running kernel")
@@ -301,7 +312,7 @@ func TestSetupIdempotentAndUndo(t *testing.T) {
 	if l, err := os.Readlink(filepath.Join(root, "etc/systemd/system/paths.target.wants/kjump-canhibernate.path")); err != nil || l != "/usr/lib/systemd/system/kjump-canhibernate.path" {
 		t.Errorf("canhibernate path link: %q %v", l, err)
 	}
-	if !strings.Contains(out.String(), "changed 11 file(s)") || !strings.Contains(out.String(), "next boot: GRUB passes memmap=160M$0x15000000") {
+	if !strings.Contains(out.String(), "changed 12 file(s)") || !strings.Contains(out.String(), "next boot: GRUB passes memmap=160M$0x15000000") {
 		t.Errorf("summary:\n%s", out.String())
 	}
 
@@ -465,8 +476,12 @@ func TestUserReservation(t *testing.T) {
 	if !strings.Contains(out.String(), "reservation: memmap=512M$0x20000000 in /etc/default/grub, 512 MiB (the helper needs 160 MiB): kept") {
 		t.Errorf("output:\n%s", out.String())
 	}
-	if _, err := os.Stat(filepath.Join(root, GrubDropIn)); err == nil || contains(f.ran, "update-grub") {
+	if _, err := os.Stat(filepath.Join(root, GrubDropIn)); err == nil {
 		t.Error("setup wrote its own reservation next to the user's")
+	}
+	// grub.cfg is regenerated only for the direct restore's block.
+	if b, _ := os.ReadFile(filepath.Join(root, "boot/grub/grub.cfg")); !strings.Contains(string(b), "memmap=512M\\$0x20000000") || bootonce.FindGRUB(root) == nil {
+		t.Errorf("grub.cfg lacks the user's reservation or the direct restore block:\n%s", b)
 	}
 
 	// A commented-out line reserves nothing.
