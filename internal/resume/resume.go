@@ -183,14 +183,19 @@ func usable(t storage.Target, r *image.Reader, err error, o Options) error {
 		return fmt.Errorf("%w: unencrypted image %s on %s is not committed", ErrNothingToResume, info.ID, t)
 	}
 	restoring := errors.Is(status, image.ErrRestoreStarted)
+	force := "'resume --force' restores it anyway"
+	if o.Here != nil {
+		// A direct restore kernel has no shell to run it in.
+		force = "the normal boot that follows leaves it alone ('resume --force' there restores it anyway)"
+	}
 	switch err := image.Usable(status, o.Force || (o.Retry && restoring)); {
 	case err != nil && restoring:
 		return fmt.Errorf("%w: a restore of image %s on %s started at an earlier boot and did not finish (power loss, or the restore kernel failed); "+
 			"to retry it, boot once with kjump.force=1 on the kernel command line before anything writes to the disks it saved (this boot may: then the image is refused as stale)", ErrNothingToResume, info.ID, t)
 	case errors.Is(err, image.ErrInvalidated) && o.Retry:
-		return fmt.Errorf("%w: image %s on %s was already resumed or refused (spent), not interrupted: kjump.force=1 retries only an interrupted restore; 'resume --force' restores it anyway", ErrNothingToResume, info.ID, t)
+		return fmt.Errorf("%w: image %s on %s was already resumed or refused (spent), not interrupted: kjump.force=1 retries only an interrupted restore; %s", ErrNothingToResume, info.ID, t, force)
 	case errors.Is(err, image.ErrInvalidated):
-		return fmt.Errorf("%w: image %s on %s was already used or refused (invalidated); 'resume --force' restores it anyway", ErrNothingToResume, info.ID, t)
+		return fmt.Errorf("%w: image %s on %s was already used or refused (invalidated); %s", ErrNothingToResume, info.ID, t, force)
 	case err != nil:
 		return fmt.Errorf("image %s on %s is not resumable, booting normally: %w", info.ID, t, err)
 	}

@@ -98,4 +98,6 @@ func TestUsableRetryOnlyInterrupted(t *testing.T) {
 	check("spent", Options{}, "'resume --force' restores it anyway")
 	check("spent", Options{Retry: true}, "kjump.force=1 retries only an interrupted restore")
 	check("spent", Options{Force: true}, "")
+	// A direct restore kernel has no shell: it points at the normal boot.
+	check("spent", Options{Here: &Here{}}, "the normal boot that follows leaves it alone")
 }
