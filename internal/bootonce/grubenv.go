@@ -22,7 +22,9 @@ const envSignature = "# GRUB Environment Block\n"
 // is not an environment block.
 const maxEnvBlock = 64 << 10
 
-type envVar struct{ name, value string }
+// envVar is a variable, or a comment line (GRUB 2.06's "# WARNING: Do not
+// edit this file ...") kept as it was.
+type envVar struct{ name, value, comment string }
 
 type envBlock struct {
 	vars []envVar
@@ -42,8 +44,9 @@ func parseEnv(b []byte) (*envBlock, error) {
 		if rest[0] == '#' {
 			i := bytes.IndexByte(rest, '\n')
 			if i < 0 {
-				break
+				break // the padding
 			}
+			e.vars = append(e.vars, envVar{comment: string(rest[:i])})
 			rest = rest[i+1:]
 			continue
 		}
@@ -63,14 +66,14 @@ func parseEnv(b []byte) (*envBlock, error) {
 		if !ok || name == "" || name[0] == '#' {
 			return nil, fmt.Errorf("GRUB environment block: line %q is not name=value", line)
 		}
-		e.vars = append(e.vars, envVar{name, value})
+		e.vars = append(e.vars, envVar{name: name, value: value})
 	}
 	return e, nil
 }
 
 func (e *envBlock) get(name string) (string, bool) {
 	for _, v := range e.vars {
-		if v.name == name {
+		if v.comment == "" && v.name == name {
 			return v.value, true
 		}
 	}
@@ -79,17 +82,17 @@ func (e *envBlock) get(name string) (string, bool) {
 
 func (e *envBlock) set(name, value string) {
 	for i := range e.vars {
-		if e.vars[i].name == name {
+		if e.vars[i].comment == "" && e.vars[i].name == name {
 			e.vars[i].value = value
 			return
 		}
 	}
-	e.vars = append(e.vars, envVar{name, value})
+	e.vars = append(e.vars, envVar{name: name, value: value})
 }
 
 func (e *envBlock) unset(name string) {
 	for i := range e.vars {
-		if e.vars[i].name == name {
+		if e.vars[i].comment == "" && e.vars[i].name == name {
 			e.vars = append(e.vars[:i], e.vars[i+1:]...)
 			return
 		}
@@ -103,6 +106,10 @@ func (e *envBlock) bytes() ([]byte, error) {
 	b.WriteString(envSignature)
 	esc := strings.NewReplacer(`\`, `\\`, "\n", "\\\n")
 	for _, v := range e.vars {
+		if v.comment != "" {
+			b.WriteString(v.comment + "\n")
+			continue
+		}
 		fmt.Fprintf(&b, "%s=%s\n", v.name, esc.Replace(v.value))
 	}
 	if b.Len() > e.size {
