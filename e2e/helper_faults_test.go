@@ -174,6 +174,9 @@ func helperOOMJumpsBack(s *S) error {
 	}
 	if l, ok := match(`(Out of memory: Killed process \d+ \(kjump-capture\).*)`, m.Console()); ok {
 		fmt.Printf("  %s: helper kernel: %s\n", s.Name, l)
+	} else if l, ok := match(`(Out of memory: Killed process .*)`, m.Console()); ok {
+		// The kernel names the victim by its thread group leader's name.
+		return fmt.Errorf("the helper kernel's OOM kill does not name the capture worker: %s", l)
 	} else {
 		return fmt.Errorf("the helper kernel's log has no OOM kill")
 	}

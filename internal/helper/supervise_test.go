@@ -21,6 +21,9 @@ func TestMain(m *testing.M) {
 	if how := os.Getenv("KJUMP_TEST_WORKER"); how != "" {
 		os.Exit(fakeWorker(how))
 	}
+	if os.Getenv("KJUMP_TEST_NAME") != "" {
+		os.Exit(nameFromAnotherThread())
+	}
 	os.Exit(m.Run())
 }
 

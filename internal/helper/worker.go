@@ -7,11 +7,9 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/kjump/kjump/internal/cmdline"
 	"github.com/kjump/kjump/internal/handoff"
@@ -59,7 +57,7 @@ func step(what string) { pulse(message{Kind: "step", What: what}) }
 func WorkerMain() int {
 	setOOMScoreAdj(os.Getpid(), 1000) // first to go when memory runs out
 	// Name it as the OOM killer and the kernel log will (not "init").
-	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte(workerName + "\x00")[0])), 0, 0, 0)
+	nameThreads(workerName)
 	out := os.NewFile(workerReport, "report")
 	if out == nil {
 		logf("capture worker: no report pipe on fd %d", workerReport)
@@ -93,6 +91,37 @@ func WorkerMain() int {
 	}
 	pulse(message{Kind: "result", Result: &res})
 	return 0
+}
+
+// nameThreads gives every thread of this process the name. prctl
+// PR_SET_NAME would name only the calling thread, and after init Go runs
+// main on whichever thread it likes, while the OOM killer's report, ps and
+// /proc/PID/comm show the thread group leader's name. A thread started
+// later copies the name of the thread that starts it, so a pass that finds
+// every thread named is the last.
+func nameThreads(name string) {
+	if len(name) > 15 {
+		name = name[:15] // what the kernel keeps (TASK_COMM_LEN)
+	}
+	for pass := 0; pass < 5; pass++ {
+		tids, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			logf("naming the process %s: %v", name, err)
+			return
+		}
+		named := true
+		for _, t := range tids {
+			comm := "/proc/self/task/" + t.Name() + "/comm"
+			if b, err := os.ReadFile(comm); err == nil && strings.TrimSuffix(string(b), "\n") == name {
+				continue
+			}
+			named = false
+			os.WriteFile(comm, []byte(name), 0) // fails for a thread that just exited; the next pass will not list it
+		}
+		if named {
+			return
+		}
+	}
 }
 
 // limitGoHeap makes the Go collector work harder as the heap nears what
