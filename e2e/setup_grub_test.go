@@ -193,6 +193,9 @@ func setupGrubRealBoot(s *S) error {
 	if err := expectAll(m, 5*time.Minute, "GRUBE2E check rc=0", "GRUBE2E workload active", "GRUBE2E before counter="); err != nil {
 		return err
 	}
+	if _, ok := match(`GRUBE2E check: PASS\s+direct-restore\s+(after 'hibernate now' GRUB boots the direct restore once.*)`, m.Console()); !ok {
+		return fmt.Errorf("hibernate check does not say the direct restore is ready: %s", sectionOf(m.Console(), "GRUBE2E check:", "GRUBE2E check rc="))
+	}
 	hib := time.Now()
 	if err := expectAll(m, 15*time.Minute, "kjump-helper: image committed; powering off"); err != nil {
 		return err

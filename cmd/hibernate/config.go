@@ -32,7 +32,8 @@ func configFlag(fs *flag.FlagSet) {
 func checkOptions(cfg config.Config, o hibernate.Options, targets []string, cfgPath string) hibernate.CheckOptions {
 	reserve, _ := cfg.ReserveBytes() // validated by config.Parse
 	return hibernate.CheckOptions{Targets: targets, HelperKernel: o.HelperKernel, HelperInitrd: o.HelperInitrd,
-		Reserve: reserve, KeyFile: cfg.KeyFile, Prepare: prepareInputs(cfg, o.HelperKernel, cfg.Targets, cfgPath)}
+		Reserve: reserve, KeyFile: cfg.KeyFile, Prepare: prepareInputs(cfg, o.HelperKernel, cfg.Targets, cfgPath),
+		Direct: cfg.Resume.Direct == "auto" && cfg.Resume.Policy == "auto"}
 }
 
 // prepareInputs is what the helper initramfs is built from.

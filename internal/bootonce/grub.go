@@ -84,13 +84,26 @@ func FindGRUB(root string) *GRUB {
 
 func (g *GRUB) env() string { return filepath.Join(g.Dir, "grubenv") }
 
+// Check says whether Arm would work for e, changing nothing.
+func (g *GRUB) Check(e Entry) error {
+	_, err := g.prepare(e)
+	return err
+}
+
+func (g *GRUB) prepare(e Entry) (string, error) {
+	if _, err := os.Stat(g.env()); errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("%s does not exist, so GRUB cannot be told to boot the direct restore once: create it with 'grub-editenv %s create'", g.env(), g.env())
+	}
+	if _, _, err := readEnv(g.env(), "next_entry"); err != nil {
+		return "", err
+	}
+	return grubEntry(e, resolve.MountOf, byUUID)
+}
+
 // Arm writes e where the block finds it and makes GRUB boot it next, once.
 // The caller syncs before the power-off (hibernate does before the jump).
 func (g *GRUB) Arm(e Entry) error {
-	if _, err := os.Stat(g.env()); errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s does not exist, so GRUB cannot be told to boot the direct restore once: create it with 'grub-editenv %s create'", g.env(), g.env())
-	}
-	text, err := grubEntry(e, resolve.MountOf, byUUID)
+	text, err := g.prepare(e)
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,10 @@ type CheckOptions struct {
 	// hook in the boot initramfs and the reservation on the boot loader's
 	// command line ('hibernate check'; now and checkpoint skip it).
 	ResumeSide bool
+	// Direct is resume.direct = auto (with resume.policy = auto): the
+	// direct-restore line says whether 'hibernate now' can arm GRUB's
+	// one-shot entry.
+	Direct bool
 }
 
 // Check runs every prerequisite of a hibernation and reports each; it
@@ -108,6 +112,7 @@ var checks = []func(*checkRun) *CheckResult{
 	},
 	checkResumeHook,
 	checkNextBoot,
+	checkDirectRestore,
 }
 
 // checkRun is what the checks share: facts read once, and the report the

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"github.com/kjump/kjump/internal/bootonce"
+	"github.com/kjump/kjump/internal/launch"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -265,4 +267,35 @@ func nextBootCmdline(root, rel string) (lines []string, where string) {
 		return []string{string(b)}, "/etc/kernel/cmdline"
 	}
 	return nil, ""
+}
+
+// checkDirectRestore says, on a GRUB machine whose grub.cfg runs
+// kjump's direct restore block, whether the power-on after 'hibernate
+// now' will restore directly, and if not why. Only a failure to build the
+// entry for a raw target warns: the normal boot resumes either way.
+func checkDirectRestore(c *checkRun) *CheckResult {
+	g := bootonce.FindGRUB("/")
+	if g == nil || !c.o.ResumeSide || c.sys == nil || !c.root {
+		return nil
+	}
+	target := c.chosen.Spec
+	switch {
+	case !c.o.Direct:
+		return result("direct-restore", Pass, "off (resume.direct or resume.policy in kjump.conf): the power-on after hibernating boots normally, then resumes", "")
+	case c.o.KeyFile != "" || c.o.Encrypted:
+		return result("direct-restore", Pass, "not used: encrypted images resume through a normal boot (the key is on this system's disks)", "")
+	case target == "":
+		return nil
+	}
+	if err := bootonce.CheckTarget(target); err != nil {
+		return result("direct-restore", Pass, "not used: "+err.Error(), "")
+	}
+	e, err := bootonce.NewEntry(c.sys, launch.Kernel{Path: c.o.HelperKernel, Initrd: c.o.HelperInitrd}, target)
+	if err == nil {
+		err = g.Check(e)
+	}
+	if err != nil {
+		return result("direct-restore", Warn, "GRUB cannot be made to restore directly: "+err.Error(), "the normal boot resumes instead; fix it or set resume.direct = \"never\" in kjump.conf")
+	}
+	return result("direct-restore", Pass, "after 'hibernate now' GRUB boots the direct restore once ("+g.Dir+"/kjump-direct.cfg): one kernel boot, no normal boot first", "")
 }
