@@ -3,6 +3,7 @@ package bootonce
 import (
 	"errors"
 	"fmt"
+	"github.com/kjump/kjump/internal/atomicfile"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -109,7 +110,7 @@ func (g *GRUB) Arm(e Entry) error {
 	}
 	p := filepath.Join(g.Dir, entryFile)
 	if old, err := os.ReadFile(p); err != nil || string(old) != text {
-		if err := writeSynced(p, []byte(text)); err != nil {
+		if err := atomicfile.Write(p, []byte(text), 0o644); err != nil {
 			return err
 		}
 	}
@@ -240,32 +241,4 @@ func byUUID(dev string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no filesystem UUID for %s in /dev/disk/by-uuid", dev)
-}
-
-// writeSynced replaces path with b, on the disk when it returns.
-func writeSynced(path string, b []byte) error {
-	tmp := path + ".new"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kjump/kjump/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -280,7 +281,7 @@ func Build(initrd string, in Inputs, force bool) (Result, error) {
 		return res, err
 	}
 	stamp, _ := json.MarshalIndent(st, "", "  ")
-	if err := writeAtomic(StampPath(initrd), append(stamp, '\n')); err != nil {
+	if err := atomicfile.Write(StampPath(initrd), append(stamp, '\n'), 0o644); err != nil {
 		return res, err
 	}
 	syncDir(filepath.Dir(initrd))
@@ -342,17 +343,6 @@ func readModule(path string) ([]byte, error) {
 		return io.ReadAll(zr)
 	}
 	return b, nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	if err := syncFile(tmp); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 func syncFile(path string) error {
