@@ -193,7 +193,11 @@ func grubEntry(e Entry, mountOf func(string) (resolve.Mount, error), uuidOf func
 		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
 			return "", fmt.Errorf("%s is not below its mount point %s", f, m.Point)
 		}
-		paths = append(paths, filepath.Join("/", m.Root, rel))
+		p := filepath.Join("/", m.Root, rel)
+		if strings.ContainsAny(p, " \t\n'\"$\\;{}") {
+			return "", fmt.Errorf("%s: GRUB would split or expand this path: keep the helper kernel and initramfs in a path of plain characters (/boot/kjump)", p)
+		}
+		paths = append(paths, p)
 	}
 	esc := strings.NewReplacer(`\`, `\\`, `$`, `\$`, `'`, `\'`, `"`, `\"`)
 	var opts []string
@@ -211,7 +215,7 @@ menuentry 'kjump: restore the hibernated system' --id %s {
 	linux %s %s
 	initrd %s
 }
-`, ID, mod, uuid, esc.Replace(paths[0]), strings.Join(opts, " "), esc.Replace(paths[1])), nil
+`, ID, mod, uuid, paths[0], strings.Join(opts, " "), paths[1]), nil
 }
 
 // grubFSModule is the GRUB module that reads a filesystem type.

@@ -38,6 +38,12 @@ func TestGrubEntry(t *testing.T) {
 			}
 		}
 	}
+	spaced := e
+	spaced.Linux = "/boot/my kernels/helper"
+	if _, err := grubEntry(spaced, func(string) (resolve.Mount, error) { return resolve.Mount{Point: "/", Root: "/", FSType: "ext4"}, nil },
+		func(string) (string, error) { return "u", nil }); err == nil || !strings.Contains(err.Error(), "plain characters") {
+		t.Errorf("a path with a space: %v, want a refusal", err)
+	}
 	_, err := grubEntry(e, func(string) (resolve.Mount, error) {
 		return resolve.Mount{Point: "/", Root: "/", FSType: "zfs", Source: "rpool/root"}, nil
 	}, func(string) (string, error) { return "x", nil })
