@@ -181,6 +181,14 @@ func grubEntry(e Entry, mountOf func(string) (resolve.Mount, error), uuidOf func
 		if mod, err = grubFSModule(m.FSType); err != nil {
 			return "", fmt.Errorf("%s is on %s: %w", f, m.Point, err)
 		}
+		for _, p := range []string{"/dev/mapper/", "/dev/dm-", "/dev/md"} {
+			if strings.HasPrefix(m.Source, p) {
+				// GRUB reaches these only with extra modules, and cannot
+				// write its environment there (save_env), so the
+				// one-shot entry would never be cleared.
+				return "", fmt.Errorf("%s is on %s (%s, LVM, RAID or encrypted): GRUB's one-shot boot does not work there", f, m.Point, m.Source)
+			}
+		}
 		u, err := uuidOf(m.Source)
 		if err != nil {
 			return "", fmt.Errorf("%s is on %s (%s): %w", f, m.Point, m.Source, err)

@@ -44,6 +44,11 @@ func TestGrubEntry(t *testing.T) {
 		func(string) (string, error) { return "u", nil }); err == nil || !strings.Contains(err.Error(), "plain characters") {
 		t.Errorf("a path with a space: %v, want a refusal", err)
 	}
+	if _, err := grubEntry(e, func(string) (resolve.Mount, error) {
+		return resolve.Mount{Point: "/", Root: "/", FSType: "ext4", Source: "/dev/mapper/vg-root"}, nil
+	}, func(string) (string, error) { return "u", nil }); err == nil || !strings.Contains(err.Error(), "LVM") {
+		t.Errorf("/boot on LVM: %v, want a refusal", err)
+	}
 	_, err := grubEntry(e, func(string) (resolve.Mount, error) {
 		return resolve.Mount{Point: "/", Root: "/", FSType: "zfs", Source: "rpool/root"}, nil
 	}, func(string) (string, error) { return "x", nil })
