@@ -463,8 +463,12 @@ func slowTargetGetsZstd(s *S) error {
 			return fmt.Errorf("the helper wrote %q to a slow disk, want mostly zstd", mix)
 		}
 	}
-	if z < 4*s2 {
-		return fmt.Errorf("the helper wrote %s to a disk taking 16 MiB/s, want mostly zstd", mix)
+	// Most chunks, not a fixed share: how long the disk keeps the workers
+	// waiting depends on how fast the host runs the emulated CPUs (172
+	// zstd + 51 s2 with three other scenarios running, 132 + 89 at load 6,
+	// nearly all zstd on a quiet host); a broken auto writes almost no zstd.
+	if z <= s2 {
+		return fmt.Errorf("the helper wrote %s to a disk taking 16 MiB/s, want most chunks zstd", mix)
 	}
 	m, err := h.resumeWhole(s, "resume")
 	if err != nil {
