@@ -110,7 +110,7 @@ func runJump(mode handoff.Mode, args []string) error {
 	}
 	printReport(os.Stderr, rep, false)
 	o.Target, o.System = rep.Target, rep.System
-	if mode == handoff.Now && cfg.Resume.Direct == "auto" && cfg.Resume.Policy == "auto" {
+	if mode == handoff.Now && cfg.Resume.DirectRestore() {
 		o.BootOnce = bootonce.FindGRUB("/")
 	}
 	key, err := newKey(kf)

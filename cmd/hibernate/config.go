@@ -33,7 +33,7 @@ func checkOptions(cfg config.Config, o hibernate.Options, targets []string, cfgP
 	reserve, _ := cfg.ReserveBytes() // validated by config.Parse
 	return hibernate.CheckOptions{Targets: targets, HelperKernel: o.HelperKernel, HelperInitrd: o.HelperInitrd,
 		Reserve: reserve, KeyFile: cfg.KeyFile, Prepare: prepareInputs(cfg, o.HelperKernel, cfg.Targets, cfgPath),
-		Direct: cfg.Resume.Direct == "auto" && cfg.Resume.Policy == "auto"}
+		Direct: cfg.Resume.DirectRestore()}
 }
 
 // prepareInputs is what the helper initramfs is built from.

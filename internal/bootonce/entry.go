@@ -8,6 +8,7 @@
 package bootonce
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -16,6 +17,9 @@ import (
 	"github.com/kjump/kjump/internal/storage"
 	"github.com/kjump/kjump/internal/sysinfo"
 )
+
+// ErrEncrypted is why encrypted images are never restored directly.
+var ErrEncrypted = errors.New("images are encrypted: the key is on this system's disks, which the restore kernel cannot read, so they resume through a normal boot")
 
 // Entry is a boot loader entry in Boot Loader Specification terms.
 type Entry struct {

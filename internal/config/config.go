@@ -93,6 +93,10 @@ type Resume struct {
 	Direct string `toml:"direct"`
 }
 
+// DirectRestore reports whether 'hibernate now' may arm the direct
+// restore: resume.direct = auto, and images are resumed at all.
+func (r Resume) DirectRestore() bool { return r.Direct == "auto" && r.Policy == "auto" }
+
 // Default returns the settings used when the file or a key is absent.
 func Default() Config {
 	return Config{

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
-	"github.com/kjump/kjump/internal/bootonce"
-	"github.com/kjump/kjump/internal/launch"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +11,9 @@ import (
 	"strings"
 
 	"github.com/kjump/kjump/internal/bootentry"
+	"github.com/kjump/kjump/internal/bootonce"
 	"github.com/kjump/kjump/internal/jump"
+	"github.com/kjump/kjump/internal/launch"
 	"github.com/kjump/kjump/internal/layout"
 	"github.com/kjump/kjump/internal/setup"
 	"github.com/kjump/kjump/internal/sysinfo"
@@ -283,7 +283,7 @@ func checkDirectRestore(c *checkRun) *CheckResult {
 	case !c.o.Direct:
 		return result("direct-restore", Pass, "off (resume.direct or resume.policy in kjump.conf): the power-on after hibernating boots normally, then resumes", "")
 	case c.o.KeyFile != "" || c.o.Encrypted:
-		return result("direct-restore", Pass, "not used: encrypted images resume through a normal boot (the key is on this system's disks)", "")
+		return result("direct-restore", Pass, "not used: "+bootonce.ErrEncrypted.Error(), "")
 	case target == "":
 		return nil
 	}

@@ -423,7 +423,7 @@ func armBootOnce(o Options, sys *System, logf func(string, ...any)) (disarm func
 	if o.Mode != handoff.Now || g == nil {
 		return func() {}
 	}
-	err := fmt.Errorf("images are encrypted: the key is on this system's disks, which the restore kernel cannot read")
+	err := bootonce.ErrEncrypted
 	var e bootonce.Entry
 	if o.Key == nil {
 		if e, err = bootonce.NewEntry(sys, o.kernel(), o.Target); err == nil {

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kjump/kjump/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/kjump/kjump/internal/atomicfile"
 	"github.com/kjump/kjump/internal/initramfs"
 )
 

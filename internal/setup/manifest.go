@@ -6,13 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kjump/kjump/internal/atomicfile"
-	"github.com/kjump/kjump/internal/bootonce"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/kjump/kjump/internal/atomicfile"
+	"github.com/kjump/kjump/internal/bootonce"
 )
 
 // StateDir is where setup keeps its manifest and the files it replaced,
@@ -74,7 +75,7 @@ func (o *Options) saveManifest(m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(o.manifestPath(), append(b, '\n'), 0o600)
+	return atomicfile.Write(o.manifestPath(), append(b, '\n'), 0o600)
 }
 
 // state is a file's content identity: "sha256:HEX", "link:TARGET", or ""
@@ -355,10 +356,5 @@ func copyFile(src, dst string, mode fs.FileMode) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(dst, b, mode)
-}
-
-// writeAtomic writes a file whole or not at all, creating its directory.
-func writeAtomic(p string, data []byte, mode fs.FileMode) error {
-	return atomicfile.Write(p, data, mode)
+	return atomicfile.Write(dst, b, mode)
 }

@@ -27,6 +27,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/kjump/kjump/internal/atomicfile"
 	"github.com/kjump/kjump/internal/bootonce"
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/layout"
@@ -424,7 +425,7 @@ func (r *run) bootLoader(plan reservationPlan) error {
 		if _, err := r.step("hibernate setup", nil, false, []string{"/etc/kernel/cmdline"}, func() error {
 			old, _ := os.ReadFile(o.path("/etc/kernel/cmdline"))
 			proc, _ := os.ReadFile(o.path("/proc/cmdline"))
-			return writeAtomic(o.path("/etc/kernel/cmdline"), []byte(kernelCmdline(string(old), string(proc), plan.Res)), 0o644)
+			return atomicfile.Write(o.path("/etc/kernel/cmdline"), []byte(kernelCmdline(string(old), string(proc), plan.Res)), 0o644)
 		}); err != nil {
 			return err
 		}
@@ -499,14 +500,14 @@ func (r *run) grub(plan reservationPlan) error {
 	fmt.Fprintf(o.Out, "boot loader: GRUB (%s)\n", strings.Join(plan.Boot.Update, " "))
 	if plan.Write {
 		if _, err := r.step("hibernate setup", plan.Boot.Update, true, []string{GrubDropIn}, func() error {
-			return writeAtomic(o.path(GrubDropIn), []byte(grubDropIn(plan.Res)), 0o644)
+			return atomicfile.Write(o.path(GrubDropIn), []byte(grubDropIn(plan.Res)), 0o644)
 		}); err != nil {
 			return err
 		}
 	}
 	if newScript {
 		if _, err := r.step("hibernate setup", plan.Boot.Update, true, []string{bootonce.GrubScript}, func() error {
-			return writeAtomic(o.path(bootonce.GrubScript), []byte(script), 0o755)
+			return atomicfile.Write(o.path(bootonce.GrubScript), []byte(script), 0o755)
 		}); err != nil {
 			return err
 		}
