@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -57,8 +58,9 @@ type Config struct {
 	// Display adds a graphics device (DisplayVGA, DisplayBochs,
 	// DisplayVirtioGPU); "" has none. See Machine.Screendump.
 	Display string
-	// Debug logs CPU resets and guest errors (triple faults) to
-	// qemu-debug.log in the run directory; KJUMP_QEMU_DEBUG=1 forces it.
+	// Debug adds guest errors to qemu-debug.log in the run directory,
+	// which always logs CPU resets (triple faults); KJUMP_QEMU_DEBUG=1
+	// forces it.
 	Debug bool
 	Extra []string // further QEMU arguments
 	// SingleThreadTCG runs all vCPUs on one host thread. Linux 7.x's
@@ -209,8 +211,15 @@ func (m *Machine) exitMsg() string {
 	case m.waitErr != nil:
 		return fmt.Sprintf(" (qemu: %v: %s)", m.waitErr, lastLine(m.stderr.String()))
 	}
-	return ""
+	if log, err := os.ReadFile(filepath.Join(m.RunDir, debugLog)); err == nil && bytes.Contains(log, []byte("Triple fault")) {
+		return " (the guest CPU triple-faulted: " + debugLog + " has its registers)"
+	}
+	return " (the guest powered off or reset itself; a panic while its consoles were suspended prints nothing)"
 }
+
+// debugLog is QEMU's log (CPU resets, and guest errors with Debug) in
+// the run directory.
+const debugLog = "qemu-debug.log"
 
 func (m *Machine) args(cfg Config) ([]string, error) {
 	appendLine := cfg.Append
@@ -305,9 +314,14 @@ func (m *Machine) args(cfg Config) ([]string, error) {
 		m.monitor = filepath.Join(m.sockDir, "monitor.sock")
 		a = append(a, "-monitor", "unix:"+m.monitor+",server=on,wait=off")
 	}
+	// A guest that resets itself ends QEMU (-no-reboot) without a word;
+	// QEMU's reset log tells a triple fault (and where the CPU was) from a
+	// reset the guest asked for, such as a panic with consoles suspended.
+	logs := "cpu_reset"
 	if cfg.Debug || os.Getenv("KJUMP_QEMU_DEBUG") == "1" {
-		a = append(a, "-d", "cpu_reset,guest_errors", "-D", filepath.Join(cfg.RunDir, "qemu-debug.log"))
+		logs += ",guest_errors"
 	}
+	a = append(a, "-d", logs, "-D", filepath.Join(cfg.RunDir, debugLog))
 	return append(a, cfg.Extra...), nil
 }
 
