@@ -165,19 +165,20 @@ func forgedImageRefused(s *S) error {
 		return m.Wait(time.Minute)
 	}
 
-	// 1. Change a chunk's ciphertext and keep its CRC32C, so every checksum
+	// 1. Change a chunk's ciphertext and keep its sum, so every checksum
 	// in the image still matches: only the GCM tag can notice. resume
 	// authenticates header, index and commit record only (the image is
 	// read once); the restore kernel checks the chunk's tag before writing
 	// its pages, refuses it and reboots, never jumping into the original.
-	if err := forgeChunkKeepingCRC(h.imageDisk, false); err != nil {
+	chunk, err := forgeChunkKeepingSum(h.imageDisk, false)
+	if err != nil {
 		return err
 	}
 	m, err := h.bootResume(s, "resume-forged-chunk")
 	if err != nil {
 		return err
 	}
-	if _, err := m.Expect(`RESTORE FAILED: image forged or corrupt: chunk 0 failed authentication`, 10*time.Minute); err != nil {
+	if _, err := m.Expect(fmt.Sprintf(`RESTORE FAILED: image forged or corrupt: chunk %d failed authentication`, chunk), 10*time.Minute); err != nil {
 		return err
 	}
 	if e, err := m.WaitExit(time.Minute); err != nil {
@@ -216,69 +217,75 @@ func rawImageLen(f io.ReaderAt) (int64, error) {
 	return int64(binary.LittleEndian.Uint64(sig[24:])), nil
 }
 
-// forgeChunkKeepingCRC flips a bit in the middle of the first chunk's
-// payload and compensates four bytes after it, so the record CRC (and with
-// it the index and the commit digest) are unchanged. With changePages (a
-// plain image) it makes sure the forged chunk decodes to different pages:
-// an S2 copy of repeated bytes can still decode to the same ones from a
-// changed offset (seen once in CI, on chunk 0's 15 pages of low memory),
-// and that image is intact, not forged. It then tries later positions
-// until image.Verify on the host refuses chunk 0.
-func forgeChunkKeepingCRC(disk string, changePages bool) error {
+// forgeChunkKeepingSum flips a bit in the second half of a chunk's
+// payload and rewrites eight bytes after it (forgery.FlipKeepingSum), so
+// the record's sum (and with it the index and the commit digest) are
+// unchanged. It forges the first chunk whose record leaves room for that
+// and returns its number. With changePages (a plain image) it makes sure
+// the forged chunk decodes to different pages: an S2 copy of repeated
+// bytes can still decode to the same ones from a changed offset (seen once
+// in CI, on chunk 0's 15 pages of low memory), and that image is intact,
+// not forged. It then tries later positions until image.Verify on the
+// host refuses that chunk.
+func forgeChunkKeepingSum(disk string, changePages bool) (int, error) {
 	f, err := os.OpenFile(disk, os.O_RDWR, 0)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
 	fixed := make([]byte, 16)
 	if _, err := f.ReadAt(fixed, rawImageOffset); err != nil {
-		return err
+		return 0, err
 	}
 	hdrLen := int64(binary.LittleEndian.Uint32(fixed[12:]))
 	at := rawImageOffset + hdrLen
-	rh := make([]byte, 32)
-	if _, err := f.ReadAt(rh, at); err != nil {
-		return err
+	for chunk := 0; chunk < 64; chunk++ {
+		rh := make([]byte, 32)
+		if _, err := f.ReadAt(rh, at); err != nil {
+			return 0, err
+		}
+		if string(rh[:4]) != "KJCK" {
+			return 0, fmt.Errorf("no chunk record %d at %d", chunk, at)
+		}
+		ext, payload := int(binary.LittleEndian.Uint32(rh[8:])), int(binary.LittleEndian.Uint32(rh[12:]))
+		orig := make([]byte, 32+12*ext+payload+4)
+		if _, err := f.ReadAt(orig, at); err != nil {
+			return 0, err
+		}
+		start, body := 32+12*ext, len(orig)-4
+		fix := body - body%32 // where FlipKeepingSum writes
+		for mid := start + payload/2; body%32 >= 8 && mid < fix; mid += 5 {
+			rec := bytes.Clone(orig)
+			if _, err := forgery.FlipKeepingSum(rec[:body], mid, 0x10); err != nil {
+				return 0, err
+			}
+			if _, err := f.WriteAt(rec, at); err != nil {
+				return 0, err
+			}
+			if !changePages {
+				return chunk, nil
+			}
+			n, err := rawImageLen(f)
+			if err != nil {
+				return 0, err
+			}
+			r, err := image.Open(io.NewSectionReader(f, rawImageOffset, n))
+			if err != nil {
+				return 0, fmt.Errorf("the forged image no longer opens: %w", err)
+			}
+			var ce *image.CorruptError
+			if _, err := r.Verify(context.Background()); errors.As(err, &ce) && ce.Chunk == chunk {
+				return chunk, nil
+			} else if err != nil {
+				return 0, fmt.Errorf("verifying the forged image: %w", err)
+			}
+		}
+		if _, err := f.WriteAt(orig, at); err != nil {
+			return 0, err
+		}
+		at += int64(len(orig))
 	}
-	if string(rh[:4]) != "KJCK" {
-		return fmt.Errorf("no chunk record after the header")
-	}
-	ext, payload := int(binary.LittleEndian.Uint32(rh[8:])), int(binary.LittleEndian.Uint32(rh[12:]))
-	orig := make([]byte, 32+12*ext+payload+4)
-	if _, err := f.ReadAt(orig, at); err != nil {
-		return err
-	}
-	start, end := 32+12*ext, len(orig)-4 // the payload
-	for mid := start + payload/2; mid+12 <= end; mid += 5 {
-		rec := bytes.Clone(orig)
-		if err := forgery.FlipKeepingCRC(rec[:len(rec)-4], mid, 0x10, mid+8); err != nil {
-			return err
-		}
-		if _, err := f.WriteAt(rec, at); err != nil {
-			return err
-		}
-		if !changePages {
-			return nil
-		}
-		n, err := rawImageLen(f)
-		if err != nil {
-			return err
-		}
-		r, err := image.Open(io.NewSectionReader(f, rawImageOffset, n))
-		if err != nil {
-			return fmt.Errorf("the forged image no longer opens: %w", err)
-		}
-		var ce *image.CorruptError
-		if _, err := r.Verify(context.Background()); errors.As(err, &ce) && ce.Chunk == 0 {
-			return nil
-		} else if err != nil {
-			return fmt.Errorf("verifying the forged image: %w", err)
-		}
-	}
-	if _, err := f.WriteAt(orig, at); err != nil {
-		return err
-	}
-	return fmt.Errorf("no change in the second half of chunk 0's payload changes its pages")
+	return 0, fmt.Errorf("no change in the second half of the first 64 chunks' payloads changes their pages")
 }
 
 // replaceImage writes, through a loop device and kjump's own storage and

@@ -633,17 +633,18 @@ func corruptImageRefused(s *S) error {
 }
 
 // undecodableChunkReboots: a chunk whose payload was changed with its
-// record CRC kept (a plain image has no authentication tags) passes
+// record sum kept (a plain image has no authentication tags) passes
 // resume's check of the stored bytes, so resume invalidates the image and
 // starts the restore kernel. That kernel decodes each chunk and checks its
-// pages' CRC before writing them: it refuses the chunk, reboots, and the
+// pages' sum before writing them: it refuses the chunk, reboots, and the
 // next boot is a normal one that names the interrupted restore.
 func undecodableChunkReboots(s *S) error {
 	h, err := hibernateOnce(s, "")
 	if err != nil {
 		return err
 	}
-	if err := forgeChunkKeepingCRC(h.imageDisk, true); err != nil {
+	chunk, err := forgeChunkKeepingSum(h.imageDisk, true)
+	if err != nil {
 		return err
 	}
 	m, err := h.bootResume(s, "resume-undecodable")
@@ -653,7 +654,7 @@ func undecodableChunkReboots(s *S) error {
 	if _, err := m.Expect(`resume: image \w+ verified and invalidated`, 5*time.Minute); err != nil {
 		return err
 	}
-	if _, err := m.Expect(`RESTORE FAILED: image is corrupt: chunk 0 at offset \d+: (decompressing|page data CRC mismatch)`, 5*time.Minute); err != nil {
+	if _, err := m.Expect(fmt.Sprintf(`RESTORE FAILED: image is corrupt: chunk %d at offset \d+: (decompressing|page data checksum mismatch)`, chunk), 5*time.Minute); err != nil {
 		return err
 	}
 	e, err := m.WaitExit(time.Minute)

@@ -88,25 +88,34 @@ func TestChunkCodecTag(t *testing.T) {
 			e := entriesOf(t, r)[0]
 			rec := bytes.Clone(tc.img[e.Offset : e.Offset+uint64(e.Length)])
 			le.PutUint32(rec[24:], tc.tag)
-			_, err = parseChunk(withCRC(rec), r.h, nil, true)
+			_, err = parseChunk(withSum(rec), r.h, nil, true)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("parseChunk = %v, want %q", err, tc.want)
 			}
 		})
 	}
-	// Swapping a tag between codecs is caught by decoding or the page CRC.
+	// Swapping a tag between codecs is caught by decoding or the page sum
+	// (a chunk stored as it is has no codec to swap).
 	r, err := Open(&memImage{b: auto})
 	if err != nil {
 		t.Fatal(err)
 	}
+	swapped := 0
 	for i, e := range entriesOf(t, r) {
 		rec := bytes.Clone(auto[e.Offset : e.Offset+uint64(e.Length)])
+		if c, err := parseChunk(rec, r.h, nil, true); err != nil || len(c.Payload) == int(c.RawLen) {
+			continue
+		}
+		swapped++
 		le.PutUint32(rec[24:], 3-le.Uint32(rec[24:]))
-		rec = withCRC(rec)
+		rec = withSum(rec)
 		e.CRC = le.Uint32(rec[len(rec)-crcLen:])
 		if _, _, err := r.checkChunk(rec, e, &decoders{chunkSize: int(r.h.ChunkSize)}, make([]byte, 0, r.h.ChunkSize), nil, true, nil); err == nil {
 			t.Fatalf("chunk %d decoded with the other codec", i)
 		}
+	}
+	if swapped == 0 {
+		t.Fatal("no coded chunk to swap")
 	}
 }
 

@@ -2,8 +2,11 @@ package image
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"testing"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // BenchmarkWriteDump captures the ELF dump named by $KJUMP_BENCH_DUMP (make
@@ -89,3 +92,35 @@ type sized struct {
 }
 
 func (s sized) Size() int64 { return s.n }
+
+// BenchmarkPerByte is what the image costs per byte apart from
+// compression: the chunk sum against CRC32C, and a stored chunk's copy
+// against decoding the same random pages as S2 literals. Run it in a TCG
+// guest too (docs/benchmarks.md): there the ratios differ most.
+func BenchmarkPerByte(b *testing.B) {
+	page := testMemory(3, defaultChunkSize)
+	for i := range page {
+		page[i] = byte(i*7 + i>>9) // no zero pages: every byte counts
+	}
+	random := make([]byte, defaultChunkSize)
+	rng := rand.NewChaCha8([32]byte{1})
+	rng.Read(random)
+	coded := s2.EncodeBetter(nil, random)
+	dst := make([]byte, defaultChunkSize)
+	for _, c := range []struct {
+		name string
+		f    func()
+	}{
+		{"sum", func() { sum(page) }},
+		{"crc32c", func() { crc(page) }},
+		{"stored-copy", func() { copy(dst, random) }},
+		{"s2-decode-random", func() { s2.Decode(dst, coded) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(defaultChunkSize)
+			for b.Loop() {
+				c.f()
+			}
+		})
+	}
+}

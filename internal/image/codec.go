@@ -99,7 +99,7 @@ func newEncoder(c Compression, l Level, chunkSize int) (encoder, error) {
 			zstd.WithEncoderLevel(l.zstd()),
 			zstd.WithNoEntropyCompression(l == LevelFastest),
 			zstd.WithEncoderConcurrency(1),
-			zstd.WithEncoderCRC(false), // the record carries CRC32C of the raw pages
+			zstd.WithEncoderCRC(false), // the record carries a sum of the raw pages
 			zstd.WithWindowSize(windowFor(chunkSize)),
 		)
 		if err != nil {

@@ -152,11 +152,12 @@ func TestStatesOnlyMoveForward(t *testing.T) {
 }
 
 // Images of the formats before the two-copy commit record (1.0 plain,
-// 2.0 encrypted) are refused by name, with what to do.
+// 2.0 encrypted) and before XXH64 chunk sums (3.0, 4.0) are refused by
+// name, with what to do.
 func TestOldFormatRefused(t *testing.T) {
 	img, _, _ := smallImage(t)
 	r, _ := Open(&memImage{b: img})
-	for _, major := range []uint16{oldMajorPlain, oldMajorEnc} {
+	for _, major := range []uint16{oldMajorPlain, oldMajorEnc, crc32MajorPlain, crc32MajorEnc} {
 		old := bytes.Clone(img)
 		le.PutUint16(old[8:], major)
 		n := int(r.hdrLen)

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/kjump/kjump/internal/image/forgery"
 )
 
 // smallImage is an image small enough to corrupt at every byte: 96 KiB of
@@ -136,7 +134,7 @@ func TestCorruptErrorNamesChunk(t *testing.T) {
 	}
 }
 
-// A payload changed with its record CRC kept (CRC32C is linear; only an
+// A payload changed with its record sum kept (forgery.FlipKeepingSum; only an
 // encrypted image's tags stop this) passes VerifyStored, which checks what
 // was stored, but not Verify, and Restore refuses the chunk before writing
 // any of its pages.
@@ -146,13 +144,7 @@ func TestVerifyStoredLeavesDecodingToRestore(t *testing.T) {
 
 func verifyStoredLeavesDecodingToRestore(t *testing.T, img, mem []byte) {
 	r, _ := Open(&memImage{b: img})
-	e := entriesOf(t, r)[0]
-	bad := bytes.Clone(img)
-	rec := bad[e.Offset : e.Offset+uint64(e.Length)]
-	last := len(rec) - crcLen - 8 // the payload's tail, before the record CRC
-	if err := forgery.FlipKeepingCRC(rec[:len(rec)-crcLen], last, 0x20, last+1); err != nil {
-		t.Fatal(err)
-	}
+	_, bad := forgeChunk(t, img, entriesOf(t, r), 0)
 	r, err := Open(&memImage{b: bad})
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +208,7 @@ func TestShortInputs(t *testing.T) {
 	}
 }
 
-// Restore after VerifyStored (WithVerifiedStored) skips the record CRCs,
+// Restore after VerifyStored (WithVerifiedStored) skips the record sums,
 // yet no byte of a chunk record changed after the check makes it restore
 // wrong memory unnoticed: it fails, or, for a change that decodes to the
 // same pages at the same addresses, restores the right memory.
@@ -239,7 +231,7 @@ func TestVerifiedStoredRestore(t *testing.T) {
 		if _, err := r.Restore(ctx, &sparseMem{}, WithVerifiedStored(st.Headers^1)); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "chunk headers read now") {
 			t.Fatalf("restore against other headers: %v", err)
 		}
-		// VerifyStored itself never skips a record CRC.
+		// VerifyStored itself never skips a record sum.
 		bad := bytes.Clone(img)
 		e := entriesOf(t, r)[0]
 		bad[e.Offset+uint64(e.Length)-crcLen-1] ^= 0x40

@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
-
-	"github.com/kjump/kjump/internal/image/forgery"
 )
 
 var testKeyFile = []byte("0123456789abcdef0123456789abcdef-test-key")
@@ -44,7 +43,7 @@ func TestEncryptedRoundTrip(t *testing.T) {
 		if err != nil || r.Status() != nil {
 			t.Fatalf("%v: open %v, status %v", s, err, r.Status())
 		}
-		if info := r.Info(); info.Version != "4.0" || !strings.Contains(info.Encryption, s.Source().String()) {
+		if info := r.Info(); info.Version != "6.0" || !strings.Contains(info.Encryption, s.Source().String()) {
 			t.Fatalf("info: %+v", info)
 		}
 		sink := &sparseMem{}
@@ -91,28 +90,21 @@ func TestEncryptedRefusals(t *testing.T) {
 	}
 }
 
-// An attacker can change data and keep every CRC: the tags catch it.
+// An attacker can change data and keep every checksum: the tags catch it.
 func TestForgeryKeepingCRCs(t *testing.T) {
 	s := WithSecret(KeyFileSecret(testKeyFile))
 	img, _, _ := encryptedImage(t, KeyFileSecret(testKeyFile))
 	r, _ := Open(&memImage{b: img}, s)
-	e := entriesOf(t, r)[2]
-	rec := bytes.Clone(img[e.Offset : e.Offset+uint64(e.Length)])
-	body := rec[:len(rec)-crcLen]
-	if err := forgery.FlipKeepingCRC(body, len(body)-40, 0x20, len(body)-30); err != nil {
-		t.Fatal(err)
-	}
-	bad := bytes.Clone(img)
-	copy(bad[e.Offset:], rec)
+	n, bad := forgeChunk(t, img, entriesOf(t, r), 2)
 	err := verifyWith(bad, s)
 	var ae *AuthError
-	if !errors.As(err, &ae) || ae.Chunk != 2 || !strings.Contains(err.Error(), "image forged or corrupt: chunk 2 failed authentication") {
-		t.Fatalf("CRC-preserving chunk forgery: %v", err)
+	if !errors.As(err, &ae) || ae.Chunk != n || !strings.Contains(err.Error(), fmt.Sprintf("image forged or corrupt: chunk %d failed authentication", n)) {
+		t.Fatalf("sum-preserving chunk forgery: %v", err)
 	}
 	// Resume's check before the point of no return catches it too.
 	rb, _ := Open(&memImage{b: bad}, s)
-	if _, err := rb.VerifyStored(context.Background()); !errors.As(err, &ae) || ae.Chunk != 2 {
-		t.Fatalf("CRC-preserving chunk forgery, VerifyStored: %v", err)
+	if _, err := rb.VerifyStored(context.Background()); !errors.As(err, &ae) || ae.Chunk != n {
+		t.Fatalf("sum-preserving chunk forgery, VerifyStored: %v", err)
 	}
 	// The same on a plain image is only caught (if at all) by decoding.
 	// Header: change the metadata and fix the CRC.

@@ -71,8 +71,15 @@ func corrupt(region string, off int64, format string, args ...any) *CorruptError
 type VersionError struct{ Major, Minor uint16 }
 
 func (e *VersionError) Error() string {
-	if e.Major == oldMajorPlain || e.Major == oldMajorEnc {
-		return fmt.Sprintf("image format version %d.%d was written by an older kjump, whose single commit record a torn write could corrupt; this kjump reads formats %d.x (plain) and %d.x (encrypted): resume with the kjump version that wrote it, or boot normally and hibernate again", e.Major, e.Minor, versionMajor, versionMajorEnc)
+	why := ""
+	switch e.Major {
+	case oldMajorPlain, oldMajorEnc:
+		why = "whose single commit record a torn write could corrupt"
+	case crc32MajorPlain, crc32MajorEnc:
+		why = "which checked chunks with CRC32C"
+	}
+	if why != "" {
+		return fmt.Sprintf("image format version %d.%d was written by an older kjump, %s; this kjump reads formats %d.x (plain) and %d.x (encrypted): resume with the kjump version that wrote it, or boot normally and hibernate again", e.Major, e.Minor, why, versionMajor, versionMajorEnc)
 	}
 	return fmt.Sprintf("image format version %d.%d is not supported (this kjump reads %d.x and %d.x): resume with the kjump version that wrote it", e.Major, e.Minor, versionMajor, versionMajorEnc)
 }

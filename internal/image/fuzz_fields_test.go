@@ -152,7 +152,7 @@ func (p *imageParts) build(ops []byte) []byte {
 	img := bytes.Clone(hdr)
 	entries := make([]indexEntry, 0, len(recs))
 	for _, r := range recs {
-		r = withCRC(r)
+		r = withSum(r)
 		entries = append(entries, indexEntry{Offset: uint64(len(img)), Length: uint32(len(r)), CRC: le.Uint32(r[len(r)-crcLen:])})
 		img = append(img, r...)
 	}

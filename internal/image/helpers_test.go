@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+
+	"github.com/kjump/kjump/internal/image/forgery"
 )
 
 // memImage is an in-memory image store: the same WriterAt/ReaderAt
@@ -147,4 +149,26 @@ func entriesOf(t testing.TB, r *Reader) []indexEntry {
 		t.Fatalf("reading the index: %v", err)
 	}
 	return entries
+}
+
+// forgeChunk flips a payload byte of the first chunk record, from entry
+// from on, that leaves room for forgery.FlipKeepingSum, keeping the
+// record's sum and so its index entry and all that binds it. It returns
+// the chunk's index and the forged image.
+func forgeChunk(t *testing.T, img []byte, es []indexEntry, from int) (int, []byte) {
+	t.Helper()
+	for i := from; i < len(es); i++ {
+		e := es[i]
+		bad := bytes.Clone(img)
+		body := bad[e.Offset : e.Offset+uint64(e.Length)-crcLen]
+		at := len(body) - len(body)%32 - 1 // the last byte before the bytes the forgery fixes
+		if at < chunkOverhead(int(le.Uint32(body[8:])))-crcLen {
+			continue // not in the payload
+		}
+		if _, err := forgery.FlipKeepingSum(body, at, 0x20); err == nil {
+			return i, bad
+		}
+	}
+	t.Fatal("no chunk record leaves room for a forgery that keeps its sum")
+	return 0, nil
 }

@@ -155,8 +155,8 @@ func threadsOrCPUs(n int) int {
 
 // WithVerifiedStored tells Restore that VerifyStored checked this image's
 // stored bytes and returned headers as Stats.Headers: Restore then skips
-// each record's CRC32C, a second pass over every stored byte. What that CRC
-// guarded is still checked: the payload by the pages' CRC (or, encrypted,
+// each record's sum, a second pass over every stored byte. What that sum
+// guarded is still checked: the payload by the pages' sum (or, encrypted,
 // by the GCM tag, which covers the header too) before any page of the
 // chunk is written (after, for a sink that lends its memory: Lender), the
 // headers (extents: where the pages go) against headers once all chunks

@@ -427,7 +427,7 @@ func Usable(status error, force bool) error {
 	return status
 }
 
-// Verify reads and checks every chunk (record CRC, extents, decompression,
+// Verify reads and checks every chunk (record sum, extents, decompression,
 // CRC of the pages) and the commit record. It returns nil only for a fully
 // valid committed image (or an invalidated one with WithForce).
 func (r *Reader) Verify(ctx context.Context, opts ...ReaderOption) (Stats, error) {
@@ -437,9 +437,9 @@ func (r *Reader) Verify(ctx context.Context, opts ...ReaderOption) (Stats, error
 // VerifyStored checks every byte of the image as stored, without
 // decompressing: each chunk record's CRC, its agreement with the index,
 // its header and extents, the index and the commit record (whose digest
-// binds header and index, so every record CRC); for an encrypted image,
+// binds header and index, so every record sum); for an encrypted image,
 // every chunk's authentication tag. What passes is exactly what the writer
-// wrote and committed. Decoding and the pages' CRC are left to Restore,
+// wrote and committed. Decoding and the pages' sum are left to Restore,
 // which checks each chunk before writing its pages. It is resume's check
 // before the point of no return: reading the image once, not decoding it
 // twice, halves the CPU work of resuming.

@@ -62,10 +62,11 @@ type restorer struct {
 	decode bool
 	lender Lender // decodes in place, after the record's checks; nil if the sink cannot
 
-	done     atomic.Uint64 // record bytes done, for progress
-	total    uint64        // record bytes: progress reaches exactly 100%
-	progMu   sync.Mutex
-	s2Chunks atomic.Int64
+	done      atomic.Uint64 // record bytes done, for progress
+	total     uint64        // record bytes: progress reaches exactly 100%
+	progMu    sync.Mutex
+	s2Chunks  atomic.Int64
+	rawChunks atomic.Int64
 
 	// The collector's, in index order.
 	chunks int
@@ -308,6 +309,9 @@ func (rs *restorer) restoreChunk(w *restoreWorker, j restoreJob) (restored, erro
 	if c.Codec == S2 {
 		rs.s2Chunks.Add(1)
 	}
+	if c.stored {
+		rs.rawChunks.Add(1)
+	}
 	if rs.sink != nil {
 		if err := writeExtents(rs.sink, c, rs.r.h.PageSize, rs.o.zeroFill, c.Slot, rs.r.h.Meta.Discarded); err != nil {
 			return restored{}, err
@@ -346,19 +350,20 @@ func (rs *restorer) stats(hdrs uint32) Stats {
 		ImageBytes:  uint64(r.in.Size()),
 		Chunks:      rs.chunks,
 		S2Chunks:    int(rs.s2Chunks.Load()),
+		RawChunks:   int(rs.rawChunks.Load()),
 		Headers:     hdrs,
 	}
 }
 
 // checkChunk parses and checks one record, and with a decoder
-// decompresses it into raw and checks the pages' CRC; c.Payload is then
-// replaced by the decoded pages.
+// decompresses it into raw (a stored chunk's pages are its payload) and
+// checks the pages' sum; c.Payload is then replaced by the pages.
 //
 // into, if not nil, may lend the memory a chunk of one extent decodes to
 // (the chunk is then placed: already where its pages go).
 func (r *Reader) checkChunk(rec []byte, e indexEntry, dec *decoders, raw []byte, ext []extent, recordCRC bool, into func(*chunk) []byte) (*chunk, uint32, error) {
 	if got := le.Uint32(rec[len(rec)-crcLen:]); got != e.CRC {
-		return nil, 0, fmt.Errorf("record CRC %08x does not match the index's %08x", got, e.CRC)
+		return nil, 0, fmt.Errorf("record sum %08x does not match the index's %08x", got, e.CRC)
 	}
 	c, err := parseChunk(rec, r.h, ext, recordCRC)
 	if err != nil {
@@ -387,8 +392,8 @@ func (r *Reader) checkPayload(rec []byte, c *chunk, dec *decoders, raw []byte, i
 		return nil, err
 	}
 	if r.h.Enc != nil {
-		if c.RawCRC != 0 {
-			return nil, fmt.Errorf("encrypted chunk stores a page CRC")
+		if c.RawSum != 0 {
+			return nil, fmt.Errorf("encrypted chunk stores a page sum")
 		}
 		if r.keys == nil {
 			return nil, &KeyRequiredError{Source: r.h.Enc.Source}
@@ -406,16 +411,24 @@ func (r *Reader) checkPayload(rec []byte, c *chunk, dec *decoders, raw []byte, i
 			raw, c.placed = b[:0], true
 		}
 	}
-	out, err := dec.decode(c.Codec, raw, c.Payload, int(c.RawLen))
-	if err != nil {
-		return nil, err
+	var out []byte
+	c.stored = len(c.Payload) == int(c.RawLen)
+	switch {
+	case c.stored && c.placed:
+		out = raw[:copy(raw[:c.RawLen], c.Payload)] // stored as they are
+	case c.stored:
+		out = c.Payload
+	default:
+		if out, err = dec.decode(c.Codec, raw, c.Payload, int(c.RawLen)); err != nil {
+			return nil, err
+		}
 	}
 	if r.h.Enc != nil {
 		c.Payload = out
 		return c, nil
 	}
-	if got := crc(out); got != c.RawCRC {
-		return nil, fmt.Errorf("page data CRC mismatch after decompression (stored %08x, computed %08x)", c.RawCRC, got)
+	if got := sum(out); got != c.RawSum {
+		return nil, fmt.Errorf("page data checksum mismatch after decompression (stored %08x, computed %08x)", c.RawSum, got)
 	}
 	c.Payload = out
 	return c, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -255,5 +256,39 @@ func TestExclude(t *testing.T) {
 	}
 	if _, err := Write(context.Background(), &memImage{}, src, Metadata{}, WithExclude([]Range{{Start: 0x5000, End: 0x6000}, {Start: 0x1000, End: 0x2000}})); err == nil {
 		t.Fatal("unsorted exclusion accepted")
+	}
+}
+
+// Chunks that do not compress are stored as they are: restored right, in
+// place too, and a changed byte in one is caught by the pages' sum even
+// when the record's sum was kept.
+func TestStoredChunks(t *testing.T) {
+	mem := testMemory(7, 128<<10)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := 64 << 10; i < 128<<10; i++ {
+		mem[i] = byte(rng.Uint32()) // four chunks of random pages
+	}
+	src := RangeSource(bytes.NewReader(mem), []Range{{Start: 0, End: 128 << 10}})
+	for _, c := range []Compression{Zstd, S2, Auto} {
+		img, st := writeImage(t, src, WithChunkSize(16<<10), WithCompression(c))
+		if st.RawChunks < 4 || st.RawChunks == st.Chunks {
+			t.Fatalf("%v: %d of %d chunks stored as they are, want the 4 random ones and not the others", c, st.RawChunks, st.Chunks)
+		}
+		expectRestored(t, src, restore(t, img))
+		r, err := Open(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lent := &lendingMem{sparseMem: sparseMem{b: make([]byte, len(mem))}}
+		if _, err := r.Restore(context.Background(), lent); err != nil || lent.lent.Load() == 0 || !restoredRight(lent.b, mem, r.Ranges()) {
+			t.Fatalf("%v: in-place restore lent %d chunks: %v", c, lent.lent.Load(), err)
+		}
+		es := entriesOf(t, r)
+		last := len(es) - 1 // the random chunks are the last four
+		_, bad := forgeChunk(t, img.b, es, last-3)
+		br, _ := Open(&memImage{b: bad})
+		if _, err := br.Verify(context.Background()); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "page data checksum mismatch") {
+			t.Fatalf("%v: a stored chunk changed keeping its record sum: %v", c, err)
+		}
 	}
 }

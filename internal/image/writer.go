@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"math"
 	"runtime/debug"
@@ -37,7 +36,10 @@ type Stats struct {
 	// S2Chunks counts the chunks coded with S2 (all of an S2 image's, those
 	// the writer chose in an Auto one); the other chunks are zstd.
 	S2Chunks int
-	Duration time.Duration
+	// RawChunks counts the chunks stored as they are because their codec
+	// did not shrink them (counted with that codec as well).
+	RawChunks int
+	Duration  time.Duration
 	// ZeroFill is the part of a restore's Duration spent zeroing chunks
 	// that were never stored (WithZeroFill).
 	ZeroFill time.Duration
@@ -54,11 +56,18 @@ func (s Stats) CodecMix() string {
 	z := s.Chunks - s.S2Chunks
 	switch {
 	case s.S2Chunks == 0:
-		return fmt.Sprintf("%d zstd chunks", z)
+		return fmt.Sprintf("%d zstd chunks", z) + s.rawMix()
 	case z == 0:
-		return fmt.Sprintf("%d s2 chunks", s.S2Chunks)
+		return fmt.Sprintf("%d s2 chunks", s.S2Chunks) + s.rawMix()
 	}
-	return fmt.Sprintf("%d zstd + %d s2 chunks", z, s.S2Chunks)
+	return fmt.Sprintf("%d zstd + %d s2 chunks", z, s.S2Chunks) + s.rawMix()
+}
+
+func (s Stats) rawMix() string {
+	if s.RawChunks == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d of them stored as they are", s.RawChunks)
 }
 
 // MaxImageSize bounds the length of an image of src: every page stored
@@ -377,6 +386,7 @@ type result struct {
 	zero, store uint64
 	excluded    uint64
 	s2          bool // rec is coded with S2
+	raw         bool // rec holds the pages as they are
 	err         error
 }
 
@@ -482,6 +492,9 @@ func (p *pipeline) collect(ctx context.Context, cancel context.CancelFunc, out O
 				}
 				if r.s2 {
 					st.S2Chunks++
+				}
+				if r.raw {
+					st.RawChunks++
 				}
 			}
 			st.ZeroPages += r.zero
@@ -591,7 +604,6 @@ type viewer interface {
 // The extents are found first so that a chunk of one run needs no copy.
 func (p *pipeline) compress(r *result, encs *encoders, src, buf []byte, j job, zero []byte, ext []extent) {
 	ps := int(p.ps)
-	var rawCRC uint32 // CRC of the packed pages, taken while each is in cache
 	skip := j.skip
 	for off := 0; off < len(src); off += ps {
 		addr := j.addr + uint64(off)
@@ -611,7 +623,6 @@ func (p *pipeline) compress(r *result, encs *encoders, src, buf []byte, j job, z
 			r.zero++
 			continue
 		}
-		rawCRC = crc32.Update(rawCRC, castagnoli, page)
 		if k := len(ext); k > 0 && ext[k-1].Addr+uint64(ext[k-1].Pages)*p.ps == addr {
 			ext[k-1].Pages++
 		} else {
@@ -636,7 +647,7 @@ func (p *pipeline) compress(r *result, encs *encoders, src, buf []byte, j job, z
 		raw = buf[:n]
 	}
 	n := len(raw)
-	c := &chunk{Number: uint32(j.seq), Extents: ext, RawLen: uint32(n), RawCRC: rawCRC, Codec: p.codecFor(j.seq, j.idle)}
+	c := &chunk{Number: uint32(j.seq), Extents: ext, RawLen: uint32(n), Codec: p.codecFor(j.seq, j.idle)}
 	enc, err := encs.get(c.Codec)
 	if err != nil {
 		r.err = err
@@ -645,17 +656,23 @@ func (p *pipeline) compress(r *result, encs *encoders, src, buf []byte, j job, z
 	tagged := p.o.compression == Auto
 	hdrLen := chunkOverhead(len(ext)) - crcLen
 	rec := enc.appendEncoded(j.out[:hdrLen], raw)
+	if len(rec)-hdrLen >= n {
+		// Not shrunk (random or already compressed pages): stored as they
+		// are, which a reader copies instead of decoding.
+		rec = append(rec[:hdrLen], raw...)
+		r.raw = true
+	}
 	if p.keys == nil {
+		c.RawSum = sum(raw)
 		putChunkHeader(rec, c, len(rec)-hdrLen, tagged)
 	} else {
 		// Sealed in place; the record header (slot, extents, lengths) is
-		// the additional data. The raw CRC would let anyone confirm a guess
-		// of the pages, so it is not stored: the GCM tag checks them.
-		c.RawCRC = 0
+		// the additional data. A sum of the pages would let anyone confirm
+		// a guess of them, so none is stored: the GCM tag checks them.
 		putChunkHeader(rec, c, len(rec)-hdrLen+gcmTagLen, tagged)
 		rec = p.keys.aead.Seal(rec[:hdrLen], chunkNonce(c.Number), rec[hdrLen:], rec[:hdrLen])
 	}
-	r.rec = le.AppendUint32(rec, crc(rec))
+	r.rec = le.AppendUint32(rec, sum(rec))
 	r.store = uint64(n / ps)
 	r.s2 = c.Codec == S2
 }

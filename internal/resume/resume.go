@@ -129,7 +129,7 @@ func (v *verified) wipe() {
 // index and commit record (their SHA-256 in the commit record, or with a
 // key its MAC) and checks the image's RAM against this machine's. The
 // chunks are read once, by the restore kernel, which checks each one
-// (record CRC or GCM tag before decoding, its pages' CRC after) before
+// (record sum or GCM tag before decoding, its pages' sum after) before
 // writing its pages, and reboots if one fails, leaving the image intact
 // for a retry with kjump.force=1: nothing unchecked is ever jumped into.
 // (Checking every chunk here as well read the whole image twice.)
