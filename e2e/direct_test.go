@@ -134,7 +134,7 @@ func directBootResume(s *S, version string) error {
 	}
 	con := m.Console()
 	woke := strings.Index(con, "hibernate: RESUMED")
-	if n := strings.Count(con[:woke], "Linux version "); n != 1 {
+	if n := kernelsBooted(con[:woke]); n != 1 {
 		return fmt.Errorf("%d kernels booted before the original woke, want 1 (the direct one)", n)
 	}
 	for _, normalBoot := range []string{"E2E init:", "resume: verifying", "starting the restore kernel"} {
@@ -433,4 +433,11 @@ func sectionOf(con, from, to string) string {
 		s = s[:2000] + "..."
 	}
 	return strings.TrimSpace(s)
+}
+
+// kernelsBooted counts the kernels a console shows starting: a banner for
+// each normal boot, and the up line of each quiet kjump helper or restore
+// kernel (they boot with quiet, so without a banner).
+func kernelsBooted(con string) int {
+	return strings.Count(con, "Linux version ") + strings.Count(con, "kjump-helper: up in ") + strings.Count(con, "kjump-helper: direct restore: up in ")
 }

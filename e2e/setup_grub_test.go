@@ -226,7 +226,7 @@ func setupGrubRealBoot(s *S) error {
 	s.T.Logf("power-on through GRUB and the direct restore to the resumed system running: %s", time.Since(vmStart).Round(time.Second))
 	con = m.Console()
 	woke := strings.Index(con, "GRUBE2E after counter=")
-	if n := strings.Count(con[:woke], "Linux version "); n != 1 {
+	if n := kernelsBooted(con[:woke]); n != 1 {
 		return fmt.Errorf("%d kernels booted before the original woke, want 1 (the direct restore)", n)
 	}
 	if strings.Contains(con[:woke], "resume: verifying image") {

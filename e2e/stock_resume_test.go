@@ -37,7 +37,7 @@ func resumeOnOlderKernel(s *S) error {
 	if _, err := m.Expect(`resume: image \w+ verified and invalidated`, 5*time.Minute); err != nil {
 		return err
 	}
-	helper, err := m.Expect(`Linux version (\S+)`, 5*time.Minute)
+	helper, err := m.Expect(`kjump-helper: up in \S+ on \d+ CPUs \(Linux (\S+)\)`, 5*time.Minute)
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ func directRegion(line string) (region phys.Range, ok bool, err error) {
 // reboot.
 func mainDirect(line string, region phys.Range, err error) error {
 	if err == nil {
-		logf("direct restore: up in %.2fs on %d CPUs, reserved region %s", uptime(), runtime.NumCPU(), handoff.RegionText(region))
+		logf("direct restore: up in %.2fs on %d CPUs (Linux %s), reserved region %s", uptime(), runtime.NumCPU(), sysinfo.KernelRelease(), handoff.RegionText(region))
 		err = directRestore(line, region)
 	}
 	logf("direct restore refused: %v; rebooting into a normal boot", err)

@@ -21,6 +21,7 @@ import (
 	"github.com/kjump/kjump/internal/jump"
 	"github.com/kjump/kjump/internal/jump/purgatory"
 	"github.com/kjump/kjump/internal/physmem"
+	"github.com/kjump/kjump/internal/sysinfo"
 )
 
 // IsHelper reports whether this process is PID 1 of a kjump helper kernel:
@@ -49,7 +50,8 @@ func Main() error {
 		return fatal(err)
 	}
 	in := h.Instructions
-	logf("up in %.2fs on %d CPUs: mode %s, jump-back entry %#x", uptime(), runtime.NumCPU(), in.Mode, h.Entry)
+	// The release: the helper boots quiet, without the kernel's banner.
+	logf("up in %.2fs on %d CPUs (Linux %s): mode %s, jump-back entry %#x", uptime(), runtime.NumCPU(), sysinfo.KernelRelease(), in.Mode, h.Entry)
 
 	res := handoff.Result{Mode: in.Mode, CPUs: runtime.NumCPU(), Details: map[string]string{}}
 	if in.Mode == handoff.Restore {

@@ -41,7 +41,10 @@ func nameFromAnotherThread() int {
 	}
 	tids, _ := os.ReadDir("/proc/self/task")
 	for _, t := range tids {
-		b, _ := os.ReadFile("/proc/self/task/" + t.Name() + "/comm")
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/comm")
+		if err != nil {
+			continue // the thread exited since the listing
+		}
 		fmt.Printf("%s %s", t.Name(), b)
 	}
 	return 0
