@@ -89,11 +89,12 @@ bench-projection:
 
 # bench-vm: the same VM hibernated and resumed by in-kernel swsusp and by
 # kjump, alternating, medians (not part of make test). See docs/benchmarks.md.
-BENCH_VM_REPEAT ?= 3
+BENCH_VM_REPEAT ?= 5
+BENCH_VM_METHODS ?= swsusp,kjump,kjump-direct,swsusp-default
 bench-vm: deps
 	bench/deps.sh
 	kernel/build.sh 6.1 >/dev/null
-	$(GO) run ./bench/vm -repeat $(BENCH_VM_REPEAT) -results out/bench-vm/results.tsv
+	$(GO) run ./bench/vm -repeat $(BENCH_VM_REPEAT) -methods $(BENCH_VM_METHODS) -results out/bench-vm/results.tsv
 	bench/charts.sh vm out/bench-vm/results.tsv
 
 # fuzz: run each image parser fuzzer and the kjump.conf one for FUZZTIME
