@@ -453,7 +453,7 @@ func slowTargetGetsZstd(s *S) error {
 	if err != nil {
 		return err
 	}
-	mix, ok := match(`kjump-helper: image committed: .*zero pages, ([^)]*chunks)\)`, h.consoleText)
+	mix, ok := match(`kjump-helper: image committed: .*zero pages, ([^),]*chunks)`, h.consoleText)
 	if !ok {
 		return fmt.Errorf("no codec mix in the helper's log")
 	}
