@@ -41,24 +41,24 @@ func FlipKeepingSum(b []byte, at int, x byte) (int, error) {
 	var steps []func(uint64) uint64
 	for len(tail) >= 8 {
 		k := round(0, le.Uint64(tail))
-		steps = append(steps, func(h uint64) uint64 { return bits.RotateLeft64((h-p4)*inverse(p1), -27) ^ k })
+		steps = append(steps, func(h uint64) uint64 { return unlane(h) ^ k })
 		tail = tail[8:]
 	}
 	if len(tail) >= 4 {
 		k := uint64(le.Uint32(tail)) * p1
-		steps = append(steps, func(h uint64) uint64 { return bits.RotateLeft64((h-p3)*inverse(p2), -23) ^ k })
+		steps = append(steps, func(h uint64) uint64 { return bits.RotateLeft64((h-p3)*inv2, -23) ^ k })
 		tail = tail[4:]
 	}
 	for _, c := range tail {
 		k := uint64(c) * p5
-		steps = append(steps, func(h uint64) uint64 { return bits.RotateLeft64(h*inverse(p1), -11) ^ k })
+		steps = append(steps, func(h uint64) uint64 { return bits.RotateLeft64(h*inv1, -11) ^ k })
 	}
 	for i := len(steps) - 1; i >= 0; i-- {
 		need = steps[i](need)
 	}
 	// need = rotl(h ^ round(0, lane), 27)*p1 + p4: solve for the lane.
-	r := bits.RotateLeft64((need-p4)*inverse(p1), -27) ^ h
-	lane := bits.RotateLeft64(r*inverse(p1), -31) * inverse(p2)
+	r := unlane(need) ^ h
+	lane := bits.RotateLeft64(r*inv1, -31) * inv2
 	le.PutUint64(b[fix:], lane)
 	if Sum64(b) != want {
 		return 0, errors.New("forgery: sum not preserved")
@@ -113,12 +113,18 @@ func stripes(b []byte, n uint64) uint64 {
 
 func round(acc, in uint64) uint64 { return bits.RotateLeft64(acc+in*p2, 31) * p1 }
 
+// unlane undoes an 8-byte tail lane's step, h = rotl(h ^ k, 27)*p1 + p4,
+// up to the XOR with k.
+func unlane(h uint64) uint64 { return bits.RotateLeft64((h-p4)*inv1, -27) }
+
+var inv1, inv2, inv3 = inverse(p1), inverse(p2), inverse(p3)
+
 // unavalanche inverts XXH64's final mixing.
 func unavalanche(h uint64) uint64 {
 	h = unshift(h, 32)
-	h *= inverse(p3)
+	h *= inv3
 	h = unshift(h, 29)
-	h *= inverse(p2)
+	h *= inv2
 	return unshift(h, 33)
 }
 
